@@ -1,0 +1,261 @@
+/**
+ * Balancer configuration: types, defaults (named constants with units) and
+ * validation. Configuration is validated once, at the edge: every invalid
+ * field is an error that names the field and the accepted range, never a
+ * silent default.
+ */
+import { parseHostPort } from '../common/address';
+import { METRICS, type Metric } from './metrics';
+import { parseParams } from './strategies/params';
+import { strategyFactory, strategyNames } from './strategies/index';
+
+export const GRANULARITIES = ['per-session', 'per-request', 'on-demand'] as const;
+/** When the balancer binds a client to a replica; see README "Binding granularities". */
+export type Granularity = (typeof GRANULARITIES)[number];
+
+export const DEFAULT_LISTEN = '127.0.0.1:50051';
+export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:50052';
+export const DEFAULT_REPORT_INTERVAL_MS = 1000;
+export const DEFAULT_MISSED_REPORTS = 3;
+export const DEFAULT_DAMPENING = 0.5;
+export const DEFAULT_HOLD_MS = 10_000;
+export const DEFAULT_SETTLE_REPORTS = 2;
+export const DEFAULT_TOP_CLIENTS = 32;
+export const DEFAULT_GRANULARITY: Granularity = 'on-demand';
+export const DEFAULT_STRATEGY = 'minimum_dispersion';
+export const DEFAULT_METRIC: Metric = 'calls_per_s';
+export const DEFAULT_MAX_MEMBERS = 1000;
+export const DEFAULT_ADVISORY_EXPIRE_MS = 5000;
+
+/** Configuration of one replica group. */
+export interface GroupConfig {
+  /** Group name replicas attach to, e.g. "stock.SessionFactory". */
+  name: string;
+  granularity: Granularity;
+  strategy: { name: string; params: Record<string, number> };
+  metric: Metric;
+  /** d in dampened = d·previous + (1−d)·reported; 0 ≤ d < 1. */
+  dampening: number;
+  /** How often replicas of this group report load, ms. */
+  reportIntervalMs: number;
+  /** A member that misses this many consecutive reports is removed. */
+  missedReports: number;
+  /** A moved client is not moved again for this long, ms (hysteresis). */
+  holdMs: number;
+  /** After a plan, wait for this many reports from each member before the next. */
+  settleReports: number;
+  /** Replicas list this many busiest clients per report. */
+  topClients: number;
+  /** A replica drops an advisory move it could not execute after this long, ms. */
+  advisoryExpireMs: number;
+  /** Upper bound on members in the group. */
+  maxMembers: number;
+}
+
+/** The whole balancer configuration. */
+export interface BalancerConfig {
+  /** Data address (host:port) clients target; port 0 picks a free port. */
+  listen: string;
+  /** Control address (host:port) replicas attach to and the admin API uses. */
+  controlListen: string;
+  groups: GroupConfig[];
+  /** Create a group (with `groupDefaults`) when a replica attaches to an unknown one. */
+  autoCreateGroups: boolean;
+  /** Defaults for auto-created groups. */
+  groupDefaults: Omit<GroupConfig, 'name'>;
+}
+
+export type ConfigResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
+
+const GROUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._\/-]{0,199}$/;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The built-in group defaults. */
+export function builtinGroupDefaults(): Omit<GroupConfig, 'name'> {
+  const factory = strategyFactory(DEFAULT_STRATEGY)!;
+  const params = parseParams(factory, undefined, 'strategy.params');
+  return {
+    granularity: DEFAULT_GRANULARITY,
+    strategy: { name: DEFAULT_STRATEGY, params: params.ok ? params.params : {} },
+    metric: DEFAULT_METRIC,
+    dampening: DEFAULT_DAMPENING,
+    reportIntervalMs: DEFAULT_REPORT_INTERVAL_MS,
+    missedReports: DEFAULT_MISSED_REPORTS,
+    holdMs: DEFAULT_HOLD_MS,
+    settleReports: DEFAULT_SETTLE_REPORTS,
+    topClients: DEFAULT_TOP_CLIENTS,
+    advisoryExpireMs: DEFAULT_ADVISORY_EXPIRE_MS,
+    maxMembers: DEFAULT_MAX_MEMBERS,
+  };
+}
+
+interface NumberRule {
+  key: keyof Omit<GroupConfig, 'name' | 'granularity' | 'strategy' | 'metric'>;
+  min: number;
+  max: number;
+  integer: boolean;
+  unit: string;
+  maxExclusive?: boolean;
+}
+
+const GROUP_NUMBER_RULES: NumberRule[] = [
+  { key: 'dampening', min: 0, max: 1, maxExclusive: true, integer: false, unit: '' },
+  { key: 'reportIntervalMs', min: 10, max: 600_000, integer: true, unit: 'ms' },
+  { key: 'missedReports', min: 1, max: 1000, integer: true, unit: 'reports' },
+  { key: 'holdMs', min: 0, max: 86_400_000, integer: true, unit: 'ms' },
+  { key: 'settleReports', min: 0, max: 1000, integer: true, unit: 'reports' },
+  { key: 'topClients', min: 1, max: 10_000, integer: true, unit: 'clients' },
+  { key: 'advisoryExpireMs', min: 1, max: 86_400_000, integer: true, unit: 'ms' },
+  { key: 'maxMembers', min: 1, max: 100_000, integer: true, unit: 'members' },
+];
+
+const GROUP_KEYS = new Set(['name', 'granularity', 'strategy', 'metric', ...GROUP_NUMBER_RULES.map((r) => r.key)]);
+
+function checkNumber(value: unknown, rule: NumberRule, where: string, errors: string[]): number | undefined {
+  const tooHigh = typeof value === 'number' && (rule.maxExclusive === true ? value >= rule.max : value > rule.max);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < rule.min || tooHigh || (rule.integer && !Number.isInteger(value))) {
+    const kind = rule.integer ? 'an integer' : 'a number';
+    const high = rule.maxExclusive ? `< ${rule.max}` : `<= ${rule.max}`;
+    errors.push(`${where} is ${JSON.stringify(value)}; it must be ${kind} >= ${rule.min} and ${high}${rule.unit ? ` (${rule.unit})` : ''}`);
+    return undefined;
+  }
+  return value;
+}
+
+/**
+ * Validates one group's settings over `base` (defaults). `where` names the
+ * location for error messages, e.g. "groups[2]".
+ */
+export function parseGroupSettings(
+  raw: Record<string, unknown>,
+  base: Omit<GroupConfig, 'name'>,
+  where: string,
+  errors: string[],
+  allowName: boolean,
+): Omit<GroupConfig, 'name'> {
+  const out: Omit<GroupConfig, 'name'> = { ...base, strategy: { ...base.strategy, params: { ...base.strategy.params } } };
+  for (const key of Object.keys(raw)) {
+    if (!GROUP_KEYS.has(key) || (key === 'name' && !allowName)) {
+      errors.push(`${where}.${key} is not a group setting (accepted: ${[...GROUP_KEYS].filter((k) => allowName || k !== 'name').join(', ')})`);
+    }
+  }
+  if (raw['granularity'] !== undefined) {
+    if (typeof raw['granularity'] === 'string' && (GRANULARITIES as readonly string[]).includes(raw['granularity'])) {
+      out.granularity = raw['granularity'] as Granularity;
+    } else {
+      errors.push(`${where}.granularity is ${JSON.stringify(raw['granularity'])}; it must be one of ${GRANULARITIES.join(', ')}`);
+    }
+  }
+  if (raw['metric'] !== undefined) {
+    if (typeof raw['metric'] === 'string' && (METRICS as readonly string[]).includes(raw['metric'])) {
+      out.metric = raw['metric'] as Metric;
+    } else {
+      errors.push(`${where}.metric is ${JSON.stringify(raw['metric'])}; it must be one of ${METRICS.join(', ')}`);
+    }
+  }
+  if (raw['strategy'] !== undefined) {
+    const s = raw['strategy'];
+    const name = typeof s === 'string' ? s : isObject(s) ? s['name'] : undefined;
+    const params = isObject(s) ? s['params'] : undefined;
+    if (isObject(s)) {
+      for (const key of Object.keys(s)) {
+        if (key !== 'name' && key !== 'params') errors.push(`${where}.strategy.${key} is not a strategy setting (accepted: name, params)`);
+      }
+    }
+    const factory = typeof name === 'string' ? strategyFactory(name) : undefined;
+    if (factory === undefined) {
+      errors.push(`${where}.strategy.name is ${JSON.stringify(name)}; it must be one of ${strategyNames().join(', ')}`);
+    } else {
+      const parsed = parseParams(factory, params as Record<string, unknown> | undefined, `${where}.strategy.params`);
+      if (parsed.ok) out.strategy = { name: factory.name, params: parsed.params };
+      else errors.push(...parsed.errors);
+    }
+  }
+  for (const rule of GROUP_NUMBER_RULES) {
+    if (raw[rule.key] === undefined) continue;
+    const value = checkNumber(raw[rule.key], rule, `${where}.${rule.key}`, errors);
+    if (value !== undefined) out[rule.key] = value;
+  }
+  return out;
+}
+
+function checkAddress(value: unknown, where: string, errors: string[], fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string') {
+    errors.push(`${where} is ${JSON.stringify(value)}; it must be a host:port string`);
+    return fallback;
+  }
+  // Port 0 is allowed for listen addresses: the OS picks a free port.
+  const parsed = parseHostPort(value.replace(/:0$/, ':1'));
+  if (typeof parsed === 'string') {
+    errors.push(`${where}: ${parsed}`);
+    return fallback;
+  }
+  return value;
+}
+
+const TOP_KEYS = new Set(['listen', 'controlListen', 'groups', 'autoCreateGroups', 'groupDefaults']);
+
+/** Validates a whole configuration object (already parsed from JSON/YAML). */
+export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> {
+  const errors: string[] = [];
+  if (!isObject(raw)) return { ok: false, errors: ['configuration must be an object'] };
+  for (const key of Object.keys(raw)) {
+    if (!TOP_KEYS.has(key)) errors.push(`${key} is not a configuration setting (accepted: ${[...TOP_KEYS].join(', ')})`);
+  }
+  const listen = checkAddress(raw['listen'], 'listen', errors, DEFAULT_LISTEN);
+  const controlListen = checkAddress(raw['controlListen'], 'controlListen', errors, DEFAULT_CONTROL_LISTEN);
+  let autoCreateGroups = false;
+  if (raw['autoCreateGroups'] !== undefined) {
+    if (typeof raw['autoCreateGroups'] === 'boolean') autoCreateGroups = raw['autoCreateGroups'];
+    else errors.push(`autoCreateGroups is ${JSON.stringify(raw['autoCreateGroups'])}; it must be true or false`);
+  }
+  let groupDefaults = builtinGroupDefaults();
+  if (raw['groupDefaults'] !== undefined) {
+    if (isObject(raw['groupDefaults'])) groupDefaults = parseGroupSettings(raw['groupDefaults'], groupDefaults, 'groupDefaults', errors, false);
+    else errors.push('groupDefaults must be an object');
+  }
+  const groups: GroupConfig[] = [];
+  const rawGroups = raw['groups'] ?? [];
+  if (!Array.isArray(rawGroups)) {
+    errors.push('groups must be an array of group objects');
+  } else {
+    const seen = new Set<string>();
+    rawGroups.forEach((g, index) => {
+      const where = `groups[${index}]`;
+      if (!isObject(g)) {
+        errors.push(`${where} must be an object`);
+        return;
+      }
+      const name = g['name'];
+      if (typeof name !== 'string' || !GROUP_NAME.test(name)) {
+        errors.push(`${where}.name is ${JSON.stringify(name)}; it must be 1-200 characters of letters, digits, . _ / -, starting with a letter or digit`);
+        return;
+      }
+      if (seen.has(name)) errors.push(`${where}.name "${name}" is listed twice`);
+      seen.add(name);
+      groups.push({ name, ...parseGroupSettings(g, groupDefaults, where, errors, true) });
+    });
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, value: { listen, controlListen, groups, autoCreateGroups, groupDefaults } };
+}
+
+/** Serializes a configuration back to a plain object (round-trips through parse). */
+export function serializeBalancerConfig(config: BalancerConfig): Record<string, unknown> {
+  return {
+    listen: config.listen,
+    controlListen: config.controlListen,
+    autoCreateGroups: config.autoCreateGroups,
+    groupDefaults: structuredClone(config.groupDefaults),
+    groups: config.groups.map((g) => structuredClone(g)),
+  };
+}
+
+/** Whether a group name is acceptable. */
+export function isValidGroupName(name: string): boolean {
+  return GROUP_NAME.test(name);
+}

@@ -1,0 +1,170 @@
+/**
+ * The Control service: one bidirectional stream per attached replica.
+ * Replica -> balancer: Hello, then LoadReports, then Detach.
+ * Balancer -> replica: Attached, then Advisories (and Notices for refused
+ * messages). Every message is validated; a bad Hello ends the stream with
+ * the matching status, a bad report is refused with a Notice and dropped.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { status as Status } from '@grpc/grpc-js';
+import type { SchedulerLike } from 'rxjs';
+import type { Logger } from '../common/logger';
+import type { BalancerMessage } from '../generated/rebind/v1/BalancerMessage';
+import type { ControlHandlers } from '../generated/rebind/v1/Control';
+import type { ReplicaMessage__Output } from '../generated/rebind/v1/ReplicaMessage';
+import type { Analyzer } from './analyzer';
+import { Member } from './member';
+import type { Registry } from './registry';
+import { validateHello, validateReport, type ControlLimits, type Refusal } from './validate';
+
+/** Reports faster than this many per report interval are refused as a flood. */
+export const MAX_REPORTS_PER_INTERVAL = 4;
+
+export interface ControlDeps {
+  registry: Registry;
+  analyzer: Analyzer;
+  scheduler: SchedulerLike;
+  log: Logger;
+  limits: ControlLimits;
+  /** Counts refused inputs by reason (for metrics). */
+  refused?: (reason: string) => void;
+}
+
+type AttachCall = grpc.ServerDuplexStream<ReplicaMessage__Output, BalancerMessage>;
+
+export function controlHandlers(deps: ControlDeps): ControlHandlers {
+  return {
+    Attach: (call: AttachCall) => new AttachSession(call, deps).start(),
+  };
+}
+
+/** The balancer's side of one replica's control stream. */
+class AttachSession {
+  private member: Member | null = null;
+  private ended = false;
+  private windowStartMs = 0;
+  private reportsInWindow = 0;
+  private readonly peer: string;
+
+  constructor(
+    private readonly call: AttachCall,
+    private readonly deps: ControlDeps,
+  ) {
+    this.peer = call.getPeer();
+  }
+
+  start(): void {
+    this.call.on('data', (message: ReplicaMessage__Output) => this.onMessage(message));
+    this.call.on('end', () => this.finish('control stream half-closed by the replica'));
+    this.call.on('cancelled', () => this.lost('control stream cancelled'));
+    this.call.on('error', (err) => this.lost(`control stream error: ${err.message}`));
+    this.call.on('close', () => this.lost('control stream closed'));
+  }
+
+  private refuseInput(reason: string, refusal: Refusal): void {
+    this.deps.refused?.(reason);
+    this.deps.log.warn({ peer: this.peer, member: this.member?.id, code: Status[refusal.code], reason }, `refused: ${refusal.message}`);
+  }
+
+  /** Ends the stream with an error status. */
+  private fail(reason: string, refusal: Refusal): void {
+    this.refuseInput(reason, refusal);
+    if (this.member !== null) this.deps.registry.detach(this.member, `refused: ${refusal.message}`);
+    this.close(refusal.code, refusal.message);
+  }
+
+  private close(code: number, details: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (code === Status.OK) {
+      this.call.end();
+    } else {
+      this.call.emit('error', { code, details, metadata: new grpc.Metadata() });
+    }
+  }
+
+  private lost(reason: string): void {
+    if (this.member !== null) this.deps.registry.detach(this.member, reason);
+    this.ended = true;
+  }
+
+  /** Ends the attachment normally (detach or half-close). */
+  private finish(reason: string): void {
+    if (this.member !== null) this.deps.registry.detach(this.member, reason);
+    this.close(Status.OK, reason);
+  }
+
+  private onMessage(message: ReplicaMessage__Output): void {
+    if (this.ended) return;
+    switch (message.body) {
+      case 'hello':
+        return this.onHello(message);
+      case 'report':
+        return this.onReport(message);
+      case 'detach': {
+        const reason = (message.detach?.reason ?? '').slice(0, 200) || 'no reason given';
+        return this.finish(`detached by the replica: ${reason}`);
+      }
+      default:
+        return this.fail('empty_message', { code: Status.INVALID_ARGUMENT, message: 'replica message has no body (expected hello, report or detach)' });
+    }
+  }
+
+  private onHello(message: ReplicaMessage__Output): void {
+    if (this.member !== null) {
+      return this.fail('hello_twice', { code: Status.FAILED_PRECONDITION, message: 'hello sent twice on one attachment' });
+    }
+    const hello = message.hello!;
+    const refusal = validateHello(hello, this.deps.limits);
+    if (refusal !== null) return this.fail('bad_hello', refusal);
+    const sink = {
+      sendAdvisory: (advisory: BalancerMessage['advisory'] & object) => {
+        if (this.ended) return false;
+        this.call.write({ advisory });
+        return true;
+      },
+      close: (code: number, details: string) => this.close(code, details),
+    };
+    const result = this.deps.registry.attach(hello, sink, this.deps.scheduler.now());
+    if (!(result instanceof Member)) return this.fail('attach_refused', result);
+    this.member = result;
+    const group = this.deps.registry.groups.get(result.group)!;
+    this.windowStartMs = this.deps.scheduler.now();
+    this.call.write({
+      attached: { memberId: result.id, reportIntervalMs: group.config.reportIntervalMs, topClients: group.config.topClients },
+    });
+    if (group.granularity === 'per-request') this.deps.analyzer.sendRecallTo(group, result, true);
+  }
+
+  private onReport(message: ReplicaMessage__Output): void {
+    const member = this.member;
+    if (member === null) {
+      return this.fail('report_before_hello', { code: Status.FAILED_PRECONDITION, message: 'load report before hello: the first message must be hello' });
+    }
+    const report = message.report!;
+    const group = this.deps.registry.groups.get(member.group);
+    if (group === undefined || group.members.get(member.id) !== member) {
+      return this.fail('detached_member', { code: Status.FAILED_PRECONDITION, message: `member ${member.id} is no longer attached; attach again` });
+    }
+    const now = this.deps.scheduler.now();
+    if (now - this.windowStartMs >= group.config.reportIntervalMs) {
+      this.windowStartMs = now;
+      this.reportsInWindow = 0;
+    }
+    if (++this.reportsInWindow > MAX_REPORTS_PER_INTERVAL) {
+      return this.notice('report_flood', report.seq, {
+        code: Status.RESOURCE_EXHAUSTED,
+        message: `more than ${MAX_REPORTS_PER_INTERVAL} reports within one report interval of ${group.config.reportIntervalMs} ms; report ${report.seq} dropped`,
+      });
+    }
+    const refusal = validateReport(report, member.lastSeq, { ...this.deps.limits, maxTopClients: Math.min(this.deps.limits.maxTopClients, group.config.topClients) });
+    if (refusal !== null) return this.notice('bad_report', report.seq, refusal);
+    group.applyReport(member, report, now);
+  }
+
+  /** Refuses one message without ending the attachment. */
+  private notice(reason: string, seq: number, refusal: Refusal): void {
+    this.refuseInput(reason, refusal);
+    this.call.write({ notice: { code: refusal.code, message: refusal.message, reportSeq: seq } });
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The balancer's data port: the address clients target. It speaks gRPC's
+ * HTTP/2 protocol directly (node:http2) and, for each call:
+ *   - answers a rebind-aware client in a per-session or on-demand group with
+ *     a forward: a Trailers-Only response naming the chosen replica
+ *     (rebind's LOCATION_FORWARD; see ../common/wire.ts), or
+ *   - proxies the call to a replica chosen by the group's strategy, for
+ *     plain gRPC clients and for every client of a per-request group.
+ * It needs no copy of the application's .proto files: replicas advertise the
+ * method paths they serve when they attach.
+ */
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { status as Status } from '@grpc/grpc-js';
+import { formatHostPort, parseHostPort } from '../common/address';
+import type { Logger } from '../common/logger';
+import { respondTrailersOnly } from '../common/grpc-http2';
+import { FORWARD_REASON_TRAILER, FORWARD_STATUS, FORWARD_TRAILER, PROXIED_HEADER, RETRY_PUSHBACK_TRAILER, identifyCaller } from '../common/wire';
+import type { Registry } from './registry';
+import { proxyStream, UpstreamPool } from './proxy';
+
+export interface DataPlaneEvents {
+  forwarded?(group: string, clientId: string | null, address: string): void;
+  proxied?(group: string, address: string): void;
+  refused?(reason: string): void;
+}
+
+export class DataPlane {
+  private server: http2.Http2Server | null = null;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  readonly upstreams: UpstreamPool;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly log: Logger,
+    private readonly events: DataPlaneEvents = {},
+  ) {
+    this.upstreams = new UpstreamPool(log);
+    registry.listen({ memberRemoved: (_group, member) => this.upstreams.release(member.address) });
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks one). */
+  async listen(address: string): Promise<string> {
+    const parsed = parseHostPort(address.replace(/:0$/, ':1'));
+    if (typeof parsed === 'string') throw new Error(`listen address: ${parsed}`);
+    const port = address.endsWith(':0') ? 0 : parsed.port;
+    const server = http2.createServer({ settings: { enablePush: false } });
+    server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    server.on('session', (session) => {
+      this.sessions.add(session);
+      session.on('close', () => this.sessions.delete(session));
+      session.on('error', (err) => this.log.debug({ err: err.message }, 'client connection error'));
+    });
+    server.on('sessionError', (err) => this.log.debug({ err: err.message }, 'client session error'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, parsed.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error({ err: err.message }, 'data port error'));
+    this.server = server;
+    const bound = server.address() as AddressInfo;
+    return formatHostPort(parsed.host, bound.port);
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    this.upstreams.close();
+    if (server === null) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const session of this.sessions) session.destroy();
+    await closed;
+  }
+
+  private refuse(stream: http2.ServerHttp2Stream, reason: string, code: Status, message: string): void {
+    this.events.refused?.(reason);
+    this.log.debug({ reason }, message);
+    respondTrailersOnly(stream, code, message);
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', (err) => this.log.debug({ err: err.message }, 'client stream error'));
+    const method = headers[':method'];
+    const contentType = headers['content-type'];
+    if (method !== 'POST' || typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+      // Not gRPC (gRPC over HTTP/2 spec: 415 for a wrong content type).
+      stream.respond({ ':status': method !== 'POST' ? 405 : 415 }, { endStream: true });
+      this.events.refused?.('not_grpc');
+      return;
+    }
+    const path = headers[':path'] ?? '';
+    const group = this.registry.route(path);
+    if (group === undefined) {
+      return this.refuse(stream, 'unknown_method', Status.UNIMPLEMENTED, `rebind: no replica group serves ${path.slice(0, 200)}`);
+    }
+    const caller = identifyCaller(headers['user-agent'] as string | undefined);
+    const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
+    const member = group.choose(path, follows ? 'bind' : 'call');
+    if (member === null) {
+      return this.refuse(stream, 'no_member', Status.UNAVAILABLE, `rebind: group "${group.name}" has no replica available for ${path}`);
+    }
+    if (follows) {
+      group.counters.forwards++;
+      this.events.forwarded?.(group.name, caller.clientId, member.address);
+      respondTrailersOnly(stream, FORWARD_STATUS, `rebind: forward to ${member.address}`, {
+        [FORWARD_TRAILER]: member.address,
+        [FORWARD_REASON_TRAILER]: 'bind',
+        [RETRY_PUSHBACK_TRAILER]: '0',
+      });
+      return;
+    }
+    group.counters.proxiedCalls++;
+    member.proxiedInFlight++;
+    this.events.proxied?.(group.name, member.address);
+    proxyStream(this.upstreams, stream, headers, member.address, { done: () => member.proxiedInFlight-- });
+  }
+}

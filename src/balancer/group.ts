@@ -1,0 +1,214 @@
+/**
+ * A replica group at run time: its members, their dampened loads and
+ * per-client rates, the strategy, and the decisions made on them. All
+ * methods are synchronous and take the time as an argument, so the analyzer
+ * and the simulator can drive a group on virtual time.
+ */
+import type { Logger } from '../common/logger';
+import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
+import type { GroupConfig, Granularity } from './config';
+import { dampen, shiftLoad } from './load-table';
+import { loadOf, perCallShare } from './metrics';
+import { Member } from './member';
+import { strategyFactory } from './strategies/index';
+import type { ClientLoad, Move, Strategy } from './strategies/types';
+
+/** Counters a group keeps for the admin API. */
+export interface GroupCounters {
+  forwards: number;
+  proxiedCalls: number;
+  advisories: number;
+  movesPlanned: number;
+}
+
+export class Group {
+  readonly members = new Map<string, Member>();
+  readonly counters: GroupCounters = { forwards: 0, proxiedCalls: 0, advisories: 0, movesPlanned: 0 };
+  /** Clients held where they are until the given time (ms). */
+  readonly held = new Map<string, number>();
+  private strategy: Strategy;
+  private sequence = 0;
+  private eligibleCache = new Map<string, Member[]>();
+
+  constructor(
+    public config: GroupConfig,
+    private readonly log: Logger,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.strategy = Group.createStrategy(config);
+  }
+
+  private static createStrategy(config: GroupConfig): Strategy {
+    const factory = strategyFactory(config.strategy.name);
+    if (factory === undefined) throw new Error(`unknown strategy ${config.strategy.name}`);
+    return factory.create(config.strategy.params);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get granularity(): Granularity {
+    return this.config.granularity;
+  }
+
+  get strategyName(): string {
+    return this.strategy.name;
+  }
+
+  /** Method paths served by at least one member. */
+  methodPaths(): Set<string> {
+    const paths = new Set<string>();
+    for (const m of this.members.values()) for (const p of m.methodPaths) paths.add(p);
+    return paths;
+  }
+
+  /** Changes the strategy (already validated). Takes effect on the next decision. */
+  setStrategy(name: string, params: Record<string, number>): void {
+    const next: GroupConfig = { ...this.config, strategy: { name, params } };
+    this.strategy = Group.createStrategy(next);
+    this.config = next;
+  }
+
+  setGranularity(granularity: Granularity): void {
+    this.config = { ...this.config, granularity };
+  }
+
+  addMember(member: Member): void {
+    this.members.set(member.id, member);
+    this.eligibleCache.clear();
+  }
+
+  removeMember(id: string): Member | undefined {
+    const member = this.members.get(id);
+    if (member !== undefined) {
+      this.members.delete(id);
+      this.eligibleCache.clear();
+    }
+    return member;
+  }
+
+  /** Members that serve `path` and take new clients. */
+  eligible(path: string): Member[] {
+    let list = this.eligibleCache.get(path);
+    if (list === undefined) {
+      list = [...this.members.values()].filter((m) => m.methodPaths.has(path) && m.state !== 'DRAINING');
+      this.eligibleCache.set(path, list);
+    }
+    return list;
+  }
+
+  private setState(member: Member, state: Member['state']): void {
+    if (member.state === state) return;
+    this.log.info({ group: this.name, member: member.id, address: member.address }, `member ${member.id}: ${member.state} -> ${state}`);
+    if (member.state === 'DRAINING' || state === 'DRAINING') this.eligibleCache.clear();
+    member.state = state;
+  }
+
+  /**
+   * Chooses the member for a new binding (`kind` "bind") or for one proxied
+   * call ("call"). Returns null when no member serves the path.
+   */
+  choose(path: string, kind: 'bind' | 'call'): Member | null {
+    const members = this.eligible(path);
+    if (members.length === 0) return null;
+    const expected = kind === 'bind' ? this.expectedClientLoad() : this.expectedCallLoad();
+    const index = members.length === 1 ? 0 : this.strategy.choose({ members, sequence: this.sequence, random: this.random, expectedClientLoad: expected });
+    this.sequence++;
+    const member = members[index] ?? members[0]!;
+    member.pendingBinds++;
+    return member;
+  }
+
+  /** Load a new client is expected to add: group load per known client. */
+  private expectedClientLoad(): number {
+    let load = 0;
+    let clients = 0;
+    for (const m of this.members.values()) {
+      load += m.load;
+      clients += m.clients.size;
+    }
+    return clients > 0 && load > 0 ? load / clients : 1;
+  }
+
+  /** Load one proxied call is expected to add until the next report. */
+  private expectedCallLoad(): number {
+    let share = 0;
+    let n = 0;
+    for (const m of this.members.values()) {
+      if (m.latest === null) continue;
+      share += perCallShare(m.latest, this.config.metric);
+      n++;
+    }
+    const perCall = n > 0 && share > 0 ? share / n : 1;
+    return (perCall * 1000) / this.config.reportIntervalMs;
+  }
+
+  /** Applies one (already validated) load report of `member`. */
+  applyReport(member: Member, report: LoadReport__Output, nowMs: number): void {
+    const d = this.config.dampening;
+    const raw = loadOf(report, this.config.metric);
+    member.rawLoad = raw;
+    member.load = dampen(member.reported ? member.load : undefined, raw, d);
+    member.reported = true;
+    member.reports++;
+    member.lastSeq = report.seq;
+    member.lastReportAtMs = nowMs;
+    member.latest = report;
+    member.pendingBinds = 0;
+    if (member.settleLeft > 0) member.settleLeft--;
+    const share = perCallShare(report, this.config.metric);
+    const seen = new Set<string>();
+    for (const c of report.topClients) {
+      seen.add(c.clientId);
+      const previous = member.clients.get(c.clientId);
+      const load = c.callsPerS * share;
+      if (previous === undefined) member.clients.set(c.clientId, { load });
+      else previous.load = dampen(previous.load, load, d);
+    }
+    for (const id of member.clients.keys()) if (!seen.has(id)) member.clients.delete(id);
+    if (report.draining) this.setState(member, 'DRAINING');
+    else if (member.state === 'ATTACHED' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
+  }
+
+  /** Whether the last plan has settled (every member reported enough since). */
+  settled(): boolean {
+    for (const m of this.members.values()) if (m.settleLeft > 0) return false;
+    return true;
+  }
+
+  /**
+   * Runs the strategy's planner on the current loads and applies the plan to
+   * the group's own view (dampened loads shifted, moved clients held).
+   * Returns the moves, for the caller to turn into advisories.
+   */
+  plan(nowMs: number): Move[] {
+    if (this.config.granularity !== 'on-demand' || !this.strategy.adaptive || !this.settled()) return [];
+    for (const [id, until] of this.held) if (until <= nowMs) this.held.delete(id);
+    const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING');
+    if (members.length < 2) return [];
+    const clients: ClientLoad[] = [];
+    for (const m of members) {
+      for (const [clientId, c] of m.clients) clients.push({ clientId, memberId: m.id, load: c.load, held: this.held.has(clientId) });
+    }
+    const moves = this.strategy.plan({ members, clients, nowMs, random: this.random });
+    for (const move of moves) this.applyMove(move, nowMs);
+    if (moves.length > 0) {
+      this.counters.movesPlanned += moves.length;
+      this.log.debug({ group: this.name, moves }, `plan: ${moves.length} move(s)`);
+    }
+    return moves;
+  }
+
+  private applyMove(move: Move, nowMs: number): void {
+    const from = this.members.get(move.from);
+    const to = this.members.get(move.to);
+    if (from === undefined || to === undefined) return;
+    [from.load, to.load] = shiftLoad(from.load, to.load, move.load);
+    from.clients.delete(move.clientId);
+    to.clients.set(move.clientId, { load: move.load });
+    this.held.set(move.clientId, nowMs + this.config.holdMs);
+    for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
+    this.setState(from, 'SHEDDING');
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * One attached replica, as the balancer tracks it.
+ */
+import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
+import type { Method__Output } from '../generated/rebind/v1/Method';
+import type { Advisory } from '../generated/rebind/v1/Advisory';
+import type { MemberLoad } from './strategies/types';
+
+/** NOMINAL: serving; SHEDDING: moving clients away after an advisory; DRAINING: leaving. */
+export type MemberState = 'ATTACHED' | 'NOMINAL' | 'SHEDDING' | 'DRAINING';
+
+/** Where the balancer sends a member's advisories (its control stream). */
+export interface AdvisorySink {
+  /** Sends an advisory; false if the stream is gone. */
+  sendAdvisory(advisory: Advisory): boolean;
+  /** Ends the member's control stream with an error status. */
+  close(code: number, details: string): void;
+}
+
+/** A client's dampened load on one member. */
+export interface MemberClient {
+  load: number;
+}
+
+export class Member implements MemberLoad {
+  state: MemberState = 'ATTACHED';
+  /** Dampened load; 0 until the first report. */
+  load = 0;
+  rawLoad = 0;
+  reported = false;
+  pendingBinds = 0;
+  proxiedInFlight = 0;
+  reports = 0;
+  lastSeq = 0;
+  lastReportAtMs: number;
+  latest: LoadReport__Output | null = null;
+  /** Movable clients seen in the latest report, with dampened loads. */
+  readonly clients = new Map<string, MemberClient>();
+  /** Reports still to wait for before the group may plan again. */
+  settleLeft = 0;
+  readonly methodPaths: ReadonlySet<string>;
+
+  constructor(
+    readonly id: string,
+    readonly group: string,
+    readonly address: string,
+    readonly methods: readonly Method__Output[],
+    readonly sink: AdvisorySink,
+    readonly attachedAtMs: number,
+  ) {
+    this.lastReportAtMs = attachedAtMs;
+    this.methodPaths = new Set(methods.map((m) => m.path));
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The strategy interface. A strategy is pure: it sees a snapshot of a group
+ * (members, dampened loads, per-client rates), its own parameters, the time
+ * and a random source, and returns a decision. Timers, streams and sockets
+ * live in the balancer (see ../analyzer.ts and ../group.ts).
+ */
+
+/** One member as a strategy sees it. */
+export interface MemberLoad {
+  /** Member id assigned by the balancer. */
+  readonly id: string;
+  /** host:port clients use. */
+  readonly address: string;
+  /** Dampened load in the group's metric (see ../load-table.ts). */
+  readonly load: number;
+  /** Load in the latest report, undampened. */
+  readonly rawLoad: number;
+  /** False until the member's first load report. */
+  readonly reported: boolean;
+  /** Clients bound to this member since its latest report (not yet in its load). */
+  readonly pendingBinds: number;
+  /** Calls the balancer is proxying to this member right now. */
+  readonly proxiedInFlight: number;
+}
+
+/** A movable client of a member, with its dampened rate. */
+export interface ClientLoad {
+  readonly clientId: string;
+  readonly memberId: string;
+  /** The client's share of the member's load, in the group's metric. */
+  readonly load: number;
+  /** True while the client is held where it is (hysteresis). */
+  readonly held: boolean;
+}
+
+/** Input of {@link Strategy.choose}: pick a member for a new binding or a proxied call. */
+export interface ChooseInput {
+  /** Candidate members (all serve the call's method). Never empty. */
+  readonly members: readonly MemberLoad[];
+  /** Number of choices made in this group so far (for round-robin). */
+  readonly sequence: number;
+  /** Uniform random number in [0, 1). */
+  readonly random: () => number;
+  /** Load one new client is expected to add (group load / known clients). */
+  readonly expectedClientLoad: number;
+}
+
+/** Input of {@link Strategy.plan}: decide which clients to move. */
+export interface PlanInput {
+  /** Members that have reported at least once and are not draining. */
+  readonly members: readonly MemberLoad[];
+  /** Movable clients of those members. */
+  readonly clients: readonly ClientLoad[];
+  /** Current time, milliseconds (virtual in tests). */
+  readonly nowMs: number;
+  readonly random: () => number;
+}
+
+/** One step of a shedding plan: move `clientId` from `from` to `to`. */
+export interface Move {
+  readonly clientId: string;
+  readonly from: string;
+  readonly to: string;
+  /** Load the move is expected to shift. */
+  readonly load: number;
+}
+
+/** A load-balancing strategy instance (its parameters already bound). */
+export interface Strategy {
+  readonly name: string;
+  /** Whether the strategy uses load reports at all. */
+  readonly adaptive: boolean;
+  /** Index into `input.members` of the member to bind to. */
+  choose(input: ChooseInput): number;
+  /**
+   * The moves that rebalance the group, or [] for none. Non-adaptive
+   * strategies never move clients.
+   */
+  plan(input: PlanInput): Move[];
+}
+
+/** Raw parameters as they come from configuration or the admin API. */
+export type RawParams = Record<string, unknown>;
+
+/** Describes one parameter for validation and documentation. */
+export interface ParamSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly unit: string;
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+  /** Whether `min` itself is allowed. */
+  readonly minInclusive?: boolean;
+  readonly integer?: boolean;
+}
+
+/** A strategy kind, registered by name in ./index.ts. */
+export interface StrategyFactory {
+  readonly name: string;
+  readonly description: string;
+  readonly adaptive: boolean;
+  readonly params: readonly ParamSpec[];
+  create(params: Readonly<Record<string, number>>): Strategy;
+}

@@ -1,0 +1,105 @@
+/**
+ * Small pieces of the gRPC-over-HTTP/2 protocol that rebind's data plane
+ * speaks directly on node:http2 streams (see
+ * https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md).
+ */
+import * as http2 from 'node:http2';
+import { status as Status } from '@grpc/grpc-js';
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_NO_ERROR } = http2.constants;
+
+/** Percent-encodes a grpc-message value as the spec requires. */
+export function encodeGrpcMessage(message: string): string {
+  const bytes = Buffer.from(message, 'utf8');
+  let out = '';
+  for (const byte of bytes) {
+    if (byte >= 0x20 && byte <= 0x7e && byte !== 0x25) out += String.fromCharCode(byte);
+    else out += '%' + byte.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
+}
+
+/** Headers that must not be copied from one HTTP/2 hop to the next. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
+
+/** Copies the non-pseudo, end-to-end headers of a header block. */
+export function endToEndHeaders(headers: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {};
+  for (const key of Object.keys(headers)) {
+    if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key)) continue;
+    out[key] = headers[key];
+  }
+  return out;
+}
+
+/**
+ * Answers a stream with a Trailers-Only gRPC response: one HEADERS frame
+ * with END_STREAM carrying the status and any extra trailers.
+ */
+export function respondTrailersOnly(
+  stream: http2.ServerHttp2Stream,
+  code: Status,
+  message: string,
+  extra: Record<string, string> = {},
+): void {
+  if (stream.destroyed || stream.closed) return;
+  if (stream.headersSent) {
+    // The response has started; end it with trailers instead.
+    if (!stream.writableEnded) {
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra }));
+      stream.end();
+    }
+    return;
+  }
+  stream.respond(
+    {
+      ':status': 200,
+      'content-type': 'application/grpc',
+      'grpc-status': String(code),
+      'grpc-message': encodeGrpcMessage(message),
+      ...extra,
+    },
+    { endStream: true },
+  );
+  // Discard whatever request data still arrives.
+  stream.resume();
+}
+
+/** gRPC status for a stream reset with the given HTTP/2 error code (spec table). */
+export function statusForRstCode(rstCode: number): Status {
+  switch (rstCode) {
+    case NGHTTP2_NO_ERROR:
+    case NGHTTP2_REFUSED_STREAM:
+      return Status.UNAVAILABLE;
+    case NGHTTP2_CANCEL:
+      return Status.CANCELLED;
+    case NGHTTP2_ENHANCE_YOUR_CALM:
+      return Status.RESOURCE_EXHAUSTED;
+    case NGHTTP2_INADEQUATE_SECURITY:
+      return Status.PERMISSION_DENIED;
+    default:
+      return Status.INTERNAL;
+  }
+}
+
+/** Parses a grpc-timeout header ("100m", "5S") into milliseconds, or null. */
+export function parseGrpcTimeoutMs(value: string | string[] | undefined): number | null {
+  if (typeof value !== 'string') return null;
+  const match = /^([0-9]{1,8})([HMSmun])$/.exec(value);
+  if (match === null) return null;
+  const amount = Number(match[1]);
+  switch (match[2]) {
+    case 'H':
+      return amount * 3_600_000;
+    case 'M':
+      return amount * 60_000;
+    case 'S':
+      return amount * 1000;
+    case 'm':
+      return amount;
+    case 'u':
+      return amount / 1000;
+    default:
+      return amount / 1_000_000;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * rebind's wire conventions: the header, trailer and user-agent tokens that
+ * the balancer, replicas and clients exchange on the data path. Everything a
+ * non-rebind peer might see is listed here; the README's "Wire conventions"
+ * section documents the same names.
+ */
+import { status as Status } from '@grpc/grpc-js';
+
+/** Version of the wire conventions and of the control protocol. */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * User-agent token a rebind-aware client adds (through the channel option
+ * `grpc.secondary_user_agent`). A call whose user-agent lacks it comes from a
+ * plain gRPC client, which cannot follow a forward: the balancer proxies it.
+ */
+export const CLIENT_UA_TOKEN = 'rebind/1';
+/** User-agent token carrying the client's id: `rebind-cid/<id>`. */
+export const CLIENT_ID_UA_PREFIX = 'rebind-cid/';
+/** A client id: 8 to 64 characters of base64url. */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+
+/**
+ * Trailer of a forward: where the client should re-issue the call. Either a
+ * `host:port` of a replica or the literal {@link FORWARD_TO_BALANCER}.
+ */
+export const FORWARD_TRAILER = 'rebind-forward';
+/** Value of {@link FORWARD_TRAILER} meaning "go back to the balancer". */
+export const FORWARD_TO_BALANCER = 'balancer';
+/** Trailer saying why the forward was sent (bind, advisory, recall, drain). */
+export const FORWARD_REASON_TRAILER = 'rebind-forward-reason';
+/**
+ * Status code of a forward. A forward is decided before any handler runs,
+ * so the call was not processed and can always be re-sent. rebind uses
+ * ABORTED rather than UNAVAILABLE because grpc-js never produces ABORTED
+ * itself: transport failures are UNAVAILABLE. The client's retry policy can
+ * then re-send every forward while re-sending a call that failed in transit
+ * (and may have run) only for methods declared idempotent. A replica's
+ * interceptor marks an application's own ABORTED status with pushback -1 so
+ * that the client never retries it.
+ */
+export const FORWARD_STATUS = Status.ABORTED;
+/** gRPC retry pushback trailer (gRFC A6). 0 means "retry now". */
+export const RETRY_PUSHBACK_TRAILER = 'grpc-retry-pushback-ms';
+
+/**
+ * Request header the balancer adds to calls it proxies. A replica never
+ * forwards a proxied call: the balancer already chose it for this call.
+ */
+export const PROXIED_HEADER = 'rebind-proxied';
+
+/** Why a forward was sent. */
+export type ForwardReason = 'bind' | 'advisory' | 'recall' | 'drain';
+export const FORWARD_REASONS: readonly ForwardReason[] = ['bind', 'advisory', 'recall', 'drain'];
+
+/**
+ * Identity of the caller of one call, as seen by a server: whether it runs
+ * rebind's client plumbing, and its client id if so.
+ */
+export interface CallerIdentity {
+  rebindAware: boolean;
+  clientId: string | null;
+}
+
+const PLAIN: CallerIdentity = Object.freeze({ rebindAware: false, clientId: null });
+const uaCache = new Map<string, CallerIdentity>();
+const UA_CACHE_LIMIT = 4096;
+
+/**
+ * Reads a caller's identity from its user-agent. Results are cached per
+ * distinct user-agent string (a client sends the same one on every call), so
+ * the hot path is one Map lookup.
+ */
+export function identifyCaller(userAgent: string | undefined): CallerIdentity {
+  if (userAgent === undefined || userAgent.length === 0) return PLAIN;
+  const cached = uaCache.get(userAgent);
+  if (cached !== undefined) return cached;
+  const identity = parseUserAgent(userAgent);
+  if (uaCache.size >= UA_CACHE_LIMIT) uaCache.clear();
+  uaCache.set(userAgent, identity);
+  return identity;
+}
+
+function parseUserAgent(userAgent: string): CallerIdentity {
+  if (userAgent.length > 1024) return PLAIN;
+  const tokens = userAgent.split(' ');
+  if (!tokens.includes(CLIENT_UA_TOKEN)) return PLAIN;
+  let clientId: string | null = null;
+  for (const token of tokens) {
+    if (token.startsWith(CLIENT_ID_UA_PREFIX)) {
+      const candidate = token.slice(CLIENT_ID_UA_PREFIX.length);
+      if (CLIENT_ID_PATTERN.test(candidate)) clientId = candidate;
+    }
+  }
+  return Object.freeze({ rebindAware: true, clientId });
+}
+
+/** The secondary user-agent a rebind client sends. */
+export function clientUserAgent(clientId: string): string {
+  return `${CLIENT_UA_TOKEN} ${CLIENT_ID_UA_PREFIX}${clientId}`;
+}

@@ -1,0 +1,14 @@
+// Original file: proto/rebind/v1/control.proto
+
+
+export interface Attached {
+  'memberId'?: (string);
+  'reportIntervalMs'?: (number);
+  'topClients'?: (number);
+}
+
+export interface Attached__Output {
+  'memberId': (string);
+  'reportIntervalMs': (number);
+  'topClients': (number);
+}

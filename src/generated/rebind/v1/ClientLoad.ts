@@ -1,0 +1,12 @@
+// Original file: proto/rebind/v1/control.proto
+
+
+export interface ClientLoad {
+  'clientId'?: (string);
+  'callsPerS'?: (number | string);
+}
+
+export interface ClientLoad__Output {
+  'clientId': (string);
+  'callsPerS': (number);
+}

@@ -1,0 +1,12 @@
+// Original file: proto/rebind/v1/control.proto
+
+
+export interface Move {
+  'clientId'?: (string);
+  'target'?: (string);
+}
+
+export interface Move__Output {
+  'clientId': (string);
+  'target': (string);
+}

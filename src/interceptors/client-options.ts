@@ -1,0 +1,68 @@
+/**
+ * The one thing a client adds to use rebind: channel options.
+ *
+ *     const client = new EchoClient(balancerAddress, grpc.credentials.createInsecure(), rebind.clientOptions());
+ *
+ * They name the "rebind" load-balancing policy, install a retry policy that
+ * re-sends forwarded calls, and give the channel a client id (in its
+ * user-agent) by which replicas report and move it. Call clientOptions()
+ * once per client: each call makes a new client id.
+ */
+import type { ChannelOptions } from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { CLIENT_ID_PATTERN, clientUserAgent } from '../common/wire';
+import { DEFAULT_MAX_FORWARDS, MAX_MAX_FORWARDS, POLICY_NAME, registerRebindPolicy } from './client-policy';
+
+export interface ClientOptionsInput {
+  /** Client id (8-64 base64url characters); random by default. */
+  clientId?: string;
+  /** Forwards one call may follow before it fails with UNAVAILABLE (1..8, default 4). */
+  maxForwards?: number;
+  /** Further channel options to merge in. */
+  channelOptions?: ChannelOptions;
+}
+
+/** Channel options that make a grpc-js client rebind-aware. */
+export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
+  registerRebindPolicy();
+  const clientId = input.clientId ?? randomBytes(12).toString('base64url');
+  if (!CLIENT_ID_PATTERN.test(clientId)) throw new Error('rebind clientOptions: clientId must be 8-64 characters of A-Z a-z 0-9 _ -');
+  const maxForwards = input.maxForwards ?? DEFAULT_MAX_FORWARDS;
+  if (!Number.isInteger(maxForwards) || maxForwards < 1 || maxForwards > MAX_MAX_FORWARDS) {
+    throw new Error(`rebind clientOptions: maxForwards must be an integer 1..${MAX_MAX_FORWARDS}`);
+  }
+  // One attempt per forward, one for the final call, one spare so that the
+  // attempt after the last allowed forward can fail with a clear message.
+  const maxAttempts = maxForwards + 2;
+  const serviceConfig = {
+    loadBalancingConfig: [{ [POLICY_NAME]: { maxForwards } }],
+    methodConfig: [
+      {
+        name: [{}],
+        retryPolicy: {
+          maxAttempts,
+          initialBackoff: '0.01s',
+          maxBackoff: '0.2s',
+          backoffMultiplier: 2,
+          retryableStatusCodes: ['ABORTED'],
+        },
+      },
+    ],
+  };
+  return {
+    ...input.channelOptions,
+    'grpc.secondary_user_agent': clientUserAgent(clientId),
+    'grpc.service_config': JSON.stringify(serviceConfig),
+    'grpc.service_config_disable_resolution': 1,
+    'grpc.enable_retries': 1,
+    'grpc-node.retry_max_attempts_limit': maxAttempts,
+  };
+}
+
+/** The client id in a set of rebind channel options. */
+export function clientIdOf(options: ChannelOptions): string | null {
+  const ua = options['grpc.secondary_user_agent'];
+  if (typeof ua !== 'string') return null;
+  const match = /rebind-cid\/([A-Za-z0-9_-]+)/.exec(ua);
+  return match?.[1] ?? null;
+}

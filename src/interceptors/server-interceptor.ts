@@ -1,0 +1,85 @@
+/**
+ * The replica's server interceptor. On every call it
+ *   - identifies the caller (rebind client id, or a plain/proxied call),
+ *   - answers the call with a forward, before any handler runs, if the
+ *     balancer advised moving this client (or the replica is draining, or
+ *     the group switched to per-request), and otherwise
+ *   - counts the call's load: calls started per client, calls in flight,
+ *     latency.
+ * The service implementation never sees a forwarded call; it is the same
+ * object the application uses without rebind.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import {
+  FORWARD_REASON_TRAILER,
+  FORWARD_STATUS,
+  FORWARD_TRAILER,
+  PROXIED_HEADER,
+  RETRY_PUSHBACK_TRAILER,
+  identifyCaller,
+} from '../common/wire';
+import type { ForwardDecision, ForwardTable } from '../replica/forward-table';
+import type { LoadMeter } from '../replica/load-meter';
+
+/** Builds the Trailers-Only status of a forward. */
+export function forwardStatus(decision: ForwardDecision): grpc.StatusObject {
+  const metadata = new grpc.Metadata();
+  metadata.set(FORWARD_TRAILER, decision.target);
+  metadata.set(FORWARD_REASON_TRAILER, decision.reason);
+  metadata.set(RETRY_PUSHBACK_TRAILER, '0');
+  return { code: FORWARD_STATUS, details: `rebind: forward to ${decision.target} (${decision.reason})`, metadata };
+}
+
+/** Marker so that attach() can tell whether a server already has the interceptor. */
+export const REBIND_INTERCEPTOR = Symbol.for('rebind.server-interceptor');
+
+export type RebindServerInterceptor = grpc.ServerInterceptor & { [REBIND_INTERCEPTOR]: true };
+
+/** Creates the interceptor over a replica's meter and forward table. */
+export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable): RebindServerInterceptor {
+  const interceptor: grpc.ServerInterceptor = (_method, call) => {
+    let startedAt = -1;
+    const end = () => {
+      if (startedAt >= 0) {
+        meter.callEnded(performance.now() - startedAt);
+        startedAt = -1;
+      }
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, mdNext) {
+            const caller = identifyCaller(metadata.get('user-agent')[0] as string | undefined);
+            const direct = caller.rebindAware && metadata.get(PROXIED_HEADER).length === 0;
+            if (direct) {
+              const decision = forwards.take(caller.clientId);
+              if (decision !== null) {
+                meter.forwarded();
+                call.sendStatus(forwardStatus(decision));
+                return;
+              }
+            }
+            meter.callStarted(direct ? caller.clientId : null);
+            startedAt = performance.now();
+            mdNext(metadata);
+          },
+          onCancel: end,
+        });
+      },
+      sendStatus(status, next) {
+        end();
+        if (status.code === FORWARD_STATUS) {
+          // The application's own ABORTED: make sure no client retries it as a forward.
+          const metadata = status.metadata ?? new grpc.Metadata();
+          metadata.remove(FORWARD_TRAILER);
+          metadata.set(RETRY_PUSHBACK_TRAILER, '-1');
+          next({ ...status, metadata });
+          return;
+        }
+        next(status);
+      },
+    });
+  };
+  return Object.assign(interceptor, { [REBIND_INTERCEPTOR]: true as const });
+}

@@ -1,0 +1,41 @@
+/**
+ * Validation of advisories on the replica side: the balancer is trusted
+ * only as far as the stream is authenticated, and a malformed advisory must
+ * not turn into forwards to nowhere.
+ */
+import { parseHostPort } from '../common/address';
+import { CLIENT_ID_PATTERN } from '../common/wire';
+import type { Advisory__Output } from '../generated/rebind/v1/Advisory';
+
+export const MAX_ADVISORY_MOVES = 10_000;
+export const MAX_ADVISORY_EXPIRE_MS = 86_400_000;
+
+/** Returns the advisory with only its valid moves, plus the problems found. */
+export function sanitizeAdvisory(advisory: Advisory__Output): { advisory: Advisory__Output; problems: string[] } {
+  const problems: string[] = [];
+  let moves = advisory.moves;
+  if (moves.length > MAX_ADVISORY_MOVES) {
+    problems.push(`advisory lists ${moves.length} moves (limit ${MAX_ADVISORY_MOVES}); extra moves ignored`);
+    moves = moves.slice(0, MAX_ADVISORY_MOVES);
+  }
+  const valid = moves.filter((move, i) => {
+    if (!CLIENT_ID_PATTERN.test(move.clientId)) {
+      problems.push(`advisory move ${i}: client_id is not 8-64 characters of base64url`);
+      return false;
+    }
+    if (move.target !== '') {
+      const parsed = parseHostPort(move.target);
+      if (typeof parsed === 'string') {
+        problems.push(`advisory move ${i}: target ${parsed}`);
+        return false;
+      }
+    }
+    return true;
+  });
+  let expireMs = advisory.expireMs;
+  if (!(expireMs >= 1 && expireMs <= MAX_ADVISORY_EXPIRE_MS)) {
+    problems.push(`advisory expire_ms ${expireMs} outside 1..${MAX_ADVISORY_EXPIRE_MS}; using 5000`);
+    expireMs = 5000;
+  }
+  return { advisory: { ...advisory, moves: valid, expireMs }, problems };
+}

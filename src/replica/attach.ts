@@ -1,0 +1,319 @@
+/**
+ * What a replica calls once at start-up:
+ *
+ *     const replica = await attach(server, { balancer: '127.0.0.1:50052', group: 'echo', address: '127.0.0.1:6001' });
+ *     ...
+ *     await replica.detach();
+ *
+ * attach() installs rebind's server interceptor on the grpc.Server (the
+ * service implementations are untouched), opens the control stream to the
+ * balancer, says Hello (group, address, the methods the server serves), then
+ * pushes a load report every report interval and applies the advisories
+ * the balancer sends back. If the balancer goes away it reconnects with
+ * jittered exponential backoff and attaches again. The periodic loops are
+ * rxjs pipelines on an injectable scheduler.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import {
+  BehaviorSubject,
+  Observable,
+  Subscription,
+  asyncScheduler,
+  defer,
+  firstValueFrom,
+  filter,
+  interval,
+  retry,
+  throwError,
+  timer,
+  type SchedulerLike,
+} from 'rxjs';
+import { parseHostPort } from '../common/address';
+import { moduleLogger, type Logger } from '../common/logger';
+import { controlProto } from '../common/proto';
+import { PROTOCOL_VERSION } from '../common/wire';
+import type { BalancerMessage__Output } from '../generated/rebind/v1/BalancerMessage';
+import type { ControlClient } from '../generated/rebind/v1/Control';
+import type { Method } from '../generated/rebind/v1/Method';
+import type { ReplicaMessage } from '../generated/rebind/v1/ReplicaMessage';
+import { createServerInterceptor, REBIND_INTERCEPTOR } from '../interceptors/server-interceptor';
+import { sanitizeAdvisory } from './advisory';
+import { ForwardTable } from './forward-table';
+import { LoadMeter } from './load-meter';
+
+/** Reconnection backoff after the control stream fails. */
+export interface BackoffOptions {
+  /** First delay, ms. */
+  initialMs: number;
+  /** Upper bound on the delay, ms. */
+  maxMs: number;
+  multiplier: number;
+  /** Each delay is multiplied by a random factor in [1 − jitter, 1 + jitter]. */
+  jitter: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 5000, multiplier: 2, jitter: 0.2 };
+
+export interface AttachOptions {
+  /** The balancer's control address, host:port. */
+  balancer: string;
+  /** Replica group to join. */
+  group: string;
+  /** host:port at which clients reach this replica. */
+  address: string;
+  /** Credentials for the control channel (default: insecure). */
+  credentials?: grpc.ChannelCredentials;
+  /** Stable replica id (default: random per process). */
+  replicaId?: string;
+  /** Methods to advertise (default: every method registered on the server). */
+  methods?: Method[];
+  /** Application-defined load, for groups whose metric is "custom". */
+  loadCallback?: () => number;
+  /** Wait until the first attachment succeeds (default true). */
+  waitForAttach?: boolean;
+  backoff?: Partial<BackoffOptions>;
+  scheduler?: SchedulerLike;
+  logger?: Logger;
+  random?: () => number;
+}
+
+export type ReplicaState = 'connecting' | 'attached' | 'detached';
+
+/** Handle on an attached replica. */
+export interface Replica {
+  /** Member id the balancer assigned (changes after a re-attach). */
+  readonly memberId: string | null;
+  readonly state: ReplicaState;
+  readonly state$: Observable<ReplicaState>;
+  readonly meter: LoadMeter;
+  readonly forwards: ForwardTable;
+  /** Number of successful attachments so far (1 + re-attachments). */
+  readonly attachments: number;
+  /** Tells the balancer this replica leaves, stops reporting. */
+  detach(reason?: string): Promise<void>;
+}
+
+/** Status codes that mean "this attach will never succeed as configured". */
+const PERMANENT = new Set<number>([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.NOT_FOUND,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNIMPLEMENTED,
+]);
+
+const KIND_BY_HANDLER_TYPE: Record<string, Method['kind']> = {
+  unary: 'UNARY',
+  serverStream: 'SERVER_STREAMING',
+  clientStream: 'CLIENT_STREAMING',
+  bidi: 'BIDI_STREAMING',
+};
+
+interface ServerInternals {
+  interceptors?: grpc.ServerInterceptor[];
+  handlers?: Map<string, { type: string }>;
+}
+
+/** The methods registered on a grpc.Server, read from its handler table. */
+export function serverMethods(server: grpc.Server): Method[] {
+  const handlers = (server as unknown as ServerInternals).handlers;
+  if (!(handlers instanceof Map)) {
+    throw new Error('rebind: cannot read the methods of this grpc.Server; pass `methods` to attach()');
+  }
+  return [...handlers].map(([path, handler]) => ({ path, kind: KIND_BY_HANDLER_TYPE[handler.type] ?? 'UNARY' }));
+}
+
+function installInterceptor(server: grpc.Server, interceptor: grpc.ServerInterceptor): void {
+  const internals = server as unknown as ServerInternals;
+  if (!Array.isArray(internals.interceptors)) {
+    throw new Error('rebind: this grpc.Server has no interceptor list (grpc-js >= 1.10 is required)');
+  }
+  const list = internals.interceptors;
+  for (let i = list.length - 1; i >= 0; i--) {
+    if ((list[i] as Partial<Record<typeof REBIND_INTERCEPTOR, boolean>>)[REBIND_INTERCEPTOR] === true) list.splice(i, 1);
+  }
+  // First in the chain: a forwarded call must not reach any other interceptor.
+  list.unshift(interceptor);
+}
+
+function removeInterceptor(server: grpc.Server, interceptor: grpc.ServerInterceptor): void {
+  const list = (server as unknown as ServerInternals).interceptors;
+  const index = list?.indexOf(interceptor) ?? -1;
+  if (index >= 0) list!.splice(index, 1);
+}
+
+class AttachError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Joins a grpc.Server to a balancer's replica group. */
+export async function attach(server: grpc.Server, options: AttachOptions): Promise<Replica> {
+  const address = parseHostPort(options.address);
+  if (typeof address === 'string') throw new Error(`rebind attach: address ${address}`);
+  const balancerAddress = parseHostPort(options.balancer);
+  if (typeof balancerAddress === 'string') throw new Error(`rebind attach: balancer ${balancerAddress}`);
+  const scheduler = options.scheduler ?? asyncScheduler;
+  const log = moduleLogger('replica', options.logger).child({ group: options.group, address: options.address });
+  const random = options.random ?? Math.random;
+  const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+  const methods = options.methods ?? serverMethods(server);
+  if (methods.length === 0) throw new Error('rebind attach: the server has no methods registered; add services before attach()');
+  const replicaId = options.replicaId ?? randomBytes(9).toString('base64url');
+
+  const meter = new LoadMeter(scheduler.now());
+  const forwards = new ForwardTable(() => scheduler.now());
+  const interceptor = createServerInterceptor(meter, forwards);
+  installInterceptor(server, interceptor);
+
+  const Control = controlProto().rebind.v1.Control;
+  const client = new Control(options.balancer, options.credentials ?? grpc.credentials.createInsecure(), {
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+  }) as unknown as ControlClient;
+
+  const state$ = new BehaviorSubject<ReplicaState>('connecting');
+  let memberId: string | null = null;
+  let attachments = 0;
+  let seq = 0;
+  let detaching = false;
+  let activeCall: grpc.ClientDuplexStream<ReplicaMessage, BalancerMessage__Output> | null = null;
+
+  /** One attachment: emits the balancer's messages; errors when the stream fails. */
+  const session$ = new Observable<BalancerMessage__Output>((subscriber) => {
+    const call = client.attach();
+    activeCall = call;
+    let reports: Subscription | null = null;
+    call.on('data', (message: BalancerMessage__Output) => {
+      switch (message.body) {
+        case 'attached': {
+          const attached = message.attached!;
+          memberId = attached.memberId;
+          attachments++;
+          seq = 0;
+          const intervalMs = Math.max(10, attached.reportIntervalMs || 1000);
+          const top = Math.max(1, attached.topClients || 32);
+          meter.snapshot(scheduler.now(), top, undefined, false); // start a fresh interval
+          reports?.unsubscribe();
+          reports = interval(intervalMs, scheduler).subscribe(() => {
+            forwards.sweep();
+            const snapshot = meter.snapshot(scheduler.now(), top, options.loadCallback?.(), forwards.draining);
+            call.write({ report: { ...snapshot, seq: ++seq } });
+          });
+          log.info({ member: memberId, reportIntervalMs: intervalMs }, `attached as ${memberId}`);
+          state$.next('attached');
+          break;
+        }
+        case 'advisory': {
+          const { advisory, problems } = sanitizeAdvisory(message.advisory!);
+          for (const p of problems) log.warn(p);
+          forwards.apply(advisory);
+          log.debug({ moves: advisory.moves.length, recallAll: advisory.recallAll }, `advisory ${advisory.seq}`);
+          break;
+        }
+        case 'notice':
+          log.warn({ code: message.notice!.code, seq: message.notice!.reportSeq }, `balancer refused a message: ${message.notice!.message}`);
+          break;
+        default:
+          log.warn('balancer sent an empty message');
+      }
+      subscriber.next(message);
+    });
+    call.on('error', (err: grpc.ServiceError) => subscriber.error(new AttachError(err.code, err.details || err.message)));
+    call.on('end', () => {
+      if (detaching) subscriber.complete();
+      else subscriber.error(new AttachError(grpc.status.UNAVAILABLE, 'the balancer ended the control stream'));
+    });
+    call.write({ hello: { protocolVersion: PROTOCOL_VERSION, group: options.group, address: options.address, methods, replicaId } });
+    return () => {
+      reports?.unsubscribe();
+      if (activeCall === call) activeCall = null;
+      call.removeAllListeners('data');
+      call.on('error', () => undefined);
+      call.cancel();
+    };
+  });
+
+  let failures = 0;
+  const loop = defer(() => session$).pipe(
+    retry({
+      resetOnSuccess: true,
+      delay: (err: unknown) => {
+        const code = err instanceof AttachError ? err.code : grpc.status.UNKNOWN;
+        const message = err instanceof Error ? err.message : String(err);
+        if (detaching) return throwError(() => err);
+        if (attachments === 0 && PERMANENT.has(code)) return throwError(() => err);
+        if (state$.value === 'attached') state$.next('connecting');
+        const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.multiplier ** failures);
+        failures++;
+        const delayMs = Math.round(base * (1 - backoff.jitter + 2 * backoff.jitter * random()));
+        log.warn({ code: grpc.status[code] ?? code, delayMs }, `control stream to ${options.balancer} failed (${message}); re-attaching in ${delayMs} ms`);
+        return timer(delayMs, scheduler);
+      },
+    }),
+  );
+
+  let firstError: Error | null = null;
+  const subscription = loop.subscribe({
+    next: (message) => {
+      if (message.body === 'attached') failures = 0;
+    },
+    error: (err: Error) => {
+      firstError = err;
+      if (!detaching) log.error({ err: err.message }, `cannot attach to ${options.balancer}: ${err.message}`);
+      state$.next('detached');
+    },
+    complete: () => state$.next('detached'),
+  });
+
+  const replica: Replica = {
+    get memberId() {
+      return memberId;
+    },
+    get state() {
+      return state$.value;
+    },
+    state$: state$.asObservable(),
+    meter,
+    forwards,
+    get attachments() {
+      return attachments;
+    },
+    async detach(reason = 'shutting down') {
+      if (detaching) return;
+      detaching = true;
+      const call = activeCall;
+      if (call !== null && state$.value === 'attached') {
+        const ended = new Promise<void>((resolve) => {
+          call.once('end', resolve);
+          call.once('error', () => resolve());
+          setTimeout(resolve, 2000).unref();
+        });
+        call.write({ detach: { reason } });
+        call.end();
+        await ended;
+      }
+      subscription.unsubscribe();
+      client.close();
+      removeInterceptor(server, interceptor);
+      state$.next('detached');
+      state$.complete();
+      log.info({ reason }, 'detached');
+    },
+  };
+
+  if (options.waitForAttach !== false) {
+    const settled = await firstValueFrom(state$.pipe(filter((s) => s !== 'connecting')));
+    if (settled === 'detached') {
+      await replica.detach('attach failed');
+      throw firstError ?? new Error('rebind attach: detached before attaching');
+    }
+  }
+  return replica;
+}
