@@ -1,6 +1,8 @@
+import * as path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: { alias: { rebind: path.resolve(__dirname, 'src/index.ts') } },
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',

@@ -46,7 +46,7 @@ export class Registry {
     return group;
   }
 
-  /** The group serving a method path, if any. */
+  /** The group serving a method path, if any (it may have no member left). */
   route(path: string): Group | undefined {
     return this.pathIndex.get(path);
   }
@@ -67,7 +67,9 @@ export class Registry {
     }
     for (const m of hello.methods) {
       const owner = this.pathIndex.get(m.path);
-      if (owner !== undefined && owner !== group) {
+      // A path belongs to the group that serves it; a group whose members all
+      // left keeps answering for it (UNAVAILABLE) until another group takes it.
+      if (owner !== undefined && owner !== group && owner.eligible(m.path).length > 0) {
         return { code: Status.FAILED_PRECONDITION, message: `method ${m.path} is already served by group "${owner.name}"; a path belongs to one group` };
       }
     }
@@ -100,10 +102,6 @@ export class Registry {
     if (group === undefined || group.members.get(member.id) !== member) return;
     group.removeMember(member.id);
     for (const [id, m] of this.replicaIds) if (m === member) this.replicaIds.delete(id);
-    const stillServed = group.methodPaths();
-    for (const path of member.methodPaths) {
-      if (!stillServed.has(path) && this.pathIndex.get(path) === group) this.pathIndex.delete(path);
-    }
     this.log.info({ group: group.name, member: member.id, address: member.address, reason }, `member ${member.id} (${member.address}) removed: ${reason}`);
     for (const l of this.listeners) l.memberRemoved?.(group, member, reason);
   }

@@ -11,7 +11,8 @@
  * pushes a load report every report interval and applies the advisories
  * the balancer sends back. If the balancer goes away it reconnects with
  * jittered exponential backoff and attaches again. The periodic loops are
- * rxjs pipelines on an injectable scheduler.
+ * rxjs pipelines on an injectable scheduler. Shutting the server down
+ * (tryShutdown or forceShutdown) detaches it first.
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -136,6 +137,28 @@ function installInterceptor(server: grpc.Server, interceptor: grpc.ServerInterce
   }
   // First in the chain: a forwarded call must not reach any other interceptor.
   list.unshift(interceptor);
+}
+
+/**
+ * Makes the server's own shutdown detach first: tryShutdown() detaches (so
+ * the balancer stops handing this replica out) before it stops accepting
+ * calls; forceShutdown() sends the detach without waiting. Returns a
+ * function that restores the original methods.
+ */
+function detachOnShutdown(server: grpc.Server, detach: (reason: string) => Promise<void>): () => void {
+  const originalTry = server.tryShutdown;
+  const originalForce = server.forceShutdown;
+  server.tryShutdown = function (this: grpc.Server, callback: (error?: Error) => void) {
+    void detach('server shutting down').finally(() => originalTry.call(this, callback));
+  };
+  server.forceShutdown = function (this: grpc.Server) {
+    void detach('server shut down');
+    originalForce.call(this);
+  };
+  return () => {
+    server.tryShutdown = originalTry;
+    server.forceShutdown = originalForce;
+  };
 }
 
 function removeInterceptor(server: grpc.Server, interceptor: grpc.ServerInterceptor): void {
@@ -288,6 +311,7 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
     async detach(reason = 'shutting down') {
       if (detaching) return;
       detaching = true;
+      restoreShutdown();
       const call = activeCall;
       if (call !== null && state$.value === 'attached') {
         const ended = new Promise<void>((resolve) => {
@@ -307,6 +331,8 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
       log.info({ reason }, 'detached');
     },
   };
+
+  const restoreShutdown = detachOnShutdown(server, (reason) => replica.detach(reason));
 
   if (options.waitForAttach !== false) {
     const settled = await firstValueFrom(state$.pipe(filter((s) => s !== 'connecting')));

@@ -318,6 +318,16 @@ describe('replica control stream', () => {
     await waitFor(() => [...second.registry.groups.get('echo')!.members.values()][0]!.reports > 0, 5000, 20, 'reports');
   });
 
+  it('detaches when the server shuts down', async () => {
+    const { balancer, replicas } = await cluster({}, ['A', 'B']);
+    const removed: string[] = [];
+    balancer.registry.listen({ memberRemoved: (_g, _m, reason) => removed.push(reason) });
+    await new Promise<void>((resolve) => replicas[0]!.server.tryShutdown(() => resolve()));
+    await waitFor(() => balancer.registry.groups.get('echo')!.members.size === 1, 5000, 20, 'removal');
+    expect(removed).toEqual(['detached by the replica: server shutting down']);
+    expect(replicas[0]!.replica.state).toBe('detached');
+  });
+
   it('is removed from the group when the replica detaches', async () => {
     const { balancer, replicas } = await cluster({}, ['A', 'B']);
     await replicas[0]!.replica.detach('leaving');

@@ -1,0 +1,169 @@
+/**
+ * The analyzer on virtual time (rxjs VirtualTimeScheduler): members, reports
+ * and advisories without sockets.
+ */
+import { status } from '@grpc/grpc-js';
+import { VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { Analyzer } from '../../src/balancer/analyzer';
+import { parseBalancerConfig } from '../../src/balancer/config';
+import { Member, type AdvisorySink } from '../../src/balancer/member';
+import { Registry } from '../../src/balancer/registry';
+import type { Advisory } from '../../src/generated/rebind/v1/Advisory';
+import type { LoadReport__Output } from '../../src/generated/rebind/v1/LoadReport';
+
+const log = pino({ level: 'silent' });
+
+class FakeSink implements AdvisorySink {
+  advisories: Advisory[] = [];
+  closed: { code: number; details: string } | null = null;
+  sendAdvisory(advisory: Advisory): boolean {
+    if (this.closed) return false;
+    this.advisories.push(advisory);
+    return true;
+  }
+  close(code: number, details: string): void {
+    this.closed = { code, details };
+  }
+}
+
+function setup(group: Record<string, unknown>, horizonMs: number) {
+  const parsed = parseBalancerConfig({ groups: [{ name: 'g', reportIntervalMs: 100, ...group }] });
+  if (!parsed.ok) throw new Error(parsed.errors.join());
+  const scheduler = new VirtualTimeScheduler(VirtualAction, horizonMs);
+  const registry = new Registry(parsed.value, log, () => 0.5);
+  const analyzer = new Analyzer(registry, scheduler, log);
+  analyzer.start();
+  const join = (address: string) => {
+    const sink = new FakeSink();
+    const member = registry.attach(
+      { protocolVersion: 1, group: 'g', address, methods: [{ path: '/p.S/M', kind: 'UNARY' }], replicaId: '' },
+      sink,
+      scheduler.now(),
+    );
+    if (!(member instanceof Member)) throw new Error(member.message);
+    return { member, sink };
+  };
+  return { scheduler, registry, analyzer, join, group: registry.groups.get('g')! };
+}
+
+function report(seq: number, clients: Record<string, number>): LoadReport__Output {
+  const total = Object.values(clients).reduce((a, b) => a + b, 0);
+  return {
+    seq,
+    intervalMs: 100,
+    callsPerS: total,
+    inFlight: 0,
+    latencyMs: 1,
+    eventLoopUtilization: 0,
+    cpuCores: 0,
+    custom: 0,
+    hasCustom: false,
+    topClients: Object.entries(clients).map(([clientId, callsPerS]) => ({ clientId, callsPerS })),
+    otherCallsPerS: 0,
+    forwards: 0,
+    draining: false,
+  };
+}
+
+describe('analyzer', () => {
+  it('removes a member after missedReports silent intervals and closes its stream', () => {
+    const { scheduler, join, group, registry } = setup({ missedReports: 3 }, 1000);
+    const quiet = join('10.0.0.1:1');
+    const talker = join('10.0.0.2:1');
+    let seq = 0;
+    for (let t = 50; t < 1000; t += 100) scheduler.schedule(() => group.applyReport(talker.member, report(++seq, {}), scheduler.now()), t);
+    let removedAt = -1;
+    registry.listen({ memberRemoved: (_g, m) => m === quiet.member && (removedAt = scheduler.now()) });
+    scheduler.flush();
+    // Attached at 0, never reported: the tick at 400 ms sees 400 > 3 x 100 silent.
+    expect(removedAt).toBe(400);
+    expect(quiet.sink.closed?.code).toBe(status.UNAVAILABLE);
+    expect(quiet.sink.closed?.details).toContain('no load report');
+    expect(group.members.has(talker.member.id)).toBe(true);
+  });
+
+  it('on-demand minimum_dispersion: one advisory moves two of four clients to the newcomer, then nothing', () => {
+    const { scheduler, join, group } = setup({ granularity: 'on-demand', strategy: 'minimum_dispersion', dampening: 0.5, holdMs: 5000 }, 3000);
+    const a = join('10.0.0.1:1');
+    // Where each client's calls go; advisories move them.
+    const location = new Map([
+      ['client-0000', a],
+      ['client-1111', a],
+      ['client-2222', a],
+      ['client-3333', a],
+    ]);
+    const members = [a];
+    const seqs = new Map<typeof a, number>([[a, 0]]);
+    let b: typeof a | null = null;
+    scheduler.schedule(() => {
+      b = join('10.0.0.2:1');
+      members.push(b);
+      seqs.set(b, 0);
+    }, 420);
+    // Every 100 ms each member reports the clients located on it at 50 calls/s,
+    // after applying the advisories it received (clients move at their next call).
+    for (let t = 90; t < 3000; t += 100) {
+      scheduler.schedule(() => {
+        for (const m of members) {
+          for (const adv of m.sink.advisories.splice(0)) {
+            for (const move of adv.moves!) location.set(move.clientId!, members.find((x) => x.member.address === move.target)!);
+          }
+        }
+        for (const m of members) {
+          const mine = Object.fromEntries([...location].filter(([, where]) => where === m).map(([id]) => [id, 50]));
+          const seq = seqs.get(m)! + 1;
+          seqs.set(m, seq);
+          group.applyReport(m.member, report(seq, mine), scheduler.now());
+        }
+      }, t);
+    }
+    const advisoriesSent: number[] = [];
+    const original = a.sink.sendAdvisory.bind(a.sink);
+    a.sink.sendAdvisory = (adv) => {
+      advisoriesSent.push(scheduler.now());
+      return original(adv);
+    };
+    scheduler.flush();
+    const onA = [...location.values()].filter((x) => x === a).length;
+    expect(onA).toBe(2);
+    expect(4 - onA).toBe(2);
+    // B attached at 420 and first reported at 490; the tick at 500 plans.
+    expect(advisoriesSent).toEqual([500]);
+    expect(group.counters.movesPlanned).toBe(2);
+    expect(b).not.toBeNull();
+  });
+
+  it('non-adaptive round_robin never advises', () => {
+    const { scheduler, join, group } = setup({ granularity: 'on-demand', strategy: 'round_robin' }, 1000);
+    const a = join('10.0.0.1:1');
+    const b = join('10.0.0.2:1');
+    let seq = 0;
+    for (let t = 90; t < 1000; t += 100) {
+      scheduler.schedule(() => {
+        seq++;
+        group.applyReport(a.member, report(seq, { 'client-0000': 500, 'client-1111': 500 }), scheduler.now());
+        group.applyReport(b.member, report(seq, {}), scheduler.now());
+      }, t);
+    }
+    scheduler.flush();
+    expect(a.sink.advisories).toEqual([]);
+  });
+
+  it('per-session groups are never re-balanced, whatever the strategy', () => {
+    const { scheduler, join, group } = setup({ granularity: 'per-session', strategy: 'minimum_dispersion' }, 1000);
+    const a = join('10.0.0.1:1');
+    const b = join('10.0.0.2:1');
+    let seq = 0;
+    for (let t = 90; t < 1000; t += 100) {
+      scheduler.schedule(() => {
+        seq++;
+        group.applyReport(a.member, report(seq, { 'client-0000': 50, 'client-1111': 50 }), scheduler.now());
+        group.applyReport(b.member, report(seq, {}), scheduler.now());
+      }, t);
+    }
+    scheduler.flush();
+    expect(a.sink.advisories).toEqual([]);
+  });
+});

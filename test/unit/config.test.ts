@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { parseBalancerConfig, serializeBalancerConfig } from '../../src/balancer/config';
+
+const valid = {
+  listen: '127.0.0.1:50051',
+  controlListen: '127.0.0.1:50052',
+  groups: [
+    { name: 'stock.SessionFactory', granularity: 'on-demand', strategy: { name: 'minimum_dispersion', params: { tolerance: 0.05 } }, dampening: 0.3, reportIntervalMs: 500 },
+    { name: 'quotes', granularity: 'per-request', strategy: 'round_robin' },
+  ],
+};
+
+describe('balancer configuration', () => {
+  it('fills defaults and keeps what was given', () => {
+    const result = parseBalancerConfig(valid);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const [a, b] = result.value.groups;
+    expect(a).toMatchObject({ granularity: 'on-demand', dampening: 0.3, reportIntervalMs: 500, metric: 'calls_per_s' });
+    expect(a!.strategy).toEqual({ name: 'minimum_dispersion', params: { tolerance: 0.05, minGain: 0.02, maxMoves: 32 } });
+    expect(b).toMatchObject({ granularity: 'per-request', strategy: { name: 'round_robin', params: {} }, reportIntervalMs: 1000, dampening: 0.5 });
+  });
+
+  it('round-trips: parse -> serialize -> parse gives the same configuration', () => {
+    const first = parseBalancerConfig(valid);
+    expect(first.ok).toBe(true);
+    if (!first.ok) return;
+    const again = parseBalancerConfig(JSON.parse(JSON.stringify(serializeBalancerConfig(first.value))));
+    expect(again).toEqual(first);
+  });
+
+  it.each([
+    [{ listen: 'nope' }, 'listen: address "nope" is not of the form host:port'],
+    [{ controlListen: 5 }, 'controlListen is 5; it must be a host:port string'],
+    [{ groups: {} }, 'groups must be an array'],
+    [{ groups: [{}] }, 'groups[0].name is undefined'],
+    [{ groups: [{ name: 'a' }, { name: 'a' }] }, 'groups[1].name "a" is listed twice'],
+    [{ groups: [{ name: 'a', granularity: 'sometimes' }] }, 'groups[0].granularity is "sometimes"; it must be one of per-session, per-request, on-demand'],
+    [{ groups: [{ name: 'a', strategy: 'best' }] }, 'groups[0].strategy.name is "best"; it must be one of round_robin, minimum_dispersion'],
+    [{ groups: [{ name: 'a', strategy: { name: 'minimum_dispersion', params: { tolerance: -1 } } }] }, 'groups[0].strategy.params.tolerance is -1; it must be a number >= 0 and <= 10'],
+    [{ groups: [{ name: 'a', strategy: { name: 'minimum_dispersion', params: { speed: 1 } } }] }, 'groups[0].strategy.params.speed is not a parameter of strategy minimum_dispersion'],
+    [{ groups: [{ name: 'a', strategy: { name: 'round_robin', extra: 1 } }] }, 'groups[0].strategy.extra is not a strategy setting'],
+    [{ groups: [{ name: 'a', metric: 'bogomips' }] }, 'groups[0].metric is "bogomips"; it must be one of calls_per_s'],
+    [{ groups: [{ name: 'a', dampening: 1 }] }, 'groups[0].dampening is 1; it must be a number >= 0 and < 1'],
+    [{ groups: [{ name: 'a', dampening: 'high' }] }, 'groups[0].dampening is "high"'],
+    [{ groups: [{ name: 'a', reportIntervalMs: 5 }] }, 'groups[0].reportIntervalMs is 5; it must be an integer >= 10 and <= 600000 (ms)'],
+    [{ groups: [{ name: 'a', reportIntervalMs: 100.5 }] }, 'groups[0].reportIntervalMs is 100.5; it must be an integer'],
+    [{ groups: [{ name: 'a', missedReports: 0 }] }, 'groups[0].missedReports is 0'],
+    [{ groups: [{ name: 'a', holdMs: -1 }] }, 'groups[0].holdMs is -1'],
+    [{ groups: [{ name: 'a', topClients: 0 }] }, 'groups[0].topClients is 0'],
+    [{ groups: [{ name: 'a', maxMembers: 1e9 }] }, 'groups[0].maxMembers is 1000000000'],
+    [{ groups: [{ name: 'a', colour: 'red' }] }, 'groups[0].colour is not a group setting'],
+    [{ autoCreateGroups: 'yes' }, 'autoCreateGroups is "yes"; it must be true or false'],
+    [{ groupDefaults: { name: 'x' } }, 'groupDefaults.name is not a group setting'],
+    [{ port: 1 }, 'port is not a configuration setting'],
+  ])('refuses %j naming the field', (raw, message) => {
+    const result = parseBalancerConfig(raw);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.join('\n')).toContain(message);
+  });
+
+  it('reports every invalid field, not just the first', () => {
+    const result = parseBalancerConfig({ listen: 'x', groups: [{ name: 'a', dampening: 2, reportIntervalMs: 0 }] });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors).toHaveLength(3);
+  });
+
+  it('refuses a non-object', () => {
+    expect(parseBalancerConfig('listen: 1')).toEqual({ ok: false, errors: ['configuration must be an object'] });
+  });
+});

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { planMinimumDispersion, minimumDispersion } from '../../src/balancer/strategies/minimum-dispersion';
+import type { ClientLoad, MemberLoad, Move, PlanInput } from '../../src/balancer/strategies/types';
+
+const params = { tolerance: 0.1, minGain: 0.02, maxMoves: 32 };
+
+function member(id: string, load: number): MemberLoad {
+  return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, proxiedInFlight: 0 };
+}
+
+function input(layout: Record<string, number[]>, held: string[] = []): PlanInput {
+  const members: MemberLoad[] = [];
+  const clients: ClientLoad[] = [];
+  for (const [id, loads] of Object.entries(layout)) {
+    members.push(member(id, loads.reduce((a, b) => a + b, 0)));
+    loads.forEach((load, i) => clients.push({ clientId: `${id}-c${i}`, memberId: id, load, held: held.includes(`${id}-c${i}`) }));
+  }
+  return { members, clients, nowMs: 0, random: () => 0.5 };
+}
+
+function after(layout: Record<string, number[]>, moves: Move[]): Record<string, number> {
+  const loads: Record<string, number> = {};
+  for (const [id, l] of Object.entries(layout)) loads[id] = l.reduce((a, b) => a + b, 0);
+  for (const m of moves) {
+    loads[m.from]! -= m.load;
+    loads[m.to]! += m.load;
+  }
+  return loads;
+}
+
+describe('minimum_dispersion planner', () => {
+  it("the paper's 200/100/200/100 case: two swaps, every replica at 150, 300 load moved", () => {
+    // Clients at 100 and 50 calls/s, bound round-robin: r1={100,100} r2={50,50} r3={100,100} r4={50,50}.
+    const layout = { r1: [100, 100], r2: [50, 50], r3: [100, 100], r4: [50, 50] };
+    const moves = planMinimumDispersion(input(layout), params);
+    expect(after(layout, moves)).toEqual({ r1: 150, r2: 150, r3: 150, r4: 150 });
+    expect(moves).toHaveLength(4);
+    // Each swap exchanges one 100 client for one 50 client: 150 moved per swap.
+    expect(moves.reduce((sum, m) => sum + m.load, 0)).toBe(300);
+    // No single move can help here: moving a 100 from 200 to 100 only mirrors the imbalance.
+    expect(new Set(moves.map((m) => m.clientId)).size).toBe(4);
+  });
+
+  it('4 equal clients on A, empty B: moves exactly two clients', () => {
+    const layout = { A: [50, 50, 50, 50], B: [] };
+    const moves = planMinimumDispersion(input(layout), params);
+    expect(moves).toHaveLength(2);
+    expect(moves.every((m) => m.from === 'A' && m.to === 'B')).toBe(true);
+    expect(after(layout, moves)).toEqual({ A: 100, B: 100 });
+  });
+
+  it('makes no plan while every member is within tolerance of the mean', () => {
+    // mean 100; 108 and 92 are within 10 %.
+    expect(planMinimumDispersion(input({ A: [58, 50], B: [42, 50] }), params)).toEqual([]);
+  });
+
+  it('never moves a held client', () => {
+    const layout = { A: [50, 50, 50, 50], B: [] };
+    const moves = planMinimumDispersion(input(layout, ['A-c0', 'A-c1', 'A-c2']), params);
+    expect(moves.map((m) => m.clientId)).toEqual(['A-c3']);
+  });
+
+  it('does not move a client larger than the gap (it would only mirror the imbalance)', () => {
+    // A = 130 (one client), B = 70: moving the 130 makes it 0/200.
+    expect(planMinimumDispersion(input({ A: [130], B: [70] }), params)).toEqual([]);
+  });
+
+  it('prefers the move closest to half the gap', () => {
+    // gap 120 (A=160, B=40): the 60 client brings both to 100; 20 and 80 do less.
+    const moves = planMinimumDispersion(input({ A: [20, 60, 80], B: [40] }), params);
+    expect(moves).toHaveLength(1);
+    expect(moves[0]).toMatchObject({ clientId: 'A-c1', from: 'A', to: 'B', load: 60 });
+  });
+
+  it('respects maxMoves', () => {
+    const layout = { A: Array(20).fill(10), B: [] };
+    const moves = planMinimumDispersion(input(layout), { ...params, maxMoves: 3 });
+    expect(moves).toHaveLength(3);
+  });
+
+  it('stops when the remaining gain is below (minGain x mean)^2', () => {
+    // A=106, B=94, mean 100, tolerance 0 forces planning; the only client moves (6) gain 2*6*(12-6)=72 >= (0.02*100)^2=4.
+    const moves = planMinimumDispersion(input({ A: [100, 6], B: [94] }), { ...params, tolerance: 0 });
+    expect(moves).toHaveLength(1);
+    // With minGain 0.1, (0.1*100)^2 = 100 > 72: not worth it.
+    expect(planMinimumDispersion(input({ A: [100, 6], B: [94] }), { ...params, tolerance: 0, minGain: 0.1 })).toEqual([]);
+  });
+
+  it('skips clients with no load and a client as large as the gap', () => {
+    const moves = planMinimumDispersion(input({ A: [0, 0, 100], B: [] }), params);
+    expect(moves).toEqual([]);
+  });
+
+  it('binds new clients to the least projected load', () => {
+    const strategy = minimumDispersion.create({ tolerance: 0.1, minGain: 0.02, maxMoves: 32 });
+    const members = [member('A', 100), member('B', 40), { ...member('C', 30), pendingBinds: 2 }];
+    // C projects 30 + 2*20 = 70, B 40: B wins.
+    expect(strategy.choose({ members, sequence: 0, random: () => 0, expectedClientLoad: 20 })).toBe(1);
+  });
+});
