@@ -21,11 +21,25 @@ export interface GroupCounters {
   movesPlanned: number;
 }
 
+/** A client moved by a plan, until it has fully arrived at its new member. */
+export interface Transit {
+  from: string;
+  to: string;
+  /** The client's load as planned. */
+  load: number;
+  leftSource: boolean;
+  reportsAtTarget: number;
+  /** Give up tracking at this time (the client may have gone idle). */
+  untilMs: number;
+}
+
 export class Group {
   readonly members = new Map<string, Member>();
   readonly counters: GroupCounters = { forwards: 0, proxiedCalls: 0, advisories: 0, movesPlanned: 0 };
   /** Clients held where they are until the given time (ms). */
   readonly held = new Map<string, number>();
+  /** Clients moved by a plan whose calls may still be split between two members. */
+  readonly transit = new Map<string, Transit>();
   private strategy: Strategy;
   private sequence = 0;
   private eligibleCache = new Map<string, Member[]>();
@@ -84,6 +98,7 @@ export class Group {
     if (member !== undefined) {
       this.members.delete(id);
       this.eligibleCache.clear();
+      for (const [clientId, t] of this.transit) if (t.from === id || t.to === id) this.transit.delete(clientId);
     }
     return member;
   }
@@ -144,10 +159,37 @@ export class Group {
     return (perCall * 1000) / this.config.reportIntervalMs;
   }
 
-  /** Applies one (already validated) load report of `member`. */
+  /**
+   * Applies one (already validated) load report of `member`.
+   *
+   * Clients in transit (moved by a plan, not yet fully arrived) are counted
+   * where the plan put them: the source's report may still show some of
+   * their calls and the target's shows only part of an interval, and taking
+   * either at face value would make the next analysis see an imbalance that
+   * the move has already fixed. So the source's raw load leaves them out and
+   * the target's counts them at their planned load until the transit ends:
+   * once the client no longer shows at the source and has shown at the
+   * target for a full report interval (or its hold time ran out).
+   */
   applyReport(member: Member, report: LoadReport__Output, nowMs: number): void {
     const d = this.config.dampening;
-    const raw = loadOf(report, this.config.metric);
+    const share = perCallShare(report, this.config.metric);
+    let raw = loadOf(report, this.config.metric);
+    const listed = new Set<string>();
+    for (const c of report.topClients) {
+      listed.add(c.clientId);
+      const transit = this.transit.get(c.clientId);
+      if (transit !== undefined && (transit.from === member.id || transit.to === member.id)) raw -= c.callsPerS * share;
+    }
+    for (const [clientId, transit] of this.transit) {
+      if (transit.to === member.id) {
+        raw += transit.load;
+        if (listed.has(clientId)) transit.reportsAtTarget++;
+      }
+      if (transit.from === member.id && !listed.has(clientId)) transit.leftSource = true;
+      if ((transit.leftSource && transit.reportsAtTarget >= 2) || transit.untilMs <= nowMs) this.transit.delete(clientId);
+    }
+    raw = Math.max(0, raw);
     member.rawLoad = raw;
     member.load = dampen(member.reported ? member.load : undefined, raw, d);
     member.reported = true;
@@ -157,16 +199,18 @@ export class Group {
     member.latest = report;
     member.pendingBinds = 0;
     if (member.settleLeft > 0) member.settleLeft--;
-    const share = perCallShare(report, this.config.metric);
-    const seen = new Set<string>();
     for (const c of report.topClients) {
-      seen.add(c.clientId);
+      const transit = this.transit.get(c.clientId);
+      // A client on its way out is no longer this member's; one on its way in keeps its planned load.
+      if (transit?.from === member.id || transit?.to === member.id) continue;
       const previous = member.clients.get(c.clientId);
       const load = c.callsPerS * share;
       if (previous === undefined) member.clients.set(c.clientId, { load });
       else previous.load = dampen(previous.load, load, d);
     }
-    for (const id of member.clients.keys()) if (!seen.has(id)) member.clients.delete(id);
+    for (const id of member.clients.keys()) {
+      if (!listed.has(id) && this.transit.get(id)?.to !== member.id) member.clients.delete(id);
+    }
     if (report.draining) this.setState(member, 'DRAINING');
     else if (member.state === 'ATTACHED' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
   }
@@ -208,6 +252,7 @@ export class Group {
     from.clients.delete(move.clientId);
     to.clients.set(move.clientId, { load: move.load });
     this.held.set(move.clientId, nowMs + this.config.holdMs);
+    this.transit.set(move.clientId, { from: move.from, to: move.to, load: move.load, leftSource: false, reportsAtTarget: 0, untilMs: nowMs + this.config.holdMs });
     for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
     this.setState(from, 'SHEDDING');
   }

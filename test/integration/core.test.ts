@@ -5,13 +5,23 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { attach, Balancer, clientOptions } from '../../src/index';
+import { attach, Balancer, clientEvents, clientOptions } from '../../src/index';
 import { FORWARD_STATUS, FORWARD_TRAILER, RETRY_PUSHBACK_TRAILER } from '../../src/common/wire';
 import type { EchoClient } from './../support/echo';
 import { EchoService } from '../support/echo';
 import { echoClient, sleep, startBalancer, startReplica, stopReplica, unary, waitFor, type TestReplica } from '../support/cluster';
 
 const cleanups: (() => Promise<void> | void)[] = [];
+
+/** Counts the forwards clients in this process follow (as they see them). */
+function countClientForwards(): { count: number } {
+  const counter = { count: 0 };
+  const listener = { forwarded: () => void counter.count++ };
+  clientEvents.add(listener);
+  cleanups.push(() => void clientEvents.delete(listener));
+  return counter;
+}
+
 afterEach(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
   cleanups.length = 0;
@@ -182,15 +192,49 @@ describe.each([
   });
 });
 
+describe('proxy path edge cases', () => {
+  it("a client cancelling a proxied stream cancels the replica's call", async () => {
+    const { replicas, balancer } = await cluster({ granularity: 'per-request' }, ['A']);
+    const stub = client(balancer.address);
+    const call = stub.serverStream({ text: 'long', count: 1000, delayMs: 20 });
+    const got: number[] = [];
+    call.on('data', (r: { index: number }) => {
+      got.push(r.index);
+      if (got.length === 3) call.cancel();
+    });
+    const status = await new Promise<grpc.StatusObject>((resolve) => {
+      call.on('error', () => undefined);
+      call.on('status', resolve);
+    });
+    expect(status.code).toBe(grpc.status.CANCELLED);
+    expect(replicas[0]!.stats.byMethod['ServerStream']).toBe(1);
+    // The replica's call ends (its interceptor counts it out) long before its 1000 x 20 ms.
+    await waitFor(() => replicas[0]!.replica.meter.inFlight === 0, 5000, 10, 'replica call to end');
+    expect(got.length).toBeLessThan(50);
+  });
+
+  it('a proxied call to a replica that stopped answering fails with UNAVAILABLE naming it', async () => {
+    const { replicas, balancer } = await cluster({ granularity: 'per-request' }, ['A']);
+    // The data port dies but the control stream stays: the prototype's
+    // forceShutdown bypasses attach()'s detach-on-shutdown wrapper.
+    grpc.Server.prototype.forceShutdown.call(replicas[0]!.server);
+    const err = (await unary(client(balancer.address), { text: 'x' }).catch((e) => e)) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.UNAVAILABLE);
+    expect(err.details).toContain(`rebind: replica ${replicas[0]!.address}`);
+  });
+});
+
 describe('per-session granularity', () => {
   it('exactly one forward per client; every later call goes straight to its replica', async () => {
     const { balancer, replicas } = await cluster({ granularity: 'per-session', strategy: 'round_robin' }, ['A', 'B']);
+    const followed = countClientForwards();
     const stubs = [0, 1, 2, 3].map(() => client(balancer.address, clientOptions()));
     const servedBy: string[][] = stubs.map(() => []);
     for (let round = 0; round < 10; round++) {
       for (const [i, stub] of stubs.entries()) servedBy[i]!.push((await unary(stub, { text: `r${round}` })).servedBy);
     }
     expect(counters(balancer).forwards).toBe(4);
+    expect(followed.count).toBe(4);
     expect(counters(balancer).proxiedCalls).toBe(0);
     expect(replicas[0]!.stats.calls + replicas[1]!.stats.calls).toBe(40);
     for (const served of servedBy) expect(new Set(served).size).toBe(1);
@@ -372,12 +416,16 @@ describe('on-demand granularity', () => {
     await waitFor(balanced, 20_000, 5, 'two clients on each replica');
     // Counted in B's own report intervals, so a slow machine does not change the verdict.
     expect(memberB.reports).toBeLessThanOrEqual(5);
-    const forwardsAtBalance = a.replica.meter && group.counters.forwards;
+    const forwardsAtBalance = group.counters.forwards;
     const advisoriesAtBalance = group.counters.advisories;
     const reportsAtBalance = memberB.reports;
+    const followed = countClientForwards();
     await waitFor(() => memberB.reports >= reportsAtBalance + 10, 30_000, 20, '10 more report intervals');
-    expect(group.counters.advisories).toBe(advisoriesAtBalance);
-    expect(group.counters.forwards).toBe(forwardsAtBalance);
+    expect({ advisories: group.counters.advisories, forwards: group.counters.forwards, followed: followed.count }).toEqual({
+      advisories: advisoriesAtBalance,
+      forwards: forwardsAtBalance,
+      followed: 0,
+    });
     expect(balanced()).toBe(true);
     expect(failures).toBe(0);
   });

@@ -166,4 +166,43 @@ describe('analyzer', () => {
     scheduler.flush();
     expect(a.sink.advisories).toEqual([]);
   });
+
+  it('a report still counting moved clients at their old member does not trigger a second plan', () => {
+    // The advisory lands late in A's interval: A's next report still counts the
+    // moved clients' calls in full and B's shows none of them. One of the
+    // clients that stay on A runs 10 % slower than the others.
+    const { scheduler, join, group } = setup({ granularity: 'on-demand', strategy: 'minimum_dispersion', dampening: 0.5, holdMs: 10_000 }, 4000);
+    const a = join('10.0.0.1:1');
+    const b = join('10.0.0.2:1');
+    const rates: Record<string, number> = { 'client-0000': 45, 'client-1111': 50, 'client-2222': 50, 'client-3333': 50 };
+    const location = new Map(Object.keys(rates).map((c) => [c, a]));
+    let lagging = new Set<string>();
+    let seqA = 0;
+    let seqB = 0;
+    let advisories = 0;
+    for (let t = 90; t < 4000; t += 100) {
+      scheduler.schedule(() => {
+        const on = (m: typeof a) => {
+          const out: Record<string, number> = {};
+          for (const [c, where] of location) if (where === m || (lagging.has(c) && m === a)) out[c] = rates[c]!;
+          for (const c of lagging) if (m === b) delete out[c];
+          return out;
+        };
+        group.applyReport(a.member, report(++seqA, on(a)), scheduler.now());
+        group.applyReport(b.member, report(++seqB, on(b)), scheduler.now());
+        lagging = new Set();
+        for (const adv of a.sink.advisories.splice(0)) {
+          advisories++;
+          for (const move of adv.moves!) {
+            location.set(move.clientId!, b);
+            lagging.add(move.clientId!);
+          }
+        }
+      }, t);
+    }
+    scheduler.flush();
+    expect(advisories).toBe(1);
+    expect([...location.values()].filter((m) => m === b)).toHaveLength(2);
+    expect(b.sink.advisories).toEqual([]);
+  });
 });
