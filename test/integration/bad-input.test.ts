@@ -63,6 +63,17 @@ async function converse(messages: ReplicaMessage[], settleMs = 400): Promise<{ r
   return { received, error };
 }
 
+/** An attachment with the default hello, once the balancer has answered it. */
+async function attachedStream() {
+  const call = control().attach();
+  const got: BalancerMessage__Output[] = [];
+  call.on('data', (m: BalancerMessage__Output) => got.push(m));
+  call.on('error', () => undefined);
+  call.write(goodHello());
+  await waitFor(() => got.length > 0);
+  return call;
+}
+
 async function balancerStillServes(): Promise<void> {
   const r = await startReplica(balancer, 'A');
   try {
@@ -94,12 +105,7 @@ describe('control stream input', () => {
 
   it('a duplicate address in a group is refused with ALREADY_EXISTS', async () => {
     await start();
-    const first = control().attach();
-    const got: BalancerMessage__Output[] = [];
-    first.on('data', (m: BalancerMessage__Output) => got.push(m));
-    first.on('error', () => undefined);
-    first.write(goodHello());
-    await waitFor(() => got.length > 0);
+    const first = await attachedStream();
     const { error } = await converse([goodHello()]);
     expect(error?.code).toBe(grpc.status.ALREADY_EXISTS);
     expect(error?.details).toContain('already attached');
@@ -108,12 +114,7 @@ describe('control stream input', () => {
 
   it('a method path served by another group is refused with FAILED_PRECONDITION', async () => {
     await start();
-    const first = control().attach();
-    const got: BalancerMessage__Output[] = [];
-    first.on('data', (m: BalancerMessage__Output) => got.push(m));
-    first.on('error', () => undefined);
-    first.write(goodHello());
-    await waitFor(() => got.length > 0);
+    const first = await attachedStream();
     const { error } = await converse([goodHello({ group: 'other', address: '127.0.0.1:6002' })]);
     expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(error?.details).toContain('already served by group "echo"');
