@@ -72,7 +72,7 @@ export class Balancer {
     this.registry = new Registry(config, moduleLogger('balancer.registry', options.logger), options.random);
     this.analyzer = new Analyzer(this.registry, scheduler, moduleLogger('balancer.analyzer', options.logger));
     this.admin = new Admin(this.registry, this.analyzer, moduleLogger('balancer.admin', options.logger));
-    this.dataPlane = new DataPlane(this.registry, moduleLogger('balancer.data', options.logger), options.events);
+    this.dataPlane = new DataPlane(this.registry, moduleLogger('balancer.data', options.logger), options.events, () => scheduler.now());
     this.controlServer = new grpc.Server({
       'grpc.max_receive_message_length': DEFAULT_MAX_CONTROL_MESSAGE_BYTES,
       'grpc.keepalive_time_ms': 10_000,

@@ -34,6 +34,7 @@ export class DataPlane {
     private readonly registry: Registry,
     private readonly log: Logger,
     private readonly events: DataPlaneEvents = {},
+    private readonly now: () => number = Date.now,
   ) {
     this.upstreams = new UpstreamPool(log);
     registry.listen({ memberRemoved: (_group, member) => this.upstreams.release(member.address) });
@@ -98,7 +99,7 @@ export class DataPlane {
     }
     const caller = identifyCaller(headers['user-agent'] as string | undefined);
     const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
-    const member = group.choose(path, follows ? 'bind' : 'call');
+    const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now());
     if (member === null) {
       return this.refuse(stream, 'no_member', Status.UNAVAILABLE, `rebind: group "${group.name}" has no replica available for ${path}`);
     }

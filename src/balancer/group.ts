@@ -43,6 +43,13 @@ export class Group {
   private strategy: Strategy;
   private sequence = 0;
   private eligibleCache = new Map<string, Member[]>();
+  /** Cached {@link expectedCallLoad}; recomputed after reports. */
+  private callLoadCache: number | null = null;
+  /**
+   * The member each client was last bound to, and when. A client whose
+   * first calls race each other gets the same member for all of them.
+   */
+  private readonly recentBinds = new Map<string, { member: Member; atMs: number }>();
 
   constructor(
     public config: GroupConfig,
@@ -80,6 +87,7 @@ export class Group {
   /** Changes the strategy (already validated). Takes effect on the next decision. */
   setStrategy(name: string, params: Record<string, number>): void {
     const next: GroupConfig = { ...this.config, strategy: { name, params } };
+    this.callLoadCache = null;
     this.strategy = Group.createStrategy(next);
     this.config = next;
   }
@@ -91,6 +99,7 @@ export class Group {
   addMember(member: Member): void {
     this.members.set(member.id, member);
     this.eligibleCache.clear();
+    this.callLoadCache = null;
   }
 
   removeMember(id: string): Member | undefined {
@@ -98,6 +107,8 @@ export class Group {
     if (member !== undefined) {
       this.members.delete(id);
       this.eligibleCache.clear();
+      this.callLoadCache = null;
+      for (const [clientId, bind] of this.recentBinds) if (bind.member === member) this.recentBinds.delete(clientId);
       for (const [clientId, t] of this.transit) if (t.from === id || t.to === id) this.transit.delete(clientId);
     }
     return member;
@@ -122,17 +133,34 @@ export class Group {
 
   /**
    * Chooses the member for a new binding (`kind` "bind") or for one proxied
-   * call ("call"). Returns null when no member serves the path.
+   * call ("call"). Returns null when no member serves the path. A client
+   * bound less than one report interval ago gets the same member again.
    */
-  choose(path: string, kind: 'bind' | 'call'): Member | null {
+  choose(path: string, kind: 'bind' | 'call', clientId: string | null = null, nowMs = 0): Member | null {
     const members = this.eligible(path);
     if (members.length === 0) return null;
+    if (kind === 'bind' && clientId !== null) {
+      const recent = this.recentBinds.get(clientId);
+      if (recent !== undefined && nowMs - recent.atMs < this.config.reportIntervalMs && members.includes(recent.member)) return recent.member;
+    }
     const expected = kind === 'bind' ? this.expectedClientLoad() : this.expectedCallLoad();
     const index = members.length === 1 ? 0 : this.strategy.choose({ members, sequence: this.sequence, random: this.random, expectedClientLoad: expected });
     this.sequence++;
     const member = members[index] ?? members[0]!;
     member.pendingBinds++;
+    if (kind === 'bind' && clientId !== null) {
+      if (this.recentBinds.size >= 10_000) this.forgetOldBinds(nowMs);
+      this.recentBinds.set(clientId, { member, atMs: nowMs });
+    }
     return member;
+  }
+
+  private forgetOldBinds(nowMs: number): void {
+    for (const [clientId, bind] of this.recentBinds) {
+      if (nowMs - bind.atMs >= this.config.reportIntervalMs) this.recentBinds.delete(clientId);
+    }
+    // Still full of fresh binds: a flood of new clients; start over rather than grow.
+    if (this.recentBinds.size >= 10_000) this.recentBinds.clear();
   }
 
   /** Load a new client is expected to add: group load per known client. */
@@ -148,6 +176,7 @@ export class Group {
 
   /** Load one proxied call is expected to add until the next report. */
   private expectedCallLoad(): number {
+    if (this.callLoadCache !== null) return this.callLoadCache;
     let share = 0;
     let n = 0;
     for (const m of this.members.values()) {
@@ -156,7 +185,8 @@ export class Group {
       n++;
     }
     const perCall = n > 0 && share > 0 ? share / n : 1;
-    return (perCall * 1000) / this.config.reportIntervalMs;
+    this.callLoadCache = (perCall * 1000) / this.config.reportIntervalMs;
+    return this.callLoadCache;
   }
 
   /**
@@ -198,6 +228,7 @@ export class Group {
     member.lastReportAtMs = nowMs;
     member.latest = report;
     member.pendingBinds = 0;
+    this.callLoadCache = null;
     if (member.settleLeft > 0) member.settleLeft--;
     for (const c of report.topClients) {
       const transit = this.transit.get(c.clientId);

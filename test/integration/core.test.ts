@@ -243,6 +243,18 @@ describe('per-session granularity', () => {
   });
 });
 
+describe('concurrent first calls', () => {
+  it("a client's racing first calls are all forwarded to the same replica", async () => {
+    const { balancer, replicas } = await cluster({ granularity: 'per-session', strategy: 'round_robin' }, ['A', 'B']);
+    const followed = countClientForwards();
+    const stub = client(balancer.address, clientOptions());
+    const served = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => unary(stub, { text: `race${i}` }).then((r) => r.servedBy)));
+    expect(new Set(served).size).toBe(1);
+    expect(followed.count).toBe(1);
+    expect(replicas[0]!.stats.calls + replicas[1]!.stats.calls).toBe(6);
+  });
+});
+
 describe('per-request granularity', () => {
   it('every call passes through the balancer and is spread by the strategy', async () => {
     const { balancer, replicas } = await cluster({ granularity: 'per-request', strategy: 'round_robin' }, ['A', 'B']);
