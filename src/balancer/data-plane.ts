@@ -101,7 +101,7 @@ export class DataPlane {
     const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
     const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now());
     if (member === null) {
-      return this.refuse(stream, 'no_member', Status.UNAVAILABLE, `rebind: group "${group.name}" has no replica available for ${path}`);
+      return this.refuse(stream, 'no_member', Status.UNAVAILABLE, `rebind: ${group.lastRefusal ?? `group "${group.name}" has no replica available`}`);
     }
     if (follows) {
       group.counters.forwards++;

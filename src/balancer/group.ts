@@ -77,6 +77,14 @@ export class Group {
     return this.strategy.name;
   }
 
+  /** d of the dampening: the strategy's own `dampening` parameter if given, else the group's. */
+  get dampening(): number {
+    return this.config.strategy.params['dampening'] ?? this.config.dampening;
+  }
+
+  /** Why the last choice found no member, for the caller's error message. */
+  lastRefusal: string | null = null;
+
   /** Method paths served by at least one member. */
   methodPaths(): Set<string> {
     const paths = new Set<string>();
@@ -138,14 +146,21 @@ export class Group {
    */
   choose(path: string, kind: 'bind' | 'call', clientId: string | null = null, nowMs = 0): Member | null {
     const members = this.eligible(path);
-    if (members.length === 0) return null;
+    if (members.length === 0) {
+      this.lastRefusal = `group "${this.name}" has no replica available for ${path}`;
+      return null;
+    }
     if (kind === 'bind' && clientId !== null) {
       const recent = this.recentBinds.get(clientId);
       if (recent !== undefined && nowMs - recent.atMs < this.config.reportIntervalMs && members.includes(recent.member)) return recent.member;
     }
     const expected = kind === 'bind' ? this.expectedClientLoad() : this.expectedCallLoad();
-    const index = members.length === 1 ? 0 : this.strategy.choose({ members, sequence: this.sequence, random: this.random, expectedClientLoad: expected });
+    const index = this.strategy.choose({ members, sequence: this.sequence, random: this.random, expectedClientLoad: expected });
     this.sequence++;
+    if (index < 0) {
+      this.lastRefusal = `every replica of group "${this.name}" is refused by strategy ${this.strategy.name} (at or above its reject threshold)`;
+      return null;
+    }
     const member = members[index] ?? members[0]!;
     member.pendingBinds++;
     if (kind === 'bind' && clientId !== null) {
@@ -202,7 +217,7 @@ export class Group {
    * target for a full report interval (or its hold time ran out).
    */
   applyReport(member: Member, report: LoadReport__Output, nowMs: number): void {
-    const d = this.config.dampening;
+    const d = this.dampening;
     const share = perCallShare(report, this.config.metric);
     let raw = loadOf(report, this.config.metric);
     const listed = new Set<string>();
@@ -262,6 +277,7 @@ export class Group {
     for (const [id, until] of this.held) if (until <= nowMs) this.held.delete(id);
     const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING');
     if (members.length < 2) return [];
+    for (const m of members) m.recentlyShed = nowMs - m.lastShedAtMs < this.config.holdMs;
     const clients: ClientLoad[] = [];
     for (const m of members) {
       for (const [clientId, c] of m.clients) clients.push({ clientId, memberId: m.id, load: c.load, held: this.held.has(clientId) });
@@ -285,6 +301,7 @@ export class Group {
     this.held.set(move.clientId, nowMs + this.config.holdMs);
     this.transit.set(move.clientId, { from: move.from, to: move.to, load: move.load, leftSource: false, reportsAtTarget: 0, untilMs: nowMs + this.config.holdMs });
     for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
+    from.lastShedAtMs = nowMs;
     this.setState(from, 'SHEDDING');
   }
 }

@@ -38,6 +38,10 @@ export class Member implements MemberLoad {
   readonly clients = new Map<string, MemberClient>();
   /** Reports still to wait for before the group may plan again. */
   settleLeft = 0;
+  /** When this member last sent clients away in a plan (ms), or -Infinity. */
+  lastShedAtMs = Number.NEGATIVE_INFINITY;
+  /** Kept up to date by the group before each plan (see Group.plan). */
+  recentlyShed = false;
   readonly methodPaths: ReadonlySet<string>;
 
   constructor(

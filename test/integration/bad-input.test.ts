@@ -179,7 +179,7 @@ describe('admin input', () => {
     expect(unknownGroup.error?.code).toBe(grpc.status.NOT_FOUND);
     const badStrategy = await call((cb) => a.setStrategy({ group: 'echo', strategy: 'yolo' }, cb));
     expect(badStrategy.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(badStrategy.error?.details).toContain('accepted: round_robin, minimum_dispersion');
+    expect(badStrategy.error?.details).toContain('accepted: round_robin, random, least_loaded, load_minimum, load_average, minimum_dispersion, p2c');
     const badJson = await call((cb) => a.setStrategy({ group: 'echo', strategy: 'minimum_dispersion', paramsJson: '{tolerance' }, cb));
     expect(badJson.error?.details).toContain('params_json is not valid JSON');
     const badParam = await call((cb) => a.setStrategy({ group: 'echo', strategy: 'minimum_dispersion', paramsJson: '{"tolerance": "lots"}' }, cb));

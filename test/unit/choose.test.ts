@@ -3,7 +3,7 @@ import { chooseLeastLoaded } from '../../src/balancer/strategies/choose';
 import { roundRobin } from '../../src/balancer/strategies/round-robin';
 import type { MemberLoad } from '../../src/balancer/strategies/types';
 
-const m = (id: string, load: number, pendingBinds = 0): MemberLoad => ({ id, address: id, load, rawLoad: load, reported: true, pendingBinds, proxiedInFlight: 0 });
+const m = (id: string, load: number, pendingBinds = 0): MemberLoad => ({ id, address: id, load, rawLoad: load, reported: true, pendingBinds, proxiedInFlight: 0, recentlyShed: false });
 
 describe('least projected load with 5 % ties broken at random', () => {
   it('picks the least loaded', () => {

@@ -36,7 +36,7 @@ describe('balancer configuration', () => {
     [{ groups: [{}] }, 'groups[0].name is undefined'],
     [{ groups: [{ name: 'a' }, { name: 'a' }] }, 'groups[1].name "a" is listed twice'],
     [{ groups: [{ name: 'a', granularity: 'sometimes' }] }, 'groups[0].granularity is "sometimes"; it must be one of per-session, per-request, on-demand'],
-    [{ groups: [{ name: 'a', strategy: 'best' }] }, 'groups[0].strategy.name is "best"; it must be one of round_robin, minimum_dispersion'],
+    [{ groups: [{ name: 'a', strategy: 'best' }] }, 'groups[0].strategy.name is "best"; it must be one of round_robin, random, least_loaded, load_minimum, load_average, minimum_dispersion, p2c'],
     [{ groups: [{ name: 'a', strategy: { name: 'minimum_dispersion', params: { tolerance: -1 } } }] }, 'groups[0].strategy.params.tolerance is -1; it must be a number >= 0 and <= 10'],
     [{ groups: [{ name: 'a', strategy: { name: 'minimum_dispersion', params: { speed: 1 } } }] }, 'groups[0].strategy.params.speed is not a parameter of strategy minimum_dispersion'],
     [{ groups: [{ name: 'a', strategy: { name: 'round_robin', extra: 1 } }] }, 'groups[0].strategy.extra is not a strategy setting'],

@@ -5,7 +5,7 @@ import type { ClientLoad, MemberLoad, Move, PlanInput } from '../../src/balancer
 const params = { tolerance: 0.1, minGain: 0.02, maxMoves: 32 };
 
 function member(id: string, load: number): MemberLoad {
-  return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, proxiedInFlight: 0 };
+  return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, proxiedInFlight: 0, recentlyShed: false };
 }
 
 function input(layout: Record<string, number[]>, held: string[] = []): PlanInput {

@@ -32,7 +32,7 @@ export function parseParams(factory: StrategyFactory, raw: RawParams | undefined
   for (const spec of factory.params) {
     const value = raw?.[spec.name];
     if (value === undefined) {
-      params[spec.name] = spec.default;
+      if (spec.default !== null) params[spec.name] = spec.default;
       continue;
     }
     const belowMin = typeof value === 'number' && (spec.minInclusive === false ? value <= spec.min : value < spec.min);

@@ -21,6 +21,8 @@ export interface MemberLoad {
   readonly pendingBinds: number;
   /** Calls the balancer is proxying to this member right now. */
   readonly proxiedInFlight: number;
+  /** The member sent clients away in a plan less than the group's hold time ago. */
+  readonly recentlyShed: boolean;
 }
 
 /** A movable client of a member, with its dampened rate. */
@@ -70,7 +72,10 @@ export interface Strategy {
   readonly name: string;
   /** Whether the strategy uses load reports at all. */
   readonly adaptive: boolean;
-  /** Index into `input.members` of the member to bind to. */
+  /**
+   * Index into `input.members` of the member to bind to, or -1 when the
+   * strategy refuses every member (least_loaded's reject threshold).
+   */
   choose(input: ChooseInput): number;
   /**
    * The moves that rebalance the group, or [] for none. Non-adaptive
@@ -87,7 +92,8 @@ export interface ParamSpec {
   readonly name: string;
   readonly description: string;
   readonly unit: string;
-  readonly default: number;
+  /** Default value; null means "absent unless given" (see `dampening`). */
+  readonly default: number | null;
   readonly min: number;
   readonly max: number;
   /** Whether `min` itself is allowed. */

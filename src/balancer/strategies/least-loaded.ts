@@ -1,0 +1,67 @@
+/**
+ * least_loaded (TAO LeastLoaded): binds to the member with the least
+ * effective load (ties within 5 % broken at random), never to a member at or
+ * above the reject threshold; if every member is, the binding is refused.
+ * In on-demand groups, a member whose effective load exceeds the critical
+ * threshold sheds its surplus above it (TAO: alerted, rejects everything),
+ * to members that stay below the threshold. Thresholds are in effective
+ * load units; 0 disables each, as in TAO.
+ */
+import { chooseLeastLoaded } from './choose';
+import { DAMPENING_PARAM, effectiveLoad, PER_BALANCE_LOAD_PARAM, recentlyShedIds, shed, TOLERANCE_PARAM, type Surplus } from './tao';
+import type { StrategyFactory } from './types';
+
+export const leastLoaded: StrategyFactory = {
+  name: 'least_loaded',
+  description: 'TAO LeastLoaded: least effective load; reject threshold for new bindings; sheds the surplus above the critical threshold.',
+  adaptive: true,
+  params: [
+    TOLERANCE_PARAM,
+    DAMPENING_PARAM,
+    PER_BALANCE_LOAD_PARAM,
+    {
+      name: 'criticalThreshold',
+      description: 'A member above this effective load sheds the surplus (0 = never).',
+      unit: 'effective load',
+      default: 0,
+      min: 0,
+      max: 1e12,
+    },
+    {
+      name: 'rejectThreshold',
+      description: 'No new binding to a member at or above this effective load (0 = no limit).',
+      unit: 'effective load',
+      default: 0,
+      min: 0,
+      max: 1e12,
+    },
+    { name: 'maxMoves', description: 'Upper bound on client moves per plan.', unit: 'moves', default: 32, min: 1, max: 10000, integer: true },
+  ],
+  create(params) {
+    const tolerance = params['tolerance']!;
+    const perBalance = params['perBalanceLoad']!;
+    const critical = params['criticalThreshold']!;
+    const reject = params['rejectThreshold']!;
+    const maxMoves = params['maxMoves']!;
+    return {
+      name: 'least_loaded',
+      adaptive: true,
+      choose(input) {
+        const perBind = perBalance > 0 ? perBalance : input.expectedClientLoad;
+        const scaled = input.members.map((m) => ({ ...m, load: effectiveLoad(m.load, m.pendingBinds, perBind, tolerance), pendingBinds: 0 }));
+        const allowed = reject > 0 ? scaled.map((m, i) => [m, i] as const).filter(([m]) => m.load < reject) : scaled.map((m, i) => [m, i] as const);
+        if (allowed.length === 0) return -1;
+        const pick = chooseLeastLoaded({ ...input, members: allowed.map(([m]) => m) });
+        return allowed[pick]![1];
+      },
+      plan(input) {
+        if (critical <= 0) return [];
+        const loads = new Map(input.members.map((m) => [m.id, m.load]));
+        const threshold = critical * tolerance; // back in load units
+        const surpluses: Surplus[] = input.members.filter((m) => m.load > threshold).map((m) => ({ memberId: m.id, amount: m.load - threshold }));
+        if (surpluses.length === 0) return [];
+        return shed(loads, input.clients, surpluses, maxMoves, recentlyShedIds(input.members), (_id, after) => after <= threshold);
+      },
+    };
+  },
+};

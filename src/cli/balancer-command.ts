@@ -1,0 +1,52 @@
+/** `rebind balancer --config <file>`: runs a balancer until SIGINT/SIGTERM. */
+import type { Command } from 'commander';
+import { Balancer } from '../balancer/balancer';
+import { readConfigFile } from '../balancer/config-file';
+import { rootLogger } from '../common/logger';
+import { hostPort } from './options';
+
+/** Exit code for an invalid configuration. */
+export const EXIT_CONFIG = 2;
+
+export function registerBalancerCommand(program: Command): void {
+  program
+    .command('balancer')
+    .description('Run a balancer from a configuration file (JSON or YAML).')
+    .requiredOption('-c, --config <file>', 'configuration file (.json, .yaml or .yml)')
+    .option('--listen <host:port>', 'override the data address clients target', hostPort)
+    .option('--control-listen <host:port>', 'override the control address replicas attach to', hostPort)
+    .option('--check', 'validate the configuration and exit')
+    .action(async (opts: { config: string; listen?: string; controlListen?: string; check?: boolean }) => {
+      const result = readConfigFile(opts.config);
+      if (!result.ok) {
+        console.error(`rebind balancer: invalid configuration (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''}):`);
+        for (const e of result.errors) console.error(`  - ${e}`);
+        process.exit(EXIT_CONFIG);
+      }
+      const config = { ...result.value };
+      if (opts.listen) config.listen = opts.listen;
+      if (opts.controlListen) config.controlListen = opts.controlListen;
+      if (opts.check) {
+        console.log(`${opts.config}: valid (${config.groups.length} group${config.groups.length === 1 ? '' : 's'})`);
+        return;
+      }
+      let balancer: Balancer;
+      try {
+        balancer = await Balancer.start({ config });
+      } catch (err) {
+        console.error(`rebind balancer: cannot start: ${(err as Error).message}`);
+        process.exit(1);
+      }
+      const log = rootLogger();
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'balancer stopping');
+        await balancer.stop();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+    });
+}

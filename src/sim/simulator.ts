@@ -1,0 +1,276 @@
+/**
+ * A deterministic simulator: virtual time (rxjs VirtualTimeScheduler), no
+ * sockets. It drives the balancer's real code — Registry, Group (dampening,
+ * strategies), Analyzer — and the replica's real LoadMeter and ForwardTable,
+ * with simulated replicas (report loops) and open-loop clients (calls on a
+ * fixed schedule). Same seed, same result.
+ */
+import { VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import pino from 'pino';
+import { Analyzer } from '../balancer/analyzer';
+import { parseBalancerConfig } from '../balancer/config';
+import type { Group } from '../balancer/group';
+import { Member, type AdvisorySink } from '../balancer/member';
+import { Registry } from '../balancer/registry';
+import { FORWARD_TO_BALANCER } from '../common/wire';
+import type { Advisory } from '../generated/rebind/v1/Advisory';
+import { sanitizeAdvisory } from '../replica/advisory';
+import { ForwardTable } from '../replica/forward-table';
+import { LoadMeter } from '../replica/load-meter';
+import { convergenceSeconds, round, steadyState, type SeriesRow } from './quality';
+import { seededRandom } from './rng';
+
+const PATH = '/sim.Service/Call';
+
+export interface SimClientSpec {
+  /** Calls per second, sent on a fixed schedule (open loop). */
+  rate: number;
+  /** When the client starts calling, ms (default 0). */
+  startMs?: number;
+  /** When it stops, ms (default: never). */
+  stopMs?: number;
+}
+
+export interface SimReplicaSpec {
+  name: string;
+  attachMs?: number;
+  detachMs?: number;
+}
+
+/** A run-time change, as an operator would make through the admin API. */
+export interface SimSwitch {
+  atMs: number;
+  strategy?: string;
+  params?: Record<string, number>;
+  granularity?: 'per-session' | 'per-request' | 'on-demand';
+}
+
+export interface SimScenario {
+  name: string;
+  description: string;
+  /** Group settings, as in the balancer configuration (name is filled in). */
+  group: Record<string, unknown>;
+  replicas: SimReplicaSpec[];
+  clients: SimClientSpec[];
+  /** "round-robin": clients start bound to replicas in turn (the paper's setup); "balancer": first call binds. */
+  initialBinding: 'round-robin' | 'balancer';
+  durationMs: number;
+  /** Ground-truth load sampling period, ms (default 250). */
+  sampleMs?: number;
+  switches?: SimSwitch[];
+  seed?: number;
+}
+
+export interface SimResult {
+  scenario: string;
+  reportIntervalMs: number;
+  replicas: string[];
+  /** [t_s, rps per replica…] every sampleMs, from calls actually served. */
+  series: SeriesRow[];
+  /** Changes of a client's binding after its first one. */
+  rebinds: number;
+  rebindTimesMs: number[];
+  advisories: number;
+  forwardsAtBalancer: number;
+  convergenceS: number | null;
+  steady: { max_over_mean: number; cv: number };
+  /** Mean load per replica over each report interval, by interval number (1-based). */
+  intervalLoads: number[][];
+}
+
+interface SimReplica {
+  spec: SimReplicaSpec;
+  address: string;
+  meter: LoadMeter;
+  forwards: ForwardTable;
+  member: Member | null;
+  seq: number;
+  served: number;
+}
+
+interface SimClient {
+  id: string;
+  spec: SimClientSpec;
+  bound: SimReplica | null;
+  everBound: boolean;
+}
+
+const silent = pino({ level: 'silent' });
+
+/** Runs one scenario to completion on virtual time. */
+export function simulate(scenario: SimScenario): SimResult {
+  const random = seededRandom(scenario.seed ?? 1);
+  const parsed = parseBalancerConfig({ groups: [{ name: 'sim', ...scenario.group }] });
+  if (!parsed.ok) throw new Error(`scenario ${scenario.name}: ${parsed.errors.join('; ')}`);
+  const config = parsed.value;
+  const interval = config.groups[0]!.reportIntervalMs;
+  const sampleMs = scenario.sampleMs ?? 250;
+  const scheduler = new VirtualTimeScheduler(VirtualAction, scenario.durationMs);
+  const now = () => scheduler.now();
+  const registry = new Registry(config, silent, random);
+  const group: Group = registry.groups.get('sim')!;
+  let advisories = 0;
+  const analyzer = new Analyzer(registry, scheduler, silent);
+
+  const replicas: SimReplica[] = scenario.replicas.map((spec, i) => ({
+    spec,
+    address: `10.0.0.${i + 1}:5000`,
+    meter: new LoadMeter(0),
+    forwards: new ForwardTable(now),
+    member: null,
+    seq: 0,
+    served: 0,
+  }));
+  const byAddress = new Map(replicas.map((r) => [r.address, r]));
+  const byMember = new Map<Member, SimReplica>();
+  const clients: SimClient[] = scenario.clients.map((spec, i) => ({ id: `client-${String(i + 1).padStart(4, '0')}`, spec, bound: null, everBound: false }));
+
+  let rebinds = 0;
+  const rebindTimesMs: number[] = [];
+  let forwardsAtBalancer = 0;
+  const setBinding = (client: SimClient, replica: SimReplica | null) => {
+    if (client.everBound && replica !== client.bound) {
+      rebinds++;
+      rebindTimesMs.push(now());
+    }
+    client.bound = replica;
+    if (replica !== null) client.everBound = true;
+  };
+
+  // Replicas attach, report every interval, and detach.
+  for (const r of replicas) {
+    const attachAt = r.spec.attachMs ?? 0;
+    scheduler.schedule(() => {
+      const sink: AdvisorySink = {
+        sendAdvisory: (advisory: Advisory) => {
+          advisories++;
+          const normalized = {
+            seq: Number(advisory.seq ?? 0),
+            recallAll: advisory.recallAll ?? false,
+            expireMs: advisory.expireMs ?? 5000,
+            moves: (advisory.moves ?? []).map((m) => ({ clientId: m.clientId ?? '', target: m.target ?? '' })),
+          };
+          r.forwards.apply(sanitizeAdvisory(normalized).advisory);
+          return true;
+        },
+        close: () => undefined,
+      };
+      const member = registry.attach({ protocolVersion: 1, group: 'sim', address: r.address, methods: [{ path: PATH, kind: 'UNARY' }], replicaId: '' }, sink, now());
+      if (!(member instanceof Member)) throw new Error(member.message);
+      r.member = member;
+      byMember.set(member, r);
+      r.meter.snapshot(now(), 1, undefined, false);
+      scheduler.schedule(function () {
+        if (r.member === null) return;
+        r.forwards.sweep();
+        const snapshot = r.meter.snapshot(now(), group.config.topClients, undefined, false);
+        group.applyReport(r.member, { ...snapshot, seq: ++r.seq, custom: 0, hasCustom: false, forwards: 0, draining: false } as never, now());
+        this.schedule(undefined, interval);
+      }, interval);
+    }, attachAt);
+    if (r.spec.detachMs !== undefined) {
+      scheduler.schedule(() => {
+        if (r.member !== null) registry.detach(r.member, 'simulated detach');
+        r.member = null;
+      }, r.spec.detachMs);
+    }
+  }
+
+  const live = (r: SimReplica | null): r is SimReplica => r !== null && r.member !== null && group.members.get(r.member.id) === r.member;
+
+  const bindThroughBalancer = (client: SimClient): SimReplica | null => {
+    forwardsAtBalancer++;
+    const member = group.choose(PATH, 'bind', client.id, now());
+    return member === null ? null : (byMember.get(member) ?? null);
+  };
+
+  const serve = (client: SimClient): void => {
+    if (group.granularity === 'per-request') {
+      const member = group.choose(PATH, 'call', client.id, now());
+      const r = member === null ? null : byMember.get(member);
+      if (r) {
+        r.meter.callStarted(null);
+        r.meter.callEnded(0);
+        r.served++;
+      }
+      return;
+    }
+    let target = live(client.bound) ? client.bound : bindThroughBalancer(client);
+    setBinding(client, target);
+    for (let hops = 0; target !== null && hops < 5; hops++) {
+      const decision = target.forwards.take(client.id);
+      if (decision === null) {
+        target.meter.callStarted(client.id);
+        target.meter.callEnded(0);
+        target.served++;
+        return;
+      }
+      target.meter.forwarded();
+      const next = decision.target === FORWARD_TO_BALANCER ? bindThroughBalancer(client) : (byAddress.get(decision.target) ?? null);
+      target = live(next) ? next : bindThroughBalancer(client);
+      setBinding(client, target);
+    }
+  };
+
+  // Clients call on a fixed schedule, each with a random phase.
+  for (const [i, client] of clients.entries()) {
+    const period = 1000 / client.spec.rate;
+    const start = (client.spec.startMs ?? 0) + random() * period;
+    if (scenario.initialBinding === 'round-robin') {
+      scheduler.schedule(() => {
+        const r = replicas[i % replicas.length]!;
+        if (live(r)) setBinding(client, r);
+      }, client.spec.startMs ?? 0);
+    }
+    scheduler.schedule(function () {
+      if (client.spec.stopMs !== undefined && now() >= client.spec.stopMs) return;
+      serve(client);
+      this.schedule(undefined, period);
+    }, start);
+  }
+
+  for (const s of scenario.switches ?? []) {
+    scheduler.schedule(() => {
+      if (s.strategy !== undefined) group.setStrategy(s.strategy, s.params ?? {});
+      if (s.granularity !== undefined) group.setGranularity(s.granularity);
+    }, s.atMs);
+  }
+
+  // Ground truth: calls served per replica per sample window.
+  const series: SeriesRow[] = [];
+  const lastServed = replicas.map(() => 0);
+  scheduler.schedule(function () {
+    const row = [round(now() / 1000, 3)];
+    replicas.forEach((r, i) => {
+      row.push(round(((r.served - lastServed[i]!) * 1000) / sampleMs, 2));
+      lastServed[i] = r.served;
+    });
+    series.push(row);
+    this.schedule(undefined, sampleMs);
+  }, sampleMs);
+
+  analyzer.start();
+  scheduler.flush();
+  analyzer.stop();
+
+  const samplesPerInterval = Math.max(1, Math.round(interval / sampleMs));
+  const intervalLoads: number[][] = [];
+  for (let k = 0; (k + 1) * samplesPerInterval <= series.length; k++) {
+    const rows = series.slice(k * samplesPerInterval, (k + 1) * samplesPerInterval);
+    intervalLoads.push(replicas.map((_, i) => round(rows.reduce((s, row) => s + row[i + 1]!, 0) / rows.length, 2)));
+  }
+  const durationS = scenario.durationMs / 1000;
+  return {
+    scenario: scenario.name,
+    reportIntervalMs: interval,
+    replicas: replicas.map((r) => r.spec.name),
+    series,
+    rebinds,
+    rebindTimesMs,
+    advisories,
+    forwardsAtBalancer,
+    convergenceS: convergenceSeconds(series),
+    steady: steadyState(series, durationS / 2),
+    intervalLoads,
+  };
+}

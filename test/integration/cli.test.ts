@@ -1,0 +1,92 @@
+/**
+ * The rebind CLI as a user runs it: separate processes, exit codes, error
+ * messages that say what is accepted.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Balancer } from '../../src/index';
+import { startBalancer } from '../support/cluster';
+
+const root = path.join(__dirname, '../..');
+const tsx = path.join(root, 'node_modules/.bin/tsx');
+const cli = path.join(root, 'src/cli/main.ts');
+
+/** Runs the CLI in its own process (asynchronously: the balancer under test lives in this one). */
+function rebind(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(tsx, [cli, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, REBIND_LOG_LEVEL: 'silent' } }, (err, stdout, stderr) => {
+      const exitCode = (err as { code?: unknown } | null)?.code;
+      resolve({ code: err === null ? 0 : typeof exitCode === 'number' ? exitCode : 1, stdout, stderr });
+    });
+  });
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'rebind-cli-'));
+
+describe('rebind balancer', () => {
+  it('exits 2 and names every invalid field of the configuration', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, 'groups:\n  - name: g\n    granularity: hourly\n    reportIntervalMs: 1\n');
+    const r = await rebind('balancer', '--config', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid configuration (2 problems)');
+    expect(r.stderr).toContain('groups[0].granularity is "hourly"; it must be one of per-session, per-request, on-demand');
+    expect(r.stderr).toContain('groups[0].reportIntervalMs is 1; it must be an integer >= 10 and <= 600000 (ms)');
+  });
+
+  it('--check validates a good configuration and exits 0', async () => {
+    const file = path.join(dir, 'good.json');
+    writeFileSync(file, JSON.stringify({ groups: [{ name: 'g', strategy: 'p2c' }] }));
+    const r = await rebind('balancer', '--config', file, '--check');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('valid (1 group)');
+  });
+
+  it('a missing --config is a usage error', async () => {
+    const r = await rebind('balancer');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("required option '-c, --config <file>' not specified");
+  });
+});
+
+describe('rebind set-strategy / set-granularity', () => {
+  let balancer: Balancer;
+  beforeAll(async () => {
+    balancer = await startBalancer([{ name: 'echo', granularity: 'per-session', strategy: 'round_robin' }]);
+  });
+  afterAll(() => balancer.stop());
+
+  it('changes the strategy and prints the group', async () => {
+    const r = await rebind('set-strategy', '-b', balancer.controlAddress, '-g', 'echo', '-s', 'load_minimum', '-p', '{"minimumDiff":0.3}');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('strategy load_minimum');
+    expect(balancer.registry.groups.get('echo')!.config.strategy).toMatchObject({ name: 'load_minimum', params: { minimumDiff: 0.3 } });
+  });
+
+  it('changes the granularity', async () => {
+    const r = await rebind('set-granularity', '-b', balancer.controlAddress, '-g', 'echo', '--granularity', 'on-demand');
+    expect(r.code).toBe(0);
+    expect(balancer.registry.groups.get('echo')!.granularity).toBe('on-demand');
+  });
+
+  it('refuses an unknown strategy before calling, listing the accepted ones', async () => {
+    const r = await rebind('set-strategy', '-b', balancer.controlAddress, '-g', 'echo', '-s', 'best');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('Allowed choices are round_robin, random, least_loaded, load_minimum, load_average, minimum_dispersion, p2c');
+  });
+
+  it("reports the balancer's refusal and exits 1", async () => {
+    const r = await rebind('set-strategy', '-b', balancer.controlAddress, '-g', 'echo', '-s', 'least_loaded', '-p', '{"rejectThreshold":-1}');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('INVALID_ARGUMENT: params.rejectThreshold is -1');
+  });
+
+  it('says when the balancer cannot be reached', async () => {
+    const r = await rebind('set-granularity', '-b', '127.0.0.1:1', '-g', 'echo', '--granularity', 'per-request');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("cannot reach the balancer's control address 127.0.0.1:1");
+  });
+});
