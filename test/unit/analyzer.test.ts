@@ -193,4 +193,40 @@ describe('analyzer', () => {
     expect([...location.values()].filter((m) => m === b)).toHaveLength(2);
     expect(b.sink.advisories).toEqual([]);
   });
+
+  it('a strategy switch acts at the next analysis, within one report interval', () => {
+    const { scheduler, join, group } = setup({ granularity: 'on-demand', strategy: 'round_robin' }, 3000);
+    const a = join('10.0.0.1:1');
+    const b = join('10.0.0.2:1');
+    let seq = 0;
+    for (let t = 50; t < 3000; t += 100) {
+      scheduler.schedule(() => {
+        seq++;
+        group.applyReport(a.member, report(seq, { 'client-0000': 50, 'client-1111': 50 }), scheduler.now());
+        group.applyReport(b.member, report(seq, {}), scheduler.now());
+      }, t);
+    }
+    let adviceAt = -1;
+    const original = a.sink.sendAdvisory.bind(a.sink);
+    a.sink.sendAdvisory = (adv) => {
+      if (adviceAt < 0) adviceAt = scheduler.now();
+      return original(adv);
+    };
+    scheduler.schedule(() => group.setStrategy('minimum_dispersion', { tolerance: 0.1, minGain: 0.02, maxMoves: 32 }), 1234);
+    scheduler.flush();
+    expect(adviceAt).toBeGreaterThan(1234);
+    expect(adviceAt - 1234).toBeLessThanOrEqual(100);
+  });
+
+  it('a switch to per-request recalls every member at once; a switch back ends the recall', () => {
+    const { join, group, analyzer } = setup({ granularity: 'on-demand' }, 100);
+    const a = join('10.0.0.1:1');
+    group.setGranularity('per-request');
+    analyzer.sendRecall(group, true);
+    expect(a.sink.advisories.at(-1)).toMatchObject({ recallAll: true, moves: [] });
+    group.setGranularity('on-demand');
+    analyzer.sendRecall(group, false);
+    expect(a.sink.advisories.at(-1)).toMatchObject({ recallAll: false });
+  });
 });
+
