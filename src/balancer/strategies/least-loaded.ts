@@ -8,7 +8,7 @@
  * load units; 0 disables each, as in TAO.
  */
 import { chooseLeastLoaded } from './choose';
-import { DAMPENING_PARAM, effectiveLoad, PER_BALANCE_LOAD_PARAM, recentlyShedIds, shed, TOLERANCE_PARAM, type Surplus } from './tao';
+import { DAMPENING_PARAM, MAX_MOVES_PARAM, PER_BALANCE_LOAD_PARAM, recentlyShedIds, shed, TOLERANCE_PARAM, withEffectiveLoads, type Surplus } from './tao';
 import type { StrategyFactory } from './types';
 
 export const leastLoaded: StrategyFactory = {
@@ -35,7 +35,7 @@ export const leastLoaded: StrategyFactory = {
       min: 0,
       max: 1e12,
     },
-    { name: 'maxMoves', description: 'Upper bound on client moves per plan.', unit: 'moves', default: 32, min: 1, max: 10000, integer: true },
+    MAX_MOVES_PARAM,
   ],
   create(params) {
     const tolerance = params['tolerance']!;
@@ -47,8 +47,7 @@ export const leastLoaded: StrategyFactory = {
       name: 'least_loaded',
       adaptive: true,
       choose(input) {
-        const perBind = perBalance > 0 ? perBalance : input.expectedClientLoad;
-        const scaled = input.members.map((m) => ({ ...m, load: effectiveLoad(m.load, m.pendingBinds, perBind, tolerance), pendingBinds: 0 }));
+        const scaled = withEffectiveLoads(input, perBalance, tolerance);
         const allowed = reject > 0 ? scaled.map((m, i) => [m, i] as const).filter(([m]) => m.load < reject) : scaled.map((m, i) => [m, i] as const);
         if (allowed.length === 0) return -1;
         const pick = chooseLeastLoaded({ ...input, members: allowed.map(([m]) => m) });

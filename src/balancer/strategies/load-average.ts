@@ -6,7 +6,7 @@
  * leaves a member at 2x the average or more as it was, such a member is
  * always advised.
  */
-import { DAMPENING_PARAM, PER_BALANCE_LOAD_PARAM, recentlyShedIds, shed, TOLERANCE_PARAM, type Surplus } from './tao';
+import { DAMPENING_PARAM, MAX_MOVES_PARAM, PER_BALANCE_LOAD_PARAM, recentlyShedIds, shed, TOLERANCE_PARAM, type Surplus } from './tao';
 import type { StrategyFactory } from './types';
 
 export const loadAverage: StrategyFactory = {
@@ -25,7 +25,7 @@ export const loadAverage: StrategyFactory = {
       min: 0,
       max: 100,
     },
-    { name: 'maxMoves', description: 'Upper bound on client moves per plan.', unit: 'moves', default: 32, min: 1, max: 10000, integer: true },
+    MAX_MOVES_PARAM,
   ],
   create(params) {
     const tolerance = params['tolerance']!;

@@ -8,7 +8,7 @@
  * (so heavy overload could go un-alerted), such a member is always advised.
  */
 import { chooseLeastLoaded } from './choose';
-import { DAMPENING_PARAM, effectiveLoad, PER_BALANCE_LOAD_PARAM, recentlyShedIds, shed, TOLERANCE_PARAM, type Surplus } from './tao';
+import { DAMPENING_PARAM, MAX_MOVES_PARAM, PER_BALANCE_LOAD_PARAM, recentlyShedIds, shed, TOLERANCE_PARAM, withEffectiveLoads, type Surplus } from './tao';
 import type { StrategyFactory } from './types';
 
 export const loadMinimum: StrategyFactory = {
@@ -27,7 +27,7 @@ export const loadMinimum: StrategyFactory = {
       min: 0,
       max: 100,
     },
-    { name: 'maxMoves', description: 'Upper bound on client moves per plan.', unit: 'moves', default: 32, min: 1, max: 10000, integer: true },
+    MAX_MOVES_PARAM,
   ],
   create(params) {
     const tolerance = params['tolerance']!;
@@ -38,9 +38,7 @@ export const loadMinimum: StrategyFactory = {
       name: 'load_minimum',
       adaptive: true,
       choose(input) {
-        const perBind = perBalance > 0 ? perBalance : input.expectedClientLoad;
-        const scaled = input.members.map((m) => ({ ...m, load: effectiveLoad(m.load, m.pendingBinds, perBind, tolerance), pendingBinds: 0 }));
-        return chooseLeastLoaded({ ...input, members: scaled });
+        return chooseLeastLoaded({ ...input, members: withEffectiveLoads(input, perBalance, tolerance) });
       },
       plan(input) {
         const effective = input.members.map((m) => ({ id: m.id, e: m.load / tolerance }));

@@ -22,7 +22,7 @@
  * picks the clients whose loads add up to it and moves each to the least
  * loaded member that can take it.
  */
-import type { ClientLoad, MemberLoad, Move, ParamSpec } from './types';
+import type { ChooseInput, ClientLoad, MemberLoad, Move, ParamSpec } from './types';
 
 /** Ids of the members that shed clients within the hold time. */
 export function recentlyShedIds(members: readonly MemberLoad[]): Set<string> {
@@ -55,6 +55,25 @@ export const PER_BALANCE_LOAD_PARAM: ParamSpec = {
   min: 0,
   max: 1e9,
 };
+
+export const MAX_MOVES_PARAM: ParamSpec = {
+  name: 'maxMoves',
+  description: 'Upper bound on client moves per plan.',
+  unit: 'moves',
+  default: 32,
+  min: 1,
+  max: 10000,
+  integer: true,
+};
+
+/**
+ * Members with their effective load (projected with the binds since the last
+ * report) in place of their load, for the shared least-load choice.
+ */
+export function withEffectiveLoads(input: ChooseInput, perBalanceLoad: number, tolerance: number): MemberLoad[] {
+  const perBind = perBalanceLoad > 0 ? perBalanceLoad : input.expectedClientLoad;
+  return input.members.map((m) => ({ ...m, load: effectiveLoad(m.load, m.pendingBinds, perBind, tolerance), pendingBinds: 0 }));
+}
 
 /** Effective load of a member for choosing (projected) or analysis (reported). */
 export function effectiveLoad(load: number, pendingBinds: number, perBind: number, tolerance: number): number {
