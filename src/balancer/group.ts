@@ -43,8 +43,9 @@ export class Group {
   private strategy: Strategy;
   private sequence = 0;
   private eligibleCache = new Map<string, Member[]>();
-  /** Cached {@link expectedCallLoad}; recomputed after reports. */
+  /** Cached {@link expectedCallLoad} and {@link expectedClientLoad}; recomputed after reports. */
   private callLoadCache: number | null = null;
+  private clientLoadCache: number | null = null;
   /**
    * The member each client was last bound to, and when. A client whose
    * first calls race each other gets the same member for all of them.
@@ -95,7 +96,7 @@ export class Group {
   /** Changes the strategy (already validated). Takes effect on the next decision. */
   setStrategy(name: string, params: Record<string, number>): void {
     const next: GroupConfig = { ...this.config, strategy: { name, params } };
-    this.callLoadCache = null;
+    this.invalidateEstimates();
     this.strategy = Group.createStrategy(next);
     this.config = next;
   }
@@ -107,7 +108,7 @@ export class Group {
   addMember(member: Member): void {
     this.members.set(member.id, member);
     this.eligibleCache.clear();
-    this.callLoadCache = null;
+    this.invalidateEstimates();
   }
 
   removeMember(id: string): Member | undefined {
@@ -115,7 +116,7 @@ export class Group {
     if (member !== undefined) {
       this.members.delete(id);
       this.eligibleCache.clear();
-      this.callLoadCache = null;
+      this.invalidateEstimates();
       for (const [clientId, bind] of this.recentBinds) if (bind.member === member) this.recentBinds.delete(clientId);
       for (const [clientId, t] of this.transit) if (t.from === id || t.to === id) this.transit.delete(clientId);
     }
@@ -154,15 +155,21 @@ export class Group {
       const recent = this.recentBinds.get(clientId);
       if (recent !== undefined && nowMs - recent.atMs < this.config.reportIntervalMs && members.includes(recent.member)) return recent.member;
     }
-    const expected = kind === 'bind' ? this.expectedClientLoad() : this.expectedCallLoad();
-    const index = this.strategy.choose({ members, sequence: this.sequence, random: this.random, expectedClientLoad: expected });
+    const index = this.strategy.choose({
+      members,
+      sequence: this.sequence,
+      random: this.random,
+      expectedClientLoad: this.expectedClientLoad(),
+      expectedCallLoad: this.expectedCallLoad(),
+    });
     this.sequence++;
     if (index < 0) {
       this.lastRefusal = `every replica of group "${this.name}" is refused by strategy ${this.strategy.name} (at or above its reject threshold)`;
       return null;
     }
     const member = members[index] ?? members[0]!;
-    member.pendingBinds++;
+    if (kind === 'bind') member.pendingBinds++;
+    else member.pendingCalls++;
     if (kind === 'bind' && clientId !== null) {
       if (this.recentBinds.size >= 10_000) this.forgetOldBinds(nowMs);
       this.recentBinds.set(clientId, { member, atMs: nowMs });
@@ -180,13 +187,20 @@ export class Group {
 
   /** Load a new client is expected to add: group load per known client. */
   private expectedClientLoad(): number {
+    if (this.clientLoadCache !== null) return this.clientLoadCache;
     let load = 0;
     let clients = 0;
     for (const m of this.members.values()) {
       load += m.load;
       clients += m.clients.size;
     }
-    return clients > 0 && load > 0 ? load / clients : 1;
+    this.clientLoadCache = clients > 0 && load > 0 ? load / clients : 1;
+    return this.clientLoadCache;
+  }
+
+  private invalidateEstimates(): void {
+    this.callLoadCache = null;
+    this.clientLoadCache = null;
   }
 
   /** Load one proxied call is expected to add until the next report. */
@@ -243,7 +257,8 @@ export class Group {
     member.lastReportAtMs = nowMs;
     member.latest = report;
     member.pendingBinds = 0;
-    this.callLoadCache = null;
+    member.pendingCalls = 0;
+    this.invalidateEstimates();
     if (member.settleLeft > 0) member.settleLeft--;
     for (const c of report.topClients) {
       const transit = this.transit.get(c.clientId);

@@ -29,6 +29,7 @@ export class Member implements MemberLoad {
   rawLoad = 0;
   reported = false;
   pendingBinds = 0;
+  pendingCalls = 0;
   proxiedInFlight = 0;
   reports = 0;
   lastSeq = 0;

@@ -3,23 +3,31 @@ import { chooseLeastLoaded } from '../../src/balancer/strategies/choose';
 import { roundRobin } from '../../src/balancer/strategies/round-robin';
 import type { MemberLoad } from '../../src/balancer/strategies/types';
 
-const m = (id: string, load: number, pendingBinds = 0): MemberLoad => ({ id, address: id, load, rawLoad: load, reported: true, pendingBinds, proxiedInFlight: 0, recentlyShed: false });
+const m = (id: string, load: number, pendingBinds = 0): MemberLoad => ({ id, address: id, load, rawLoad: load, reported: true, pendingBinds, pendingCalls: 0, proxiedInFlight: 0, recentlyShed: false });
 
 describe('least projected load with 5 % ties broken at random', () => {
   it('picks the least loaded', () => {
-    expect(chooseLeastLoaded({ members: [m('a', 10), m('b', 5), m('c', 7)], sequence: 0, random: () => 0.99, expectedClientLoad: 1 })).toBe(1);
+    expect(chooseLeastLoaded({ members: [m('a', 10), m('b', 5), m('c', 7)], sequence: 0, random: () => 0.99, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
   });
 
   it('treats members within 5 % of the least as tied and picks among them with the random source', () => {
     const members = [m('a', 100), m('b', 104), m('c', 106), m('d', 200)];
     // least 100, band up to 105: a and b tied.
-    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.0, expectedClientLoad: 1 })).toBe(0);
-    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.6, expectedClientLoad: 1 })).toBe(1);
+    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.0, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
+    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.6, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
   });
 
   it('counts binds made since the last report', () => {
     // a: 10 + 3*5 = 25; b: 20.
-    expect(chooseLeastLoaded({ members: [m('a', 10, 3), m('b', 20)], sequence: 0, random: () => 0, expectedClientLoad: 5 })).toBe(1);
+    expect(chooseLeastLoaded({ members: [m('a', 10, 3), m('b', 20)], sequence: 0, random: () => 0, expectedClientLoad: 5, expectedCallLoad: 1 })).toBe(1);
+  });
+
+  it('counts proxied calls since the last report at their own expected load', () => {
+    // a: 10 + 2 binds * 5 + 30 calls * 0.5 = 35; b: 30 + 0 = 30 -> b.
+    const a = { ...m('a', 10, 2), pendingCalls: 30 };
+    expect(chooseLeastLoaded({ members: [a, m('b', 30)], sequence: 0, random: () => 0, expectedClientLoad: 5, expectedCallLoad: 0.5 })).toBe(1);
+    // Without the calls a would project 20 and win.
+    expect(chooseLeastLoaded({ members: [{ ...a, pendingCalls: 0 }, m('b', 30)], sequence: 0, random: () => 0, expectedClientLoad: 5, expectedCallLoad: 0.5 })).toBe(0);
   });
 
   it('spreads binds evenly when nothing is known yet', () => {
@@ -27,7 +35,7 @@ describe('least projected load with 5 % ties broken at random', () => {
     const counts = [0, 0, 0];
     const live = members.map((x) => ({ ...x }));
     for (let i = 0; i < 30; i++) {
-      const index = chooseLeastLoaded({ members: live, sequence: i, random: () => 0.3, expectedClientLoad: 1 });
+      const index = chooseLeastLoaded({ members: live, sequence: i, random: () => 0.3, expectedClientLoad: 1, expectedCallLoad: 1 });
       counts[index]!++;
       live[index]!.pendingBinds++;
     }
@@ -39,7 +47,7 @@ describe('round_robin', () => {
   it('takes members in turn and never plans moves', () => {
     const s = roundRobin.create({});
     const members = [m('a', 0), m('b', 0), m('c', 0)];
-    expect([0, 1, 2, 3, 4].map((sequence) => s.choose({ members, sequence, random: Math.random, expectedClientLoad: 1 }))).toEqual([0, 1, 2, 0, 1]);
+    expect([0, 1, 2, 3, 4].map((sequence) => s.choose({ members, sequence, random: Math.random, expectedClientLoad: 1, expectedCallLoad: 1 }))).toEqual([0, 1, 2, 0, 1]);
     expect(s.plan({ members, clients: [], nowMs: 0, random: Math.random })).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@ import type { ClientLoad, MemberLoad, Move, PlanInput } from '../../src/balancer
 const params = { tolerance: 0.1, minGain: 0.02, maxMoves: 32 };
 
 function member(id: string, load: number): MemberLoad {
-  return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, proxiedInFlight: 0, recentlyShed: false };
+  return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, pendingCalls: 0, proxiedInFlight: 0, recentlyShed: false };
 }
 
 function input(layout: Record<string, number[]>, held: string[] = []): PlanInput {
@@ -95,6 +95,6 @@ describe('minimum_dispersion planner', () => {
     const strategy = minimumDispersion.create({ tolerance: 0.1, minGain: 0.02, maxMoves: 32 });
     const members = [member('A', 100), member('B', 40), { ...member('C', 30), pendingBinds: 2 }];
     // C projects 30 + 2*20 = 70, B 40: B wins.
-    expect(strategy.choose({ members, sequence: 0, random: () => 0, expectedClientLoad: 20 })).toBe(1);
+    expect(strategy.choose({ members, sequence: 0, random: () => 0, expectedClientLoad: 20, expectedCallLoad: 1 })).toBe(1);
   });
 });

@@ -14,7 +14,7 @@ import { effectiveLoad, selectClients, shed } from '../../src/balancer/strategie
 import type { ClientLoad, MemberLoad, PlanInput, StrategyFactory } from '../../src/balancer/strategies/types';
 
 function member(id: string, load: number, extra: Partial<MemberLoad> = {}): MemberLoad {
-  return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, proxiedInFlight: 0, recentlyShed: false, ...extra };
+  return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, pendingCalls: 0, proxiedInFlight: 0, recentlyShed: false, ...extra };
 }
 
 function layout(spec: Record<string, number[]>, held: string[] = []): PlanInput {
@@ -52,14 +52,14 @@ describe('least_loaded', () => {
     const s = create(leastLoaded, { perBalanceLoad: 30 });
     // a: 100 + 2*30 = 160, b: 150, c: 170 -> b
     const members = [member('a', 100, { pendingBinds: 2 }), member('b', 150), member('c', 170)];
-    expect(s.choose({ members, sequence: 0, random: () => 0, expectedClientLoad: 1 })).toBe(1);
+    expect(s.choose({ members, sequence: 0, random: () => 0, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
   });
 
   it('never binds at or above the reject threshold, and refuses when every member is', () => {
     const s = create(leastLoaded, { rejectThreshold: 100, tolerance: 2 });
     // Effective loads 150/2 = 75, 210/2 = 105, 190/2 = 95: only a and c are below 100; a is least.
-    expect(s.choose({ members: [member('b', 210), member('a', 150), member('c', 190)], sequence: 0, random: () => 0, expectedClientLoad: 1 })).toBe(1);
-    expect(s.choose({ members: [member('a', 200), member('b', 300)], sequence: 0, random: () => 0, expectedClientLoad: 1 })).toBe(-1);
+    expect(s.choose({ members: [member('b', 210), member('a', 150), member('c', 190)], sequence: 0, random: () => 0, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
+    expect(s.choose({ members: [member('a', 200), member('b', 300)], sequence: 0, random: () => 0, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(-1);
   });
 
   it('makes no plan with the critical threshold at 0 (TAO default)', () => {
@@ -110,8 +110,8 @@ describe('load_minimum', () => {
   it('binds with ties within 5 % broken at random', () => {
     const s = create(loadMinimum);
     const members = [member('a', 100), member('b', 103), member('c', 200)];
-    expect(s.choose({ members, sequence: 0, random: () => 0.1, expectedClientLoad: 1 })).toBe(0);
-    expect(s.choose({ members, sequence: 0, random: () => 0.9, expectedClientLoad: 1 })).toBe(1);
+    expect(s.choose({ members, sequence: 0, random: () => 0.1, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
+    expect(s.choose({ members, sequence: 0, random: () => 0.9, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
   });
 });
 
@@ -135,7 +135,7 @@ describe('load_average', () => {
   it('binds at random, as TAO does', () => {
     const s = create(loadAverage);
     const members = [member('a', 0), member('b', 1000)];
-    expect(s.choose({ members, sequence: 0, random: () => 0.7, expectedClientLoad: 1 })).toBe(1);
+    expect(s.choose({ members, sequence: 0, random: () => 0.7, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
   });
 });
 
@@ -162,7 +162,7 @@ describe('random and p2c', () => {
   it('random picks uniformly with the injected random source', () => {
     const s = create(random);
     const members = [member('a', 0), member('b', 0), member('c', 0)];
-    expect([0, 0.34, 0.99].map((r) => s.choose({ members, sequence: 0, random: () => r, expectedClientLoad: 1 }))).toEqual([0, 1, 2]);
+    expect([0, 0.34, 0.99].map((r) => s.choose({ members, sequence: 0, random: () => r, expectedClientLoad: 1, expectedCallLoad: 1 }))).toEqual([0, 1, 2]);
     expect(s.plan(layout({ a: [500], b: [] }))).toEqual([]);
   });
 
@@ -170,13 +170,13 @@ describe('random and p2c', () => {
     const s = create(p2c);
     const members = [member('a', 50), member('b', 10), member('c', 90), member('d', 30)];
     // first = floor(0.6 * 4) = 2 (c, 90); second = floor(0.0 * 3) = 0 -> a (50): a wins.
-    expect(s.choose({ members, sequence: 0, random: script(0.6, 0.0), expectedClientLoad: 1 })).toBe(0);
+    expect(s.choose({ members, sequence: 0, random: script(0.6, 0.0), expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
     // first = floor(0.3 * 4) = 1 (b, 10); second = floor(0.5 * 3) = 1 -> skips b -> 2 (c, 90): b wins.
-    expect(s.choose({ members, sequence: 0, random: script(0.3, 0.5), expectedClientLoad: 1 })).toBe(1);
+    expect(s.choose({ members, sequence: 0, random: script(0.3, 0.5), expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
     // The most loaded member never wins: it would have to be drawn twice.
     let worst = 0;
     const rng = script(...Array.from({ length: 200 }, (_, i) => (i * 0.618) % 1));
-    for (let i = 0; i < 100; i++) if (s.choose({ members, sequence: i, random: rng, expectedClientLoad: 1 }) === 2) worst++;
+    for (let i = 0; i < 100; i++) if (s.choose({ members, sequence: i, random: rng, expectedClientLoad: 1, expectedCallLoad: 1 }) === 2) worst++;
     expect(worst).toBe(0);
   });
 });

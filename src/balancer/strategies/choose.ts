@@ -13,7 +13,7 @@ export const TIE_BAND = 0.05;
 /** Projected load of member `index` for the choice rule. */
 export function projectedLoad(input: ChooseInput, index: number): number {
   const member = input.members[index]!;
-  return member.load + member.pendingBinds * input.expectedClientLoad;
+  return member.load + member.pendingBinds * input.expectedClientLoad + member.pendingCalls * input.expectedCallLoad;
 }
 
 /** Index of the least-loaded member, ties within {@link TIE_BAND} broken at random. */

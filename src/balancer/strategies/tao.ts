@@ -72,7 +72,12 @@ export const MAX_MOVES_PARAM: ParamSpec = {
  */
 export function withEffectiveLoads(input: ChooseInput, perBalanceLoad: number, tolerance: number): MemberLoad[] {
   const perBind = perBalanceLoad > 0 ? perBalanceLoad : input.expectedClientLoad;
-  return input.members.map((m) => ({ ...m, load: effectiveLoad(m.load, m.pendingBinds, perBind, tolerance), pendingBinds: 0 }));
+  return input.members.map((m) => ({
+    ...m,
+    load: effectiveLoad(m.load + m.pendingCalls * input.expectedCallLoad, m.pendingBinds, perBind, tolerance),
+    pendingBinds: 0,
+    pendingCalls: 0,
+  }));
 }
 
 /** Effective load of a member for choosing (projected) or analysis (reported). */

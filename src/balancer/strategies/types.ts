@@ -19,6 +19,8 @@ export interface MemberLoad {
   readonly reported: boolean;
   /** Clients bound to this member since its latest report (not yet in its load). */
   readonly pendingBinds: number;
+  /** Calls proxied to this member since its latest report (not yet in its load). */
+  readonly pendingCalls: number;
   /** Calls the balancer is proxying to this member right now. */
   readonly proxiedInFlight: number;
   /** The member sent clients away in a plan less than the group's hold time ago. */
@@ -45,6 +47,8 @@ export interface ChooseInput {
   readonly random: () => number;
   /** Load one new client is expected to add (group load / known clients). */
   readonly expectedClientLoad: number;
+  /** Load one proxied call is expected to add until the next report. */
+  readonly expectedCallLoad: number;
 }
 
 /** Input of {@link Strategy.plan}: decide which clients to move. */
