@@ -15,7 +15,17 @@ import { status as Status } from '@grpc/grpc-js';
 import { formatHostPort, parseHostPort } from '../common/address';
 import type { Logger } from '../common/logger';
 import { respondTrailersOnly } from '../common/grpc-http2';
-import { FORWARD_REASON_TRAILER, FORWARD_STATUS, FORWARD_TRAILER, PROXIED_HEADER, RETRY_PUSHBACK_TRAILER, identifyCaller } from '../common/wire';
+import {
+  AFFINITY_HEADER,
+  FORWARD_REASON_TRAILER,
+  FORWARD_STATUS,
+  FORWARD_TRAILER,
+  PROXIED_HEADER,
+  RETRY_PUSHBACK_TRAILER,
+  identifyCaller,
+  parseAffinityToken,
+} from '../common/wire';
+import type { Group } from './group';
 import type { Registry } from './registry';
 import { proxyStream, UpstreamPool } from './proxy';
 
@@ -97,6 +107,8 @@ export class DataPlane {
     if (group === undefined) {
       return this.refuse(stream, 'unknown_method', Status.UNIMPLEMENTED, `rebind: no replica group serves ${path.slice(0, 200)}`);
     }
+    const affinity = headers[AFFINITY_HEADER];
+    if (affinity !== undefined) return this.routeAffinity(stream, headers, group, String(affinity));
     const caller = identifyCaller(headers['user-agent'] as string | undefined);
     const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
     const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now());
@@ -117,5 +129,30 @@ export class DataPlane {
     member.proxiedInFlight++;
     this.events.proxied?.(group.name, member.address);
     proxyStream(this.upstreams, stream, headers, member.address, { done: () => member.proxiedInFlight-- });
+  }
+
+  /**
+   * A call pinned to the replica that owns its state: proxied to that
+   * replica whatever the granularity, or refused with FAILED_PRECONDITION
+   * when the owner is no longer attached (its state is gone with it).
+   */
+  private routeAffinity(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, group: Group, token: string): void {
+    const parsed = parseAffinityToken(token);
+    if (typeof parsed === 'string') {
+      return this.refuse(stream, 'bad_affinity', Status.INVALID_ARGUMENT, `rebind: malformed ${AFFINITY_HEADER} header: ${parsed}`);
+    }
+    const owner = group.ownerOf(parsed.address, parsed.replicaId);
+    if (owner === null) {
+      return this.refuse(
+        stream,
+        'affinity_owner_gone',
+        Status.FAILED_PRECONDITION,
+        `rebind: the replica that owns this call (${parsed.address}, replica ${parsed.replicaId}) is gone: it is no longer attached to group "${group.name}"`,
+      );
+    }
+    group.counters.proxiedCalls++;
+    owner.proxiedInFlight++;
+    this.events.proxied?.(group.name, owner.address);
+    proxyStream(this.upstreams, stream, headers, owner.address, { done: () => owner.proxiedInFlight-- });
   }
 }

@@ -4,6 +4,7 @@
  * methods are synchronous and take the time as an argument, so the analyzer
  * and the simulator can drive a group on virtual time.
  */
+import { canonicalAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
 import type { GroupConfig, Granularity } from './config';
@@ -121,6 +122,18 @@ export class Group {
       for (const [clientId, t] of this.transit) if (t.from === id || t.to === id) this.transit.delete(clientId);
     }
     return member;
+  }
+
+  /**
+   * The member an affinity token names (same address, same replica id), if
+   * it is still attached. Draining members still own their calls.
+   */
+  ownerOf(address: string, replicaId: string): Member | null {
+    const wanted = canonicalAddress(address);
+    for (const m of this.members.values()) {
+      if (canonicalAddress(m.address) === wanted && m.replicaId === replicaId) return m;
+    }
+    return null;
   }
 
   /** Members that serve `path` and take new clients. */

@@ -52,6 +52,8 @@ export class Member implements MemberLoad {
     readonly methods: readonly Method__Output[],
     readonly sink: AdvisorySink,
     readonly attachedAtMs: number,
+    /** The replica's own id (its affinity tokens name it); may be empty. */
+    readonly replicaId = '',
   ) {
     this.lastReportAtMs = attachedAtMs;
     this.methodPaths = new Set(methods.map((m) => m.path));

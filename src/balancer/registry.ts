@@ -87,7 +87,7 @@ export class Registry {
     if (group.members.size >= group.config.maxMembers) {
       return { code: Status.RESOURCE_EXHAUSTED, message: `group "${group.name}" already has ${group.members.size} members (limit maxMembers=${group.config.maxMembers})` };
     }
-    const member = new Member(`m${this.nextMemberNumber++}`, group.name, hello.address, hello.methods, sink, nowMs);
+    const member = new Member(`m${this.nextMemberNumber++}`, group.name, hello.address, hello.methods, sink, nowMs, hello.replicaId);
     group.addMember(member);
     for (const m of hello.methods) this.pathIndex.set(m.path, group);
     if (hello.replicaId !== '') this.replicaIds.set(hello.replicaId, member);

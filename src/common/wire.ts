@@ -49,6 +49,34 @@ export const RETRY_PUSHBACK_TRAILER = 'grpc-retry-pushback-ms';
  */
 export const PROXIED_HEADER = 'rebind-proxied';
 
+/**
+ * Request header pinning a call to the replica that owns its state (a
+ * trading session lives on the replica that created it). Its value is the
+ * owner's affinity token, `host:port/replicaId` (see {@link affinityToken}).
+ * The balancer routes such a call to its owner or refuses it with
+ * FAILED_PRECONDITION if the owner is gone; a replica never forwards it and
+ * refuses one pinned to another replica.
+ */
+export const AFFINITY_HEADER = 'rebind-affinity';
+
+/** The affinity token of a replica: where it is, and which incarnation. */
+export function affinityToken(address: string, replicaId: string): string {
+  return `${address}/${replicaId}`;
+}
+
+const REPLICA_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+/** Splits an affinity token; returns an error message for a malformed one. */
+export function parseAffinityToken(token: string): { address: string; replicaId: string } | string {
+  if (token.length === 0 || token.length > 400) return 'affinity token is empty or too long';
+  const slash = token.lastIndexOf('/');
+  if (slash <= 0) return `affinity token "${token.slice(0, 100)}" is not of the form host:port/replicaId`;
+  const address = token.slice(0, slash);
+  const replicaId = token.slice(slash + 1);
+  if (!REPLICA_ID.test(replicaId)) return `affinity token "${token.slice(0, 100)}" has an invalid replica id`;
+  return { address, replicaId };
+}
+
 /** Why a forward was sent. */
 export type ForwardReason = 'bind' | 'advisory' | 'recall' | 'drain';
 export const FORWARD_REASONS: readonly ForwardReason[] = ['bind', 'advisory', 'recall', 'drain'];

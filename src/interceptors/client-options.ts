@@ -10,7 +10,7 @@
  */
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { CLIENT_ID_PATTERN, clientUserAgent } from '../common/wire';
+import { CLIENT_ID_PATTERN, clientUserAgent, parseAffinityToken } from '../common/wire';
 import { DEFAULT_MAX_FORWARDS, MAX_MAX_FORWARDS, POLICY_NAME, registerRebindPolicy } from './client-policy';
 
 export interface ClientOptionsInput {
@@ -18,6 +18,14 @@ export interface ClientOptionsInput {
   clientId?: string;
   /** Forwards one call may follow before it fails with UNAVAILABLE (1..8, default 4). */
   maxForwards?: number;
+  /**
+   * Affinity token of the replica that owns this channel's calls (from
+   * `replica.affinity`, handed out by the application, e.g. with a session).
+   * Every call goes to that replica; if it is gone the call fails with
+   * FAILED_PRECONDITION. Use the same clientId as the channel that created
+   * the session, so that its load counts as that client's.
+   */
+  affinity?: string;
   /** Further channel options to merge in. */
   channelOptions?: ChannelOptions;
 }
@@ -28,6 +36,10 @@ export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
   const clientId = input.clientId ?? randomBytes(12).toString('base64url');
   if (!CLIENT_ID_PATTERN.test(clientId)) throw new Error('rebind clientOptions: clientId must be 8-64 characters of A-Z a-z 0-9 _ -');
   const maxForwards = input.maxForwards ?? DEFAULT_MAX_FORWARDS;
+  if (input.affinity !== undefined) {
+    const parsed = parseAffinityToken(input.affinity);
+    if (typeof parsed === 'string') throw new Error(`rebind clientOptions: ${parsed}`);
+  }
   if (!Number.isInteger(maxForwards) || maxForwards < 1 || maxForwards > MAX_MAX_FORWARDS) {
     throw new Error(`rebind clientOptions: maxForwards must be an integer 1..${MAX_MAX_FORWARDS}`);
   }
@@ -35,7 +47,7 @@ export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
   // attempt after the last allowed forward can fail with a clear message.
   const maxAttempts = maxForwards + 2;
   const serviceConfig = {
-    loadBalancingConfig: [{ [POLICY_NAME]: { maxForwards } }],
+    loadBalancingConfig: [{ [POLICY_NAME]: { maxForwards, ...(input.affinity !== undefined ? { affinity: input.affinity } : {}) } }],
     methodConfig: [
       {
         name: [{}],

@@ -23,7 +23,7 @@
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { formatHostPort, parseHostPort } from '../common/address';
-import { FORWARD_STATUS, FORWARD_TO_BALANCER, FORWARD_TRAILER } from '../common/wire';
+import { AFFINITY_HEADER, FORWARD_STATUS, FORWARD_TO_BALANCER, FORWARD_TRAILER, parseAffinityToken } from '../common/wire';
 
 type Endpoint = experimental.Endpoint;
 type Picker = experimental.Picker;
@@ -38,12 +38,16 @@ export const MAX_MAX_FORWARDS = 8;
 
 /** The policy's configuration, from the service config's loadBalancingConfig. */
 export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
-  constructor(readonly maxForwards: number) {}
+  constructor(
+    readonly maxForwards: number,
+    /** Affinity token: every call of the channel is pinned to that replica. */
+    readonly affinity: string | null = null,
+  ) {}
   getLoadBalancerName(): string {
     return POLICY_NAME;
   }
   toJsonObject(): object {
-    return { [POLICY_NAME]: { maxForwards: this.maxForwards } };
+    return { [POLICY_NAME]: { maxForwards: this.maxForwards, ...(this.affinity !== null ? { affinity: this.affinity } : {}) } };
   }
   static createFromJson(obj: unknown): RebindLbConfig {
     const raw = (obj ?? {}) as Record<string, unknown>;
@@ -51,7 +55,11 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
     if (typeof maxForwards !== 'number' || !Number.isInteger(maxForwards) || maxForwards < 1 || maxForwards > MAX_MAX_FORWARDS) {
       throw new Error(`rebind config maxForwards is ${JSON.stringify(maxForwards)}; it must be an integer 1..${MAX_MAX_FORWARDS}`);
     }
-    return new RebindLbConfig(maxForwards);
+    const affinity = raw['affinity'] ?? null;
+    if (affinity !== null && (typeof affinity !== 'string' || typeof parseAffinityToken(affinity) === 'string')) {
+      throw new Error(`rebind config affinity: ${typeof affinity === 'string' ? parseAffinityToken(affinity) : 'must be a string'}`);
+    }
+    return new RebindLbConfig(maxForwards, affinity as string | null);
   }
 }
 
@@ -157,9 +165,12 @@ class RebindPicker implements Picker {
     private readonly policy: RebindLoadBalancer,
     private readonly target: Target,
     private readonly balancerUnreachable: boolean,
+    private readonly affinity: string | null,
   ) {}
 
   pick(args: PickArgs): PickResult {
+    // The pick's metadata is the attempt's own copy, the one that is sent.
+    if (this.affinity !== null) args.metadata.set(AFFINITY_HEADER, this.affinity);
     const record = this.policy.calls.get(args.extraPickInfo);
     if (record?.failure) {
       return {
@@ -192,6 +203,8 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   readonly calls = new WeakMap<object, CallRecord>();
   private balancer: Target | null = null;
   private bound: Target | null = null;
+  /** With an affinity token: the owner replica, used for every call while reachable. */
+  private pinned: Target | null = null;
   private config = new RebindLbConfig(DEFAULT_MAX_FORWARDS);
   private options: ChannelOptions = {};
 
@@ -211,23 +224,36 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       this.balancer = new Target(label, this.helper, (t) => this.targetChanged(t));
     }
     this.balancer.update(endpointList, options, note);
+    const owner = lbConfig.affinity === null ? null : (parseAffinityToken(lbConfig.affinity) as { address: string }).address;
+    if (owner !== this.pinned?.label) {
+      this.pinned?.destroy();
+      this.pinned = null;
+      if (owner !== null) {
+        this.pinned = new Target(owner, this.helper, (t) => this.targetChanged(t));
+        this.pinned.connectTo(owner, options);
+        this.pinned.exitIdle();
+      }
+    }
     return true;
   }
 
   exitIdle(): void {
-    (this.bound ?? this.balancer)?.exitIdle();
+    (this.pinned ?? this.bound ?? this.balancer)?.exitIdle();
   }
 
   resetBackoff(): void {
     this.balancer?.resetBackoff();
     this.bound?.resetBackoff();
+    this.pinned?.resetBackoff();
   }
 
   destroy(): void {
     this.balancer?.destroy();
     this.bound?.destroy();
+    this.pinned?.destroy();
     this.balancer = null;
     this.bound = null;
+    this.pinned = null;
   }
 
   getTypeName(): string {
@@ -239,22 +265,36 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     return this.bound?.label ?? null;
   }
 
+  /**
+   * Where calls go now: the pinned owner while it is reachable (when it is
+   * not, the balancer, which routes the call to the owner or says it is
+   * gone); else the bound replica; else the balancer.
+   */
+  private current(): Target | null {
+    if (this.pinned !== null && this.pinned.state !== ConnectivityState.TRANSIENT_FAILURE) return this.pinned;
+    return this.pinned === null ? (this.bound ?? this.balancer) : this.balancer;
+  }
+
   private publish(): void {
-    const target = this.bound ?? this.balancer;
+    const target = this.current();
     if (target === null) return;
     const unreachable = target === this.balancer && target.state === ConnectivityState.TRANSIENT_FAILURE;
-    this.helper.updateState(target.state, new RebindPicker(this, target, unreachable), target.error);
+    this.helper.updateState(target.state, new RebindPicker(this, target, unreachable, this.config.affinity), target.error);
   }
 
   private targetChanged(target: Target): void {
-    if (target === this.bound) {
+    if (target === this.pinned) {
+      // The owner stays pinned whatever happens; reconnect when idle.
+      if (target.state === ConnectivityState.IDLE) target.exitIdle();
+      this.publish();
+    } else if (target === this.bound) {
       if (target.state === ConnectivityState.TRANSIENT_FAILURE) {
         this.unbind(`replica ${target.label} unreachable: ${target.error ?? 'connection failed'}`);
         return;
       }
       if (target.state === ConnectivityState.IDLE) target.exitIdle();
       this.publish();
-    } else if (target === this.balancer && this.bound === null) {
+    } else if (target === this.balancer && this.current() === this.balancer) {
       this.publish();
     }
   }
@@ -289,6 +329,13 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     const destination = String(values[0]);
     const record = this.calls.get(callKey) ?? { hops: [from.label], failure: null };
     this.calls.set(callKey, record);
+    if (this.config.affinity !== null) {
+      record.failure = {
+        code: Status.UNAVAILABLE,
+        details: `rebind: ${from.label} answered a call pinned to ${this.pinned?.label ?? 'its owner'} with a forward to ${destination.slice(0, 100)}; not followed`,
+      };
+      return;
+    }
     const back = destination === FORWARD_TO_BALANCER;
     if (!back && typeof parseHostPort(destination) === 'string') {
       record.failure = { code: Status.UNAVAILABLE, details: `rebind: ${from.label} sent a malformed forward trailer (${JSON.stringify(destination.slice(0, 100))}); not followed` };

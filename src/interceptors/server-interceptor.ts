@@ -6,18 +6,22 @@
  *     the group switched to per-request), and otherwise
  *   - counts the call's load: calls started per client, calls in flight,
  *     latency.
+ * A call carrying an affinity token (rebind-affinity) is never forwarded;
+ * one that names another replica is refused with FAILED_PRECONDITION.
  * The service implementation never sees a forwarded call; it is the same
  * object the application uses without rebind.
  */
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import {
+  AFFINITY_HEADER,
   FORWARD_REASON_TRAILER,
   FORWARD_STATUS,
   FORWARD_TRAILER,
   PROXIED_HEADER,
   RETRY_PUSHBACK_TRAILER,
   identifyCaller,
+  parseAffinityToken,
 } from '../common/wire';
 import type { ForwardDecision, ForwardTable } from '../replica/forward-table';
 import type { LoadMeter } from '../replica/load-meter';
@@ -36,8 +40,24 @@ export const REBIND_INTERCEPTOR = Symbol.for('rebind.server-interceptor');
 
 export type RebindServerInterceptor = grpc.ServerInterceptor & { [REBIND_INTERCEPTOR]: true };
 
-/** Creates the interceptor over a replica's meter and forward table. */
-export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable): RebindServerInterceptor {
+/** Answer to a call pinned to another replica (or an earlier incarnation of this one). */
+function misroutedStatus(token: string, own: string): { code: grpc.status; details: string } {
+  const parsed = parseAffinityToken(token);
+  const ownAddress = own.slice(0, own.lastIndexOf('/'));
+  const details =
+    typeof parsed === 'string'
+      ? `rebind: malformed ${AFFINITY_HEADER} header: ${parsed}`
+      : parsed.address === ownAddress
+        ? `rebind: this call belongs to an earlier incarnation of the replica at ${ownAddress} (replica ${parsed.replicaId}); its state is gone`
+        : `rebind: this call is pinned to the replica at ${parsed.address}, not to this one (${ownAddress})`;
+  return { code: typeof parsed === 'string' ? grpc.status.INVALID_ARGUMENT : grpc.status.FAILED_PRECONDITION, details };
+}
+
+/**
+ * Creates the interceptor over a replica's meter and forward table.
+ * `affinity` is this replica's own affinity token.
+ */
+export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable, affinity: string): RebindServerInterceptor {
   const interceptor: grpc.ServerInterceptor = (_method, call) => {
     let startedAt = -1;
     const end = () => {
@@ -52,7 +72,14 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
           onReceiveMetadata(metadata, mdNext) {
             const caller = identifyCaller(metadata.get('user-agent')[0] as string | undefined);
             const direct = caller.rebindAware && metadata.get(PROXIED_HEADER).length === 0;
-            if (direct) {
+            const pinned = metadata.get(AFFINITY_HEADER)[0];
+            if (pinned !== undefined) {
+              // Never forwarded: its state lives here (or, if it names another replica, nowhere here).
+              if (pinned !== affinity) {
+                call.sendStatus(misroutedStatus(String(pinned), affinity));
+                return;
+              }
+            } else if (direct) {
               const decision = forwards.take(caller.clientId);
               if (decision !== null) {
                 meter.forwarded();

@@ -33,7 +33,7 @@ import {
 import { parseHostPort } from '../common/address';
 import { moduleLogger, type Logger } from '../common/logger';
 import { controlProto } from '../common/proto';
-import { PROTOCOL_VERSION } from '../common/wire';
+import { affinityToken, PROTOCOL_VERSION } from '../common/wire';
 import type { BalancerMessage__Output } from '../generated/rebind/v1/BalancerMessage';
 import type { ControlClient } from '../generated/rebind/v1/Control';
 import type { Method } from '../generated/rebind/v1/Method';
@@ -91,6 +91,13 @@ export interface Replica {
   readonly forwards: ForwardTable;
   /** Number of successful attachments so far (1 + re-attachments). */
   readonly attachments: number;
+  /**
+   * This replica's affinity token: hand it to clients whose later calls must
+   * reach this replica (a session it created); they pass it to
+   * clientOptions({ affinity }).
+   */
+  readonly affinity: string;
+  readonly replicaId: string;
   /** Tells the balancer this replica leaves, stops reporting. */
   detach(reason?: string): Promise<void>;
 }
@@ -192,7 +199,8 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
 
   const meter = new LoadMeter(scheduler.now());
   const forwards = new ForwardTable(() => scheduler.now());
-  const interceptor = createServerInterceptor(meter, forwards);
+  const affinity = affinityToken(options.address, replicaId);
+  const interceptor = createServerInterceptor(meter, forwards, affinity);
   installInterceptor(server, interceptor);
 
   const Control = controlProto().rebind.v1.Control;
@@ -305,6 +313,8 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
     state$: state$.asObservable(),
     meter,
     forwards,
+    affinity,
+    replicaId,
     get attachments() {
       return attachments;
     },

@@ -370,7 +370,9 @@ describe('replica control stream', () => {
     const second = await startBalancer([{ name: 'echo', reportIntervalMs: 100 }], { controlListen: `127.0.0.1:${port}` });
     cleanups.push(() => second.stop());
     await waitFor(() => second.registry.groups.get('echo')!.members.size === 1, 10_000, 20, 're-attachment');
-    expect(r.replica.attachments).toBe(2);
+    // The balancer registers the member before its Attached message reaches the replica.
+    await waitFor(() => r.replica.attachments === 2, 5000, 10, 'the replica to see its second attachment');
+    expect(r.replica.state).toBe('attached');
     await waitFor(() => [...second.registry.groups.get('echo')!.members.values()][0]!.reports > 0, 5000, 20, 'reports');
   });
 
