@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Balancer } from '../balancer/balancer';
 import { readConfigFile } from '../balancer/config-file';
 import { rootLogger } from '../common/logger';
+import { onShutdown } from './lifecycle';
 import { hostPort } from './options';
 
 /** Exit code for an invalid configuration. */
@@ -16,7 +17,8 @@ export function registerBalancerCommand(program: Command): void {
     .option('--listen <host:port>', 'override the data address clients target', hostPort)
     .option('--control-listen <host:port>', 'override the control address replicas attach to', hostPort)
     .option('--check', 'validate the configuration and exit')
-    .action(async (opts: { config: string; listen?: string; controlListen?: string; check?: boolean }) => {
+    .option('--exit-with-parent', 'exit when the parent process closes our stdin')
+    .action(async (opts: { config: string; listen?: string; controlListen?: string; check?: boolean; exitWithParent?: boolean }) => {
       const result = readConfigFile(opts.config);
       if (!result.ok) {
         console.error(`rebind balancer: invalid configuration (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''}):`);
@@ -37,16 +39,10 @@ export function registerBalancerCommand(program: Command): void {
         console.error(`rebind balancer: cannot start: ${(err as Error).message}`);
         process.exit(1);
       }
-      const log = rootLogger();
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal }, 'balancer stopping');
+      console.log(`balancer listening: data ${balancer.address}, control ${balancer.controlAddress}`);
+      onShutdown(async (reason) => {
+        rootLogger().info({ reason }, 'balancer stopping');
         await balancer.stop();
-        process.exit(0);
-      };
-      process.on('SIGINT', () => void stop('SIGINT'));
-      process.on('SIGTERM', () => void stop('SIGTERM'));
+      }, opts.exitWithParent === true);
     });
 }

@@ -1,20 +1,24 @@
 #!/usr/bin/env node
 /**
- * The `rebind` command line: `rebind balancer --config <file>`,
- * `rebind set-strategy`, `rebind set-granularity` (and more in the commands
- * registered below). Every command has --help; a bad flag or value is an
- * error that says what is accepted.
+ * The `rebind` command line: balancer, status, set-strategy,
+ * set-granularity, and the stock-trading example's replica and client.
+ * Every command has --help; a bad flag or value is an error that says what
+ * is accepted.
  */
 import { Command } from 'commander';
 import { registerAdminCommands } from './admin-commands';
 import { registerBalancerCommand } from './balancer-command';
+import { registerExampleCommands } from './example-commands';
+import { registerStatusCommand } from './status-command';
 
 export function buildProgram(): Command {
   const program = new Command('rebind')
     .description('Adaptive, on-demand load balancing for gRPC (after TAO).')
     .showHelpAfterError('(run with --help for usage)');
   registerBalancerCommand(program);
+  registerStatusCommand(program);
   registerAdminCommands(program);
+  registerExampleCommands(program);
   return program;
 }
 

@@ -13,11 +13,19 @@ let root: Logger | null = null;
 /** The process-wide root logger (created on first use). */
 export function rootLogger(): Logger {
   if (root === null) {
-    root = pino({
-      name: 'rebind',
-      level: process.env['REBIND_LOG_LEVEL'] ?? 'info',
-      base: { pid: process.pid },
-    });
+    root = pino(
+      {
+        name: 'rebind',
+        level: process.env['REBIND_LOG_LEVEL'] ?? 'info',
+        base: { pid: process.pid },
+      },
+      // Synchronous: pino's default asynchronous stdout registers a flush on
+      // process exit, and sonic-boom 4.2's flushSync retries a broken pipe
+      // (EPIPE) forever, so a process whose stdout reader died (a parent
+      // killed with -9) hung on exit. In sync mode pino turns EPIPE into a
+      // no-op. Logs here are state changes and decisions, not per call.
+      pino.destination({ dest: 1, sync: true }),
+    );
   }
   return root;
 }

@@ -23,7 +23,7 @@
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { formatHostPort, parseHostPort } from '../common/address';
-import { AFFINITY_HEADER, FORWARD_STATUS, FORWARD_TO_BALANCER, FORWARD_TRAILER, parseAffinityToken } from '../common/wire';
+import { AFFINITY_HEADER, FORWARD_STATUS, FORWARD_TO_BALANCER, FORWARD_TRAILER, identifyCaller, parseAffinityToken } from '../common/wire';
 
 type Endpoint = experimental.Endpoint;
 type Picker = experimental.Picker;
@@ -71,8 +71,9 @@ interface CallRecord {
 
 /** Events the policy reports (used by tests and metrics). */
 export interface RebindClientEvents {
-  forwarded?(from: string, to: string, reason: string): void;
-  unbound?(from: string, reason: string): void;
+  /** A channel's binding moved; clientId is the channel's rebind client id. */
+  forwarded?(from: string, to: string, reason: string, clientId: string | null): void;
+  unbound?(from: string, reason: string, clientId: string | null): void;
 }
 
 /** Process-wide listeners for client events. */
@@ -207,6 +208,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   private pinned: Target | null = null;
   private config = new RebindLbConfig(DEFAULT_MAX_FORWARDS);
   private options: ChannelOptions = {};
+  private clientId: string | null = null;
 
   constructor(private readonly helper: ChannelControlHelper) {}
 
@@ -214,6 +216,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     if (!(lbConfig instanceof RebindLbConfig)) return false;
     this.config = lbConfig;
     this.options = options;
+    this.clientId = identifyCaller(String(options['grpc.secondary_user_agent'] ?? '')).clientId;
     let label = 'balancer';
     if (endpointList.ok && endpointList.value.length > 0) {
       const first = endpointList.value[0]!.addresses[0];
@@ -308,7 +311,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     previous?.destroy();
     next.connectTo(address, this.options);
     next.exitIdle();
-    emit('forwarded', from, address, reason);
+    emit('forwarded', from, address, reason, this.clientId);
     this.publish();
   }
 
@@ -317,7 +320,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     if (previous === null) return;
     this.bound = null;
     previous.destroy();
-    emit('unbound', previous.label, reason);
+    emit('unbound', previous.label, reason, this.clientId);
     this.balancer?.exitIdle();
     this.publish();
   }

@@ -1,0 +1,17 @@
+// Original file: proto/stock/v1/stock.proto
+
+import type { Side as _stock_v1_Side, Side__Output as _stock_v1_Side__Output } from '../../stock/v1/Side';
+
+export interface OrderRequest {
+  'sessionId'?: (string);
+  'symbol'?: (string);
+  'side'?: (_stock_v1_Side);
+  'quantity'?: (number);
+}
+
+export interface OrderRequest__Output {
+  'sessionId': (string);
+  'symbol': (string);
+  'side': (_stock_v1_Side__Output);
+  'quantity': (number);
+}
