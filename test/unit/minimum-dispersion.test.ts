@@ -72,6 +72,14 @@ describe('minimum_dispersion planner', () => {
     expect(moves[0]).toMatchObject({ clientId: 'A-c1', from: 'A', to: 'B', load: 60 });
   });
 
+  it('stops as soon as every member is within tolerance (no chasing of noise)', () => {
+    // A = 130 (40, 42, 48), B = 50 (50): moving the 40 gives 90/90. A planner that kept
+    // optimizing would go on swapping near-equal clients; within tolerance it stops.
+    const moves = planMinimumDispersion(input({ A: [40, 42, 48], B: [50] }), params);
+    expect(moves).toHaveLength(1);
+    expect(moves[0]!.load).toBe(40);
+  });
+
   it('respects maxMoves', () => {
     const layout = { A: Array(20).fill(10), B: [] };
     const moves = planMinimumDispersion(input(layout), { ...params, maxMoves: 3 });
@@ -79,7 +87,7 @@ describe('minimum_dispersion planner', () => {
   });
 
   it('stops when the remaining gain is below (minGain x mean)^2', () => {
-    // A=106, B=94, mean 100, tolerance 0 forces planning; the only client moves (6) gain 2*6*(12-6)=72 >= (0.02*100)^2=4.
+    // A=106, B=94, mean 100, tolerance 0 forces planning; moving the 6 client gains 2*6*(12-6)=72 >= (0.02*100)^2=4.
     const moves = planMinimumDispersion(input({ A: [100, 6], B: [94] }), { ...params, tolerance: 0 });
     expect(moves).toHaveLength(1);
     // With minGain 0.1, (0.1*100)^2 = 100 > 72: not worth it.

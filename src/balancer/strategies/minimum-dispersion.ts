@@ -16,7 +16,8 @@
  * The planner is a steepest-descent local search: at each step it takes the
  * best move or swap between the most loaded and the least loaded members,
  * preferring, among steps of equal gain, the one that moves less load. It
- * stops when no step gains at least (minGain·μ)² or after maxMoves moves.
+ * stops as soon as every member is within tolerance, when no step gains at
+ * least (minGain·μ)², or after maxMoves moves.
  * No plan is made while every member is within `tolerance` of the mean.
  * Held clients (recently moved) are never moved: that hysteresis and the
  * analyzer's settle period are what keep it from oscillating.
@@ -70,7 +71,9 @@ export function planMinimumDispersion(input: PlanInput, params: MinimumDispersio
 
   const minGain = (params.minGain * mean) ** 2;
   const moves: Move[] = [];
-  while (moves.length < params.maxMoves) {
+  // Stop as soon as the group is within tolerance: further steps would only
+  // trade near-equal clients to chase measurement noise, each costing a re-bind.
+  while (moves.length < params.maxMoves && !withinTolerance()) {
     const step = bestStep(members, mean, params.maxMoves - moves.length);
     if (step === null || step.gain < minGain) break;
     apply(step, moves);
