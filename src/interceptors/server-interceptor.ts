@@ -24,6 +24,7 @@ import {
   parseAffinityToken,
 } from '../common/wire';
 import type { ForwardDecision, ForwardTable } from '../replica/forward-table';
+import { ORCA_SERVICE_PATH } from '../replica/orca';
 import type { LoadMeter } from '../replica/load-meter';
 
 /** Builds the Trailers-Only status of a forward. */
@@ -58,11 +59,13 @@ function misroutedStatus(token: string, own: string): { code: grpc.status; detai
  * `affinity` is this replica's own affinity token.
  */
 export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable, affinity: string): RebindServerInterceptor {
-  const interceptor: grpc.ServerInterceptor = (_method, call) => {
+  const interceptor: grpc.ServerInterceptor = (method, call) => {
+    // The ORCA metrics stream is rebind's own and lasts as long as its client: not load.
+    if (method.path === ORCA_SERVICE_PATH) return new grpc.ServerInterceptingCall(call);
     let startedAt = -1;
-    const end = () => {
+    const end = (ok: boolean) => {
       if (startedAt >= 0) {
-        meter.callEnded(performance.now() - startedAt);
+        meter.callEnded(performance.now() - startedAt, ok);
         startedAt = -1;
       }
     };
@@ -91,11 +94,11 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
             startedAt = performance.now();
             mdNext(metadata);
           },
-          onCancel: end,
+          onCancel: () => end(false),
         });
       },
       sendStatus(status, next) {
-        end();
+        end(status.code === grpc.status.OK);
         if (status.code === FORWARD_STATUS) {
           // The application's own ABORTED: make sure no client retries it as a forward.
           const metadata = status.metadata ?? new grpc.Metadata();

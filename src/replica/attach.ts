@@ -40,6 +40,7 @@ import type { Method } from '../generated/rebind/v1/Method';
 import type { ReplicaMessage } from '../generated/rebind/v1/ReplicaMessage';
 import { createServerInterceptor, REBIND_INTERCEPTOR } from '../interceptors/server-interceptor';
 import { sanitizeAdvisory } from './advisory';
+import { ORCA_SERVICE_PATH, orcaHandlers, orcaServiceDefinition } from './orca';
 import { ForwardTable } from './forward-table';
 import { LoadMeter } from './load-meter';
 
@@ -71,6 +72,12 @@ export interface AttachOptions {
   methods?: Method[];
   /** Application-defined load, for groups whose metric is "custom". */
   loadCallback?: () => number;
+  /**
+   * Serve ORCA out-of-band load reports (OpenRcaService), so that standard
+   * gRPC clients (grpc-js weighted_round_robin) can balance over this replica
+   * too (default true).
+   */
+  orca?: boolean;
   /** Wait until the first attachment succeeds (default true). */
   waitForAttach?: boolean;
   backoff?: Partial<BackoffOptions>;
@@ -130,7 +137,9 @@ export function serverMethods(server: grpc.Server): Method[] {
   if (!(handlers instanceof Map)) {
     throw new Error('rebind: cannot read the methods of this grpc.Server; pass `methods` to attach()');
   }
-  return [...handlers].map(([path, handler]) => ({ path, kind: KIND_BY_HANDLER_TYPE[handler.type] ?? 'UNARY' }));
+  return [...handlers]
+    .filter(([path]) => path !== ORCA_SERVICE_PATH)
+    .map(([path, handler]) => ({ path, kind: KIND_BY_HANDLER_TYPE[handler.type] ?? 'UNARY' }));
 }
 
 function installInterceptor(server: grpc.Server, interceptor: grpc.ServerInterceptor): void {
@@ -200,6 +209,9 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
   const meter = new LoadMeter(scheduler.now());
   const forwards = new ForwardTable(() => scheduler.now());
   const affinity = affinityToken(options.address, replicaId);
+  if (options.orca !== false && !(server as unknown as ServerInternals).handlers?.has(ORCA_SERVICE_PATH)) {
+    server.addService(orcaServiceDefinition(), orcaHandlers(meter, options.scheduler));
+  }
   const interceptor = createServerInterceptor(meter, forwards, affinity);
   installInterceptor(server, interceptor);
 

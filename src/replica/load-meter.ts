@@ -16,6 +16,10 @@ export class LoadMeter {
   private forwardsSent = 0;
   /** Calls in flight now. */
   inFlight = 0;
+  /** Calls started since the meter was created (never reset; ORCA reads deltas). */
+  totalCalls = 0;
+  /** Calls that ended with a non-OK status since the meter was created. */
+  totalErrors = 0;
   private clients = new Map<string, number>();
   private lastElu: EventLoopUtilization;
   private lastCpu: NodeJS.CpuUsage;
@@ -30,14 +34,16 @@ export class LoadMeter {
   /** A call was admitted; `clientId` is set for direct rebind clients (movable). */
   callStarted(clientId: string | null): void {
     this.started++;
+    this.totalCalls++;
     this.inFlight++;
     if (clientId !== null) this.clients.set(clientId, (this.clients.get(clientId) ?? 0) + 1);
   }
 
-  callEnded(latencyMs: number): void {
+  callEnded(latencyMs: number, ok = true): void {
     this.inFlight--;
     this.completed++;
     this.latencySumMs += latencyMs;
+    if (!ok) this.totalErrors++;
   }
 
   forwarded(): void {
