@@ -1,0 +1,130 @@
+/**
+ * Benchmark processes: workers forked with an IPC channel (they exit when
+ * it closes, so a dead orchestrator leaves none behind) and the rebind CLI
+ * balancer. Requests to a worker are messages; replies carry the id.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface WorkerMessage {
+  id?: number;
+  type: string;
+  [key: string]: unknown;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Kills every process still running (on exit or interruption). */
+export function killAll(): void {
+  for (const p of running) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+}
+process.on('exit', killAll);
+
+export class Worker {
+  private nextId = 1;
+  private readonly pending = new Map<number, (m: WorkerMessage) => void>();
+  readonly events: WorkerMessage[] = [];
+  onEvent: ((m: WorkerMessage) => void) | null = null;
+  readonly exited: Promise<number | null>;
+
+  private constructor(readonly name: string, readonly process: ChildProcess) {
+    running.add(process);
+    process.on('message', (m: WorkerMessage) => {
+      if (m.id !== undefined && this.pending.has(m.id)) {
+        const resolve = this.pending.get(m.id)!;
+        this.pending.delete(m.id);
+        resolve(m);
+      } else {
+        this.events.push(m);
+        this.onEvent?.(m);
+      }
+    });
+    this.exited = new Promise((resolve) => process.once('exit', (code) => {
+      running.delete(process);
+      for (const [, r] of this.pending) r({ type: 'error', error: `${name} exited (code ${code})` });
+      this.pending.clear();
+      resolve(code);
+    }));
+  }
+
+  /** Forks a worker script (compiled JS beside this file) and waits for its `ready` message. */
+  static async start(name: string, script: string, args: string[], env: Record<string, string> = {}): Promise<{ worker: Worker; ready: WorkerMessage }> {
+    const child = fork(path.join(__dirname, '../workers', script), args, {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, REBIND_LOG_LEVEL: 'warn', ...env },
+    });
+    const worker = new Worker(name, child);
+    const ready = await new Promise<WorkerMessage>((resolve, reject) => {
+      const onMessage = (m: WorkerMessage) => {
+        if (m.type === 'ready') {
+          child.off('message', onMessage);
+          resolve(m);
+        } else if (m.type === 'fatal') {
+          reject(new Error(`${name}: ${String(m.error)}`));
+        }
+      };
+      child.on('message', onMessage);
+      void worker.exited.then((code) => reject(new Error(`${name} exited (code ${code}) before it was ready`)));
+    });
+    return { worker, ready };
+  }
+
+  request(message: WorkerMessage): Promise<WorkerMessage> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.process.send({ ...message, id });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    this.process.kill('SIGTERM');
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+export interface BalancerProcess {
+  data: string;
+  control: string;
+  process: ChildProcess;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Runs the rebind CLI balancer with a configuration file. */
+export function startBalancerProcess(configFile: string, logLevel = 'warn'): Promise<BalancerProcess> {
+  const cli = path.join(__dirname, '../../src/cli/main.js');
+  const child = spawn(process.execPath, [cli, 'balancer', '--config', configFile, '--exit-with-parent'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, REBIND_LOG_LEVEL: logLevel },
+  });
+  running.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => {
+    running.delete(child);
+    resolve();
+  }));
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /^balancer listening: data (\S+), control (\S+)$/.exec(line);
+      if (m !== null) {
+        resolve({
+          data: m[1]!,
+          control: m[2]!,
+          process: child,
+          pid: child.pid!,
+          async stop() {
+            child.kill('SIGTERM');
+            const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+            await exited;
+            clearTimeout(timer);
+          },
+        });
+      }
+    });
+    void exited.then(() => reject(new Error('balancer exited before it was ready')));
+  });
+}

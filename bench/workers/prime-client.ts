@@ -1,0 +1,113 @@
+/**
+ * A benchmark client: one channel of the kind under test, calling IsPrime.
+ *   batch n      closed loop (one call in flight, the paper's Latency test);
+ *                replies with an HDR histogram of latencies in µs
+ *   open-loop    calls on a fixed schedule at `rate` for `durationMs`
+ *                (effectiveness); pushes its re-bind events as they happen
+ * Modes: direct (plain channel), rebind (clientOptions), grpc_round_robin,
+ * grpc_wrr (weighted_round_robin fed by ORCA), plain (to a proxy).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import { clientEvents, clientIdOf, clientOptions } from '../../src/index';
+import { encodeHistogram, histogram } from '../lib/common';
+import { PRIME, primeService, type PrimeClient } from '../lib/prime';
+import { fatal, flag, send, serve } from './worker-util';
+
+function channelOptions(mode: string): grpc.ChannelOptions {
+  switch (mode) {
+    case 'rebind':
+      return clientOptions();
+    case 'grpc_round_robin':
+      return { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
+    case 'grpc_wrr':
+      return {
+        'grpc.service_config': JSON.stringify({
+          loadBalancingConfig: [{ weighted_round_robin: { enable_oob_load_report: true, oob_load_reporting_period: '1s', weight_update_period: '1s' } }],
+        }),
+      };
+    case 'direct':
+    case 'plain':
+      return {};
+    default:
+      throw new Error(`unknown client mode ${mode}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const mode = flag('mode');
+  const target = flag('target');
+  const options = channelOptions(mode);
+  const Prime = primeService();
+  const client = new Prime(target, grpc.credentials.createInsecure(), options) as unknown as PrimeClient;
+  const clientId = clientIdOf(options);
+  let bound = false;
+  clientEvents.add({
+    forwarded(from, to, reason, id) {
+      if (id !== clientId) return;
+      if (!bound) {
+        bound = true;
+        return;
+      }
+      send({ type: 'rebind', t: Date.now(), from, to, reason });
+    },
+  });
+
+  const call = () =>
+    new Promise<string>((resolve, reject) =>
+      client.IsPrime({ number: PRIME }, { deadline: Date.now() + 30_000 }, (err, reply) => (err ? reject(err) : resolve(reply!.served_by))),
+    );
+
+  serve(async (m) => {
+    if (m.type === 'first') return { servedBy: await call() };
+    if (m.type === 'batch') {
+      const n = Number(m['n']);
+      const h = histogram();
+      let errors = 0;
+      const start = performance.now();
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        try {
+          await call();
+          h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        } catch {
+          errors++;
+        }
+      }
+      return { histogram: encodeHistogram(h), elapsedMs: performance.now() - start, errors };
+    }
+    if (m.type === 'open-loop') {
+      const rate = Number(m['rate']);
+      const durationMs = Number(m['durationMs']);
+      const period = 1000 / rate;
+      const begin = performance.now();
+      let sent = 0;
+      let ok = 0;
+      let failed = 0;
+      const errors: string[] = [];
+      const inFlight = new Set<Promise<void>>();
+      while (performance.now() - begin < durationMs) {
+        const due = Math.min(Math.floor((performance.now() - begin) / period) + 1, Math.ceil(durationMs / period));
+        while (sent < due) {
+          sent++;
+          const p = call().then(
+            () => void ok++,
+            (err: grpc.ServiceError) => {
+              failed++;
+              if (errors.length < 10) errors.push(`${grpc.status[err.code]}: ${err.details}`);
+            },
+          );
+          inFlight.add(p);
+          void p.finally(() => inFlight.delete(p));
+        }
+        await new Promise((r) => setTimeout(r, Math.max(1, begin + sent * period - performance.now())));
+      }
+      await Promise.all([...inFlight]);
+      return { sent, ok, failed, errors };
+    }
+    throw new Error(`unknown request ${m.type}`);
+  });
+  send({ type: 'ready', clientId });
+}
+
+main().catch(fatal);

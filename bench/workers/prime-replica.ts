@@ -1,0 +1,33 @@
+/**
+ * A benchmark replica: the Prime service on 127.0.0.1:0, either plain
+ * (no rebind) or attached to a balancer. Counts the calls it served; with
+ * --push-ms it pushes the count to the orchestrator periodically.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { attach } from '../../src/index';
+import { primeImplementation, primeService } from '../lib/prime';
+import { fatal, flag, send, serve } from './worker-util';
+
+async function main(): Promise<void> {
+  const name = flag('name');
+  const mode = flag('mode', 'plain');
+  const counter = { served: 0 };
+  const server = new grpc.Server();
+  server.addService(primeService().service, primeImplementation(name, counter));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const address = `127.0.0.1:${port}`;
+  if (mode === 'rebind') {
+    await attach(server, { balancer: flag('balancer'), group: flag('group', 'bench'), address });
+  }
+  const pushMs = Number(flag('push-ms', '0'));
+  if (pushMs > 0) setInterval(() => send({ type: 'served', t: Date.now(), served: counter.served }), pushMs);
+  serve((m) => {
+    if (m.type === 'served') return { served: counter.served };
+    throw new Error(`unknown request ${m.type}`);
+  });
+  send({ type: 'ready', address });
+}
+
+main().catch(fatal);
