@@ -109,7 +109,7 @@ async function chart(results: Record<string, Result>): Promise<string> {
   const jitter = rows.map(([variant, r]) => ({ variant, mean: r.mean_us, low: Math.max(0, r.mean_us - r.stddev_us), high: r.mean_us + r.stddev_us }));
   const throughput = rows.map(([variant, r]) => ({ variant, rps: r.throughput_rps }));
   const order = rows.map(([v]) => v);
-  const x = { field: 'variant', type: 'nominal', sort: order, axis: { labelAngle: -35, title: null } };
+  const x = { field: 'variant', type: 'nominal', sort: order, axis: { labelAngle: -35, title: null, labelLimit: 260 } };
   return renderSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: 'rebind overhead: one client, one replica, "is this integer prime" (paper Figs. 3-4)',

@@ -27,6 +27,7 @@ export function serve(handler: (m: WorkerMessage) => Promise<Record<string, unkn
 }
 
 export function fatal(err: unknown): never {
+  process.stderr.write(`${process.argv[1] ? require('node:path').basename(process.argv[1]) : 'worker'}: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   send({ type: 'fatal', error: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 }

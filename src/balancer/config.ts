@@ -26,6 +26,7 @@ export const DEFAULT_STRATEGY = 'minimum_dispersion';
 export const DEFAULT_METRIC: Metric = 'calls_per_s';
 export const DEFAULT_MAX_MEMBERS = 1000;
 export const DEFAULT_ADVISORY_EXPIRE_MS = 5000;
+export const DEFAULT_PLAN_MIN_CALLS = 10;
 
 /** Configuration of one replica group. */
 export interface GroupConfig {
@@ -50,6 +51,11 @@ export interface GroupConfig {
   advisoryExpireMs: number;
   /** Upper bound on members in the group. */
   maxMembers: number;
+  /**
+   * No plan while members average fewer calls than this per report interval:
+   * loads that sparse (a group just started, or idle) are noise to act on.
+   */
+  planMinCalls: number;
 }
 
 /** The whole balancer configuration. */
@@ -89,6 +95,7 @@ export function builtinGroupDefaults(): Omit<GroupConfig, 'name'> {
     topClients: DEFAULT_TOP_CLIENTS,
     advisoryExpireMs: DEFAULT_ADVISORY_EXPIRE_MS,
     maxMembers: DEFAULT_MAX_MEMBERS,
+    planMinCalls: DEFAULT_PLAN_MIN_CALLS,
   };
 }
 
@@ -110,6 +117,7 @@ const GROUP_NUMBER_RULES: NumberRule[] = [
   { key: 'topClients', min: 1, max: 10_000, integer: true, unit: 'clients' },
   { key: 'advisoryExpireMs', min: 1, max: 86_400_000, integer: true, unit: 'ms' },
   { key: 'maxMembers', min: 1, max: 100_000, integer: true, unit: 'members' },
+  { key: 'planMinCalls', min: 0, max: 1_000_000, integer: false, unit: 'calls per member per report interval' },
 ];
 
 const GROUP_KEYS = new Set(['name', 'granularity', 'strategy', 'metric', ...GROUP_NUMBER_RULES.map((r) => r.key)]);

@@ -305,6 +305,10 @@ export class Group {
     for (const [id, until] of this.held) if (until <= nowMs) this.held.delete(id);
     const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING');
     if (members.length < 2) return [];
+    // Too little evidence: a few calls per interval are noise, not load.
+    let calls = 0;
+    for (const m of members) calls += ((m.latest?.callsPerS ?? 0) * (m.latest?.intervalMs ?? 0)) / 1000;
+    if (calls / members.length < this.config.planMinCalls) return [];
     for (const m of members) m.recentlyShed = nowMs - m.lastShedAtMs < this.config.holdMs;
     const clients: ClientLoad[] = [];
     for (const m of members) {

@@ -29,7 +29,8 @@ class FakeSink implements AdvisorySink {
 }
 
 function setup(group: Record<string, unknown>, horizonMs: number) {
-  const parsed = parseBalancerConfig({ groups: [{ name: 'g', reportIntervalMs: 100, ...group }] });
+  // These reports carry few calls (50 calls/s over 100 ms); the evidence floor is tested on its own.
+  const parsed = parseBalancerConfig({ groups: [{ name: 'g', reportIntervalMs: 100, planMinCalls: 0, ...group }] });
   if (!parsed.ok) throw new Error(parsed.errors.join());
   const scheduler = new VirtualTimeScheduler(VirtualAction, horizonMs);
   const registry = new Registry(parsed.value, log, () => 0.5);
@@ -227,6 +228,27 @@ describe('analyzer', () => {
     group.setGranularity('on-demand');
     analyzer.sendRecall(group, false);
     expect(a.sink.advisories.at(-1)).toMatchObject({ recallAll: false });
+  });
+
+  it('makes no plan while members average fewer calls per interval than planMinCalls', () => {
+    const run = (planMinCalls: number) => {
+      const { scheduler, join, group } = setup({ granularity: 'on-demand', strategy: 'minimum_dispersion', planMinCalls }, 1000);
+      const a = join('10.0.0.1:1');
+      const b = join('10.0.0.2:1');
+      let seq = 0;
+      for (let t = 50; t < 1000; t += 100) {
+        scheduler.schedule(() => {
+          seq++;
+          // 4 clients at 20 calls/s on A over 100 ms intervals: 8 calls per interval on A, 0 on B: 4 per member.
+          group.applyReport(a.member, report(seq, { 'client-0000': 20, 'client-1111': 20, 'client-2222': 20, 'client-3333': 20 }), scheduler.now());
+          group.applyReport(b.member, report(seq, {}), scheduler.now());
+        }, t);
+      }
+      scheduler.flush();
+      return a.sink.advisories.length;
+    };
+    expect(run(10)).toBe(0);
+    expect(run(4)).toBe(1);
   });
 });
 

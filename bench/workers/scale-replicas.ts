@@ -1,0 +1,79 @@
+/**
+ * Simulated replicas for the scale benchmark: each opens its own connection
+ * and control stream to the balancer, says Hello (an address of its own that
+ * nobody calls), then reports load every interval with a few top clients,
+ * exactly as a real replica's runtime would.
+ *   attach n     attach n more replicas (resolves once all are attached)
+ *   stats        reports sent so far
+ */
+import * as grpc from '@grpc/grpc-js';
+import { controlProto } from '../../src/common/proto';
+import type { BalancerMessage__Output } from '../../src/generated/rebind/v1/BalancerMessage';
+import type { ControlClient } from '../../src/generated/rebind/v1/Control';
+import { fatal, flag, send, serve } from './worker-util';
+
+const balancer = flag('balancer');
+const group = flag('group', 'scale');
+const path = flag('path', '/scale.Service/Call');
+let attached = 0;
+let reports = 0;
+const clients: ControlClient[] = [];
+
+function address(i: number): string {
+  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7000`;
+}
+
+function attachOne(index: number): Promise<void> {
+  const Control = controlProto().rebind.v1.Control;
+  // Its own subchannel pool: one TCP connection per replica, as separate processes would have.
+  const client = new Control(balancer, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as ControlClient;
+  clients.push(client);
+  const call = client.attach();
+  return new Promise((resolve, reject) => {
+    let seq = 0;
+    call.on('data', (m: BalancerMessage__Output) => {
+      if (m.body !== 'attached') return;
+      attached++;
+      const interval = m.attached!.reportIntervalMs;
+      // Spread the replicas' report times over the interval, as independent processes would be.
+      setTimeout(() => {
+        setInterval(() => {
+          reports++;
+          // Equal loads (within tolerance): the analyzer runs every interval but has nothing to move.
+          const base = 80 + (index % 3);
+          call.write({
+            report: {
+              seq: ++seq,
+              intervalMs: interval,
+              callsPerS: base,
+              inFlight: 1,
+              latencyMs: 1,
+              eventLoopUtilization: 0.2,
+              cpuCores: 0.2,
+              topClients: [0, 1, 2, 3].map((k) => ({ clientId: `sim-${index}-${k}-client`, callsPerS: base / 4 })),
+              otherCallsPerS: 0,
+            },
+          });
+        }, interval);
+      }, Math.random() * interval);
+      resolve();
+    });
+    call.on('error', (err: grpc.ServiceError) => reject(new Error(`replica ${index}: ${err.details}`)));
+    call.write({ hello: { protocolVersion: 1, group, address: address(index), methods: [{ path, kind: 'UNARY' }], replicaId: `sim-${index}` } });
+  });
+}
+
+serve(async (m) => {
+  if (m.type === 'attach') {
+    const n = Number(m['n']);
+    const start = attached;
+    for (let i = 0; i < n; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, k) => attachOne(start + i + k)));
+    }
+    return { attached };
+  }
+  if (m.type === 'stats') return { attached, reports };
+  throw new Error(`unknown request ${m.type}`);
+});
+send({ type: 'ready' });
+process.on('uncaughtException', fatal);
