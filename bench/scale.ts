@@ -195,9 +195,10 @@ function markdown(json: { points: Point[]; derived: ReturnType<typeof derive>; w
   ].join('\n');
 }
 
-async function main(opts: { quick?: boolean; out: string }): Promise<void> {
-  const replicaCounts = opts.quick ? [10, 100] : [10, 100, 300, 1000];
-  const rates = opts.quick ? [0, 500, 2000, 8000] : [0, 500, 1000, 2000, 4000, 8000, 16000];
+async function main(opts: { quick?: boolean; out: string; replicas?: string; rates?: string }): Promise<void> {
+  const list = (text: string | undefined, fallback: number[]) => (text === undefined ? fallback : text.split(',').map(Number));
+  const replicaCounts = list(opts.replicas, opts.quick ? [10, 100] : [10, 100, 300, 1000]);
+  const rates = list(opts.rates, opts.quick ? [0, 500, 2000, 8000] : [0, 500, 1000, 2000, 4000, 8000, 16000]);
   const windowMs = opts.quick ? 4000 : 10_000;
   const tmp = mkdtempSync(path.join(tmpdir(), 'rebind-scale-'));
   const progress = new Progress('scale', replicaCounts.length * rates.length);
@@ -219,6 +220,8 @@ async function main(opts: { quick?: boolean; out: string }): Promise<void> {
 const program = new Command('bench:scale')
   .description('Balancer CPU and memory with many replicas reporting and clients being bound.')
   .option('--quick', 'CI smoke size: 10 and 100 replicas, 4 s per point (under 90 s)')
+  .option('--replicas <list>', 'comma-separated replica counts (default 10,100,300,1000; --quick 10,100)')
+  .option('--rates <list>', 'comma-separated offered bind rates per second, 0 = reports only')
   .option('--out <dir>', 'where to write scale.{json,md,svg}', RESULTS_DIR)
   .action(async (opts) => {
     try {

@@ -44,9 +44,17 @@ export class Group {
   private strategy: Strategy;
   private sequence = 0;
   private eligibleCache = new Map<string, Member[]>();
-  /** Cached {@link expectedCallLoad} and {@link expectedClientLoad}; recomputed after reports. */
+  /**
+   * Cached {@link expectedCallLoad} and {@link expectedClientLoad}: they walk
+   * every member, and a large group receives reports every millisecond, so
+   * they are recomputed at most every {@link estimatesMaxAgeMs} (and at once
+   * when membership changes), not per report or per choice.
+   */
   private callLoadCache: number | null = null;
   private clientLoadCache: number | null = null;
+  private estimatesAtMs = Number.NEGATIVE_INFINITY;
+  /** Members by canonical address. */
+  private readonly byAddress = new Map<string, Member>();
   /**
    * The member each client was last bound to, and when. A client whose
    * first calls race each other gets the same member for all of them.
@@ -106,8 +114,14 @@ export class Group {
     this.config = { ...this.config, granularity };
   }
 
+  /** The member attached at `address` (any spelling of it), if any. */
+  memberAt(address: string): Member | undefined {
+    return this.byAddress.get(canonicalAddress(address) ?? address);
+  }
+
   addMember(member: Member): void {
     this.members.set(member.id, member);
+    this.byAddress.set(canonicalAddress(member.address) ?? member.address, member);
     this.eligibleCache.clear();
     this.invalidateEstimates();
   }
@@ -116,6 +130,8 @@ export class Group {
     const member = this.members.get(id);
     if (member !== undefined) {
       this.members.delete(id);
+      const key = canonicalAddress(member.address) ?? member.address;
+      if (this.byAddress.get(key) === member) this.byAddress.delete(key);
       this.eligibleCache.clear();
       this.invalidateEstimates();
       for (const [clientId, bind] of this.recentBinds) if (bind.member === member) this.recentBinds.delete(clientId);
@@ -129,11 +145,8 @@ export class Group {
    * it is still attached. Draining members still own their calls.
    */
   ownerOf(address: string, replicaId: string): Member | null {
-    const wanted = canonicalAddress(address);
-    for (const m of this.members.values()) {
-      if (canonicalAddress(m.address) === wanted && m.replicaId === replicaId) return m;
-    }
-    return null;
+    const m = this.memberAt(address);
+    return m !== undefined && m.replicaId === replicaId ? m : null;
   }
 
   /** Members that serve `path` and take new clients. */
@@ -168,6 +181,7 @@ export class Group {
       const recent = this.recentBinds.get(clientId);
       if (recent !== undefined && nowMs - recent.atMs < this.config.reportIntervalMs && members.includes(recent.member)) return recent.member;
     }
+    if (nowMs - this.estimatesAtMs >= this.estimatesMaxAgeMs) this.invalidateEstimates(nowMs);
     const index = this.strategy.choose({
       members,
       sequence: this.sequence,
@@ -211,9 +225,14 @@ export class Group {
     return this.clientLoadCache;
   }
 
-  private invalidateEstimates(): void {
+  private get estimatesMaxAgeMs(): number {
+    return Math.min(100, this.config.reportIntervalMs / 4);
+  }
+
+  private invalidateEstimates(nowMs = Number.NEGATIVE_INFINITY): void {
     this.callLoadCache = null;
     this.clientLoadCache = null;
+    this.estimatesAtMs = nowMs;
   }
 
   /** Load one proxied call is expected to add until the next report. */
@@ -271,7 +290,6 @@ export class Group {
     member.latest = report;
     member.pendingBinds = 0;
     member.pendingCalls = 0;
-    this.invalidateEstimates();
     if (member.settleLeft > 0) member.settleLeft--;
     for (const c of report.topClients) {
       const transit = this.transit.get(c.clientId);

@@ -5,7 +5,6 @@
  * `missedReports` consecutive reports (see ./analyzer.ts).
  */
 import { status as Status } from '@grpc/grpc-js';
-import { canonicalAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import type { Hello__Output } from '../generated/rebind/v1/Hello';
 import type { BalancerConfig, GroupConfig } from './config';
@@ -73,16 +72,15 @@ export class Registry {
         return { code: Status.FAILED_PRECONDITION, message: `method ${m.path} is already served by group "${owner.name}"; a path belongs to one group` };
       }
     }
-    const address = canonicalAddress(hello.address) ?? hello.address;
-    for (const existing of group.members.values()) {
-      if (canonicalAddress(existing.address) !== address) continue;
+    const existing = group.memberAt(hello.address);
+    if (existing !== undefined) {
       if (hello.replicaId !== '' && this.replicaIds.get(hello.replicaId) === existing) {
         // The same replica re-attaching before its old stream was seen to die.
         this.detach(existing, 'replaced by a new attachment of the same replica');
         existing.sink.close(Status.ABORTED, 'replaced by a new attachment of the same replica');
-        break;
+      } else {
+        return { code: Status.ALREADY_EXISTS, message: `address ${hello.address} is already attached to group "${group.name}" as member ${existing.id}` };
       }
-      return { code: Status.ALREADY_EXISTS, message: `address ${hello.address} is already attached to group "${group.name}" as member ${existing.id}` };
     }
     if (group.members.size >= group.config.maxMembers) {
       return { code: Status.RESOURCE_EXHAUSTED, message: `group "${group.name}" already has ${group.members.size} members (limit maxMembers=${group.config.maxMembers})` };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chooseLeastLoaded } from '../../src/balancer/strategies/choose';
+import { seededRandom } from '../../src/sim/rng';
 import { roundRobin } from '../../src/balancer/strategies/round-robin';
 import type { MemberLoad } from '../../src/balancer/strategies/types';
 
@@ -10,11 +11,17 @@ describe('least projected load with 5 % ties broken at random', () => {
     expect(chooseLeastLoaded({ members: [m('a', 10), m('b', 5), m('c', 7)], sequence: 0, random: () => 0.99, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
   });
 
-  it('treats members within 5 % of the least as tied and picks among them with the random source', () => {
+  it('treats members within 5 % of the least as tied and picks among them uniformly', () => {
     const members = [m('a', 100), m('b', 104), m('c', 106), m('d', 200)];
-    // least 100, band up to 105: a and b tied.
-    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.0, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
-    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.6, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
+    // least 100, band up to 105: a and b tied. Reservoir rule: the k-th tied member replaces the pick iff random() * k < 1.
+    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.99, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
+    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.2, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
+    const rng = seededRandom(11);
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 4000; i++) counts[chooseLeastLoaded({ members, sequence: i, random: rng, expectedClientLoad: 1, expectedCallLoad: 1 })]!++;
+    expect(counts[2]).toBe(0);
+    expect(counts[3]).toBe(0);
+    expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThan(250);
   });
 
   it('counts binds made since the last report', () => {

@@ -16,20 +16,24 @@ export function projectedLoad(input: ChooseInput, index: number): number {
   return member.load + member.pendingBinds * input.expectedClientLoad + member.pendingCalls * input.expectedCallLoad;
 }
 
-/** Index of the least-loaded member, ties within {@link TIE_BAND} broken at random. */
+/**
+ * Index of the least-loaded member, ties within {@link TIE_BAND} broken at
+ * random. Two passes over the members and no allocation: this runs for
+ * every binding (and every proxied call) in groups of a thousand members.
+ */
 export function chooseLeastLoaded(input: ChooseInput): number {
   const count = input.members.length;
   let least = Infinity;
   for (let i = 0; i < count; i++) least = Math.min(least, projectedLoad(input, i));
   const limit = least + Math.max(Math.abs(least) * TIE_BAND, 1e-9);
+  // Reservoir sampling: the k-th tied member replaces the pick with probability 1/k.
+  let pick = 0;
   let tied = 0;
-  for (let i = 0; i < count; i++) if (projectedLoad(input, i) <= limit) tied++;
-  let pick = Math.floor(input.random() * tied);
   for (let i = 0; i < count; i++) {
     if (projectedLoad(input, i) <= limit) {
-      if (pick === 0) return i;
-      pick--;
+      tied++;
+      if (tied === 1 || input.random() * tied < 1) pick = i;
     }
   }
-  return 0;
+  return pick;
 }
