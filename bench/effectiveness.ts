@@ -194,7 +194,7 @@ function markdown(json: { report_interval_ms: number; runs: Record<string, RunRe
 
 async function main(opts: { quick?: boolean; duration?: number; out: string; runs?: string }): Promise<void> {
   // --quick: BENCHMARKS.md suggests 20 s per run; 5 runs of 20 s would not fit in 90 s.
-  const durationS = opts.duration ?? (opts.quick ? 10 : 60);
+  const durationS = opts.duration ?? (opts.quick ? 8 : 60);
   const reportIntervalMs = opts.quick ? 500 : 1000;
   const wanted = opts.runs?.split(',') ?? RUNS.map((r) => r.key);
   const unknown = wanted.filter((w) => !RUNS.some((r) => r.key === w));
@@ -220,8 +220,8 @@ async function main(opts: { quick?: boolean; duration?: number; out: string; run
 
 const program = new Command('bench:effectiveness')
   .description("How well each strategy balances the paper's uneven clients (Figs. 5-6).")
-  .option('--quick', 'CI smoke size: 10 s per run, 500 ms reports (under 90 s)')
-  .option('--duration <s>', 'seconds per run (default 60; --quick 10)', (v) => Number(v))
+  .option('--quick', 'CI smoke size: 8 s per run, 500 ms reports (under 90 s)')
+  .option('--duration <s>', 'seconds per run (default 60; --quick 8)', (v) => Number(v))
   .option('--runs <list>', `comma-separated subset of ${RUNS.map((r) => r.key).join(', ')}`)
   .option('--out <dir>', 'where to write effectiveness.{json,md,svg}', RESULTS_DIR)
   .action(async (opts) => {

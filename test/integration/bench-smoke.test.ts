@@ -1,0 +1,71 @@
+/**
+ * CI smoke test of the benchmarks: their --quick modes run to the end and
+ * write complete result files (the figures themselves are not checked: CI
+ * machines are shared and noisy).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = path.join(__dirname, '../..');
+const out = mkdtempSync(path.join(tmpdir(), 'rebind-bench-smoke-'));
+
+function bench(name: string): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(root, `dist/bench/${name}.js`), '--quick', '--out', out], { encoding: 'utf8', timeout: 240_000, maxBuffer: 10_000_000 }, (err, _stdout, stderr) =>
+      resolve({ code: err ? 1 : 0, stderr }),
+    );
+  });
+}
+
+function read(file: string): string {
+  return readFileSync(path.join(out, file), 'utf8');
+}
+
+beforeAll(() => {
+  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+}, 60_000);
+
+describe('benchmark smoke (--quick)', () => {
+  it('overhead writes every variant, measured or skipped with a reason', async () => {
+    const r = await bench('overhead');
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const json = JSON.parse(read('overhead.json'));
+    expect(json.iterations).toBeGreaterThan(0);
+    expect(json.machine).toMatchObject({ cpus: expect.any(Number), model: expect.any(String), node: expect.any(String) });
+    const keys = ['direct', 'per_session', 'per_request', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'];
+    expect(Object.keys(json.variants)).toEqual(keys);
+    for (const key of keys) {
+      const v = json.variants[key];
+      if ('skipped' in v) {
+        expect(typeof v.skipped).toBe('string');
+        expect(v.skipped.length).toBeGreaterThan(10);
+        continue;
+      }
+      for (const field of ['p50_us', 'p90_us', 'p99_us', 'mean_us', 'stddev_us', 'throughput_rps']) expect(v[field], `${key}.${field}`).toBeGreaterThan(0);
+      expect(v.errors).toBe(0);
+    }
+    expect(read('overhead.md')).toContain('| direct |');
+    expect(read('overhead.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  }, 240_000);
+
+  it('effectiveness writes every run with its series', async () => {
+    const r = await bench('effectiveness');
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const json = JSON.parse(read('effectiveness.json'));
+    expect(json).toMatchObject({ report_interval_ms: expect.any(Number), ideal_rps: 150 });
+    const keys = ['per_session_round_robin', 'on_demand_minimum_dispersion', 'on_demand_least_loaded', 'on_demand_load_average', 'peer_grpc_weighted_round_robin'];
+    expect(Object.keys(json.runs)).toEqual(keys);
+    for (const key of keys) {
+      const run = json.runs[key];
+      expect(run).toMatchObject({ steady: { max_over_mean: expect.any(Number), cv: expect.any(Number) }, rebinds: expect.any(Number), rebinds_after_convergence: expect.any(Number) });
+      expect(run.convergence_s === null || typeof run.convergence_s === 'number').toBe(true);
+      expect(run.series.length).toBeGreaterThan(10);
+      for (const row of run.series) expect(row).toHaveLength(5);
+    }
+    expect(read('effectiveness.md')).toContain('| on_demand_minimum_dispersion |');
+    expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  }, 240_000);
+});
