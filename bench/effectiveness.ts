@@ -14,7 +14,7 @@ import { adminCall, adminClient } from '../src/cli/admin-client';
 import { convergenceSeconds, round, steadyState, type SeriesRow } from '../src/sim/quality';
 import { renderSvg } from './lib/charts';
 import { machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
-import { killAll, startBalancerProcess, Worker, type BalancerProcess } from './lib/processes';
+import { startBalancerProcess, Worker, type BalancerProcess, runBenchCommand } from './lib/processes';
 
 interface RunSpec {
   key: string;
@@ -223,21 +223,6 @@ const program = new Command('bench:effectiveness')
   .option('--quick', 'CI smoke size: 8 s per run, 500 ms reports (under 90 s)')
   .option('--duration <s>', 'seconds per run (default 60; --quick 8)', (v) => Number(v))
   .option('--runs <list>', `comma-separated subset of ${RUNS.map((r) => r.key).join(', ')}`)
-  .option('--out <dir>', 'where to write effectiveness.{json,md,svg}', RESULTS_DIR)
-  .action(async (opts) => {
-    try {
-      await main(opts);
-      process.exit(0);
-    } catch (err) {
-      say(`bench:effectiveness failed: ${(err as Error).message}`);
-      killAll();
-      process.exit(1);
-    }
-  });
+  .option('--out <dir>', 'where to write effectiveness.{json,md,svg}', RESULTS_DIR);
 
-process.on('SIGINT', () => {
-  killAll();
-  process.exit(130);
-});
-
-void program.parseAsync(process.argv);
+runBenchCommand(program, main);

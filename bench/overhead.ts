@@ -13,7 +13,7 @@ import { renderSvg } from './lib/charts';
 import { decodeHistogram, histogram, machine, Progress, ratio, RESULTS_DIR, say, summarize, writeResults, type LatencySummary } from './lib/common';
 import { ensureNginx, startNginx } from './lib/nginx';
 import { PRIME } from './lib/prime';
-import { killAll, startBalancerProcess, Worker } from './lib/processes';
+import { startBalancerProcess, Worker, runBenchCommand } from './lib/processes';
 
 export const VARIANTS = ['direct', 'per_session', 'per_request', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'] as const;
 type Variant = (typeof VARIANTS)[number];
@@ -242,21 +242,6 @@ const program = new Command('bench:overhead')
   .option('--iterations <n>', 'calls per variant (default 200,000; --quick 4,000)', (v) => Number(v))
   .option('--rounds <n>', 'interleaved rounds (default 20; --quick 4)', (v) => Number(v))
   .option('--variants <list>', `comma-separated subset of ${VARIANTS.join(', ')}`)
-  .option('--out <dir>', 'where to write overhead.{json,md,svg}', RESULTS_DIR)
-  .action(async (opts) => {
-    try {
-      await main(opts);
-      process.exit(0);
-    } catch (err) {
-      say(`bench:overhead failed: ${(err as Error).message}`);
-      killAll();
-      process.exit(1);
-    }
-  });
+  .option('--out <dir>', 'where to write overhead.{json,md,svg}', RESULTS_DIR);
 
-process.on('SIGINT', () => {
-  killAll();
-  process.exit(130);
-});
-
-void program.parseAsync(process.argv);
+runBenchCommand(program, main);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { renderSvg } from './lib/charts';
 import { decodeHistogram, machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
-import { killAll, startBalancerProcess, Worker } from './lib/processes';
+import { startBalancerProcess, Worker, runBenchCommand } from './lib/processes';
 
 const REPORT_INTERVAL_MS = 1000;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -222,21 +222,6 @@ const program = new Command('bench:scale')
   .option('--quick', 'CI smoke size: 10 and 100 replicas, 4 s per point (under 90 s)')
   .option('--replicas <list>', 'comma-separated replica counts (default 10,100,300,1000; --quick 10,100)')
   .option('--rates <list>', 'comma-separated offered bind rates per second, 0 = reports only')
-  .option('--out <dir>', 'where to write scale.{json,md,svg}', RESULTS_DIR)
-  .action(async (opts) => {
-    try {
-      await main(opts);
-      process.exit(0);
-    } catch (err) {
-      say(`bench:scale failed: ${(err as Error).message}`);
-      killAll();
-      process.exit(1);
-    }
-  });
+  .option('--out <dir>', 'where to write scale.{json,md,svg}', RESULTS_DIR);
 
-process.on('SIGINT', () => {
-  killAll();
-  process.exit(130);
-});
-
-void program.parseAsync(process.argv);
+runBenchCommand(program, main);

@@ -33,12 +33,14 @@ export function primeService(): grpc.ServiceClientConstructor {
   return loaded;
 }
 
-/** The Prime implementation; counts the calls it served. */
-export function primeImplementation(name: string, counter: { served: number }): grpc.UntypedServiceImplementation {
+/** The Prime implementation; counts the calls it served. `slowdown` repeats the work (a slow replica). */
+export function primeImplementation(name: string, counter: { served: number; slowdown?: number }): grpc.UntypedServiceImplementation {
   return {
     IsPrime(call: grpc.ServerUnaryCall<{ number: number }, unknown>, callback: grpc.sendUnaryData<unknown>) {
       counter.served++;
-      callback(null, { prime: isPrime(call.request.number), served_by: name });
+      let prime = false;
+      for (let i = 0; i < (counter.slowdown ?? 1); i++) prime = isPrime(call.request.number);
+      callback(null, { prime, served_by: name });
     },
   };
 }

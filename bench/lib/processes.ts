@@ -5,7 +5,9 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
+import { say } from './common';
 
 export interface WorkerMessage {
   id?: number;
@@ -14,6 +16,13 @@ export interface WorkerMessage {
 }
 
 const running = new Set<ChildProcess>();
+
+/**
+ * Log level of benchmark workers and balancers: errors only, so that the
+ * expected warnings of a fault scenario (re-attaching, members removed) do
+ * not bury the results; REBIND_BENCH_LOG_LEVEL overrides.
+ */
+export const BENCH_LOG_LEVEL = process.env['REBIND_BENCH_LOG_LEVEL'] ?? 'error';
 
 /** Kills every process still running (on exit or interruption). */
 export function killAll(): void {
@@ -52,7 +61,7 @@ export class Worker {
   static async start(name: string, script: string, args: string[], env: Record<string, string> = {}): Promise<{ worker: Worker; ready: WorkerMessage }> {
     const child = fork(path.join(__dirname, '../workers', script), args, {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, REBIND_LOG_LEVEL: 'warn', ...env },
+      env: { ...process.env, REBIND_LOG_LEVEL: BENCH_LOG_LEVEL, ...env },
     });
     const worker = new Worker(name, child);
     const ready = await new Promise<WorkerMessage>((resolve, reject) => {
@@ -96,7 +105,7 @@ export interface BalancerProcess {
 }
 
 /** Runs the rebind CLI balancer with a configuration file. */
-export function startBalancerProcess(configFile: string, logLevel = 'warn'): Promise<BalancerProcess> {
+export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LEVEL): Promise<BalancerProcess> {
   const cli = path.join(__dirname, '../../src/cli/main.js');
   const child = spawn(process.execPath, [cli, 'balancer', '--config', configFile, '--exit-with-parent'], {
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -127,4 +136,27 @@ export function startBalancerProcess(configFile: string, logLevel = 'warn'): Pro
     });
     void exited.then(() => reject(new Error('balancer exited before it was ready')));
   });
+}
+
+/**
+ * Runs a benchmark's command line: parses argv, calls `main` with the
+ * options, exits 0 when it resolves and 1 (with its message, every worker
+ * killed) when it throws; Ctrl-C kills the workers too.
+ */
+export function runBenchCommand<O>(program: Command, main: (opts: O) => Promise<void>): void {
+  program.action(async (opts: O) => {
+    try {
+      await main(opts);
+      process.exit(0);
+    } catch (err) {
+      say(`${program.name()} failed: ${(err as Error).message}`);
+      killAll();
+      process.exit(1);
+    }
+  });
+  process.on('SIGINT', () => {
+    killAll();
+    process.exit(130);
+  });
+  void program.parseAsync(process.argv);
 }

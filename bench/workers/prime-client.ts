@@ -17,7 +17,7 @@ import { fatal, flag, send, serve } from './worker-util';
 function channelOptions(mode: string): grpc.ChannelOptions {
   switch (mode) {
     case 'rebind':
-      return clientOptions();
+      return clientOptions(process.argv.includes('--idempotent') ? { idempotent: ['bench.v1.Prime'] } : {});
     case 'grpc_round_robin':
       return { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
     case 'grpc_wrr':
@@ -79,6 +79,8 @@ async function main(): Promise<void> {
     if (m.type === 'open-loop') {
       const rate = Number(m['rate']);
       const durationMs = Number(m['durationMs']);
+      // With `record`, every call's [start (epoch ms), latency µs, ok 1/0] comes back.
+      const records: number[][] | null = m['record'] === true ? [] : null;
       const period = 1000 / rate;
       const begin = performance.now();
       let sent = 0;
@@ -90,10 +92,16 @@ async function main(): Promise<void> {
         const due = Math.min(Math.floor((performance.now() - begin) / period) + 1, Math.ceil(durationMs / period));
         while (sent < due) {
           sent++;
+          const startedAt = Date.now();
+          const t0 = performance.now();
           const p = call().then(
-            () => void ok++,
+            () => {
+              ok++;
+              records?.push([startedAt, Math.round((performance.now() - t0) * 1000), 1]);
+            },
             (err: grpc.ServiceError) => {
               failed++;
+              records?.push([startedAt, Math.round((performance.now() - t0) * 1000), 0]);
               if (errors.length < 10) errors.push(`${grpc.status[err.code]}: ${err.details}`);
             },
           );
@@ -103,7 +111,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, Math.max(1, begin + sent * period - performance.now())));
       }
       await Promise.all([...inFlight]);
-      return { sent, ok, failed, errors };
+      return { sent, ok, failed, errors, ...(records !== null ? { records } : {}) };
     }
     throw new Error(`unknown request ${m.type}`);
   });

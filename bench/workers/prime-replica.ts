@@ -11,7 +11,7 @@ import { fatal, flag, send, serve } from './worker-util';
 async function main(): Promise<void> {
   const name = flag('name');
   const mode = flag('mode', 'plain');
-  const counter = { served: 0 };
+  const counter = { served: 0, slowdown: 1 };
   const server = new grpc.Server();
   server.addService(primeService().service, primeImplementation(name, counter));
   const port = await new Promise<number>((resolve, reject) =>
@@ -21,11 +21,23 @@ async function main(): Promise<void> {
   if (mode === 'rebind') {
     await attach(server, { balancer: flag('balancer'), group: flag('group', 'bench'), address });
   }
+  let draining = false;
   const pushMs = Number(flag('push-ms', '0'));
   if (pushMs > 0) setInterval(() => send({ type: 'served', t: Date.now(), served: counter.served }), pushMs);
-  serve((m) => {
+  serve(async (m) => {
     if (m.type === 'served') return { served: counter.served };
-    throw new Error(`unknown request ${m.type}`);
+    if (m.type === 'slow') {
+      counter.slowdown = Number(m['factor']);
+      return { slowdown: counter.slowdown };
+    }
+    if (m.type === 'drain') {
+      // The server's own graceful shutdown: rebind drains first (see attach()).
+      draining = true;
+      const started = Date.now();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      return { drainedMs: Date.now() - started, served: counter.served };
+    }
+    throw new Error(`unknown request ${m.type}${draining ? ' (draining)' : ''}`);
   });
   send({ type: 'ready', address });
 }

@@ -155,6 +155,9 @@ export interface StockReplicaOptions {
   listen?: string;
   /** CPU microseconds each CreateSession costs (default 200). */
   factoryCostUs?: number;
+  /** Control channel credentials and token (a secured balancer). */
+  credentials?: grpc.ChannelCredentials;
+  token?: string;
 }
 
 export interface StockReplica {
@@ -179,7 +182,13 @@ export async function startStockReplica(options: StockReplicaOptions): Promise<S
     server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const address = listen.replace(/:[0-9]+$/, `:${port}`);
-  replica = await attach(server, { balancer: options.balancer, group: options.group ?? 'stock', address });
+  replica = await attach(server, {
+    balancer: options.balancer,
+    group: options.group ?? 'stock',
+    address,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.token !== undefined ? { token: options.token } : {}),
+  });
   return {
     name: options.name,
     address,

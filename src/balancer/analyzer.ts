@@ -11,6 +11,10 @@ import type { Group } from './group';
 import type { Member } from './member';
 import type { Registry } from './registry';
 import type { Move } from './strategies/types';
+import type { Voucher } from './vouch';
+
+/** Report intervals of silence after which a member is suspect. */
+export const SUSPECT_INTERVALS = 1.5;
 
 export interface AnalyzerEvents {
   /** Called after each analysis with the moves sent (possibly none). */
@@ -27,6 +31,8 @@ export class Analyzer {
     private readonly scheduler: SchedulerLike,
     private readonly log: Logger,
     private readonly events: AnalyzerEvents = {},
+    /** Signs each move's target so that clients can check it (null: no vouchers). */
+    private readonly voucher: Voucher | null = null,
   ) {
     registry.listen({ groupAdded: (group) => this.running && this.startLoop(group) });
   }
@@ -45,23 +51,37 @@ export class Analyzer {
   private startLoop(group: Group): void {
     if (this.loops.has(group.name)) return;
     const interval = group.config.reportIntervalMs;
-    this.loops.set(
-      group.name,
-      timer(interval, interval, this.scheduler).subscribe(() => this.analyze(group, this.scheduler.now())),
-    );
+    const analysis = timer(interval, interval, this.scheduler).subscribe(() => this.analyze(group, this.scheduler.now()));
+    // Liveness is checked four times per interval, so that a silent member is
+    // noticed within 2 report intervals whatever the phase of its reports.
+    const quarter = Math.max(1, Math.round(interval / 4));
+    analysis.add(timer(quarter, quarter, this.scheduler).subscribe(() => this.checkLiveness(group, this.scheduler.now())));
+    this.loops.set(group.name, analysis);
+  }
+
+  /**
+   * A member silent for SUSPECT_INTERVALS report intervals is suspect (no new
+   * client); after `missedReports` intervals it is removed and its stream
+   * closed. A crashed replica's stream loss removes it at once instead.
+   */
+  checkLiveness(group: Group, nowMs: number): void {
+    const interval = group.config.reportIntervalMs;
+    const deadline = group.config.missedReports * interval;
+    for (const member of [...group.members.values()]) {
+      const silentMs = nowMs - member.lastReportAtMs;
+      if (silentMs > deadline) {
+        const reason = `no load report for ${silentMs} ms (${group.config.missedReports} report intervals of ${interval} ms)`;
+        this.registry.detach(member, reason);
+        member.sink.close(14 /* UNAVAILABLE */, `rebind: ${reason}`);
+      } else if (silentMs > SUSPECT_INTERVALS * interval && member.state !== 'SUSPECT') {
+        group.suspect(member);
+      }
+    }
   }
 
   /** One analysis of one group at time `nowMs`. */
   analyze(group: Group, nowMs: number): Move[] {
-    const deadline = group.config.missedReports * group.config.reportIntervalMs;
-    for (const member of [...group.members.values()]) {
-      const silentMs = nowMs - member.lastReportAtMs;
-      if (silentMs > deadline) {
-        const reason = `no load report for ${silentMs} ms (${group.config.missedReports} report intervals of ${group.config.reportIntervalMs} ms)`;
-        this.registry.detach(member, reason);
-        member.sink.close(14 /* UNAVAILABLE */, `rebind: ${reason}`);
-      }
-    }
+    this.checkLiveness(group, nowMs);
     const moves = group.plan(nowMs);
     if (moves.length > 0) this.sendMoves(group, moves, nowMs);
     this.events.analyzed?.(group, moves, nowMs);
@@ -82,7 +102,10 @@ export class Analyzer {
       this.advisorySeq.set(member, seq);
       const advisory = {
         seq,
-        moves: list.map((m) => ({ clientId: m.clientId, target: group.members.get(m.to)?.address ?? '' })),
+        moves: list.map((m) => {
+          const target = group.members.get(m.to)?.address ?? '';
+          return { clientId: m.clientId, target, vouch: target !== '' && this.voucher !== null ? this.voucher.vouch(target, nowMs) : '' };
+        }),
         recallAll: false,
         expireMs: group.config.advisoryExpireMs,
       };

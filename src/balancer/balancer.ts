@@ -10,14 +10,14 @@ import { moduleLogger, type Logger } from '../common/logger';
 import { controlProto } from '../common/proto';
 import { Admin, adminHandlers } from './admin';
 import { Analyzer } from './analyzer';
-import { parseBalancerConfig, type BalancerConfig } from './config';
+import { MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig, type TlsFiles } from './config';
 import { controlHandlers } from './control-service';
 import { DataPlane, type DataPlaneEvents } from './data-plane';
+import { readFileSync } from 'node:fs';
+import { tokenInterceptor } from './auth';
 import { Registry } from './registry';
+import { Voucher } from './vouch';
 import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './validate';
-
-/** Largest control message the balancer accepts, bytes. */
-export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
 
 export interface BalancerOptions {
   /** Validated configuration, or a raw object to validate. */
@@ -44,6 +44,35 @@ function isValidated(config: BalancerConfig | Record<string, unknown>): config i
   return Array.isArray((config as BalancerConfig).groups) && typeof (config as BalancerConfig).groupDefaults === 'object' && typeof (config as BalancerConfig).autoCreateGroups === 'boolean';
 }
 
+function readFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** The control token from the configuration (inline or file), or null. */
+function controlToken(config: BalancerConfig): string | null {
+  if (config.security.token !== null) return config.security.token;
+  if (config.security.tokenFile === null) return null;
+  const token = readFile(config.security.tokenFile, 'security.tokenFile').toString('utf8').trim();
+  if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
+    throw new Error(`security.tokenFile ${config.security.tokenFile} must hold a token of at least ${MIN_TOKEN_LENGTH} characters without spaces`);
+  }
+  return token;
+}
+
+function serverCredentials(tls: TlsFiles | null): grpc.ServerCredentials {
+  if (tls === null) return grpc.ServerCredentials.createInsecure();
+  const ca = tls.caFile !== null ? readFile(tls.caFile, 'security.controlTls.caFile') : null;
+  return grpc.ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: readFile(tls.certFile, 'security.controlTls.certFile'), private_key: readFile(tls.keyFile, 'security.controlTls.keyFile') }],
+    tls.requireClientCert,
+  );
+}
+
 export class Balancer {
   /** host:port clients target. */
   address = '';
@@ -54,6 +83,10 @@ export class Balancer {
   readonly admin: Admin;
   readonly dataPlane: DataPlane;
   readonly config: BalancerConfig;
+  /** Signs forward targets; its public key reaches clients with the balancer's forwards. */
+  readonly voucher: Voucher;
+  /** Inputs refused, by reason (control and data plane). */
+  readonly refusals = new Map<string, number>();
   private readonly controlServer: grpc.Server;
   private readonly log: Logger;
 
@@ -69,14 +102,35 @@ export class Balancer {
     this.config = config;
     const scheduler = options.scheduler ?? asyncScheduler;
     this.log = moduleLogger('balancer', options.logger);
+    const refused = (reason: string) => this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + 1);
+    this.voucher = new Voucher();
     this.registry = new Registry(config, moduleLogger('balancer.registry', options.logger), options.random);
-    this.analyzer = new Analyzer(this.registry, scheduler, moduleLogger('balancer.analyzer', options.logger));
+    this.analyzer = new Analyzer(this.registry, scheduler, moduleLogger('balancer.analyzer', options.logger), {}, this.voucher);
     this.admin = new Admin(this.registry, this.analyzer, moduleLogger('balancer.admin', options.logger));
-    this.dataPlane = new DataPlane(this.registry, moduleLogger('balancer.data', options.logger), options.events, () => scheduler.now());
+    const upstreamCa = config.security.upstreamCaFile !== null ? readFile(config.security.upstreamCaFile, 'security.upstreamCaFile') : null;
+    this.dataPlane = new DataPlane(
+      this.registry,
+      moduleLogger('balancer.data', options.logger),
+      this.voucher,
+      { ...options.events, refused: (reason) => (refused(reason), options.events?.refused?.(reason)) },
+      () => scheduler.now(),
+      upstreamCa,
+    );
+    const token = controlToken(config);
+    const controlLog = moduleLogger('balancer.control', options.logger);
     this.controlServer = new grpc.Server({
-      'grpc.max_receive_message_length': DEFAULT_MAX_CONTROL_MESSAGE_BYTES,
+      'grpc.max_receive_message_length': config.limits.maxControlMessageBytes,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
+      interceptors:
+        token === null
+          ? []
+          : [
+              tokenInterceptor(token, (reason, peer) => {
+                refused(reason);
+                controlLog.warn({ peer, reason }, 'refused: control call without a valid token');
+              }),
+            ],
     });
     const proto = controlProto();
     this.controlServer.addService(
@@ -85,8 +139,10 @@ export class Balancer {
         registry: this.registry,
         analyzer: this.analyzer,
         scheduler,
-        log: moduleLogger('balancer.control', options.logger),
-        limits: { ...DEFAULT_CONTROL_LIMITS, ...options.limits },
+        log: controlLog,
+        limits: { ...DEFAULT_CONTROL_LIMITS, maxMethods: config.limits.maxMethodsPerReplica, ...options.limits },
+        maxReportsPerInterval: config.limits.maxReportsPerInterval,
+        refused,
       }),
     );
     this.controlServer.addService(proto.rebind.v1.Admin.service, adminHandlers(this.admin));
@@ -96,9 +152,20 @@ export class Balancer {
   static async start(options: BalancerOptions): Promise<Balancer> {
     const balancer = new Balancer(options);
     try {
-      balancer.address = await balancer.dataPlane.listen(balancer.config.listen);
+      const dataTls = balancer.config.security.dataTls;
+      balancer.address = await balancer.dataPlane.listen(
+        balancer.config.listen,
+        dataTls === null
+          ? null
+          : {
+              cert: readFile(dataTls.certFile, 'security.dataTls.certFile'),
+              key: readFile(dataTls.keyFile, 'security.dataTls.keyFile'),
+              ca: dataTls.caFile !== null ? readFile(dataTls.caFile, 'security.dataTls.caFile') : null,
+              requireClientCert: dataTls.requireClientCert,
+            },
+      );
       const port = await new Promise<number>((resolve, reject) =>
-        balancer.controlServer.bindAsync(balancer.config.controlListen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+        balancer.controlServer.bindAsync(balancer.config.controlListen, serverCredentials(balancer.config.security.controlTls), (err, p) => (err ? reject(err) : resolve(p))),
       );
       balancer.controlAddress = balancer.config.controlListen.replace(/:[0-9]+$/, `:${port}`);
     } catch (err) {
@@ -106,7 +173,17 @@ export class Balancer {
       throw err;
     }
     balancer.analyzer.start();
-    balancer.log.info({ address: balancer.address, control: balancer.controlAddress, groups: balancer.config.groups.map((g) => g.name) }, 'balancer started');
+    balancer.log.info(
+      {
+        address: balancer.address,
+        control: balancer.controlAddress,
+        groups: balancer.config.groups.map((g) => g.name),
+        token: balancer.config.security.token !== null || balancer.config.security.tokenFile !== null,
+        controlTls: balancer.config.security.controlTls !== null,
+        dataTls: balancer.config.security.dataTls !== null,
+      },
+      'balancer started',
+    );
     return balancer;
   }
 

@@ -58,6 +58,46 @@ export interface GroupConfig {
   planMinCalls: number;
 }
 
+/** TLS files of a listening port. */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** CA that client certificates must chain to (mTLS); null: no client certificates. */
+  caFile: string | null;
+  /** Refuse connections without a client certificate signed by caFile. */
+  requireClientCert: boolean;
+}
+
+/** Who may use the control plane, and how the ports are encrypted. */
+export interface SecurityConfig {
+  /** Shared secret every control-plane call presents as "authorization: Bearer <token>"; null: none. */
+  token: string | null;
+  /** A file holding the token (read at start), instead of `token`. */
+  tokenFile: string | null;
+  /** TLS (and mTLS with caFile + requireClientCert) on the control port. */
+  controlTls: TlsFiles | null;
+  /** TLS on the data port. */
+  dataTls: TlsFiles | null;
+  /** CA the balancer trusts when it proxies to replicas that serve TLS; null: replicas are plaintext. */
+  upstreamCaFile: string | null;
+}
+
+/** Limits on what the control plane accepts. */
+export interface LimitsConfig {
+  /** Largest control message, bytes. */
+  maxControlMessageBytes: number;
+  /** Reports beyond this many per report interval are refused as a flood. */
+  maxReportsPerInterval: number;
+  /** Methods one replica may advertise. */
+  maxMethodsPerReplica: number;
+}
+
+export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_REPORTS_PER_INTERVAL = 4;
+export const DEFAULT_MAX_METHODS_PER_REPLICA = 10_000;
+/** Shortest accepted control token, characters. */
+export const MIN_TOKEN_LENGTH = 16;
+
 /** The whole balancer configuration. */
 export interface BalancerConfig {
   /** Data address (host:port) clients target; port 0 picks a free port. */
@@ -69,6 +109,109 @@ export interface BalancerConfig {
   autoCreateGroups: boolean;
   /** Defaults for auto-created groups. */
   groupDefaults: Omit<GroupConfig, 'name'>;
+  security: SecurityConfig;
+  limits: LimitsConfig;
+}
+
+/** No token, no TLS. */
+export function builtinSecurity(): SecurityConfig {
+  return { token: null, tokenFile: null, controlTls: null, dataTls: null, upstreamCaFile: null };
+}
+
+export function builtinLimits(): LimitsConfig {
+  return {
+    maxControlMessageBytes: DEFAULT_MAX_CONTROL_MESSAGE_BYTES,
+    maxReportsPerInterval: DEFAULT_MAX_REPORTS_PER_INTERVAL,
+    maxMethodsPerReplica: DEFAULT_MAX_METHODS_PER_REPLICA,
+  };
+}
+
+function parseTls(raw: unknown, where: string, errors: string[]): TlsFiles | null {
+  if (raw === undefined || raw === null) return null;
+  if (!isObject(raw)) {
+    errors.push(`${where} must be an object with certFile and keyFile`);
+    return null;
+  }
+  const keys = new Set(['certFile', 'keyFile', 'caFile', 'requireClientCert']);
+  for (const key of Object.keys(raw)) if (!keys.has(key)) errors.push(`${where}.${key} is not a TLS setting (accepted: ${[...keys].join(', ')})`);
+  const str = (key: string, required: boolean): string | null => {
+    const v = raw[key];
+    if (v === undefined && !required) return null;
+    if (typeof v !== 'string' || v.length === 0) {
+      errors.push(`${where}.${key} is ${JSON.stringify(v)}; it must be a file path`);
+      return null;
+    }
+    return v;
+  };
+  const certFile = str('certFile', true);
+  const keyFile = str('keyFile', true);
+  const caFile = str('caFile', false);
+  let requireClientCert = false;
+  if (raw['requireClientCert'] !== undefined) {
+    if (typeof raw['requireClientCert'] === 'boolean') requireClientCert = raw['requireClientCert'];
+    else errors.push(`${where}.requireClientCert is ${JSON.stringify(raw['requireClientCert'])}; it must be true or false`);
+  }
+  if (requireClientCert && caFile === null) errors.push(`${where}.requireClientCert needs ${where}.caFile (the CA client certificates must chain to)`);
+  return certFile !== null && keyFile !== null ? { certFile, keyFile, caFile, requireClientCert } : null;
+}
+
+function parseSecurity(raw: unknown, errors: string[]): SecurityConfig {
+  const out = builtinSecurity();
+  if (raw === undefined) return out;
+  if (!isObject(raw)) {
+    errors.push('security must be an object');
+    return out;
+  }
+  const keys = new Set(['token', 'tokenFile', 'controlTls', 'dataTls', 'upstreamCaFile']);
+  for (const key of Object.keys(raw)) if (!keys.has(key)) errors.push(`security.${key} is not a security setting (accepted: ${[...keys].join(', ')})`);
+  if (raw['token'] !== undefined) {
+    const t = raw['token'];
+    if (typeof t !== 'string' || t.length < MIN_TOKEN_LENGTH || /\s/.test(t)) {
+      errors.push(`security.token must be a string of at least ${MIN_TOKEN_LENGTH} characters without spaces`);
+    } else {
+      out.token = t;
+    }
+  }
+  if (raw['tokenFile'] !== undefined) {
+    if (typeof raw['tokenFile'] === 'string' && raw['tokenFile'].length > 0) out.tokenFile = raw['tokenFile'];
+    else errors.push(`security.tokenFile is ${JSON.stringify(raw['tokenFile'])}; it must be a file path`);
+  }
+  if (out.token !== null && out.tokenFile !== null) errors.push('security.token and security.tokenFile are both set; give one');
+  out.controlTls = parseTls(raw['controlTls'], 'security.controlTls', errors);
+  out.dataTls = parseTls(raw['dataTls'], 'security.dataTls', errors);
+  if (raw['upstreamCaFile'] !== undefined) {
+    if (typeof raw['upstreamCaFile'] === 'string' && raw['upstreamCaFile'].length > 0) out.upstreamCaFile = raw['upstreamCaFile'];
+    else errors.push(`security.upstreamCaFile is ${JSON.stringify(raw['upstreamCaFile'])}; it must be a file path`);
+  }
+  return out;
+}
+
+const LIMIT_RULES: { key: keyof LimitsConfig; min: number; max: number; unit: string }[] = [
+  { key: 'maxControlMessageBytes', min: 1024, max: 64 * 1024 * 1024, unit: 'bytes' },
+  { key: 'maxReportsPerInterval', min: 1, max: 1000, unit: 'reports' },
+  { key: 'maxMethodsPerReplica', min: 1, max: 1_000_000, unit: 'methods' },
+];
+
+function parseLimits(raw: unknown, errors: string[]): LimitsConfig {
+  const out = builtinLimits();
+  if (raw === undefined) return out;
+  if (!isObject(raw)) {
+    errors.push('limits must be an object');
+    return out;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!LIMIT_RULES.some((r) => r.key === key)) errors.push(`limits.${key} is not a limit (accepted: ${LIMIT_RULES.map((r) => r.key).join(', ')})`);
+  }
+  for (const rule of LIMIT_RULES) {
+    const v = raw[rule.key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < rule.min || v > rule.max) {
+      errors.push(`limits.${rule.key} is ${JSON.stringify(v)}; it must be an integer >= ${rule.min} and <= ${rule.max} (${rule.unit})`);
+    } else {
+      out[rule.key] = v;
+    }
+  }
+  return out;
 }
 
 export type ConfigResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
@@ -205,7 +348,7 @@ function checkAddress(value: unknown, where: string, errors: string[], fallback:
   return value;
 }
 
-const TOP_KEYS = new Set(['listen', 'controlListen', 'groups', 'autoCreateGroups', 'groupDefaults']);
+const TOP_KEYS = new Set(['listen', 'controlListen', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits']);
 
 /** Validates a whole configuration object (already parsed from JSON/YAML). */
 export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> {
@@ -248,8 +391,10 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
       groups.push({ name, ...parseGroupSettings(g, groupDefaults, where, errors, true) });
     });
   }
+  const security = parseSecurity(raw['security'], errors);
+  const limits = parseLimits(raw['limits'], errors);
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: { listen, controlListen, groups, autoCreateGroups, groupDefaults } };
+  return { ok: true, value: { listen, controlListen, groups, autoCreateGroups, groupDefaults, security, limits } };
 }
 
 /** Serializes a configuration back to a plain object (round-trips through parse). */
@@ -260,7 +405,19 @@ export function serializeBalancerConfig(config: BalancerConfig): Record<string, 
     autoCreateGroups: config.autoCreateGroups,
     groupDefaults: structuredClone(config.groupDefaults),
     groups: config.groups.map((g) => structuredClone(g)),
+    security: {
+      ...(config.security.token !== null ? { token: config.security.token } : {}),
+      ...(config.security.tokenFile !== null ? { tokenFile: config.security.tokenFile } : {}),
+      ...(config.security.controlTls !== null ? { controlTls: tlsToJson(config.security.controlTls) } : {}),
+      ...(config.security.dataTls !== null ? { dataTls: tlsToJson(config.security.dataTls) } : {}),
+      ...(config.security.upstreamCaFile !== null ? { upstreamCaFile: config.security.upstreamCaFile } : {}),
+    },
+    limits: { ...config.limits },
   };
+}
+
+function tlsToJson(t: TlsFiles): Record<string, unknown> {
+  return { certFile: t.certFile, keyFile: t.keyFile, ...(t.caFile !== null ? { caFile: t.caFile } : {}), requireClientCert: t.requireClientCert };
 }
 
 /** Whether a group name is acceptable. */

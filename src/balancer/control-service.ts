@@ -28,6 +28,8 @@ export interface ControlDeps {
   limits: ControlLimits;
   /** Counts refused inputs by reason (for metrics). */
   refused?: (reason: string) => void;
+  /** Reports beyond this many per report interval are refused as a flood. */
+  maxReportsPerInterval?: number;
 }
 
 type AttachCall = grpc.ServerDuplexStream<ReplicaMessage__Output, BalancerMessage>;
@@ -151,10 +153,11 @@ class AttachSession {
       this.windowStartMs = now;
       this.reportsInWindow = 0;
     }
-    if (++this.reportsInWindow > MAX_REPORTS_PER_INTERVAL) {
+    const limit = this.deps.maxReportsPerInterval ?? MAX_REPORTS_PER_INTERVAL;
+    if (++this.reportsInWindow > limit) {
       return this.notice('report_flood', report.seq, {
         code: Status.RESOURCE_EXHAUSTED,
-        message: `more than ${MAX_REPORTS_PER_INTERVAL} reports within one report interval of ${group.config.reportIntervalMs} ms; report ${report.seq} dropped`,
+        message: `more than ${limit} reports within one report interval of ${group.config.reportIntervalMs} ms; report ${report.seq} dropped`,
       });
     }
     const refusal = validateReport(report, member.lastSeq, { ...this.deps.limits, maxTopClients: Math.min(this.deps.limits.maxTopClients, group.config.topClients) });

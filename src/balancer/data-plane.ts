@@ -17,15 +17,20 @@ import type { Logger } from '../common/logger';
 import { respondTrailersOnly } from '../common/grpc-http2';
 import {
   AFFINITY_HEADER,
+  AVOID_HEADER,
+  parseAvoid,
   FORWARD_REASON_TRAILER,
   FORWARD_STATUS,
   FORWARD_TRAILER,
   PROXIED_HEADER,
   RETRY_PUSHBACK_TRAILER,
+  BALANCER_KEY_TRAILER,
+  VOUCH_TRAILER,
   identifyCaller,
   parseAffinityToken,
 } from '../common/wire';
 import type { Group } from './group';
+import type { Voucher } from './vouch';
 import type { Registry } from './registry';
 import { proxyStream, UpstreamPool } from './proxy';
 
@@ -36,26 +41,40 @@ export interface DataPlaneEvents {
 }
 
 export class DataPlane {
-  private server: http2.Http2Server | null = null;
+  private server: http2.Http2Server | http2.Http2SecureServer | null = null;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   readonly upstreams: UpstreamPool;
 
   constructor(
     private readonly registry: Registry,
     private readonly log: Logger,
+    private readonly voucher: Voucher,
     private readonly events: DataPlaneEvents = {},
     private readonly now: () => number = Date.now,
+    /** TLS for replicas (the CA they chain to), or null for plaintext. */
+    upstreamCa: Buffer | null = null,
   ) {
-    this.upstreams = new UpstreamPool(log);
+    this.upstreams = new UpstreamPool(log, upstreamCa);
     registry.listen({ memberRemoved: (_group, member) => this.upstreams.release(member.address) });
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks one). */
-  async listen(address: string): Promise<string> {
+  /** Starts listening (TLS when `tls` is given); resolves with the bound address (port 0 picks one). */
+  async listen(address: string, tls: { cert: Buffer; key: Buffer; ca: Buffer | null; requireClientCert: boolean } | null = null): Promise<string> {
     const parsed = parseHostPort(address.replace(/:0$/, ':1'));
     if (typeof parsed === 'string') throw new Error(`listen address: ${parsed}`);
     const port = address.endsWith(':0') ? 0 : parsed.port;
-    const server = http2.createServer({ settings: { enablePush: false } });
+    const server: http2.Http2Server | http2.Http2SecureServer =
+      tls === null
+        ? http2.createServer({ settings: { enablePush: false } })
+        : http2.createSecureServer({
+            settings: { enablePush: false },
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca !== null ? { ca: tls.ca } : {}),
+            requestCert: tls.requireClientCert,
+            rejectUnauthorized: tls.requireClientCert,
+            ALPNProtocols: ['h2'],
+          });
     server.on('stream', (stream, headers) => this.onStream(stream, headers));
     server.on('session', (session) => {
       this.sessions.add(session);
@@ -111,7 +130,8 @@ export class DataPlane {
     if (affinity !== undefined) return this.routeAffinity(stream, headers, group, String(affinity));
     const caller = identifyCaller(headers['user-agent'] as string | undefined);
     const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
-    const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now());
+    const avoid = headers[AVOID_HEADER];
+    const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now(), avoid === undefined ? undefined : parseAvoid(avoid));
     if (member === null) {
       return this.refuse(stream, 'no_member', Status.UNAVAILABLE, `rebind: ${group.lastRefusal ?? `group "${group.name}" has no replica available`}`);
     }
@@ -122,6 +142,8 @@ export class DataPlane {
         [FORWARD_TRAILER]: member.address,
         [FORWARD_REASON_TRAILER]: 'bind',
         [RETRY_PUSHBACK_TRAILER]: '0',
+        [VOUCH_TRAILER]: this.voucher.vouch(member.address),
+        [BALANCER_KEY_TRAILER]: this.voucher.publicKey,
       });
       return;
     }

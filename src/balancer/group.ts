@@ -153,7 +153,7 @@ export class Group {
   eligible(path: string): Member[] {
     let list = this.eligibleCache.get(path);
     if (list === undefined) {
-      list = [...this.members.values()].filter((m) => m.methodPaths.has(path) && m.state !== 'DRAINING');
+      list = [...this.members.values()].filter((m) => m.methodPaths.has(path) && m.state !== 'DRAINING' && m.state !== 'SUSPECT');
       this.eligibleCache.set(path, list);
     }
     return list;
@@ -161,9 +161,16 @@ export class Group {
 
   private setState(member: Member, state: Member['state']): void {
     if (member.state === state) return;
-    this.log.info({ group: this.name, member: member.id, address: member.address }, `member ${member.id}: ${member.state} -> ${state}`);
-    if (member.state === 'DRAINING' || state === 'DRAINING') this.eligibleCache.clear();
+    const level = state === 'SUSPECT' ? 'warn' : 'info';
+    this.log[level]({ group: this.name, member: member.id, address: member.address }, `member ${member.id}: ${member.state} -> ${state}`);
+    const ineligible = (s: Member['state']) => s === 'DRAINING' || s === 'SUSPECT';
+    if (ineligible(member.state) || ineligible(state)) this.eligibleCache.clear();
     member.state = state;
+  }
+
+  /** Marks a member that stopped reporting; it gets no new client until it reports again. */
+  suspect(member: Member): void {
+    if (member.state !== 'DRAINING') this.setState(member, 'SUSPECT');
   }
 
   /**
@@ -171,11 +178,16 @@ export class Group {
    * call ("call"). Returns null when no member serves the path. A client
    * bound less than one report interval ago gets the same member again.
    */
-  choose(path: string, kind: 'bind' | 'call', clientId: string | null = null, nowMs = 0): Member | null {
-    const members = this.eligible(path);
+  choose(path: string, kind: 'bind' | 'call', clientId: string | null = null, nowMs = 0, avoid?: ReadonlySet<string>): Member | null {
+    let members = this.eligible(path);
     if (members.length === 0) {
       this.lastRefusal = `group "${this.name}" has no replica available for ${path}`;
       return null;
+    }
+    // Members the client asked not to be sent to again, unless nobody else is left.
+    if (avoid !== undefined && avoid.size > 0) {
+      const others = members.filter((m) => !avoid.has(canonicalAddress(m.address) ?? m.address));
+      if (others.length > 0) members = others;
     }
     if (kind === 'bind' && clientId !== null) {
       const recent = this.recentBinds.get(clientId);
@@ -304,7 +316,7 @@ export class Group {
       if (!listed.has(id) && this.transit.get(id)?.to !== member.id) member.clients.delete(id);
     }
     if (report.draining) this.setState(member, 'DRAINING');
-    else if (member.state === 'ATTACHED' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
+    else if (member.state === 'ATTACHED' || member.state === 'SUSPECT' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
   }
 
   /** Whether the last plan has settled (every member reported enough since). */
@@ -321,7 +333,7 @@ export class Group {
   plan(nowMs: number): Move[] {
     if (this.config.granularity !== 'on-demand' || !this.strategy.adaptive || !this.settled()) return [];
     for (const [id, until] of this.held) if (until <= nowMs) this.held.delete(id);
-    const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING');
+    const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING' && m.state !== 'SUSPECT');
     if (members.length < 2) return [];
     // Too little evidence: a few calls per interval are noise, not load.
     let calls = 0;

@@ -6,8 +6,12 @@ import type { Method__Output } from '../generated/rebind/v1/Method';
 import type { Advisory } from '../generated/rebind/v1/Advisory';
 import type { MemberLoad } from './strategies/types';
 
-/** NOMINAL: serving; SHEDDING: moving clients away after an advisory; DRAINING: leaving. */
-export type MemberState = 'ATTACHED' | 'NOMINAL' | 'SHEDDING' | 'DRAINING';
+/**
+ * NOMINAL: serving; SHEDDING: moving clients away after an advisory;
+ * DRAINING: leaving; SUSPECT: its reports stopped (hung or cut off), given
+ * no new client until it reports again or is removed.
+ */
+export type MemberState = 'ATTACHED' | 'NOMINAL' | 'SHEDDING' | 'DRAINING' | 'SUSPECT';
 
 /** Where the balancer sends a member's advisories (its control stream). */
 export interface AdvisorySink {

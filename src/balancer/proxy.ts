@@ -9,7 +9,12 @@ import * as http2 from 'node:http2';
 import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger';
 import { endToEndHeaders, parseGrpcTimeoutMs, respondTrailersOnly, statusForRstCode } from '../common/grpc-http2';
-import { PROXIED_HEADER } from '../common/wire';
+import { PROXIED_HEADER, REBIND_TRAILERS } from '../common/wire';
+
+function withoutRebindTrailers(headers: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
+  for (const name of REBIND_TRAILERS) delete headers[name];
+  return headers;
+}
 
 const { NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = http2.constants;
 
@@ -17,12 +22,19 @@ const { NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = http2.constants;
 export class UpstreamPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
 
-  constructor(private readonly log: Logger) {}
+  /** `ca`: replicas serve TLS with certificates chaining to it; null: plaintext. */
+  constructor(
+    private readonly log: Logger,
+    private readonly ca: Buffer | null = null,
+  ) {}
 
   session(address: string): http2.ClientHttp2Session {
     const existing = this.sessions.get(address);
     if (existing !== undefined && !existing.closed && !existing.destroyed) return existing;
-    const session = http2.connect(`http://${address}`, { settings: { enablePush: false } });
+    const session =
+      this.ca === null
+        ? http2.connect(`http://${address}`, { settings: { enablePush: false } })
+        : http2.connect(`https://${address}`, { settings: { enablePush: false }, ca: this.ca, ALPNProtocols: ['h2'] });
     const drop = () => {
       if (this.sessions.get(address) === session) this.sessions.delete(address);
     };
@@ -35,6 +47,10 @@ export class UpstreamPool {
     session.unref();
     this.sessions.set(address, session);
     return session;
+  }
+
+  get scheme(): 'http' | 'https' {
+    return this.ca === null ? 'http' : 'https';
   }
 
   /** Closes the connection to one address (its member left). */
@@ -81,7 +97,7 @@ export function proxyStream(
   const outHeaders = endToEndHeaders(headers);
   outHeaders[':method'] = 'POST';
   outHeaders[':path'] = headers[':path'];
-  outHeaders[':scheme'] = 'http';
+  outHeaders[':scheme'] = pool.scheme;
   outHeaders[':authority'] = address;
   outHeaders[PROXIED_HEADER] = '1';
 
@@ -124,7 +140,9 @@ export function proxyStream(
   upstream.on('response', (responseHeaders, flags) => {
     if (stream.destroyed || stream.closed) return;
     responded = true;
-    const out = endToEndHeaders(responseHeaders);
+    // A replica never forwards a proxied call: rebind's own trailers on a relayed
+    // response can only be forged, and must not reach the client as the balancer's.
+    const out = withoutRebindTrailers(endToEndHeaders(responseHeaders));
     out[HTTP2_HEADER_STATUS] = responseHeaders[HTTP2_HEADER_STATUS] ?? 200;
     const trailersOnly = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     if (trailersOnly) {
@@ -144,7 +162,7 @@ export function proxyStream(
     trailers = t;
   });
   stream.on('wantTrailers', () => {
-    if (trailers !== null) stream.sendTrailers(endToEndHeaders(trailers));
+    if (trailers !== null) stream.sendTrailers(withoutRebindTrailers(endToEndHeaders(trailers)));
     else stream.sendTrailers({ 'grpc-status': String(Status.INTERNAL), 'grpc-message': `rebind: replica ${address} ended the response without trailers` });
   });
   upstream.on('end', () => {

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { controlProto } from '../common/proto';
 import type { AdminClient } from '../generated/rebind/v1/Admin';
 import type { GroupStatus__Output } from '../generated/rebind/v1/GroupStatus';
+import { tokenMetadata } from '../balancer/auth';
 
 export const ADMIN_DEADLINE_MS = 5000;
 
@@ -22,10 +23,10 @@ export function describeError(address: string, err: grpc.ServiceError): string {
 type Method = 'ListGroups' | 'SetStrategy' | 'SetGranularity';
 
 /** Calls one Admin method with a deadline; resolves with the reply or rejects with a readable Error. */
-export function adminCall<T>(client: AdminClient, address: string, method: Method, request: object): Promise<T> {
+export function adminCall<T>(client: AdminClient, address: string, method: Method, request: object, token?: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const fn = (client as unknown as Record<Method, (req: object, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: T) => void) => void>)[method];
-    fn.call(client, request, { deadline: Date.now() + ADMIN_DEADLINE_MS }, (err, reply) => {
+    const fn = (client as unknown as Record<Method, (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: T) => void) => void>)[method];
+    fn.call(client, request, tokenMetadata(token), { deadline: Date.now() + ADMIN_DEADLINE_MS }, (err, reply) => {
       if (err) reject(new Error(describeError(address, err)));
       else resolve(reply!);
     });

@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { startStockReplica } from '../../examples/stock-trading/replica';
 import { Trader } from '../../examples/stock-trading/trader';
 import { onShutdown } from './lifecycle';
-import { hostPort, positiveInteger } from './options';
+import { addControlAuthOptions, controlCredentials, controlToken, hostPort, positiveInteger, type ControlAuthOptions } from './options';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -12,7 +12,7 @@ function positiveNumber(value: string): number {
 }
 
 export function registerExampleCommands(program: Command): void {
-  program
+  addControlAuthOptions(program
     .command('replica')
     .description('Run a stock-trading replica (SessionFactory + TradingSession) attached to a balancer.')
     .option('-b, --balancer <host:port>', "balancer's control address", hostPort, '127.0.0.1:50052')
@@ -20,9 +20,18 @@ export function registerExampleCommands(program: Command): void {
     .option('-l, --listen <host:port>', 'address to serve on (port 0 picks one)', hostPort, '127.0.0.1:0')
     .option('-n, --name <name>', 'replica name shown to clients', 'replica')
     .option('--factory-cost-us <us>', 'CPU microseconds each CreateSession costs', positiveInteger, 200)
-    .option('--exit-with-parent', 'exit when the parent process closes our stdin')
-    .action(async (opts: { balancer: string; group: string; listen: string; name: string; factoryCostUs: number; exitWithParent?: boolean }) => {
-      const replica = await startStockReplica({ name: opts.name, balancer: opts.balancer, group: opts.group, listen: opts.listen, factoryCostUs: opts.factoryCostUs });
+    .option('--exit-with-parent', 'exit when the parent process closes our stdin'))
+    .action(async (opts: { balancer: string; group: string; listen: string; name: string; factoryCostUs: number; exitWithParent?: boolean } & ControlAuthOptions) => {
+      const token = controlToken(opts);
+      const replica = await startStockReplica({
+        name: opts.name,
+        balancer: opts.balancer,
+        group: opts.group,
+        listen: opts.listen,
+        factoryCostUs: opts.factoryCostUs,
+        credentials: controlCredentials(opts),
+        ...(token !== undefined ? { token } : {}),
+      });
       console.log(`replica ${opts.name} serving on ${replica.address}, member ${replica.replica.memberId} of group ${opts.group} at ${opts.balancer}`);
       onShutdown(() => replica.stop(), opts.exitWithParent === true);
     });

@@ -5,6 +5,7 @@
  * section documents the same names.
  */
 import { status as Status } from '@grpc/grpc-js';
+import { canonicalAddress } from './address';
 
 /** Version of the wire conventions and of the control protocol. */
 export const PROTOCOL_VERSION = 1;
@@ -75,6 +76,46 @@ export function parseAffinityToken(token: string): { address: string; replicaId:
   const replicaId = token.slice(slash + 1);
   if (!REPLICA_ID.test(replicaId)) return `affinity token "${token.slice(0, 100)}" has an invalid replica id`;
   return { address, replicaId };
+}
+
+/**
+ * Trailer carrying the balancer's voucher for a forward's target:
+ * `<notAfterUnixMs>.<base64url Ed25519 signature>` over
+ * `rebind-vouch-v1|<target>|<notAfterUnixMs>`. A client follows a replica's
+ * forward to another replica only with a valid voucher; otherwise it goes
+ * back to the balancer. Forwards back to the balancer need none.
+ */
+export const VOUCH_TRAILER = 'rebind-vouch';
+/** Trailer of the balancer's own forwards: its Ed25519 public key (SPKI DER, base64url). */
+export const BALANCER_KEY_TRAILER = 'rebind-balancer-key';
+
+/** The bytes a voucher signs. */
+export function vouchPayload(target: string, notAfterMs: number): Buffer {
+  return Buffer.from(`rebind-vouch-v1|${target}|${notAfterMs}`);
+}
+
+/** Trailers only the balancer or a replica's interceptor may produce; stripped from relayed responses. */
+export const REBIND_TRAILERS = new Set(['rebind-forward', 'rebind-forward-reason', 'rebind-vouch', 'rebind-balancer-key']);
+
+/**
+ * Request header a client sends to the balancer when it comes back after a
+ * replica failed it (unreachable, or a forward it would not follow): the
+ * replicas, comma-separated host:port, not to bind it to again if another
+ * member can take it. A hint: malformed entries are ignored.
+ */
+export const AVOID_HEADER = 'rebind-avoid';
+/** Entries of {@link AVOID_HEADER} the balancer reads at most. */
+export const MAX_AVOID = 16;
+
+/** Parses an avoid header into canonical addresses (malformed entries dropped). */
+export function parseAvoid(value: string | string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  if (value === undefined) return out;
+  for (const entry of String(value).split(',').slice(0, MAX_AVOID)) {
+    const canonical = canonicalAddress(entry.trim());
+    if (canonical !== null) out.add(canonical);
+  }
+  return out;
 }
 
 /** Why a forward was sent. */

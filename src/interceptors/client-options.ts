@@ -12,6 +12,7 @@ import type { ChannelOptions } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { CLIENT_ID_PATTERN, clientUserAgent, parseAffinityToken } from '../common/wire';
 import { DEFAULT_MAX_FORWARDS, MAX_MAX_FORWARDS, POLICY_NAME, registerRebindPolicy } from './client-policy';
+import { idempotentMatcher, idempotentRetryInterceptor } from './idempotent-retry';
 
 export interface ClientOptionsInput {
   /** Client id (8-64 base64url characters); random by default. */
@@ -26,9 +27,36 @@ export interface ClientOptionsInput {
    * the session, so that its load counts as that client's.
    */
   affinity?: string;
+  /**
+   * Methods safe to re-send after a failure that may have reached the server
+   * (the replica crashed mid-call, the connection dropped): "pkg.Service/Method",
+   * or "pkg.Service" for all its methods. Other calls are re-sent only when
+   * they provably never reached a replica (forwards, refused streams,
+   * connection failures before sending), and otherwise fail with UNAVAILABLE.
+   */
+  idempotent?: string[];
+  /**
+   * Keepalive ping period while calls are in flight, ms (default 1000); a
+   * replica that hangs (process stopped, socket open) fails its calls after
+   * keepaliveTimeMs + keepaliveTimeoutMs, and the client re-binds.
+   */
+  keepaliveTimeMs?: number;
+  /** How long a keepalive ping may go unanswered, ms (default 1000). */
+  keepaliveTimeoutMs?: number;
+  /** A bound replica not connected within this long is given up for another, ms (default 1000). */
+  connectTimeoutMs?: number;
   /** Further channel options to merge in. */
   channelOptions?: ChannelOptions;
 }
+
+const METHOD_NAME = /^([A-Za-z_][A-Za-z0-9_.]*)(?:\/([A-Za-z_][A-Za-z0-9_]*))?$/;
+
+function retryPolicy(maxAttempts: number, codes: string[]) {
+  return { maxAttempts, initialBackoff: '0.01s', maxBackoff: '0.2s', backoffMultiplier: 2, retryableStatusCodes: codes };
+}
+
+export const DEFAULT_KEEPALIVE_TIME_MS = 1000;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 1000;
 
 /** Channel options that make a grpc-js client rebind-aware. */
 export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
@@ -46,23 +74,37 @@ export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
   // One attempt per forward, one for the final call, one spare so that the
   // attempt after the last allowed forward can fail with a clear message.
   const maxAttempts = maxForwards + 2;
+  const idempotent = (input.idempotent ?? []).map((name) => {
+    const match = METHOD_NAME.exec(name.replace(/^\//, ''));
+    if (match === null) throw new Error(`rebind clientOptions: idempotent entry "${name}" is not "pkg.Service/Method" or "pkg.Service"`);
+    return match[2] !== undefined ? { service: match[1]!, method: match[2] } : { service: match[1]! };
+  });
+  const keepaliveTimeMs = input.keepaliveTimeMs ?? DEFAULT_KEEPALIVE_TIME_MS;
+  const keepaliveTimeoutMs = input.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
   const serviceConfig = {
-    loadBalancingConfig: [{ [POLICY_NAME]: { maxForwards, ...(input.affinity !== undefined ? { affinity: input.affinity } : {}) } }],
-    methodConfig: [
+    loadBalancingConfig: [
       {
-        name: [{}],
-        retryPolicy: {
-          maxAttempts,
-          initialBackoff: '0.01s',
-          maxBackoff: '0.2s',
-          backoffMultiplier: 2,
-          retryableStatusCodes: ['ABORTED'],
+        [POLICY_NAME]: {
+          maxForwards,
+          ...(input.connectTimeoutMs !== undefined ? { connectTimeoutMs: input.connectTimeoutMs } : {}),
+          ...(input.affinity !== undefined ? { affinity: input.affinity } : {}),
         },
       },
+    ],
+    methodConfig: [
+      // Forwards (ABORTED) are always re-sent: they were decided before any handler ran.
+      { name: [{}], retryPolicy: retryPolicy(maxAttempts, ['ABORTED']) },
+      // Idempotent methods also survive a replica that failed mid-call (UNAVAILABLE).
+      ...(idempotent.length > 0 ? [{ name: idempotent, retryPolicy: retryPolicy(maxAttempts, ['ABORTED', 'UNAVAILABLE']) }] : []),
     ],
   };
   return {
     ...input.channelOptions,
+    // A client option (grpc-js reads it from the same options object as the channel's):
+    // replays idempotent calls that gRPC's retry had to give up once response headers arrived.
+    ...(idempotent.length > 0 ? { interceptors: [idempotentRetryInterceptor(idempotentMatcher(idempotent))] } : {}),
+    'grpc.keepalive_time_ms': keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': keepaliveTimeoutMs,
     'grpc.secondary_user_agent': clientUserAgent(clientId),
     'grpc.service_config': JSON.stringify(serviceConfig),
     'grpc.service_config_disable_resolution': 1,

@@ -23,7 +23,20 @@
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { formatHostPort, parseHostPort } from '../common/address';
-import { AFFINITY_HEADER, FORWARD_STATUS, FORWARD_TO_BALANCER, FORWARD_TRAILER, identifyCaller, parseAffinityToken } from '../common/wire';
+import {
+  AFFINITY_HEADER,
+  AVOID_HEADER,
+  MAX_AVOID,
+  BALANCER_KEY_TRAILER,
+  FORWARD_STATUS,
+  FORWARD_TO_BALANCER,
+  FORWARD_TRAILER,
+  VOUCH_TRAILER,
+  identifyCaller,
+  parseAffinityToken,
+} from '../common/wire';
+import { balancerKey, checkVoucher } from './vouch-check';
+import type { KeyObject } from 'node:crypto';
 
 type Endpoint = experimental.Endpoint;
 type Picker = experimental.Picker;
@@ -33,6 +46,14 @@ type ChannelControlHelper = experimental.ChannelControlHelper;
 type StatusOr<T> = { ok: true; value: T } | { ok: false; error: { code: Status; details: string; metadata: Metadata } };
 
 export const POLICY_NAME = 'rebind';
+/** How long a channel asks the balancer to avoid a replica that failed it, ms. */
+export const AVOID_MS = 10_000;
+/**
+ * A bound replica that is not connected within this long is given up, ms.
+ * A hung process still completes TCP handshakes in its kernel, so without
+ * this a channel would wait for grpc-js's 20 s connect timeout.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_FORWARDS = 4;
 export const MAX_MAX_FORWARDS = 8;
 
@@ -42,12 +63,16 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
     readonly maxForwards: number,
     /** Affinity token: every call of the channel is pinned to that replica. */
     readonly affinity: string | null = null,
+    /** A bound replica not connected within this long is given up for another, ms. */
+    readonly connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
   ) {}
   getLoadBalancerName(): string {
     return POLICY_NAME;
   }
   toJsonObject(): object {
-    return { [POLICY_NAME]: { maxForwards: this.maxForwards, ...(this.affinity !== null ? { affinity: this.affinity } : {}) } };
+    return {
+      [POLICY_NAME]: { maxForwards: this.maxForwards, connectTimeoutMs: this.connectTimeoutMs, ...(this.affinity !== null ? { affinity: this.affinity } : {}) },
+    };
   }
   static createFromJson(obj: unknown): RebindLbConfig {
     const raw = (obj ?? {}) as Record<string, unknown>;
@@ -59,7 +84,11 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
     if (affinity !== null && (typeof affinity !== 'string' || typeof parseAffinityToken(affinity) === 'string')) {
       throw new Error(`rebind config affinity: ${typeof affinity === 'string' ? parseAffinityToken(affinity) : 'must be a string'}`);
     }
-    return new RebindLbConfig(maxForwards, affinity as string | null);
+    const connectTimeoutMs = raw['connectTimeoutMs'] ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    if (typeof connectTimeoutMs !== 'number' || !Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 10 || connectTimeoutMs > 600_000) {
+      throw new Error(`rebind config connectTimeoutMs is ${JSON.stringify(connectTimeoutMs)}; it must be an integer 10..600000`);
+    }
+    return new RebindLbConfig(maxForwards, affinity as string | null, connectTimeoutMs);
   }
 }
 
@@ -74,6 +103,8 @@ export interface RebindClientEvents {
   /** A channel's binding moved; clientId is the channel's rebind client id. */
   forwarded?(from: string, to: string, reason: string, clientId: string | null): void;
   unbound?(from: string, reason: string, clientId: string | null): void;
+  /** A forward to `to` was not followed (no valid voucher); the call went back to the balancer. */
+  refused?(from: string, to: string, why: string, clientId: string | null): void;
 }
 
 /** Process-wide listeners for client events. */
@@ -92,8 +123,12 @@ function pickFirst(): experimental.TypedLoadBalancingConfig {
 /** A place calls can go: the balancer, or the replica the channel is bound to. */
 class Target {
   state: ConnectivityState = ConnectivityState.IDLE;
+  /** Gives up on the target if it is not READY in time (set while connecting). */
+  connectTimer: NodeJS.Timeout | null = null;
   picker: Picker;
   error: string | null = null;
+  /** Has been READY: an IDLE state after that means the connection was lost. */
+  wasReady = false;
   private readonly child: experimental.ChildLoadBalancerHandler;
   private resolver: experimental.Resolver | null = null;
   destroyed = false;
@@ -108,6 +143,7 @@ class Target {
         updateState: (state, picker, error) => {
           if (this.destroyed) return;
           this.state = state;
+          if (state === ConnectivityState.READY) this.wasReady = true;
           this.picker = picker;
           this.error = error;
           this.onChange(this);
@@ -153,6 +189,7 @@ class Target {
 
   destroy(): void {
     this.destroyed = true;
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.resolver?.destroy();
     this.child.destroy();
   }
@@ -167,12 +204,18 @@ class RebindPicker implements Picker {
     private readonly target: Target,
     private readonly balancerUnreachable: boolean,
     private readonly affinity: string | null,
+    /** Picks go to the balancer (not to a bound or pinned replica). */
+    private readonly toBalancer: boolean,
   ) {}
 
   pick(args: PickArgs): PickResult {
     // The pick's metadata is the attempt's own copy, the one that is sent.
     if (this.affinity !== null) args.metadata.set(AFFINITY_HEADER, this.affinity);
     const record = this.policy.calls.get(args.extraPickInfo);
+    if (this.toBalancer) {
+      const avoid = this.policy.avoidList(record);
+      if (avoid !== null) args.metadata.set(AVOID_HEADER, avoid);
+    }
     if (record?.failure) {
       return {
         pickResultType: experimental.PickResultType.DROP,
@@ -209,6 +252,33 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   private config = new RebindLbConfig(DEFAULT_MAX_FORWARDS);
   private options: ChannelOptions = {};
   private clientId: string | null = null;
+  /** The balancer's voucher key, pinned from its own forwards. */
+  private balancerKey: KeyObject | null = null;
+  /** Replicas that failed this channel lately (unreachable, bad forward), until a time (ms). */
+  private readonly avoid = new Map<string, number>();
+
+  /**
+   * The rebind-avoid header for a pick that goes to the balancer: replicas
+   * this call already went through, and replicas that failed the channel
+   * lately; null when there are none (the usual case).
+   */
+  avoidList(record: CallRecord | undefined): string | null {
+    if (this.avoid.size === 0 && (record === undefined || record.hops.length <= 1)) return null;
+    const now = Date.now();
+    const out = new Set<string>();
+    for (const [address, until] of this.avoid) {
+      if (until < now) this.avoid.delete(address);
+      else out.add(address);
+    }
+    const balancer = this.balancer?.label;
+    for (const hop of record?.hops ?? []) if (hop !== balancer) out.add(hop);
+    return out.size === 0 ? null : [...out].slice(0, MAX_AVOID).join(',');
+  }
+
+  private avoidFor(address: string): void {
+    if (this.avoid.size >= MAX_AVOID) this.avoid.delete(this.avoid.keys().next().value!);
+    this.avoid.set(address, Date.now() + AVOID_MS);
+  }
 
   constructor(private readonly helper: ChannelControlHelper) {}
 
@@ -282,7 +352,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     const target = this.current();
     if (target === null) return;
     const unreachable = target === this.balancer && target.state === ConnectivityState.TRANSIENT_FAILURE;
-    this.helper.updateState(target.state, new RebindPicker(this, target, unreachable, this.config.affinity), target.error);
+    this.helper.updateState(target.state, new RebindPicker(this, target, unreachable, this.config.affinity, target === this.balancer), target.error);
   }
 
   private targetChanged(target: Target): void {
@@ -292,14 +362,41 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       this.publish();
     } else if (target === this.bound) {
       if (target.state === ConnectivityState.TRANSIENT_FAILURE) {
+        this.avoidFor(target.label);
         this.unbind(`replica ${target.label} unreachable: ${target.error ?? 'connection failed'}`);
         return;
       }
+      if (target.state === ConnectivityState.IDLE && target.wasReady) {
+        // The connection was lost (replica crashed, hung past keepalive, or
+        // closed it): the balancer, which knows whether the replica is still
+        // healthy, binds the channel again rather than us reconnecting blindly
+        // to a process that may accept TCP but never answer.
+        this.unbind(`lost the connection to replica ${target.label}`);
+        return;
+      }
       if (target.state === ConnectivityState.IDLE) target.exitIdle();
+      this.watchConnect(target);
       this.publish();
     } else if (target === this.balancer && this.current() === this.balancer) {
       this.publish();
     }
+  }
+
+  /** Starts or stops the connect timer of the bound target as its state changes. */
+  private watchConnect(target: Target): void {
+    if (target.state === ConnectivityState.READY) {
+      if (target.connectTimer !== null) clearTimeout(target.connectTimer);
+      target.connectTimer = null;
+      return;
+    }
+    if (target.connectTimer !== null) return;
+    target.connectTimer = setTimeout(() => {
+      target.connectTimer = null;
+      if (target !== this.bound || target.state === ConnectivityState.READY) return;
+      this.avoidFor(target.label);
+      this.unbind(`replica ${target.label} not connected within ${this.config.connectTimeoutMs} ms`);
+    }, this.config.connectTimeoutMs);
+    target.connectTimer.unref?.();
   }
 
   private bind(address: string, reason: string): void {
@@ -311,6 +408,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     previous?.destroy();
     next.connectTo(address, this.options);
     next.exitIdle();
+    this.watchConnect(next);
     emit('forwarded', from, address, reason, this.clientId);
     this.publish();
   }
@@ -329,9 +427,24 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   attemptEnded(callKey: object, from: Target, trailers: Metadata): void {
     const values = trailers.get(FORWARD_TRAILER);
     if (values.length === 0) return; // the application's own ABORTED
-    const destination = String(values[0]);
+    let destination = String(values[0]);
     const record = this.calls.get(callKey) ?? { hops: [from.label], failure: null };
     this.calls.set(callKey, record);
+    const fromBalancer = from === this.balancer;
+    if (fromBalancer) {
+      // The balancer is the channel's own target: trust its forwards, and pin its key.
+      const key = trailers.get(BALANCER_KEY_TRAILER)[0];
+      if (key !== undefined) this.balancerKey = balancerKey(String(key)) ?? this.balancerKey;
+    } else if (destination !== FORWARD_TO_BALANCER && this.config.affinity === null) {
+      // A replica may send us elsewhere only where the balancer vouched for.
+      const vouched = checkVoucher(this.balancerKey, destination, trailers.get(VOUCH_TRAILER)[0] as string | undefined);
+      if (vouched !== true) {
+        emit('refused', from.label, destination.slice(0, 100), vouched, this.clientId);
+        // That replica sent us somewhere the balancer never vouched for: do not go back to it.
+        this.avoidFor(from.label);
+        destination = FORWARD_TO_BALANCER;
+      }
+    }
     if (this.config.affinity !== null) {
       record.failure = {
         code: Status.UNAVAILABLE,

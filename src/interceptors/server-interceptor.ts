@@ -20,6 +20,7 @@ import {
   FORWARD_TRAILER,
   PROXIED_HEADER,
   RETRY_PUSHBACK_TRAILER,
+  VOUCH_TRAILER,
   identifyCaller,
   parseAffinityToken,
 } from '../common/wire';
@@ -33,6 +34,7 @@ export function forwardStatus(decision: ForwardDecision): grpc.StatusObject {
   metadata.set(FORWARD_TRAILER, decision.target);
   metadata.set(FORWARD_REASON_TRAILER, decision.reason);
   metadata.set(RETRY_PUSHBACK_TRAILER, '0');
+  if (decision.vouch !== undefined) metadata.set(VOUCH_TRAILER, decision.vouch);
   return { code: FORWARD_STATUS, details: `rebind: forward to ${decision.target} (${decision.reason})`, metadata };
 }
 

@@ -34,6 +34,7 @@ import { parseHostPort } from '../common/address';
 import { moduleLogger, type Logger } from '../common/logger';
 import { controlProto } from '../common/proto';
 import { affinityToken, PROTOCOL_VERSION } from '../common/wire';
+import { tokenMetadata } from '../balancer/auth';
 import type { BalancerMessage__Output } from '../generated/rebind/v1/BalancerMessage';
 import type { ControlClient } from '../generated/rebind/v1/Control';
 import type { Method } from '../generated/rebind/v1/Method';
@@ -55,7 +56,14 @@ export interface BackoffOptions {
   jitter: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 5000, multiplier: 2, jitter: 0.2 };
+/**
+ * Re-attach backoff. The cap is short (1 s) so that a restarted balancer has
+ * its members back within about one report interval.
+ */
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 };
+
+/** How long tryShutdown() lets calls in flight finish before it detaches anyway, ms. */
+export const SHUTDOWN_DRAIN_TIMEOUT_MS = 10_000;
 
 export interface AttachOptions {
   /** The balancer's control address, host:port. */
@@ -72,6 +80,8 @@ export interface AttachOptions {
   methods?: Method[];
   /** Application-defined load, for groups whose metric is "custom". */
   loadCallback?: () => number;
+  /** The balancer's control token (security.token), sent as "authorization: Bearer <token>". */
+  token?: string;
   /**
    * Serve ORCA out-of-band load reports (OpenRcaService), so that standard
    * gRPC clients (grpc-js weighted_round_robin) can balance over this replica
@@ -107,6 +117,15 @@ export interface Replica {
   readonly replicaId: string;
   /** Tells the balancer this replica leaves, stops reporting. */
   detach(reason?: string): Promise<void>;
+  /**
+   * Graceful drain: tells the balancer at once (a draining report: it hands
+   * this replica to no new client), answers rebind clients' new calls with a
+   * forward back to the balancer, waits for the calls in flight to finish
+   * (at most `timeoutMs`, default 30 000 ms), then detaches with `reason`
+   * (default "drained"). Resolves with the calls still in flight when it
+   * gave up (0 normally).
+   */
+  drain(options?: { timeoutMs?: number; reason?: string }): Promise<{ inFlightLeft: number }>;
 }
 
 /** Status codes that mean "this attach will never succeed as configured". */
@@ -156,16 +175,17 @@ function installInterceptor(server: grpc.Server, interceptor: grpc.ServerInterce
 }
 
 /**
- * Makes the server's own shutdown detach first: tryShutdown() detaches (so
- * the balancer stops handing this replica out) before it stops accepting
- * calls; forceShutdown() sends the detach without waiting. Returns a
- * function that restores the original methods.
+ * Makes the server's own shutdown leave the balancer first: tryShutdown()
+ * drains (the balancer stops handing this replica out, rebind clients are
+ * sent elsewhere, calls in flight finish) before it stops accepting calls;
+ * forceShutdown() sends the detach without waiting. Returns a function that
+ * restores the original methods.
  */
-function detachOnShutdown(server: grpc.Server, detach: (reason: string) => Promise<void>): () => void {
+function detachOnShutdown(server: grpc.Server, drain: () => Promise<unknown>, detach: (reason: string) => Promise<void>): () => void {
   const originalTry = server.tryShutdown;
   const originalForce = server.forceShutdown;
   server.tryShutdown = function (this: grpc.Server, callback: (error?: Error) => void) {
-    void detach('server shutting down').finally(() => originalTry.call(this, callback));
+    void drain().finally(() => originalTry.call(this, callback));
   };
   server.forceShutdown = function (this: grpc.Server) {
     void detach('server shut down');
@@ -216,21 +236,39 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
   installInterceptor(server, interceptor);
 
   const Control = controlProto().rebind.v1.Control;
-  const client = new Control(options.balancer, options.credentials ?? grpc.credentials.createInsecure(), {
-    'grpc.keepalive_time_ms': 10_000,
-    'grpc.keepalive_timeout_ms': 5_000,
-  }) as unknown as ControlClient;
+  const newClient = () =>
+    new Control(options.balancer, options.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+    }) as unknown as ControlClient;
+  /**
+   * The control channel. After a failed attachment it is replaced by a fresh
+   * one: grpc-js would otherwise keep a refused channel in its own reconnect
+   * backoff (1 s, growing to 120 s) and a restarted balancer would wait for
+   * that instead of our backoff, which is capped at the report interval.
+   */
+  let client = newClient();
+  let clientFailed = false;
 
   const state$ = new BehaviorSubject<ReplicaState>('connecting');
   let memberId: string | null = null;
   let attachments = 0;
   let seq = 0;
   let detaching = false;
+  /** The group's report interval once known: re-attach backoff never exceeds it. */
+  let reportIntervalMs = Number.POSITIVE_INFINITY;
+  /** Sends a load report now (set while attached). */
+  let reportNow: ((draining: boolean) => void) | null = null;
   let activeCall: grpc.ClientDuplexStream<ReplicaMessage, BalancerMessage__Output> | null = null;
 
   /** One attachment: emits the balancer's messages; errors when the stream fails. */
   const session$ = new Observable<BalancerMessage__Output>((subscriber) => {
-    const call = client.attach();
+    if (clientFailed) {
+      client.close();
+      client = newClient();
+      clientFailed = false;
+    }
+    const call = client.attach(tokenMetadata(options.token));
     activeCall = call;
     let reports: Subscription | null = null;
     call.on('data', (message: BalancerMessage__Output) => {
@@ -241,14 +279,18 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
           attachments++;
           seq = 0;
           const intervalMs = Math.max(10, attached.reportIntervalMs || 1000);
+          reportIntervalMs = intervalMs;
           const top = Math.max(1, attached.topClients || 32);
           meter.snapshot(scheduler.now(), top, undefined, false); // start a fresh interval
           reports?.unsubscribe();
-          reports = interval(intervalMs, scheduler).subscribe(() => {
+          reportNow = (draining: boolean) => {
             forwards.sweep();
-            const snapshot = meter.snapshot(scheduler.now(), top, options.loadCallback?.(), forwards.draining);
+            const snapshot = meter.snapshot(scheduler.now(), top, options.loadCallback?.(), draining);
             call.write({ report: { ...snapshot, seq: ++seq } });
-          });
+          };
+          reports = interval(intervalMs, scheduler).subscribe(() => reportNow?.(forwards.draining));
+          // Report at once: after a balancer restart its state is rebuilt without waiting an interval.
+          reportNow(forwards.draining);
           log.info({ member: memberId, reportIntervalMs: intervalMs }, `attached as ${memberId}`);
           state$.next('attached');
           break;
@@ -293,7 +335,9 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
         if (detaching) return throwError(() => err);
         if (attachments === 0 && PERMANENT.has(code)) return throwError(() => err);
         if (state$.value === 'attached') state$.next('connecting');
-        const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.multiplier ** failures);
+        if (code === grpc.status.UNAVAILABLE) clientFailed = true;
+        // Capped at the report interval, so that a restarted balancer has this replica back within about one interval.
+        const base = Math.min(backoff.maxMs, reportIntervalMs, backoff.initialMs * backoff.multiplier ** failures);
         failures++;
         const delayMs = Math.round(base * (1 - backoff.jitter + 2 * backoff.jitter * random()));
         log.warn({ code: grpc.status[code] ?? code, delayMs }, `control stream to ${options.balancer} failed (${message}); re-attaching in ${delayMs} ms`);
@@ -330,6 +374,19 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
     get attachments() {
       return attachments;
     },
+    async drain({ timeoutMs = 30_000, reason = 'drained' } = {}) {
+      if (!detaching && state$.value === 'attached' && reportNow !== null) {
+        // The balancer first, so that it stops sending clients here before we send them back.
+        reportNow(true);
+      }
+      forwards.draining = true;
+      log.info({ inFlight: meter.inFlight }, 'draining');
+      const deadline = Date.now() + timeoutMs;
+      while (meter.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const inFlightLeft = Math.max(0, meter.inFlight);
+      await replica.detach(inFlightLeft === 0 ? reason : `${reason}; drain timed out with ${inFlightLeft} call(s) in flight`);
+      return { inFlightLeft };
+    },
     async detach(reason = 'shutting down') {
       if (detaching) return;
       detaching = true;
@@ -354,7 +411,11 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
     },
   };
 
-  const restoreShutdown = detachOnShutdown(server, (reason) => replica.detach(reason));
+  const restoreShutdown = detachOnShutdown(
+    server,
+    () => replica.drain({ timeoutMs: SHUTDOWN_DRAIN_TIMEOUT_MS, reason: 'server shutting down' }),
+    (reason) => replica.detach(reason),
+  );
 
   if (options.waitForAttach !== false) {
     const settled = await firstValueFrom(state$.pipe(filter((s) => s !== 'connecting')));

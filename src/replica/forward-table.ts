@@ -10,10 +10,13 @@ export interface ForwardDecision {
   /** host:port of the new replica, or "balancer". */
   target: string;
   reason: ForwardReason;
+  /** The balancer's voucher for target (none for "balancer"). */
+  vouch?: string;
 }
 
 interface PendingMove {
   target: string;
+  vouch: string;
   expiresAtMs: number;
 }
 
@@ -36,7 +39,7 @@ export class ForwardTable {
     this.recallAll = advisory.recallAll;
     const expiresAtMs = this.now() + advisory.expireMs;
     for (const move of advisory.moves) {
-      this.moves.set(move.clientId, { target: move.target === '' ? FORWARD_TO_BALANCER : move.target, expiresAtMs });
+      this.moves.set(move.clientId, { target: move.target === '' ? FORWARD_TO_BALANCER : move.target, vouch: move.vouch, expiresAtMs });
     }
   }
 
@@ -60,7 +63,7 @@ export class ForwardTable {
       this.expired++;
       return null;
     }
-    return { target: move.target, reason: 'advisory' };
+    return move.vouch !== '' ? { target: move.target, reason: 'advisory', vouch: move.vouch } : { target: move.target, reason: 'advisory' };
   }
 
   /** Drops expired moves (called once per report interval). */

@@ -148,7 +148,7 @@ export function simulate(scenario: SimScenario): SimResult {
             seq: Number(advisory.seq ?? 0),
             recallAll: advisory.recallAll ?? false,
             expireMs: advisory.expireMs ?? 5000,
-            moves: (advisory.moves ?? []).map((m) => ({ clientId: m.clientId ?? '', target: m.target ?? '' })),
+            moves: (advisory.moves ?? []).map((m) => ({ clientId: m.clientId ?? '', target: m.target ?? '', vouch: m.vouch ?? '' })),
           };
           r.forwards.apply(sanitizeAdvisory(normalized).advisory);
           return true;

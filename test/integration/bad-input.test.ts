@@ -158,6 +158,24 @@ describe('control stream input', () => {
     call.cancel();
   });
 
+  it('an oversized control message is refused with RESOURCE_EXHAUSTED', async () => {
+    await start({ limits: { maxControlMessageBytes: 4096 } });
+    const methods = Array.from({ length: 200 }, (_, i) => ({ path: `/rebind.test.Echo/Method${i}`, kind: 'UNARY' as const }));
+    const { error } = await converse([goodHello({ methods })]);
+    expect(error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(error?.details).toMatch(/larger than max|exceeds|too large/i);
+    await balancerStillServes();
+  });
+
+  it('a hello with more methods than limits.maxMethodsPerReplica is refused with RESOURCE_EXHAUSTED', async () => {
+    await start({ limits: { maxMethodsPerReplica: 4 } }); // Echo has 4 methods
+    const methods = Array.from({ length: 5 }, (_, i) => ({ path: `/rebind.test.Echo/Method${i}`, kind: 'UNARY' as const }));
+    const { error } = await converse([goodHello({ methods })]);
+    expect(error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(error?.details).toContain('5 methods');
+    await balancerStillServes();
+  });
+
   it('a report flood is refused with RESOURCE_EXHAUSTED notices', async () => {
     await start();
     const flood = Array.from({ length: 12 }, (_, i) => ({ report: { seq: i + 1, intervalMs: 200, callsPerS: 1 } }));

@@ -12,9 +12,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 const root = path.join(__dirname, '../..');
 const out = mkdtempSync(path.join(tmpdir(), 'rebind-bench-smoke-'));
 
-function bench(name: string): Promise<{ code: number; stderr: string }> {
+function bench(name: string, ...extra: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, `dist/bench/${name}.js`), '--quick', '--out', out], { encoding: 'utf8', timeout: 240_000, maxBuffer: 10_000_000 }, (err, _stdout, stderr) =>
+    execFile(process.execPath, [path.join(root, `dist/bench/${name}.js`), '--quick', '--out', out, ...extra], { encoding: 'utf8', timeout: 240_000, maxBuffer: 10_000_000 }, (err, _stdout, stderr) =>
       resolve({ code: err ? 1 : 0, stderr }),
     );
   });
@@ -67,5 +67,22 @@ describe('benchmark smoke (--quick)', () => {
     }
     expect(read('effectiveness.md')).toContain('| on_demand_minimum_dispersion |');
     expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  }, 240_000);
+
+  it('faults runs a crash and a drain and accounts for every call', async () => {
+    // Two of the five scenarios keep the suite short; the full run covers all of them.
+    const r = await bench('faults', '--scenarios', 'replica_crash,replica_drain');
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const json = JSON.parse(read('faults.json'));
+    expect(Object.keys(json.scenarios)).toEqual(['replica_crash', 'replica_drain']);
+    for (const scenario of Object.values(json.scenarios) as Record<string, number>[]) {
+      expect(scenario['calls']).toBeGreaterThan(0);
+      expect(scenario['failed_calls']).toBeGreaterThanOrEqual(0);
+      expect(scenario['failed_calls']).toBeLessThanOrEqual(scenario['calls']!);
+      expect(scenario['recovery_ms'] === null || scenario['recovery_ms']! >= 0).toBe(true);
+      expect(scenario['p99_us_during']).toBeGreaterThan(0);
+    }
+    expect(read('faults.md')).toContain('| replica_crash |');
+    expect(read('faults.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
 });

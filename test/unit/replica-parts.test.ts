@@ -7,7 +7,7 @@ describe('forward table', () => {
   it('forwards an advised client once, then serves it', () => {
     let now = 0;
     const table = new ForwardTable(() => now);
-    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '10.0.0.2:80' }], recallAll: false, expireMs: 1000 });
+    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '10.0.0.2:80', vouch: '' }], recallAll: false, expireMs: 1000 });
     expect(table.take('client-two')).toBeNull();
     expect(table.take('client-one')).toEqual({ target: '10.0.0.2:80', reason: 'advisory' });
     expect(table.take('client-one')).toBeNull();
@@ -15,7 +15,7 @@ describe('forward table', () => {
   it('drops a move the client did not use before it expired', () => {
     let now = 0;
     const table = new ForwardTable(() => now);
-    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '' }], recallAll: false, expireMs: 100 });
+    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '', vouch: '' }], recallAll: false, expireMs: 100 });
     now = 101;
     table.sweep();
     expect(table.pending).toBe(0);
@@ -24,7 +24,7 @@ describe('forward table', () => {
   });
   it('an empty target means back to the balancer; recall and drain apply to every rebind client', () => {
     const table = new ForwardTable(() => 0);
-    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '' }], recallAll: false, expireMs: 100 });
+    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '', vouch: '' }], recallAll: false, expireMs: 100 });
     expect(table.take('client-one')).toEqual({ target: 'balancer', reason: 'advisory' });
     table.apply({ seq: 2, moves: [], recallAll: true, expireMs: 100 });
     expect(table.take(null)).toEqual({ target: 'balancer', reason: 'recall' });
@@ -40,12 +40,12 @@ describe('advisory sanitizing on the replica', () => {
       recallAll: false,
       expireMs: 0,
       moves: [
-        { clientId: 'client-good', target: '127.0.0.1:5' },
-        { clientId: '!', target: '127.0.0.1:5' },
-        { clientId: 'client-bad-target', target: 'not an address' },
+        { clientId: 'client-good', target: '127.0.0.1:5', vouch: '' },
+        { clientId: '!', target: '127.0.0.1:5', vouch: '' },
+        { clientId: 'client-bad-target', target: 'not an address', vouch: '' },
       ],
     });
-    expect(advisory.moves).toEqual([{ clientId: 'client-good', target: '127.0.0.1:5' }]);
+    expect(advisory.moves).toEqual([{ clientId: 'client-good', target: '127.0.0.1:5', vouch: '' }]);
     expect(advisory.expireMs).toBe(5000);
     expect(problems).toHaveLength(3);
   });

@@ -4,9 +4,11 @@
 export interface Move {
   'clientId'?: (string);
   'target'?: (string);
+  'vouch'?: (string);
 }
 
 export interface Move__Output {
   'clientId': (string);
   'target': (string);
+  'vouch': (string);
 }
