@@ -56,7 +56,7 @@ async function runOne(spec: RunSpec, durationMs: number, reportIntervalMs: numbe
   const stops: (() => Promise<void>)[] = [];
   try {
     const file = path.join(tmp, `${spec.key}.json`);
-    writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', groups: [{ name: 'bench', granularity: 'per-session', strategy: 'round_robin', reportIntervalMs }] }));
+    writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', adminListen: '127.0.0.1:0', groups: [{ name: 'bench', granularity: 'per-session', strategy: 'round_robin', reportIntervalMs }] }));
     const balancer: BalancerProcess = await startBalancerProcess(file);
     stops.push(() => balancer.stop());
     // Each replica pushes (its clock, calls served so far); the series interpolates them at exact sample times.

@@ -49,6 +49,7 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
       JSON.stringify({
         listen: `127.0.0.1:${dataPort}`,
         controlListen: `127.0.0.1:${controlPort}`,
+        adminListen: '127.0.0.1:0',
         groups: [{ name: 'bench', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: opts.reportIntervalMs }],
       }),
     );

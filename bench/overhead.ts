@@ -57,7 +57,7 @@ async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
   };
   const balancer = async (granularity: string, strategy: string) => {
     const file = path.join(tmp, `${key}.json`);
-    writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', groups: [{ name: 'bench', granularity, strategy, reportIntervalMs: 1000 }] }));
+    writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', adminListen: '127.0.0.1:0', groups: [{ name: 'bench', granularity, strategy, reportIntervalMs: 1000 }] }));
     const b = await startBalancerProcess(file);
     stops.push(() => b.stop());
     return b;

@@ -52,6 +52,7 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
     JSON.stringify({
       listen: '127.0.0.1:0',
       controlListen: '127.0.0.1:0',
+      adminListen: '127.0.0.1:0',
       groups: [{ name: 'scale', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: REPORT_INTERVAL_MS, maxMembers: 5000 }],
     }),
   );

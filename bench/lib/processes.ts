@@ -118,7 +118,7 @@ export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LE
   }));
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      const m = /^balancer listening: data (\S+), control (\S+)$/.exec(line);
+      const m = /^balancer listening: data (\S+), control ([^\s,]+)(?:, admin (\S+))?$/.exec(line);
       if (m !== null) {
         resolve({
           data: m[1]!,

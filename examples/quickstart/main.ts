@@ -7,6 +7,7 @@ export async function main(): Promise<string[]> {
     config: {
       listen: '127.0.0.1:0', // clients target this
       controlListen: '127.0.0.1:0', // replicas attach here
+      adminListen: '127.0.0.1:0', // metrics and dashboard
       groups: [{ name: 'echo', granularity: 'per-session', strategy: 'round_robin' }],
     },
   });

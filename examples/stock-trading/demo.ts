@@ -71,6 +71,8 @@ class Demo {
   private readonly stats = new Map<string, { failedCalls: number; completed: number }>();
   private admin: AdminClient | null = null;
   private control = '';
+  /** The balancer's dashboard URL ('' if it has no admin port). */
+  private dashboard = '';
   private data = '';
   private startMs = 0;
   private switchMs = Number.POSITIVE_INFINITY;
@@ -124,6 +126,7 @@ class Demo {
       [
         'listen: 127.0.0.1:0',
         'controlListen: 127.0.0.1:0',
+        'adminListen: 127.0.0.1:0',
         'groups:',
         `  - name: ${GROUP}`,
         '    granularity: per-session',
@@ -136,17 +139,18 @@ class Demo {
       'balancer',
       ['balancer', '--config', config],
       (line) => {
-        const m = /^balancer listening: data (\S+), control (\S+)$/.exec(line);
+        const m = /^balancer listening: data (\S+), control ([^\s,]+)(?:, admin (\S+))?$/.exec(line);
         if (m === null) return false;
         this.data = m[1]!;
         this.control = m[2]!;
+        this.dashboard = m[3] ?? '';
         return true;
       },
       (line) => this.balancerLog(line),
       'info',
     );
     this.admin = adminClient(this.control);
-    this.note(`balancer: clients target ${this.data}, replicas attach to ${this.control}`);
+    this.note(`balancer: clients target ${this.data}, replicas attach to ${this.control}${this.dashboard ? `; dashboard ${this.dashboard}` : ''}`);
     await Promise.all(
       Array.from({ length: o.replicas }, (_, i) =>
         this.start(`r${i + 1}`, ['replica', '--balancer', this.control, '--group', GROUP, '--name', `r${i + 1}`], (line) => {

@@ -22,6 +22,8 @@ export class Admin {
     private readonly registry: Registry,
     private readonly analyzer: Analyzer,
     private readonly log: Logger,
+    /** Told of every change made (the dashboard's decision feed). */
+    private readonly onChange: (kind: 'strategy' | 'granularity', group: string, text: string) => void = () => undefined,
   ) {}
 
   groupStatus(group: Group): GroupStatus {
@@ -84,7 +86,9 @@ export class Admin {
     if (!parsed.ok) return { code: Status.INVALID_ARGUMENT, message: parsed.errors.join('; ') };
     const before = `${group.strategyName} ${JSON.stringify(group.config.strategy.params)}`;
     group.setStrategy(factory.name, parsed.params);
-    this.log.info({ group: group.name, from: before, to: factory.name, params: parsed.params }, `group ${group.name}: strategy ${before} -> ${factory.name}`);
+    const text = `strategy ${before} -> ${factory.name} ${JSON.stringify(parsed.params)}`;
+    this.log.info({ group: group.name, from: before, to: factory.name, params: parsed.params }, `group ${group.name}: ${text}`);
+    this.onChange('strategy', group.name, text);
     return this.groupStatus(group);
   }
 
@@ -102,6 +106,7 @@ export class Admin {
     if (next === 'per-request') this.analyzer.sendRecall(group, true);
     else if (before === 'per-request') this.analyzer.sendRecall(group, false);
     this.log.info({ group: group.name, from: before, to: next }, `group ${group.name}: granularity ${before} -> ${next}`);
+    this.onChange('granularity', group.name, `granularity ${before} -> ${next}`);
     return this.groupStatus(group);
   }
 }

@@ -19,6 +19,10 @@ export const SUSPECT_INTERVALS = 1.5;
 export interface AnalyzerEvents {
   /** Called after each analysis with the moves sent (possibly none). */
   analyzed?(group: Group, moves: readonly Move[], nowMs: number): void;
+  /** An advisory was delivered to `member`: move these clients to these addresses. */
+  advised?(group: Group, member: Member, moves: readonly { clientId: string; target: string }[], nowMs: number): void;
+  /** A recall (recallAll true) or its end was sent to a group's members. */
+  recalled?(group: Group, recallAll: boolean): void;
 }
 
 export class Analyzer {
@@ -111,7 +115,9 @@ export class Analyzer {
       };
       if (member.sink.sendAdvisory(advisory)) {
         group.counters.advisories++;
-        this.log.info(
+        group.counters.movesSent += advisory.moves.length;
+        this.events.advised?.(group, member, advisory.moves, nowMs);
+        this.log.debug(
           { group: group.name, member: member.id, moves: advisory.moves, at: nowMs },
           `advisory ${seq} to ${member.id}: move ${list.length} client(s)`,
         );
@@ -124,6 +130,7 @@ export class Analyzer {
   /** Sends a recall (or its end) to every member of a group. */
   sendRecall(group: Group, recallAll: boolean): void {
     for (const member of group.members.values()) this.sendRecallTo(group, member, recallAll);
+    this.events.recalled?.(group, recallAll);
   }
 
   sendRecallTo(group: Group, member: Member, recallAll: boolean): void {

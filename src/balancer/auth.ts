@@ -9,20 +9,34 @@ import { timingSafeEqual } from 'node:crypto';
 
 export const AUTH_HEADER = 'authorization';
 
+/**
+ * Whether an authorization header value is "Bearer <token>": 'missing',
+ * 'invalid' or 'ok'. Constant time in the token's contents.
+ */
+export function checkBearer(presented: unknown, expected: Buffer): 'missing' | 'invalid' | 'ok' {
+  if (typeof presented !== 'string') return 'missing';
+  const got = Buffer.from(presented);
+  return got.length === expected.length && timingSafeEqual(got, expected) ? 'ok' : 'invalid';
+}
+
+/** The header value a token is presented as. */
+export function bearer(token: string): Buffer {
+  return Buffer.from(`Bearer ${token}`);
+}
+
 export function tokenInterceptor(token: string, refused: (reason: string, peer: string) => void): grpc.ServerInterceptor {
-  const expected = Buffer.from(`Bearer ${token}`);
+  const expected = bearer(token);
   return (_method, call) =>
     new grpc.ServerInterceptingCall(call, {
       start(next) {
         next({
           onReceiveMetadata(metadata, mdNext) {
-            const presented = metadata.get(AUTH_HEADER)[0];
-            const got = typeof presented === 'string' ? Buffer.from(presented) : null;
-            if (got === null || got.length !== expected.length || !timingSafeEqual(got, expected)) {
-              refused(got === null ? 'missing_token' : 'bad_token', call.getPeer());
+            const verdict = checkBearer(metadata.get(AUTH_HEADER)[0], expected);
+            if (verdict !== 'ok') {
+              refused(verdict === 'missing' ? 'missing_token' : 'bad_token', call.getPeer());
               call.sendStatus({
                 code: grpc.status.UNAUTHENTICATED,
-                details: `rebind: ${got === null ? 'missing' : 'invalid'} control token (send "authorization: Bearer <token>")`,
+                details: `rebind: ${verdict} control token (send "authorization: Bearer <token>")`,
               });
               return;
             }

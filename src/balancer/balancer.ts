@@ -8,7 +8,12 @@ import * as grpc from '@grpc/grpc-js';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { moduleLogger, type Logger } from '../common/logger';
 import { controlProto } from '../common/proto';
+import type { Registry as PromRegistry } from 'prom-client';
 import { Admin, adminHandlers } from './admin';
+import { AdminHttp } from './admin-http';
+import { DecisionLog } from './decisions';
+import type { Group } from './group';
+import { balancerMetrics } from './prometheus';
 import { Analyzer } from './analyzer';
 import { MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig, type TlsFiles } from './config';
 import { controlHandlers } from './control-service';
@@ -30,6 +35,8 @@ export interface BalancerOptions {
   limits?: Partial<ControlLimits>;
   /** Hooks on data-plane decisions (tests, metrics). */
   events?: DataPlaneEvents;
+  /** Export Node's process metrics (CPU, memory, event loop) with the balancer's (default true). */
+  processMetrics?: boolean;
 }
 
 /** Thrown when a configuration does not validate; `errors` lists every problem. */
@@ -78,6 +85,14 @@ export class Balancer {
   address = '';
   /** host:port replicas attach to and the admin API listens on. */
   controlAddress = '';
+  /** host:port of the admin HTTP port (metrics, dashboard), or '' when disabled. */
+  adminAddress = '';
+  /** Recent decisions and membership changes (the dashboard's feed). */
+  readonly decisions = new DecisionLog();
+  /** Prometheus metrics (served at /metrics on the admin port). */
+  readonly metrics: PromRegistry;
+  private readonly adminHttp: AdminHttp | null;
+  private readonly startedAtMs = Date.now();
   readonly registry: Registry;
   readonly analyzer: Analyzer;
   readonly admin: Admin;
@@ -105,8 +120,33 @@ export class Balancer {
     const refused = (reason: string) => this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + 1);
     this.voucher = new Voucher();
     this.registry = new Registry(config, moduleLogger('balancer.registry', options.logger), options.random);
-    this.analyzer = new Analyzer(this.registry, scheduler, moduleLogger('balancer.analyzer', options.logger), {}, this.voucher);
-    this.admin = new Admin(this.registry, this.analyzer, moduleLogger('balancer.admin', options.logger));
+    this.analyzer = new Analyzer(
+      this.registry,
+      scheduler,
+      moduleLogger('balancer.analyzer', options.logger),
+      {
+        advised: (group, member, moves) => {
+          const targets = [...new Set(moves.map((m) => m.target))].join(', ');
+          this.decisions.record('advisory', group.name, `advisory to ${member.id} (${member.address}): move ${moves.length} client(s) to ${targets}`);
+        },
+        recalled: (group, recallAll) =>
+          this.decisions.record('recall', group.name, recallAll ? 'recall: direct clients come back through the balancer' : 'recall ended: clients may bind directly again'),
+      },
+      this.voucher,
+    );
+    this.admin = new Admin(this.registry, this.analyzer, moduleLogger('balancer.admin', options.logger), (kind, group, text) => this.decisions.record(kind, group, text));
+    const watchGroup = (group: Group) => {
+      group.events = {
+        stateChanged: (g, member, from, to) => this.decisions.record('member-state', g.name, `member ${member.id} (${member.address}): ${from} -> ${to}`),
+      };
+    };
+    for (const group of this.registry.groups.values()) watchGroup(group);
+    this.registry.listen({
+      groupAdded: watchGroup,
+      memberAdded: (group, member) => this.decisions.record('member-joined', group.name, `member ${member.id} (${member.address}) attached`),
+      memberRemoved: (group, member, reason) => this.decisions.record('member-left', group.name, `member ${member.id} (${member.address}) removed: ${reason}`),
+    });
+    this.metrics = balancerMetrics({ registry: this.registry, refusals: this.refusals }, { processMetrics: options.processMetrics ?? true });
     const upstreamCa = config.security.upstreamCaFile !== null ? readFile(config.security.upstreamCaFile, 'security.upstreamCaFile') : null;
     this.dataPlane = new DataPlane(
       this.registry,
@@ -146,6 +186,30 @@ export class Balancer {
       }),
     );
     this.controlServer.addService(proto.rebind.v1.Admin.service, adminHandlers(this.admin));
+    const controlTls = config.security.controlTls;
+    this.adminHttp =
+      config.adminListen === null
+        ? null
+        : new AdminHttp({
+            admin: this.admin,
+            registry: this.registry,
+            decisions: this.decisions,
+            metrics: this.metrics,
+            token,
+            tls:
+              controlTls === null
+                ? null
+                : {
+                    cert: readFile(controlTls.certFile, 'security.controlTls.certFile'),
+                    key: readFile(controlTls.keyFile, 'security.controlTls.keyFile'),
+                    ca: controlTls.caFile !== null ? readFile(controlTls.caFile, 'security.controlTls.caFile') : null,
+                    requireClientCert: controlTls.requireClientCert,
+                  },
+            pushIntervalMs: config.dashboardPushIntervalMs,
+            log: moduleLogger('balancer.admin-http', options.logger),
+            refused,
+            info: () => ({ address: this.address, controlAddress: this.controlAddress, startedAtMs: this.startedAtMs }),
+          });
   }
 
   /** Validates the configuration, binds both ports and starts the analyzer. */
@@ -168,6 +232,7 @@ export class Balancer {
         balancer.controlServer.bindAsync(balancer.config.controlListen, serverCredentials(balancer.config.security.controlTls), (err, p) => (err ? reject(err) : resolve(p))),
       );
       balancer.controlAddress = balancer.config.controlListen.replace(/:[0-9]+$/, `:${port}`);
+      if (balancer.adminHttp !== null && balancer.config.adminListen !== null) balancer.adminAddress = await balancer.adminHttp.listen(balancer.config.adminListen);
     } catch (err) {
       await balancer.stop();
       throw err;
@@ -177,6 +242,7 @@ export class Balancer {
       {
         address: balancer.address,
         control: balancer.controlAddress,
+        admin: balancer.adminAddress || null,
         groups: balancer.config.groups.map((g) => g.name),
         token: balancer.config.security.token !== null || balancer.config.security.tokenFile !== null,
         controlTls: balancer.config.security.controlTls !== null,
@@ -190,6 +256,7 @@ export class Balancer {
   /** Stops both ports and the analyzer. Attached replicas see their stream end. */
   async stop(): Promise<void> {
     this.analyzer.stop();
+    await this.adminHttp?.close();
     this.controlServer.forceShutdown();
     await this.dataPlane.close();
   }

@@ -15,6 +15,8 @@ export type Granularity = (typeof GRANULARITIES)[number];
 
 export const DEFAULT_LISTEN = '127.0.0.1:50051';
 export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:50052';
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:50053';
+export const DEFAULT_DASHBOARD_PUSH_INTERVAL_MS = 1000;
 export const DEFAULT_REPORT_INTERVAL_MS = 1000;
 export const DEFAULT_MISSED_REPORTS = 3;
 export const DEFAULT_DAMPENING = 0.5;
@@ -104,6 +106,10 @@ export interface BalancerConfig {
   listen: string;
   /** Control address (host:port) replicas attach to and the admin API uses. */
   controlListen: string;
+  /** Admin HTTP address (host:port): metrics and dashboard; null: no admin HTTP port. */
+  adminListen: string | null;
+  /** How often the dashboard is sent a fresh snapshot, ms. */
+  dashboardPushIntervalMs: number;
   groups: GroupConfig[];
   /** Create a group (with `groupDefaults`) when a replica attaches to an unknown one. */
   autoCreateGroups: boolean;
@@ -242,8 +248,8 @@ export function builtinGroupDefaults(): Omit<GroupConfig, 'name'> {
   };
 }
 
-interface NumberRule {
-  key: keyof Omit<GroupConfig, 'name' | 'granularity' | 'strategy' | 'metric'>;
+interface NumberRule<K extends string = keyof Omit<GroupConfig, 'name' | 'granularity' | 'strategy' | 'metric'>> {
+  key: K;
   min: number;
   max: number;
   integer: boolean;
@@ -265,7 +271,7 @@ const GROUP_NUMBER_RULES: NumberRule[] = [
 
 const GROUP_KEYS = new Set(['name', 'granularity', 'strategy', 'metric', ...GROUP_NUMBER_RULES.map((r) => r.key)]);
 
-function checkNumber(value: unknown, rule: NumberRule, where: string, errors: string[]): number | undefined {
+function checkNumber(value: unknown, rule: NumberRule<string>, where: string, errors: string[]): number | undefined {
   const tooHigh = typeof value === 'number' && (rule.maxExclusive === true ? value >= rule.max : value > rule.max);
   if (typeof value !== 'number' || !Number.isFinite(value) || value < rule.min || tooHigh || (rule.integer && !Number.isInteger(value))) {
     const kind = rule.integer ? 'an integer' : 'a number';
@@ -348,7 +354,7 @@ function checkAddress(value: unknown, where: string, errors: string[], fallback:
   return value;
 }
 
-const TOP_KEYS = new Set(['listen', 'controlListen', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits']);
+const TOP_KEYS = new Set(['listen', 'controlListen', 'adminListen', 'dashboardPushIntervalMs', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits']);
 
 /** Validates a whole configuration object (already parsed from JSON/YAML). */
 export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> {
@@ -359,6 +365,12 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
   }
   const listen = checkAddress(raw['listen'], 'listen', errors, DEFAULT_LISTEN);
   const controlListen = checkAddress(raw['controlListen'], 'controlListen', errors, DEFAULT_CONTROL_LISTEN);
+  const adminListen = raw['adminListen'] === null ? null : checkAddress(raw['adminListen'], 'adminListen', errors, DEFAULT_ADMIN_LISTEN);
+  const dashboardPushIntervalMs =
+    raw['dashboardPushIntervalMs'] === undefined
+      ? DEFAULT_DASHBOARD_PUSH_INTERVAL_MS
+      : (checkNumber(raw['dashboardPushIntervalMs'], { key: 'dashboardPushIntervalMs', min: 100, max: 60_000, integer: true, unit: 'ms' }, 'dashboardPushIntervalMs', errors) ??
+        DEFAULT_DASHBOARD_PUSH_INTERVAL_MS);
   let autoCreateGroups = false;
   if (raw['autoCreateGroups'] !== undefined) {
     if (typeof raw['autoCreateGroups'] === 'boolean') autoCreateGroups = raw['autoCreateGroups'];
@@ -394,7 +406,7 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
   const security = parseSecurity(raw['security'], errors);
   const limits = parseLimits(raw['limits'], errors);
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: { listen, controlListen, groups, autoCreateGroups, groupDefaults, security, limits } };
+  return { ok: true, value: { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits } };
 }
 
 /** Serializes a configuration back to a plain object (round-trips through parse). */
@@ -402,6 +414,8 @@ export function serializeBalancerConfig(config: BalancerConfig): Record<string, 
   return {
     listen: config.listen,
     controlListen: config.controlListen,
+    adminListen: config.adminListen,
+    dashboardPushIntervalMs: config.dashboardPushIntervalMs,
     autoCreateGroups: config.autoCreateGroups,
     groupDefaults: structuredClone(config.groupDefaults),
     groups: config.groups.map((g) => structuredClone(g)),

@@ -14,13 +14,35 @@ import { Member } from './member';
 import { strategyFactory } from './strategies/index';
 import type { ClientLoad, Move, Strategy } from './strategies/types';
 
-/** Counters a group keeps for the admin API. */
+/** Counters a group keeps for the admin API and the metrics endpoint (totals since start). */
 export interface GroupCounters {
+  /** Forwards the balancer sent (bindings). */
   forwards: number;
+  /** Forwards the members sent (advisory moves, recalls, drains), as their reports tell. */
+  replicaForwards: number;
   proxiedCalls: number;
   advisories: number;
+  /** Client moves in the advisories sent. */
+  movesSent: number;
   movesPlanned: number;
+  /** Bindings handed out by the balancer. */
+  binds: number;
+  /** Bindings of a client the balancer had bound to another member before. */
+  rebinds: number;
+  reports: number;
+  /** Replicas that attached (hello accepted). */
+  attaches: number;
+  /** Attaches of a replica id that had attached before (a control stream re-established). */
+  reattaches: number;
 }
+
+/** What a group tells about its decisions as they happen (metrics, dashboard). */
+export interface GroupEvents {
+  stateChanged?(group: Group, member: Member, from: Member['state'], to: Member['state']): void;
+}
+
+/** Clients whose last binding the group remembers, to tell re-binds from first binds. */
+export const MAX_REMEMBERED_BINDINGS = 100_000;
 
 /** A client moved by a plan, until it has fully arrived at its new member. */
 export interface Transit {
@@ -36,7 +58,22 @@ export interface Transit {
 
 export class Group {
   readonly members = new Map<string, Member>();
-  readonly counters: GroupCounters = { forwards: 0, proxiedCalls: 0, advisories: 0, movesPlanned: 0 };
+  readonly counters: GroupCounters = {
+    forwards: 0,
+    replicaForwards: 0,
+    proxiedCalls: 0,
+    advisories: 0,
+    movesSent: 0,
+    movesPlanned: 0,
+    binds: 0,
+    rebinds: 0,
+    reports: 0,
+    attaches: 0,
+    reattaches: 0,
+  };
+  events: GroupEvents = {};
+  /** The member each client was last bound to (least recently bound first), bounded. */
+  private readonly lastBinding = new Map<string, string>();
   /** Clients held where they are until the given time (ms). */
   readonly held = new Map<string, number>();
   /** Clients moved by a plan whose calls may still be split between two members. */
@@ -165,7 +202,9 @@ export class Group {
     this.log[level]({ group: this.name, member: member.id, address: member.address }, `member ${member.id}: ${member.state} -> ${state}`);
     const ineligible = (s: Member['state']) => s === 'DRAINING' || s === 'SUSPECT';
     if (ineligible(member.state) || ineligible(state)) this.eligibleCache.clear();
+    const from = member.state;
     member.state = state;
+    this.events.stateChanged?.(this, member, from, state);
   }
 
   /** Marks a member that stopped reporting; it gets no new client until it reports again. */
@@ -212,8 +251,22 @@ export class Group {
     if (kind === 'bind' && clientId !== null) {
       if (this.recentBinds.size >= 10_000) this.forgetOldBinds(nowMs);
       this.recentBinds.set(clientId, { member, atMs: nowMs });
+      this.noteBinding(clientId, member);
     }
     return member;
+  }
+
+  /** Counts a binding, and a re-binding when the client was bound elsewhere before. */
+  private noteBinding(clientId: string, member: Member): void {
+    this.counters.binds++;
+    const previous = this.lastBinding.get(clientId);
+    if (previous !== undefined) {
+      if (previous !== member.id) this.counters.rebinds++;
+      this.lastBinding.delete(clientId); // re-inserted last: most recently bound
+    } else if (this.lastBinding.size >= MAX_REMEMBERED_BINDINGS) {
+      this.lastBinding.delete(this.lastBinding.keys().next().value!);
+    }
+    this.lastBinding.set(clientId, member.id);
   }
 
   private forgetOldBinds(nowMs: number): void {
@@ -297,6 +350,8 @@ export class Group {
     member.load = dampen(member.reported ? member.load : undefined, raw, d);
     member.reported = true;
     member.reports++;
+    this.counters.reports++;
+    this.counters.replicaForwards += report.forwards;
     member.lastSeq = report.seq;
     member.lastReportAtMs = nowMs;
     member.latest = report;

@@ -19,10 +19,15 @@ export interface RegistryListener {
   memberRemoved?(group: Group, member: Member, reason: string): void;
 }
 
+/** Replica ids remembered to tell a re-attachment from a first attachment. */
+const MAX_REMEMBERED_REPLICAS = 100_000;
+
 export class Registry {
   readonly groups = new Map<string, Group>();
   private readonly pathIndex = new Map<string, Group>();
   private readonly replicaIds = new Map<string, Member>();
+  /** Replica ids that ever attached (bounded), to count re-attachments. */
+  private readonly seenReplicaIds = new Set<string>();
   private nextMemberNumber = 1;
   private readonly listeners: RegistryListener[] = [];
 
@@ -88,7 +93,16 @@ export class Registry {
     const member = new Member(`m${this.nextMemberNumber++}`, group.name, hello.address, hello.methods, sink, nowMs, hello.replicaId);
     group.addMember(member);
     for (const m of hello.methods) this.pathIndex.set(m.path, group);
-    if (hello.replicaId !== '') this.replicaIds.set(hello.replicaId, member);
+    group.counters.attaches++;
+    if (hello.replicaId !== '') {
+      this.replicaIds.set(hello.replicaId, member);
+      if (this.seenReplicaIds.has(hello.replicaId)) {
+        group.counters.reattaches++;
+      } else {
+        if (this.seenReplicaIds.size >= MAX_REMEMBERED_REPLICAS) this.seenReplicaIds.delete(this.seenReplicaIds.values().next().value!);
+        this.seenReplicaIds.add(hello.replicaId);
+      }
+    }
     this.log.info({ group: group.name, member: member.id, address: member.address, methods: hello.methods.length }, `member ${member.id} (${member.address}) attached to ${group.name}`);
     for (const l of this.listeners) l.memberAdded?.(group, member);
     return member;
@@ -99,7 +113,7 @@ export class Registry {
     const group = this.groups.get(member.group);
     if (group === undefined || group.members.get(member.id) !== member) return;
     group.removeMember(member.id);
-    for (const [id, m] of this.replicaIds) if (m === member) this.replicaIds.delete(id);
+    if (this.replicaIds.get(member.replicaId) === member) this.replicaIds.delete(member.replicaId);
     this.log.info({ group: group.name, member: member.id, address: member.address, reason }, `member ${member.id} (${member.address}) removed: ${reason}`);
     for (const l of this.listeners) l.memberRemoved?.(group, member, reason);
   }

@@ -16,9 +16,10 @@ export function registerBalancerCommand(program: Command): void {
     .requiredOption('-c, --config <file>', 'configuration file (.json, .yaml or .yml)')
     .option('--listen <host:port>', 'override the data address clients target', hostPort)
     .option('--control-listen <host:port>', 'override the control address replicas attach to', hostPort)
+    .option('--admin-listen <host:port>', "override the admin HTTP address (metrics, dashboard); 'off' for none", (v: string) => (v === 'off' ? 'off' : hostPort(v)))
     .option('--check', 'validate the configuration and exit')
     .option('--exit-with-parent', 'exit when the parent process closes our stdin')
-    .action(async (opts: { config: string; listen?: string; controlListen?: string; check?: boolean; exitWithParent?: boolean }) => {
+    .action(async (opts: { config: string; listen?: string; controlListen?: string; adminListen?: string; check?: boolean; exitWithParent?: boolean }) => {
       const result = readConfigFile(opts.config);
       if (!result.ok) {
         console.error(`rebind balancer: invalid configuration (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''}):`);
@@ -28,6 +29,7 @@ export function registerBalancerCommand(program: Command): void {
       const config = { ...result.value };
       if (opts.listen) config.listen = opts.listen;
       if (opts.controlListen) config.controlListen = opts.controlListen;
+      if (opts.adminListen) config.adminListen = opts.adminListen === 'off' ? null : opts.adminListen;
       if (opts.check) {
         console.log(`${opts.config}: valid (${config.groups.length} group${config.groups.length === 1 ? '' : 's'})`);
         return;
@@ -39,7 +41,8 @@ export function registerBalancerCommand(program: Command): void {
         console.error(`rebind balancer: cannot start: ${(err as Error).message}`);
         process.exit(1);
       }
-      console.log(`balancer listening: data ${balancer.address}, control ${balancer.controlAddress}`);
+      const scheme = config.security.controlTls !== null ? 'https' : 'http';
+      console.log(`balancer listening: data ${balancer.address}, control ${balancer.controlAddress}${balancer.adminAddress ? `, admin ${scheme}://${balancer.adminAddress}/` : ''}`);
       onShutdown(async (reason) => {
         rootLogger().info({ reason }, 'balancer stopping');
         await balancer.stop();

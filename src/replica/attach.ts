@@ -384,6 +384,8 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
       const deadline = Date.now() + timeoutMs;
       while (meter.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const inFlightLeft = Math.max(0, meter.inFlight);
+      // A last report, so that the balancer counts the forwards sent while draining.
+      if (!detaching && state$.value === 'attached' && reportNow !== null) reportNow(true);
       await replica.detach(inFlightLeft === 0 ? reason : `${reason}; drain timed out with ${inFlightLeft} call(s) in flight`);
       return { inFlightLeft };
     },

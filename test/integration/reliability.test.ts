@@ -170,7 +170,7 @@ describe('balancer down and restarted', () => {
   it('bound clients keep calling their replicas; new clients get a clear UNAVAILABLE; state is rebuilt within 2 intervals', async () => {
     const port = await freePort();
     const control = await freePort();
-    const config = { listen: `127.0.0.1:${port}`, controlListen: `127.0.0.1:${control}`, groups: [{ name: 'echo', granularity: 'per-session', reportIntervalMs: 500 }] };
+    const config = { listen: `127.0.0.1:${port}`, controlListen: `127.0.0.1:${control}`, adminListen: null, groups: [{ name: 'echo', granularity: 'per-session', reportIntervalMs: 500 }] };
     let balancer = await Balancer.start({ config });
     const replicas: TestReplica[] = [];
     for (const name of ['A', 'B']) {

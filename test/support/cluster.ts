@@ -18,14 +18,14 @@ export interface TestReplica {
 }
 
 export async function startBalancer(groups: Record<string, unknown>[], extra: Record<string, unknown> = {}): Promise<Balancer> {
-  return Balancer.start({ config: { listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', groups, ...extra } });
+  return Balancer.start({ config: { listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', adminListen: '127.0.0.1:0', groups, ...extra } });
 }
 
-export async function startReplica(balancer: Balancer, name: string, group = 'echo'): Promise<TestReplica> {
+export async function startReplica(balancer: Balancer, name: string, group = 'echo', extra: { token?: string } = {}): Promise<TestReplica> {
   const stats: EchoStats = { calls: 0, byMethod: {} };
   const implementation = echoImplementation(name, stats);
   const { server, address } = await startEchoServer(name, implementation);
-  const replica = await attach(server, { balancer: balancer.controlAddress, group, address });
+  const replica = await attach(server, { balancer: balancer.controlAddress, group, address, ...extra });
   return { name, server, address, stats, replica, implementation };
 }
 

@@ -1,0 +1,117 @@
+/**
+ * Prometheus metrics of one balancer (prom-client), served on the admin
+ * HTTP port at /metrics. Values are read from the registry and the groups'
+ * counters when scraped, so the hot paths (binds, proxied calls, reports)
+ * only bump plain numbers. Each balancer has its own prom-client registry:
+ * several balancers in one process (tests, embedding) do not mix.
+ */
+import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import type { GroupCounters } from './group';
+import type { Registry } from './registry';
+
+export interface MetricSources {
+  registry: Registry;
+  /** Inputs refused, by reason (control, admin and data plane). */
+  refusals: ReadonlyMap<string, number>;
+}
+
+/** Per-group counters exported as `rebind_<name>_total`, with their help text. */
+const GROUP_COUNTERS: { name: string; help: string; value: (c: GroupCounters) => number; labels?: Record<string, string> }[] = [
+  { name: 'rebind_forwards_total', help: 'Forwards clients were sent, by who sent them: the balancer (bindings) or a replica (advisory moves, recalls, drains; counted from its load reports)', value: (c) => c.forwards, labels: { by: 'balancer' } },
+  { name: 'rebind_forwards_total', help: '', value: (c) => c.replicaForwards, labels: { by: 'replica' } },
+  { name: 'rebind_proxied_calls_total', help: 'Calls the balancer proxied to a member (plain clients, per-request granularity, affinity)', value: (c) => c.proxiedCalls },
+  { name: 'rebind_advisories_total', help: 'Load advisories sent to members', value: (c) => c.advisories },
+  { name: 'rebind_moves_total', help: 'Client moves carried by the advisories sent', value: (c) => c.movesSent },
+  { name: 'rebind_binds_total', help: 'Bindings handed out by the balancer', value: (c) => c.binds },
+  { name: 'rebind_rebinds_total', help: 'Re-bindings: a client moved by an advisory (via="advisory") or bound by the balancer to another member than before (via="balancer")', value: (c) => c.movesSent, labels: { via: 'advisory' } },
+  { name: 'rebind_rebinds_total', help: '', value: (c) => c.rebinds, labels: { via: 'balancer' } },
+  { name: 'rebind_load_reports_total', help: 'Load reports applied', value: (c) => c.reports },
+  { name: 'rebind_control_attaches_total', help: 'Replica attachments accepted', value: (c) => c.attaches },
+  { name: 'rebind_control_reconnects_total', help: 'Attachments of a replica that had attached before (its control stream re-established)', value: (c) => c.reattaches },
+];
+
+/** Creates the metrics of one balancer. */
+export function balancerMetrics(sources: MetricSources, options: { processMetrics?: boolean } = {}): PromRegistry {
+  const registry = new PromRegistry();
+  const groups = () => sources.registry.groups.values();
+
+  new Gauge({
+    name: 'rebind_group_info',
+    help: 'One per group: its current strategy, granularity and load metric (value 1)',
+    labelNames: ['group', 'strategy', 'granularity', 'metric'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of groups()) this.set({ group: g.name, strategy: g.strategyName, granularity: g.granularity, metric: g.config.metric }, 1);
+    },
+  });
+
+  new Gauge({
+    name: 'rebind_group_members',
+    help: 'Members per group and state (ATTACHED, NOMINAL, SHEDDING, DRAINING, SUSPECT)',
+    labelNames: ['group', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of groups()) {
+        const counts = new Map<string, number>([
+          ['ATTACHED', 0],
+          ['NOMINAL', 0],
+          ['SHEDDING', 0],
+          ['DRAINING', 0],
+          ['SUSPECT', 0],
+        ]);
+        for (const m of g.members.values()) counts.set(m.state, (counts.get(m.state) ?? 0) + 1);
+        for (const [state, n] of counts) this.set({ group: g.name, state }, n);
+      }
+    },
+  });
+
+  const perMember = (name: string, help: string, value: (m: import('./member').Member) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['group', 'member', 'address'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of groups()) for (const m of g.members.values()) this.set({ group: g.name, member: m.id, address: m.address }, value(m));
+      },
+    });
+  perMember('rebind_member_load', "Member's latest reported load, in its group's metric (raw)", (m) => m.rawLoad);
+  perMember('rebind_member_dampened_load', "Member's dampened load, the value strategies decide on", (m) => m.load);
+  perMember('rebind_member_calls_per_second', 'Calls per second the member served in its last report interval', (m) => m.latest?.callsPerS ?? 0);
+  perMember('rebind_member_in_flight', 'Calls in flight at the member at its last report', (m) => m.latest?.inFlight ?? 0);
+  perMember('rebind_member_clients', 'Movable (direct) clients the member reported', (m) => m.clients.size);
+  perMember('rebind_member_last_report_age_seconds', "Seconds since the member's last load report (or its attachment)", (m) => Math.max(0, (Date.now() - m.lastReportAtMs) / 1000));
+
+  const byName = new Map<string, (typeof GROUP_COUNTERS)[number][]>();
+  for (const c of GROUP_COUNTERS) byName.set(c.name, [...(byName.get(c.name) ?? []), c]);
+  for (const [name, specs] of byName) {
+    const extra = Object.keys(specs[0]!.labels ?? {});
+    new Counter({
+      name,
+      help: specs[0]!.help,
+      labelNames: ['group', ...extra],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of groups()) for (const spec of specs) this.inc({ group: g.name, ...spec.labels }, spec.value(g.counters));
+      },
+    });
+  }
+
+  new Counter({
+    name: 'rebind_refused_inputs_total',
+    help: 'Inputs refused (malformed, hostile or out of order control messages, unauthenticated calls, bad requests on the data port), by reason',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of sources.refusals) this.inc({ reason }, n);
+    },
+  });
+
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  return registry;
+}
