@@ -17,8 +17,7 @@ import * as path from 'node:path';
 import { adminCall, adminClient } from '../src/cli/admin-client';
 import type { ListGroupsResponse__Output } from '../src/generated/rebind/v1/ListGroupsResponse';
 import { renderSvg } from './lib/charts';
-import { histogram, machine, RESULTS_DIR, say, writeResults } from './lib/common';
-import { freePort } from './lib/nginx';
+import { freePort, histogram, machine, RESULTS_DIR, say, writeResults } from './lib/common';
 import { startBalancerProcess, Worker, type BalancerProcess, runBenchCommand } from './lib/processes';
 
 const SCENARIOS = ['replica_crash', 'replica_hang', 'balancer_restart', 'slow_replica', 'replica_drain'] as const;
@@ -106,7 +105,9 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
         const admin = adminClient(balancer.control);
         stops.push(async () => admin.close());
         // Rebuilt: all four replicas attached again, each with a report.
+        const giveUpAt = Date.now() + 30_000;
         for (;;) {
+          if (Date.now() > giveUpAt) throw new Error('balancer_restart: the replicas did not re-attach within 30 s of the restart');
           try {
             const g = await adminCall<ListGroupsResponse__Output>(admin, balancer.control, 'ListGroups', { group: 'bench' });
             if (g.groups[0]!.members.length === 4 && g.groups[0]!.members.every((m) => Number(m.reports) > 0)) break;

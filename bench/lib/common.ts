@@ -4,6 +4,7 @@
  */
 import * as hdr from 'hdr-histogram-js';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
@@ -90,4 +91,16 @@ export function say(text: string): void {
 
 export function ratio(a: number, b: number): number {
   return Math.round((a / b) * 1000) / 1000;
+}
+
+/** A TCP port free on 127.0.0.1 right now (for processes that must re-listen on the same port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
 }

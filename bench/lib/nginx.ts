@@ -6,10 +6,12 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../../src/common/proto';
+import { freePort } from './common';
+import { track } from './processes';
 
 function run(file: string, args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
@@ -29,17 +31,6 @@ export async function ensureNginx(): Promise<{ version: string } | string> {
     if (version.code !== 0) return `nginx still not runnable after install: ${version.output}`;
   }
   return { version: version.output.replace(/^nginx version: /, '') };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface NginxProcess {
@@ -83,7 +74,7 @@ ${upstreams.map((u) => `    server ${u};`).join('\n')}
 `,
   );
   const child = spawn('nginx', ['-p', prefix, '-c', conf], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const tracked = track(child);
   // Wait until it accepts connections.
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -112,10 +103,7 @@ ${upstreams.map((u) => `    server ${u};`).join('\n')}
     address: `127.0.0.1:${port}`,
     process: child,
     async stop() {
-      child.kill('SIGQUIT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
+      await tracked.stop('SIGQUIT');
       rmSync(prefix, { recursive: true, force: true });
     },
   };

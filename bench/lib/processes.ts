@@ -30,15 +30,44 @@ export function killAll(): void {
 }
 process.on('exit', killAll);
 
+export interface Tracked {
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  /** Sends `signal`, then SIGKILL after 5 s, and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Keeps `child` in the set killAll() kills until it exits. */
+export function track(child: ChildProcess): Tracked {
+  running.add(child);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    }),
+  );
+  return {
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
 export class Worker {
   private nextId = 1;
   private readonly pending = new Map<number, (m: WorkerMessage) => void>();
   readonly events: WorkerMessage[] = [];
   onEvent: ((m: WorkerMessage) => void) | null = null;
   readonly exited: Promise<number | null>;
+  private readonly tracked: Tracked;
 
   private constructor(readonly name: string, readonly process: ChildProcess) {
-    running.add(process);
+    this.tracked = track(process);
     process.on('message', (m: WorkerMessage) => {
       if (m.id !== undefined && this.pending.has(m.id)) {
         const resolve = this.pending.get(m.id)!;
@@ -49,12 +78,11 @@ export class Worker {
         this.onEvent?.(m);
       }
     });
-    this.exited = new Promise((resolve) => process.once('exit', (code) => {
-      running.delete(process);
+    this.exited = this.tracked.exited;
+    process.once('exit', (code) => {
       for (const [, r] of this.pending) r({ type: 'error', error: `${name} exited (code ${code})` });
       this.pending.clear();
-      resolve(code);
-    }));
+    });
   }
 
   /** Forks a worker script (compiled JS beside this file) and waits for its `ready` message. */
@@ -87,12 +115,8 @@ export class Worker {
     });
   }
 
-  async stop(): Promise<void> {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    this.process.kill('SIGTERM');
-    const timer = setTimeout(() => this.process.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.tracked.stop();
   }
 }
 
@@ -111,11 +135,7 @@ export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LE
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, REBIND_LOG_LEVEL: logLevel },
   });
-  running.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    running.delete(child);
-    resolve();
-  }));
+  const tracked = track(child);
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const m = /^balancer listening: data (\S+), control ([^\s,]+)(?:, admin (\S+))?$/.exec(line);
@@ -125,16 +145,11 @@ export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LE
           control: m[2]!,
           process: child,
           pid: child.pid!,
-          async stop() {
-            child.kill('SIGTERM');
-            const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-            await exited;
-            clearTimeout(timer);
-          },
+          stop: () => tracked.stop(),
         });
       }
     });
-    void exited.then(() => reject(new Error('balancer exited before it was ready')));
+    void tracked.exited.then(() => reject(new Error('balancer exited before it was ready')));
   });
 }
 

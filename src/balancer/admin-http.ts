@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { Registry as PromRegistry } from 'prom-client';
 import { interval, type Subscription } from 'rxjs';
+import { parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import type { Admin } from './admin';
 import { AUTH_HEADER, bearer, checkBearer } from './auth';
@@ -190,9 +191,9 @@ export class AdminHttp {
 
   /** Binds `address` (host:port, port 0 for any) and resolves with the bound host:port. */
   async listen(address: string): Promise<string> {
-    const match = /^\[?([^\]]*)\]?:([0-9]+)$/.exec(address);
-    if (match === null) throw new Error(`adminListen ${address} is not host:port`);
-    const [, host, port] = match;
+    const parsed = parseListenAddress(address);
+    if (typeof parsed === 'string') throw new Error(`adminListen: ${parsed}`);
+    const { host, port } = parsed;
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
     const tls = this.options.tls;
     const server =
@@ -206,13 +207,13 @@ export class AdminHttp {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(Number(port), host, () => {
+      server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });
     });
     this.push = interval(this.options.pushIntervalMs).subscribe(() => this.broadcastSnapshot());
-    this.unsubscribe = this.options.decisions.subscribe((d) => this.broadcast('decision', JSON.stringify(d)));
+    this.unsubscribe = this.options.decisions.subscribe((d) => this.viewers.size > 0 && this.broadcast('decision', JSON.stringify(d)));
     return address.replace(/:[0-9]+$/, `:${(server.address() as AddressInfo).port}`);
   }
 

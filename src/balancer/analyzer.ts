@@ -108,7 +108,8 @@ export class Analyzer {
         seq,
         moves: list.map((m) => {
           const target = group.members.get(m.to)?.address ?? '';
-          return { clientId: m.clientId, target, vouch: target !== '' && this.voucher !== null ? this.voucher.vouch(target, nowMs) : '' };
+          // Wall-clock expiry (not the scheduler's time): clients check vouchers against their own clocks.
+          return { clientId: m.clientId, target, vouch: target !== '' && this.voucher !== null ? this.voucher.vouch(target) : '' };
         }),
         recallAll: false,
         expireMs: group.config.advisoryExpireMs,

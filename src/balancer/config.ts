@@ -4,7 +4,7 @@
  * field is an error that names the field and the accepted range, never a
  * silent default.
  */
-import { parseHostPort } from '../common/address';
+import { parseListenAddress } from '../common/address';
 import { METRICS, type Metric } from './metrics';
 import { parseParams } from './strategies/params';
 import { strategyFactory, strategyNames } from './strategies/index';
@@ -192,10 +192,10 @@ function parseSecurity(raw: unknown, errors: string[]): SecurityConfig {
   return out;
 }
 
-const LIMIT_RULES: { key: keyof LimitsConfig; min: number; max: number; unit: string }[] = [
-  { key: 'maxControlMessageBytes', min: 1024, max: 64 * 1024 * 1024, unit: 'bytes' },
-  { key: 'maxReportsPerInterval', min: 1, max: 1000, unit: 'reports' },
-  { key: 'maxMethodsPerReplica', min: 1, max: 1_000_000, unit: 'methods' },
+const LIMIT_RULES: NumberRule<keyof LimitsConfig>[] = [
+  { key: 'maxControlMessageBytes', min: 1024, max: 64 * 1024 * 1024, integer: true, unit: 'bytes' },
+  { key: 'maxReportsPerInterval', min: 1, max: 1000, integer: true, unit: 'reports' },
+  { key: 'maxMethodsPerReplica', min: 1, max: 1_000_000, integer: true, unit: 'methods' },
 ];
 
 function parseLimits(raw: unknown, errors: string[]): LimitsConfig {
@@ -209,13 +209,9 @@ function parseLimits(raw: unknown, errors: string[]): LimitsConfig {
     if (!LIMIT_RULES.some((r) => r.key === key)) errors.push(`limits.${key} is not a limit (accepted: ${LIMIT_RULES.map((r) => r.key).join(', ')})`);
   }
   for (const rule of LIMIT_RULES) {
-    const v = raw[rule.key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < rule.min || v > rule.max) {
-      errors.push(`limits.${rule.key} is ${JSON.stringify(v)}; it must be an integer >= ${rule.min} and <= ${rule.max} (${rule.unit})`);
-    } else {
-      out[rule.key] = v;
-    }
+    if (raw[rule.key] === undefined) continue;
+    const v = checkNumber(raw[rule.key], rule, `limits.${rule.key}`, errors);
+    if (v !== undefined) out[rule.key] = v;
   }
   return out;
 }
@@ -345,8 +341,7 @@ function checkAddress(value: unknown, where: string, errors: string[], fallback:
     errors.push(`${where} is ${JSON.stringify(value)}; it must be a host:port string`);
     return fallback;
   }
-  // Port 0 is allowed for listen addresses: the OS picks a free port.
-  const parsed = parseHostPort(value.replace(/:0$/, ':1'));
+  const parsed = parseListenAddress(value);
   if (typeof parsed === 'string') {
     errors.push(`${where}: ${parsed}`);
     return fallback;

@@ -13,12 +13,13 @@ import type { BalancerMessage } from '../generated/rebind/v1/BalancerMessage';
 import type { ControlHandlers } from '../generated/rebind/v1/Control';
 import type { ReplicaMessage__Output } from '../generated/rebind/v1/ReplicaMessage';
 import type { Analyzer } from './analyzer';
+import { DEFAULT_MAX_REPORTS_PER_INTERVAL } from './config';
 import { Member } from './member';
 import type { Registry } from './registry';
 import { validateHello, validateReport, type ControlLimits, type Refusal } from './validate';
 
 /** Reports faster than this many per report interval are refused as a flood. */
-export const MAX_REPORTS_PER_INTERVAL = 4;
+export const MAX_REPORTS_PER_INTERVAL = DEFAULT_MAX_REPORTS_PER_INTERVAL;
 
 export interface ControlDeps {
   registry: Registry;

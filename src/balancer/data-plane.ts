@@ -12,7 +12,7 @@
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
-import { formatHostPort, parseHostPort } from '../common/address';
+import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import { respondTrailersOnly } from '../common/grpc-http2';
 import {
@@ -60,9 +60,9 @@ export class DataPlane {
 
   /** Starts listening (TLS when `tls` is given); resolves with the bound address (port 0 picks one). */
   async listen(address: string, tls: { cert: Buffer; key: Buffer; ca: Buffer | null; requireClientCert: boolean } | null = null): Promise<string> {
-    const parsed = parseHostPort(address.replace(/:0$/, ':1'));
+    const parsed = parseListenAddress(address);
     if (typeof parsed === 'string') throw new Error(`listen address: ${parsed}`);
-    const port = address.endsWith(':0') ? 0 : parsed.port;
+    const port = parsed.port;
     const server: http2.Http2Server | http2.Http2SecureServer =
       tls === null
         ? http2.createServer({ settings: { enablePush: false } })

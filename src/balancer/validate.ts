@@ -8,7 +8,7 @@ import { parseHostPort } from '../common/address';
 import { CLIENT_ID_PATTERN, PROTOCOL_VERSION } from '../common/wire';
 import type { Hello__Output } from '../generated/rebind/v1/Hello';
 import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
-import { isValidGroupName } from './config';
+import { DEFAULT_MAX_METHODS_PER_REPLICA, isValidGroupName } from './config';
 
 export interface Refusal {
   code: Status;
@@ -26,7 +26,7 @@ export interface ControlLimits {
 }
 
 export const DEFAULT_CONTROL_LIMITS: ControlLimits = {
-  maxMethods: 10_000,
+  maxMethods: DEFAULT_MAX_METHODS_PER_REPLICA,
   maxPathLength: 1024,
   maxLoad: 1e9,
   maxInFlight: 10_000_000,

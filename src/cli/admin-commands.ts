@@ -1,12 +1,12 @@
 /** `rebind set-strategy` and `rebind set-granularity`: run-time changes through the Admin API. */
 import { Option, type Command } from 'commander';
-import { GRANULARITIES } from '../balancer/config';
+import { DEFAULT_CONTROL_LISTEN, GRANULARITIES } from '../balancer/config';
 import { strategyNames } from '../balancer/strategies/index';
 import type { GroupStatus__Output } from '../generated/rebind/v1/GroupStatus';
 import { adminCall, adminClient, formatGroup } from './admin-client';
 import { addControlAuthOptions, controlCredentials, controlToken, hostPort, type ControlAuthOptions } from './options';
 
-const DEFAULT_CONTROL = '127.0.0.1:50052';
+const DEFAULT_CONTROL = DEFAULT_CONTROL_LISTEN;
 
 export function registerAdminCommands(program: Command): void {
   addControlAuthOptions(program

@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { startStockReplica } from '../../examples/stock-trading/replica';
 import { Trader } from '../../examples/stock-trading/trader';
+import { DEFAULT_CONTROL_LISTEN, DEFAULT_LISTEN } from '../balancer/config';
 import { onShutdown } from './lifecycle';
 import { addControlAuthOptions, controlCredentials, controlToken, hostPort, positiveInteger, type ControlAuthOptions } from './options';
 
@@ -15,7 +16,7 @@ export function registerExampleCommands(program: Command): void {
   addControlAuthOptions(program
     .command('replica')
     .description('Run a stock-trading replica (SessionFactory + TradingSession) attached to a balancer.')
-    .option('-b, --balancer <host:port>', "balancer's control address", hostPort, '127.0.0.1:50052')
+    .option('-b, --balancer <host:port>', "balancer's control address", hostPort, DEFAULT_CONTROL_LISTEN)
     .option('-g, --group <name>', 'replica group', 'stock')
     .option('-l, --listen <host:port>', 'address to serve on (port 0 picks one)', hostPort, '127.0.0.1:0')
     .option('-n, --name <name>', 'replica name shown to clients', 'replica')
@@ -39,7 +40,7 @@ export function registerExampleCommands(program: Command): void {
   program
     .command('client')
     .description('Run a stock-trading client: opens sessions through the balancer and trades on them.')
-    .option('-a, --balancer-address <host:port>', "balancer's data address (what clients target)", hostPort, '127.0.0.1:50051')
+    .option('-a, --balancer-address <host:port>', "balancer's data address (what clients target)", hostPort, DEFAULT_LISTEN)
     .option('-n, --name <name>', 'trader name', 'trader')
     .option('-r, --rate <sessions/s>', 'sessions started per second', positiveNumber, 5)
     .option('-d, --duration <s>', 'stop after this many seconds (default: until Ctrl-C)', positiveInteger)

@@ -2,10 +2,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { parseHostPort } from '../common/address';
+import { parseListenAddress } from '../common/address';
 
 export function hostPort(value: string): string {
-  const parsed = parseHostPort(value.replace(/:0$/, ':1'));
+  const parsed = parseListenAddress(value);
   if (typeof parsed === 'string') throw new InvalidArgumentError(`${parsed}; expected host:port, e.g. 127.0.0.1:50052`);
   return value;
 }

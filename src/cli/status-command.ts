@@ -1,5 +1,6 @@
 /** `rebind status`: groups, members, raw and dampened loads from the admin API. */
 import type { Command } from 'commander';
+import { DEFAULT_CONTROL_LISTEN } from '../balancer/config';
 import type { ListGroupsResponse__Output } from '../generated/rebind/v1/ListGroupsResponse';
 import { adminCall, adminClient, formatGroup } from './admin-client';
 import { addControlAuthOptions, controlCredentials, controlToken, hostPort, positiveInteger, type ControlAuthOptions } from './options';
@@ -8,7 +9,7 @@ export function registerStatusCommand(program: Command): void {
   addControlAuthOptions(program
     .command('status')
     .description('Show groups, members and their raw and dampened loads (--watch for a live table).')
-    .option('-b, --balancer <host:port>', "balancer's control address", hostPort, '127.0.0.1:50052')
+    .option('-b, --balancer <host:port>', "balancer's control address", hostPort, DEFAULT_CONTROL_LISTEN)
     .option('-g, --group <name>', 'only this group', '')
     .option('-w, --watch', 'refresh until Ctrl-C')
     .option('-i, --interval <ms>', 'refresh period with --watch', positiveInteger, 1000)

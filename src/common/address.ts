@@ -40,6 +40,17 @@ export function parseHostPort(address: string): HostPort | string {
   return { host, port };
 }
 
+/**
+ * Parses a listen address: `host:port` where port 0 (the OS picks a free
+ * port) is allowed too.
+ */
+export function parseListenAddress(address: string): HostPort | string {
+  const anyPort = typeof address === 'string' && address.endsWith(':0');
+  const parsed = parseHostPort(anyPort ? `${address.slice(0, -2)}:1` : address);
+  if (typeof parsed === 'string' || !anyPort) return parsed;
+  return { host: parsed.host, port: 0 };
+}
+
 /** Formats a host and port back into `host:port` (bracketing IPv6). */
 export function formatHostPort(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;

@@ -95,7 +95,7 @@ export function vouchPayload(target: string, notAfterMs: number): Buffer {
 }
 
 /** Trailers only the balancer or a replica's interceptor may produce; stripped from relayed responses. */
-export const REBIND_TRAILERS = new Set(['rebind-forward', 'rebind-forward-reason', 'rebind-vouch', 'rebind-balancer-key']);
+export const REBIND_TRAILERS = new Set([FORWARD_TRAILER, FORWARD_REASON_TRAILER, VOUCH_TRAILER, BALANCER_KEY_TRAILER]);
 
 /**
  * Request header a client sends to the balancer when it comes back after a

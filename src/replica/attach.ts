@@ -240,12 +240,16 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
     new Control(options.balancer, options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
+      // Its own subchannel: grpc-js's global pool would hand a fresh channel the old,
+      // backed-off connection, defeating the replacement below.
+      'grpc.use_local_subchannel_pool': 1,
     }) as unknown as ControlClient;
   /**
    * The control channel. After a failed attachment it is replaced by a fresh
-   * one: grpc-js would otherwise keep a refused channel in its own reconnect
-   * backoff (1 s, growing to 120 s) and a restarted balancer would wait for
-   * that instead of our backoff, which is capped at the report interval.
+   * one (with a fresh subchannel): grpc-js would otherwise keep a refused
+   * connection in its own reconnect backoff (1 s, growing to 120 s) and a
+   * restarted balancer would wait for that instead of our backoff, which is
+   * capped at the report interval.
    */
   let client = newClient();
   let clientFailed = false;

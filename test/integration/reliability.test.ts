@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Balancer, clientOptions } from '../../src/index';
-import { freePort } from '../../bench/lib/nginx';
+import { freePort } from '../../bench/lib/common';
 import { PRIME, primeService, type PrimeClient } from '../../bench/lib/prime';
 import { echoClient, sleep, startBalancer, startReplica, stopReplica, unary, waitFor, type TestReplica } from '../support/cluster';
 import { openLoop } from '../support/load';

@@ -48,10 +48,11 @@ export const leastLoaded: StrategyFactory = {
       adaptive: true,
       choose(input) {
         const scaled = withEffectiveLoads(input, perBalance, tolerance);
-        const allowed = reject > 0 ? scaled.map((m, i) => [m, i] as const).filter(([m]) => m.load < reject) : scaled.map((m, i) => [m, i] as const);
+        if (reject <= 0) return chooseLeastLoaded({ ...input, members: scaled });
+        const allowed: number[] = [];
+        for (let i = 0; i < scaled.length; i++) if (scaled[i]!.load < reject) allowed.push(i);
         if (allowed.length === 0) return -1;
-        const pick = chooseLeastLoaded({ ...input, members: allowed.map(([m]) => m) });
-        return allowed[pick]![1];
+        return allowed[chooseLeastLoaded({ ...input, members: allowed.map((i) => scaled[i]!) })]!;
       },
       plan(input) {
         if (critical <= 0) return [];
