@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { adminCall, adminClient } from '../src/cli/admin-client';
 import type { ListGroupsResponse__Output } from '../src/generated/rebind/v1/ListGroupsResponse';
 import { renderSvg } from './lib/charts';
-import { freePort, histogram, machine, RESULTS_DIR, say, writeResults } from './lib/common';
+import { freePort, histogram, machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
 import { startBalancerProcess, Worker, type BalancerProcess, runBenchCommand } from './lib/processes';
 
 const SCENARIOS = ['replica_crash', 'replica_hang', 'balancer_restart', 'slow_replica', 'replica_drain'] as const;
@@ -213,12 +213,15 @@ async function main(opts: { quick?: boolean; out: string; scenarios?: string }):
   const timing = opts.quick ? { beforeMs: 2000, afterMs: 5000, reportIntervalMs: 500 } : { beforeMs: 3000, afterMs: 10_000, reportIntervalMs: 1000 };
   const tmp = mkdtempSync(path.join(tmpdir(), 'rebind-faults-'));
   const scenarios: Record<string, ScenarioResult> = {};
+  const progress = new Progress('faults', wanted.length);
   for (const name of wanted) {
     say(`scenario ${name}`);
     scenarios[name] = await runScenario(name, timing, tmp);
     const r = scenarios[name]!;
+    progress.tick(`${name} done`);
     say(`  calls ${r.calls}, failed ${r.failed_calls}, recovery ${r.recovery_ms} ms, p99 during ${r.p99_us_during} µs${r.errors.length ? `; errors: ${r.errors.join(' | ')}` : ''}`);
   }
+  progress.stop();
   rmSync(tmp, { recursive: true, force: true });
   const json = { machine: machine(), report_interval_ms: timing.reportIntervalMs, clients: CLIENTS, rate_per_client: RATE, scenarios };
   const command = `npm run bench:faults${opts.quick ? ' -- --quick' : ''}`;
