@@ -38,7 +38,13 @@ export class Analyzer {
     /** Signs each move's target so that clients can check it (null: no vouchers). */
     private readonly voucher: Voucher | null = null,
   ) {
-    registry.listen({ groupAdded: (group) => this.running && this.startLoop(group) });
+    registry.listen({
+      groupAdded: (group) => this.running && this.startLoop(group),
+      groupRemoved: (group) => {
+        this.loops.get(group.name)?.unsubscribe();
+        this.loops.delete(group.name);
+      },
+    });
   }
 
   start(): void {
@@ -69,6 +75,7 @@ export class Analyzer {
    * closed. A crashed replica's stream loss removes it at once instead.
    */
   checkLiveness(group: Group, nowMs: number): void {
+    if (this.registry.sweepIdle(group, nowMs)) return;
     const interval = group.config.reportIntervalMs;
     const deadline = group.config.missedReports * interval;
     for (const member of [...group.members.values()]) {

@@ -15,7 +15,7 @@ import { DecisionLog } from './decisions';
 import type { Group } from './group';
 import { balancerMetrics } from './prometheus';
 import { Analyzer } from './analyzer';
-import { MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig, type TlsFiles } from './config';
+import { isValidatedConfig, MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig, type TlsFiles } from './config';
 import { controlHandlers } from './control-service';
 import { DataPlane, type DataPlaneEvents } from './data-plane';
 import { readFileSync } from 'node:fs';
@@ -45,10 +45,6 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n  - ${errors.join('\n  - ')}`);
     this.name = 'ConfigError';
   }
-}
-
-function isValidated(config: BalancerConfig | Record<string, unknown>): config is BalancerConfig {
-  return Array.isArray((config as BalancerConfig).groups) && typeof (config as BalancerConfig).groupDefaults === 'object' && typeof (config as BalancerConfig).autoCreateGroups === 'boolean';
 }
 
 function readFile(path: string, what: string): Buffer {
@@ -107,7 +103,7 @@ export class Balancer {
 
   private constructor(options: BalancerOptions) {
     let config: BalancerConfig;
-    if (isValidated(options.config)) {
+    if (isValidatedConfig(options.config)) {
       config = options.config;
     } else {
       const parsed = parseBalancerConfig(options.config);

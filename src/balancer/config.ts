@@ -92,11 +92,17 @@ export interface LimitsConfig {
   maxReportsPerInterval: number;
   /** Methods one replica may advertise. */
   maxMethodsPerReplica: number;
+  /** Groups that replicas may create by attaching (autoCreateGroups); more are refused. */
+  maxAutoGroups: number;
+  /** An auto-created group with no member for this long is removed, ms. */
+  autoGroupIdleMs: number;
 }
 
 export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_REPORTS_PER_INTERVAL = 4;
 export const DEFAULT_MAX_METHODS_PER_REPLICA = 10_000;
+export const DEFAULT_MAX_AUTO_GROUPS = 100;
+export const DEFAULT_AUTO_GROUP_IDLE_MS = 60_000;
 /** Shortest accepted control token, characters. */
 export const MIN_TOKEN_LENGTH = 16;
 
@@ -129,6 +135,8 @@ export function builtinLimits(): LimitsConfig {
     maxControlMessageBytes: DEFAULT_MAX_CONTROL_MESSAGE_BYTES,
     maxReportsPerInterval: DEFAULT_MAX_REPORTS_PER_INTERVAL,
     maxMethodsPerReplica: DEFAULT_MAX_METHODS_PER_REPLICA,
+    maxAutoGroups: DEFAULT_MAX_AUTO_GROUPS,
+    autoGroupIdleMs: DEFAULT_AUTO_GROUP_IDLE_MS,
   };
 }
 
@@ -196,6 +204,8 @@ const LIMIT_RULES: NumberRule<keyof LimitsConfig>[] = [
   { key: 'maxControlMessageBytes', min: 1024, max: 64 * 1024 * 1024, integer: true, unit: 'bytes' },
   { key: 'maxReportsPerInterval', min: 1, max: 1000, integer: true, unit: 'reports' },
   { key: 'maxMethodsPerReplica', min: 1, max: 1_000_000, integer: true, unit: 'methods' },
+  { key: 'maxAutoGroups', min: 0, max: 100_000, integer: true, unit: 'groups' },
+  { key: 'autoGroupIdleMs', min: 0, max: 86_400_000, integer: true, unit: 'ms' },
 ];
 
 function parseLimits(raw: unknown, errors: string[]): LimitsConfig {
@@ -401,7 +411,17 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
   const security = parseSecurity(raw['security'], errors);
   const limits = parseLimits(raw['limits'], errors);
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, value: { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits } };
+  const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits };
+  VALIDATED.add(value);
+  return { ok: true, value };
+}
+
+/** Configurations that came out of parseBalancerConfig (anything else is parsed again). */
+const VALIDATED = new WeakSet<object>();
+
+/** Whether `config` is a configuration parseBalancerConfig returned (not a raw object of the same shape). */
+export function isValidatedConfig(config: object): config is BalancerConfig {
+  return VALIDATED.has(config);
 }
 
 /** Serializes a configuration back to a plain object (round-trips through parse). */

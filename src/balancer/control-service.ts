@@ -129,14 +129,23 @@ class AttachSession {
       close: (code: number, details: string) => this.close(code, details),
     };
     const result = this.deps.registry.attach(hello, sink, this.deps.scheduler.now());
-    if (!(result instanceof Member)) return this.fail('attach_refused', result);
+    if (!(result instanceof Member)) return this.fail(result.reason ?? 'attach_refused', result);
     this.member = result;
     const group = this.deps.registry.groups.get(result.group)!;
     this.windowStartMs = this.deps.scheduler.now();
+    // The attachment carries the group's granularity and recall explicitly:
+    // the replica derives its forward state from it, never from an earlier attachment.
     this.call.write({
-      attached: { memberId: result.id, reportIntervalMs: group.config.reportIntervalMs, topClients: group.config.topClients },
+      attached: {
+        memberId: result.id,
+        reportIntervalMs: group.config.reportIntervalMs,
+        topClients: group.config.topClients,
+        granularity: group.granularity,
+        recallAll: group.granularity === 'per-request',
+        proxySecret: result.proxySecret,
+        resumeSecret: result.resumeSecret,
+      },
     });
-    if (group.granularity === 'per-request') this.deps.analyzer.sendRecallTo(group, result, true);
   }
 
   private onReport(message: ReplicaMessage__Output): void {

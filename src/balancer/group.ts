@@ -72,6 +72,10 @@ export class Group {
     reattaches: 0,
   };
   events: GroupEvents = {};
+  /** Created on a replica's first attach rather than configured (removed again once idle). */
+  autoCreated = false;
+  /** Since when an auto-created group has had no member (ms), or null. */
+  emptySinceMs: number | null = null;
   /** The member each client was last bound to (least recently bound first), bounded. */
   private readonly lastBinding = new Map<string, string>();
   /** Clients held where they are until the given time (ms). */

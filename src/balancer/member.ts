@@ -58,6 +58,10 @@ export class Member implements MemberLoad {
     readonly attachedAtMs: number,
     /** The replica's own id (its affinity tokens name it); may be empty. */
     readonly replicaId = '',
+    /** Lets this attachment's own replica replace it (sent in Attached, presented in a later Hello). */
+    readonly resumeSecret = '',
+    /** Marks the calls the balancer proxies to this member (rebind-proxied header); sent in Attached. */
+    readonly proxySecret = '',
   ) {
     this.lastReportAtMs = attachedAtMs;
     this.methodPaths = new Set(methods.map((m) => m.path));

@@ -13,6 +13,8 @@ import { DEFAULT_MAX_METHODS_PER_REPLICA, isValidGroupName } from './config';
 export interface Refusal {
   code: Status;
   message: string;
+  /** Counter reason (rebind_refused_inputs_total) when it is more specific than the caller's. */
+  reason?: string;
 }
 
 /** Limits on control messages (see README "Configuration"). */

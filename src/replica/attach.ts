@@ -259,6 +259,8 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
   let attachments = 0;
   let seq = 0;
   let detaching = false;
+  /** The last attachment's resume secret: lets a re-attach replace it if the balancer still holds it. */
+  let resumeSecret = '';
   /** The group's report interval once known: re-attach backoff never exceeds it. */
   let reportIntervalMs = Number.POSITIVE_INFINITY;
   /** Sends a load report now (set while attached). */
@@ -280,11 +282,13 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
         case 'attached': {
           const attached = message.attached!;
           memberId = attached.memberId;
+          resumeSecret = attached.resumeSecret;
           attachments++;
           seq = 0;
           const intervalMs = Math.max(10, attached.reportIntervalMs || 1000);
           reportIntervalMs = intervalMs;
           const top = Math.max(1, attached.topClients || 32);
+          forwards.reset(attached.recallAll);
           meter.snapshot(scheduler.now(), top, undefined, false); // start a fresh interval
           reports?.unsubscribe();
           reportNow = (draining: boolean) => {
@@ -319,9 +323,11 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
       if (detaching) subscriber.complete();
       else subscriber.error(new AttachError(grpc.status.UNAVAILABLE, 'the balancer ended the control stream'));
     });
-    call.write({ hello: { protocolVersion: PROTOCOL_VERSION, group: options.group, address: options.address, methods, replicaId } });
+    call.write({ hello: { protocolVersion: PROTOCOL_VERSION, group: options.group, address: options.address, methods, replicaId, resumeSecret } });
     return () => {
       reports?.unsubscribe();
+      // No attachment, no advice: a recall or move of this one must not outlive it.
+      forwards.reset(false);
       if (activeCall === call) activeCall = null;
       call.removeAllListeners('data');
       call.on('error', () => undefined);

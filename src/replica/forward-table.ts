@@ -34,6 +34,18 @@ export class ForwardTable {
 
   constructor(private readonly now: () => number) {}
 
+  /**
+   * Starts over for a new attachment (or none, `recallAll` false, when the
+   * control stream is lost): a replica's forward state is derived from what
+   * its current attachment says, so a recall or a move an earlier balancer
+   * asked for never outlives it. Draining is the replica's own decision and
+   * stays.
+   */
+  reset(recallAll: boolean): void {
+    this.moves.clear();
+    this.recallAll = recallAll;
+  }
+
   /** Applies an advisory from the balancer (already validated). */
   apply(advisory: Advisory__Output): void {
     this.recallAll = advisory.recallAll;

@@ -74,6 +74,7 @@ export class LoadMeter {
       custom: custom ?? 0,
       hasCustom: custom !== undefined,
       topClients: ranked.map(([clientId, count]) => ({ clientId, callsPerS: count / seconds })),
+      clientCount: this.clients.size,
       otherCallsPerS: Math.max(0, this.started - attributed) / seconds,
       forwards: this.forwardsSent,
       draining,

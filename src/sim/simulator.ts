@@ -155,7 +155,7 @@ export function simulate(scenario: SimScenario): SimResult {
         },
         close: () => undefined,
       };
-      const member = registry.attach({ protocolVersion: 1, group: 'sim', address: r.address, methods: [{ path: PATH, kind: 'UNARY' }], replicaId: '' }, sink, now());
+      const member = registry.attach({ protocolVersion: 1, group: 'sim', address: r.address, methods: [{ path: PATH, kind: 'UNARY' }], replicaId: '', resumeSecret: '' }, sink, now());
       if (!(member instanceof Member)) throw new Error(member.message);
       r.member = member;
       byMember.set(member, r);

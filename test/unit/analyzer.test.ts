@@ -39,7 +39,7 @@ function setup(group: Record<string, unknown>, horizonMs: number) {
   const join = (address: string) => {
     const sink = new FakeSink();
     const member = registry.attach(
-      { protocolVersion: 1, group: 'g', address, methods: [{ path: '/p.S/M', kind: 'UNARY' }], replicaId: '' },
+      { protocolVersion: 1, group: 'g', address, methods: [{ path: '/p.S/M', kind: 'UNARY' }], replicaId: '', resumeSecret: '' },
       sink,
       scheduler.now(),
     );
@@ -53,6 +53,7 @@ function report(seq: number, clients: Record<string, number>): LoadReport__Outpu
   const total = Object.values(clients).reduce((a, b) => a + b, 0);
   return {
     seq,
+    clientCount: Object.keys(clients).length,
     intervalMs: 100,
     callsPerS: total,
     inFlight: 0,

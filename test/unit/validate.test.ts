@@ -10,11 +10,13 @@ const hello = (over: Partial<Hello__Output> = {}): Hello__Output => ({
   address: '127.0.0.1:6000',
   methods: [{ path: '/pkg.Svc/Do', kind: 'UNARY' }],
   replicaId: 'r-1',
+  resumeSecret: '',
   ...over,
 });
 
 const report = (over: Partial<LoadReport__Output> = {}): LoadReport__Output => ({
   seq: 2,
+  clientCount: 0,
   intervalMs: 1000,
   callsPerS: 10,
   inFlight: 1,

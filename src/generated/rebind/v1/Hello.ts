@@ -8,6 +8,7 @@ export interface Hello {
   'address'?: (string);
   'methods'?: (_rebind_v1_Method)[];
   'replicaId'?: (string);
+  'resumeSecret'?: (string);
 }
 
 export interface Hello__Output {
@@ -16,4 +17,5 @@ export interface Hello__Output {
   'address': (string);
   'methods': (_rebind_v1_Method__Output)[];
   'replicaId': (string);
+  'resumeSecret': (string);
 }

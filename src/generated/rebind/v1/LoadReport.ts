@@ -17,6 +17,7 @@ export interface LoadReport {
   'otherCallsPerS'?: (number | string);
   'forwards'?: (number);
   'draining'?: (boolean);
+  'clientCount'?: (number);
 }
 
 export interface LoadReport__Output {
@@ -33,4 +34,5 @@ export interface LoadReport__Output {
   'otherCallsPerS': (number);
   'forwards': (number);
   'draining': (boolean);
+  'clientCount': (number);
 }

@@ -1,0 +1,217 @@
+/**
+ * Hardening of the control plane (issue 11): each test here reproduces a
+ * defect found by trying rebind as a hostile party or an unlucky operator,
+ * and failed on the code before its fix (9d54503).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Balancer, clientEvents, clientOptions } from '../../src/index';
+import { freePort } from '../../bench/lib/common';
+import { controlProto } from '../../src/common/proto';
+import type { BalancerMessage__Output } from '../../src/generated/rebind/v1/BalancerMessage';
+import type { ControlClient } from '../../src/generated/rebind/v1/Control';
+import type { ReplicaMessage } from '../../src/generated/rebind/v1/ReplicaMessage';
+import { echoClient, sleep, startBalancer, startReplica, stopReplica, unary, waitFor, type TestReplica } from '../support/cluster';
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups.length = 0;
+});
+
+function controlClient(balancer: Balancer): ControlClient {
+  const proto = controlProto();
+  const c = new proto.rebind.v1.Control(balancer.controlAddress, grpc.credentials.createInsecure()) as unknown as ControlClient;
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** Opens an attachment, sends `messages`, and collects what comes back until the stream ends or `settleMs` passes. */
+async function converse(balancer: Balancer, messages: ReplicaMessage[], settleMs = 400) {
+  const call = controlClient(balancer).attach();
+  const received: BalancerMessage__Output[] = [];
+  let error: grpc.ServiceError | null = null;
+  let ended = false;
+  call.on('data', (m: BalancerMessage__Output) => received.push(m));
+  call.on('error', (e: grpc.ServiceError) => {
+    error = e;
+    ended = true;
+  });
+  call.on('end', () => (ended = true));
+  for (const m of messages) call.write(m);
+  const deadline = Date.now() + settleMs;
+  while (!ended && Date.now() < deadline) await sleep(10);
+  return {
+    call,
+    received,
+    get error() {
+      return error as grpc.ServiceError | null;
+    },
+    get ended() {
+      return ended;
+    },
+  };
+}
+
+const hello = (group: string, address: string, paths: string[], over: Record<string, unknown> = {}): ReplicaMessage => ({
+  hello: { protocolVersion: 1, group, address, methods: paths.map((path) => ({ path, kind: 'UNARY' })), replicaId: '', ...over },
+});
+
+describe('a recall does not survive a re-attachment (item 1)', () => {
+  it('after a run-time switch to per-request and a balancer restart on an on-demand file, clients are served directly again', async () => {
+    const port = await freePort();
+    const control = await freePort();
+    const config = { listen: `127.0.0.1:${port}`, controlListen: `127.0.0.1:${control}`, adminListen: null, groups: [{ name: 'echo', granularity: 'on-demand', reportIntervalMs: 200 }] };
+    let balancer = await Balancer.start({ config });
+    const r = await startReplica(balancer, 'A');
+    cleanups.push(() => stopReplica(r));
+    const stub = echoClient(balancer.address, clientOptions());
+    cleanups.push(() => stub.close());
+    expect((await unary(stub, { text: 'bind' })).servedBy).toBe('A');
+    // Run-time switch: the replica is told to recall its direct clients.
+    balancer.admin.setGranularity('echo', 'per-request');
+    await waitFor(() => r.replica.forwards.recallAll, 5000, 10, 'the recall to reach the replica');
+    expect((await unary(stub, { text: 'proxied' })).servedBy).toBe('A');
+    // The balancer restarts from its file, which still says on-demand.
+    await balancer.stop();
+    balancer = await Balancer.start({ config });
+    cleanups.push(() => balancer.stop());
+    await waitFor(() => r.replica.attachments === 2, 10_000, 10, 'the replica to re-attach');
+    // The attachment says the granularity: no recall any more.
+    expect(r.replica.forwards.recallAll).toBe(false);
+    const before = balancer.registry.groups.get('echo')!.counters.proxiedCalls;
+    for (let i = 0; i < 5; i++) {
+      const reply = await unary(stub, { text: `after${i}` }, new grpc.Metadata(), { deadline: Date.now() + 5000 });
+      expect(reply.servedBy).toBe('A');
+    }
+    // Served directly (bound), not proxied: the recall is over.
+    expect(balancer.registry.groups.get('echo')!.counters.proxiedCalls).toBe(before);
+  });
+
+  it('a replica attaching to a per-request group learns the recall from its Attached message', async () => {
+    const balancer = await startBalancer([{ name: 'echo', granularity: 'per-request', reportIntervalMs: 200 }]);
+    cleanups.push(() => balancer.stop());
+    const { received } = await converse(balancer, [hello('echo', '127.0.0.1:6001', ['/rebind.test.Echo/Unary'])], 300);
+    expect(received[0]?.body).toBe('attached');
+    expect(received[0]!.attached!.granularity).toBe('per-request');
+    expect(received[0]!.attached!.recallAll).toBe(true);
+  });
+});
+
+const UNARY = '/rebind.test.Echo/Unary';
+
+describe('a method path belongs to its group while any member serves it (item 2)', () => {
+  async function balancerWithGroups(extra: Record<string, unknown> = {}) {
+    // Long report intervals: no report comes to undo a state the test sets.
+    const balancer = await startBalancer([{ name: 'echo', reportIntervalMs: 5000 }, { name: 'other', reportIntervalMs: 5000 }], extra);
+    cleanups.push(() => balancer.stop());
+    return balancer;
+  }
+
+  for (const state of ['SUSPECT', 'DRAINING'] as const) {
+    it(`is not taken over by another group while the owner's only member is ${state}`, async () => {
+      const balancer = await balancerWithGroups();
+      const r = await startReplica(balancer, 'A');
+      cleanups.push(() => stopReplica(r));
+      const echo = balancer.registry.groups.get('echo')!;
+      const member = [...echo.members.values()][0]!;
+      await waitFor(() => member.reported, 5000, 10, 'the first report');
+      if (state === 'SUSPECT') echo.suspect(member);
+      else echo.applyReport(member, { ...member.latest!, seq: member.lastSeq + 1, draining: true }, Date.now());
+      expect(member.state).toBe(state);
+      const { error, received } = await converse(balancer, [hello('other', '127.0.0.1:6002', [UNARY])]);
+      expect(received).toEqual([]);
+      expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(error?.details).toContain(`method ${UNARY} is already served by group "echo"`);
+      // Nothing changed: the path still routes to the owner, which has its member.
+      expect(balancer.registry.route(UNARY)).toBe(echo);
+      expect(balancer.registry.groups.get('other')!.members.size).toBe(0);
+      // And the owner's replica can attach again after a restart.
+      await stopReplica(r);
+      const again = await startReplica(balancer, 'A2');
+      cleanups.push(() => stopReplica(again));
+      expect(balancer.registry.route(UNARY)).toBe(echo);
+    });
+  }
+
+  it("a refused Hello creates no group, and paths a member advertised are forgotten when it leaves", async () => {
+    const balancer = await balancerWithGroups({ autoCreateGroups: true });
+    const r = await startReplica(balancer, 'A');
+    cleanups.push(() => stopReplica(r));
+    const groupsBefore = balancer.registry.groups.size;
+    for (let i = 0; i < 20; i++) {
+      const { error } = await converse(balancer, [hello(`intruder-${i}`, `127.0.0.1:${7000 + i}`, [UNARY])], 300);
+      expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    }
+    expect(balancer.registry.groups.size).toBe(groupsBefore);
+    expect(balancer.refusals.get('attach_refused')).toBe(20);
+    // A member advertising 500 paths of its own, then leaving: its paths go with it.
+    const ownedBefore = balancer.registry.ownedPaths;
+    const paths = Array.from({ length: 500 }, (_, i) => `/junk.Service${i}/Method${'x'.repeat(200)}`);
+    const { call, received } = await converse(balancer, [hello('other', '127.0.0.1:6003', paths)], 300);
+    expect(received[0]?.body).toBe('attached');
+    expect(balancer.registry.ownedPaths).toBe(ownedBefore + 500);
+    call.cancel();
+    await waitFor(() => balancer.registry.ownedPaths === ownedBefore, 5000, 10, 'the paths to be released');
+  });
+
+  it('auto-created groups are capped, counted, and removed once idle', async () => {
+    const balancer = await startBalancer([], {
+      autoCreateGroups: true,
+      limits: { maxAutoGroups: 3, autoGroupIdleMs: 200 },
+    });
+    cleanups.push(() => balancer.stop());
+    const calls = [];
+    for (let i = 0; i < 3; i++) {
+      const { call, received } = await converse(balancer, [hello(`auto-${i}`, `127.0.0.1:${7100 + i}`, [`/auto.S${i}/M`])], 200);
+      expect(received[0]?.body).toBe('attached');
+      calls.push(call);
+    }
+    const { error } = await converse(balancer, [hello('auto-3', '127.0.0.1:7103', ['/auto.S3/M'])], 300);
+    expect(error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(error?.details).toContain('maxAutoGroups');
+    expect(balancer.refusals.get('auto_group_limit')).toBe(1);
+    expect(balancer.registry.groups.size).toBe(3);
+    for (const call of calls) call.cancel();
+    await waitFor(() => balancer.registry.groups.size === 0, 5000, 20, 'idle auto-created groups to be removed');
+    // Room again.
+    const { received } = await converse(balancer, [hello('auto-3', '127.0.0.1:7103', ['/auto.S3/M'])], 300);
+    expect(received[0]?.body).toBe('attached');
+  });
+});
+
+describe('a second attachment for a live address is refused, not a takeover', () => {
+  it('the same replica id without the previous attachment’s resume secret gets ALREADY_EXISTS; with it, it replaces the old one', async () => {
+    const balancer = await startBalancer([{ name: 'echo', reportIntervalMs: 200 }]);
+    cleanups.push(() => balancer.stop());
+    const first = await converse(balancer, [hello('echo', '127.0.0.1:6001', [UNARY], { replicaId: 'public-id' })], 300);
+    expect(first.received[0]?.body).toBe('attached');
+    const secret = first.received[0]!.attached!.resumeSecret;
+    expect(secret.length).toBeGreaterThanOrEqual(16);
+    // An impostor knows the replica id (it is in every affinity token) but not the secret.
+    const impostor = await converse(balancer, [hello('echo', '127.0.0.1:6001', [UNARY], { replicaId: 'public-id' })], 300);
+    expect(impostor.error?.code).toBe(grpc.status.ALREADY_EXISTS);
+    const impostor2 = await converse(balancer, [hello('echo', '127.0.0.1:6001', [UNARY], { replicaId: 'public-id', resumeSecret: 'x'.repeat(secret.length) })], 300);
+    expect(impostor2.error?.code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(first.ended).toBe(false);
+    // The replica itself, re-attaching with its secret, replaces its stale attachment.
+    const again = await converse(balancer, [hello('echo', '127.0.0.1:6001', [UNARY], { replicaId: 'public-id', resumeSecret: secret })], 300);
+    expect(again.received[0]?.body).toBe('attached');
+    await waitFor(() => first.ended, 2000, 10, 'the old attachment to be ended');
+    expect(first.error?.code).toBe(grpc.status.ABORTED);
+    expect(balancer.registry.groups.get('echo')!.members.size).toBe(1);
+  });
+
+  it('a real replica whose control stream restarts re-attaches at once with its secret', async () => {
+    const balancer = await startBalancer([{ name: 'echo', reportIntervalMs: 200 }]);
+    cleanups.push(() => balancer.stop());
+    const r = await startReplica(balancer, 'A');
+    cleanups.push(() => stopReplica(r));
+    // The balancer drops the stream without noticing the member is gone (as if the
+    // stream died on a path the balancer has not seen fail yet): the member stays.
+    const member = [...balancer.registry.groups.get('echo')!.members.values()][0]!;
+    member.sink.close(grpc.status.UNAVAILABLE, 'test: stream cut');
+    await waitFor(() => r.replica.attachments === 2, 5000, 10, 'the replica to re-attach');
+    expect(balancer.registry.groups.get('echo')!.members.size).toBe(1);
+  });
+});
