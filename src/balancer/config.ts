@@ -96,6 +96,8 @@ export interface LimitsConfig {
   maxAutoGroups: number;
   /** An auto-created group with no member for this long is removed, ms. */
   autoGroupIdleMs: number;
+  /** Binds per caller (remote address) per report interval that count toward members' projected loads. */
+  maxPendingBindsPerCaller: number;
 }
 
 export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
@@ -103,6 +105,7 @@ export const DEFAULT_MAX_REPORTS_PER_INTERVAL = 4;
 export const DEFAULT_MAX_METHODS_PER_REPLICA = 10_000;
 export const DEFAULT_MAX_AUTO_GROUPS = 100;
 export const DEFAULT_AUTO_GROUP_IDLE_MS = 60_000;
+export const DEFAULT_MAX_PENDING_BINDS_PER_CALLER = 16;
 /** Shortest accepted control token, characters. */
 export const MIN_TOKEN_LENGTH = 16;
 
@@ -137,6 +140,7 @@ export function builtinLimits(): LimitsConfig {
     maxMethodsPerReplica: DEFAULT_MAX_METHODS_PER_REPLICA,
     maxAutoGroups: DEFAULT_MAX_AUTO_GROUPS,
     autoGroupIdleMs: DEFAULT_AUTO_GROUP_IDLE_MS,
+    maxPendingBindsPerCaller: DEFAULT_MAX_PENDING_BINDS_PER_CALLER,
   };
 }
 
@@ -206,6 +210,7 @@ const LIMIT_RULES: NumberRule<keyof LimitsConfig>[] = [
   { key: 'maxMethodsPerReplica', min: 1, max: 1_000_000, integer: true, unit: 'methods' },
   { key: 'maxAutoGroups', min: 0, max: 100_000, integer: true, unit: 'groups' },
   { key: 'autoGroupIdleMs', min: 0, max: 86_400_000, integer: true, unit: 'ms' },
+  { key: 'maxPendingBindsPerCaller', min: 0, max: 1_000_000, integer: true, unit: 'binds' },
 ];
 
 function parseLimits(raw: unknown, errors: string[]): LimitsConfig {

@@ -131,7 +131,9 @@ export class DataPlane {
     const caller = identifyCaller(headers['user-agent'] as string | undefined);
     const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
     const avoid = headers[AVOID_HEADER];
-    const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now(), avoid === undefined ? undefined : parseAvoid(avoid));
+    const remote = stream.session?.socket?.remoteAddress;
+    const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now(), avoid === undefined ? undefined : parseAvoid(avoid), remote ?? '');
+    if (group.lastCreditCapped) this.events.refused?.('pending_bind_credit_capped');
     if (member === null) {
       return this.refuse(stream, 'no_member', Status.UNAVAILABLE, `rebind: ${group.lastRefusal ?? `group "${group.name}" has no replica available`}`);
     }

@@ -41,6 +41,9 @@ export interface GroupEvents {
   stateChanged?(group: Group, member: Member, from: Member['state'], to: Member['state']): void;
 }
 
+/** Callers whose pending-bind credit a group tracks per report interval; more get none. */
+export const MAX_CREDIT_CALLERS = 10_000;
+
 /** Clients whose last binding the group remembers, to tell re-binds from first binds. */
 export const MAX_REMEMBERED_BINDINGS = 100_000;
 
@@ -136,6 +139,34 @@ export class Group {
   /** Why the last choice found no member, for the caller's error message. */
   lastRefusal: string | null = null;
 
+  /**
+   * Pending-bind credit per caller (the remote address of a data-port
+   * connection) in the current report interval. A bind adds to its member's
+   * projected load until the member's next report (which either shows the
+   * client or shows that it never came); without a bound per caller, one
+   * party minting fresh client ids could push every member over a reject
+   * threshold with binds it never uses.
+   */
+  maxPendingBindsPerCaller = Number.POSITIVE_INFINITY;
+  private readonly creditByCaller = new Map<string, number>();
+  private creditWindowStartMs = Number.NEGATIVE_INFINITY;
+  /** The last bind got no pending credit: its caller was over its share (counted by the caller). */
+  lastCreditCapped = false;
+
+  /** Whether a bind by `caller` may add to its member's projected load. */
+  private takeCredit(caller: string | undefined, nowMs: number): boolean {
+    if (caller === undefined) return true;
+    if (nowMs - this.creditWindowStartMs >= this.config.reportIntervalMs) {
+      this.creditByCaller.clear();
+      this.creditWindowStartMs = nowMs;
+    }
+    const taken = this.creditByCaller.get(caller) ?? 0;
+    if (taken >= this.maxPendingBindsPerCaller) return false;
+    if (taken === 0 && this.creditByCaller.size >= MAX_CREDIT_CALLERS) return false;
+    this.creditByCaller.set(caller, taken + 1);
+    return true;
+  }
+
   /** Method paths served by at least one member. */
   methodPaths(): Set<string> {
     const paths = new Set<string>();
@@ -221,7 +252,8 @@ export class Group {
    * call ("call"). Returns null when no member serves the path. A client
    * bound less than one report interval ago gets the same member again.
    */
-  choose(path: string, kind: 'bind' | 'call', clientId: string | null = null, nowMs = 0, avoid?: ReadonlySet<string>): Member | null {
+  choose(path: string, kind: 'bind' | 'call', clientId: string | null = null, nowMs = 0, avoid?: ReadonlySet<string>, caller?: string): Member | null {
+    this.lastCreditCapped = false;
     let members = this.eligible(path);
     if (members.length === 0) {
       this.lastRefusal = `group "${this.name}" has no replica available for ${path}`;
@@ -250,8 +282,9 @@ export class Group {
       return null;
     }
     const member = members[index] ?? members[0]!;
-    if (kind === 'bind') member.pendingBinds++;
-    else member.pendingCalls++;
+    if (kind === 'call') member.pendingCalls++;
+    else if (this.takeCredit(caller, nowMs)) member.pendingBinds++;
+    else this.lastCreditCapped = true;
     if (kind === 'bind' && clientId !== null) {
       if (this.recentBinds.size >= 10_000) this.forgetOldBinds(nowMs);
       this.recentBinds.set(clientId, { member, atMs: nowMs });
@@ -288,7 +321,8 @@ export class Group {
     let clients = 0;
     for (const m of this.members.values()) {
       load += m.load;
-      clients += m.clients.size;
+      // top_clients lists at most topClients of them; client_count says how many there were.
+      clients += Math.max(m.clients.size, m.latest?.clientCount ?? 0);
     }
     this.clientLoadCache = clients > 0 && load > 0 ? load / clients : 1;
     return this.clientLoadCache;

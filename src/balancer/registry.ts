@@ -78,6 +78,7 @@ export class Registry {
   private addGroup(config: GroupConfig, autoCreated: boolean): Group {
     const group = new Group(config, this.log, this.random);
     group.autoCreated = autoCreated;
+    group.maxPendingBindsPerCaller = this.config.limits.maxPendingBindsPerCaller;
     this.groups.set(config.name, group);
     for (const l of this.listeners) l.groupAdded?.(group);
     return group;

@@ -158,7 +158,9 @@ function parseUserAgent(userAgent: string): CallerIdentity {
   for (const token of tokens) {
     if (token.startsWith(CLIENT_ID_UA_PREFIX)) {
       const candidate = token.slice(CLIENT_ID_UA_PREFIX.length);
-      if (CLIENT_ID_PATTERN.test(candidate)) clientId = candidate;
+      // A copy, not a slice: a slice would keep the whole user-agent (up to 1 KiB) alive in
+      // every table keyed by client id.
+      if (CLIENT_ID_PATTERN.test(candidate)) clientId = Buffer.from(candidate, 'latin1').toString('latin1');
     }
   }
   return Object.freeze({ rebindAware: true, clientId });

@@ -466,6 +466,11 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       };
       return;
     }
+    // A stale forward (the attempt was picked on a target the channel has left
+    // since: a call that was in flight at a replica that drained, or a racing
+    // first call the balancer answered after another bound the channel) says
+    // nothing about the current binding: the call is re-sent, and picks it.
+    if (from !== this.current()) return;
     const reason = String(trailers.get('rebind-forward-reason')[0] ?? 'bind');
     if (back) this.unbind(`forwarded back to the balancer by ${from.label} (${reason})`);
     else this.bind(destination, reason);

@@ -254,3 +254,16 @@ describe('analyzer', () => {
   });
 });
 
+
+describe('projected load of a new binding', () => {
+  it('divides the group load by the clients replicas counted, not by the few their reports list', () => {
+    const { join, group } = setup({ topClients: 32 }, 1000);
+    const a = join('10.0.0.1:1');
+    // 1000 clients at 1 call/s each; the report lists the 32 busiest.
+    const listed: Record<string, number> = {};
+    for (let i = 0; i < 32; i++) listed[`client-${String(i).padStart(4, '0')}`] = 1;
+    group.applyReport(a.member, { ...report(1, listed), callsPerS: 1000, clientCount: 1000 }, 0);
+    const perClient = (group as unknown as { expectedClientLoad(): number }).expectedClientLoad();
+    expect(perClient).toBeCloseTo(1, 6);
+  });
+});

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { canonicalAddress, formatHostPort, parseHostPort } from '../../src/common/address';
 import { encodeGrpcMessage, parseGrpcTimeoutMs } from '../../src/common/grpc-http2';
@@ -59,5 +61,25 @@ describe('gRPC HTTP/2 helpers', () => {
     expect(parseGrpcTimeoutMs('2000u')).toBe(2);
     expect(parseGrpcTimeoutMs('bogus')).toBeNull();
     expect(parseGrpcTimeoutMs(undefined)).toBeNull();
+  });
+});
+
+describe('client ids do not keep their user-agent alive', () => {
+  it('20,000 ids read from 1 KiB user-agents hold a few MB, not the 20 MB of the headers', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const ids: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      // A fresh string per user-agent, as each request's header would be.
+      const ua = `grpc-node-js/1.14 ${'x'.repeat(900)}-${i} rebind/1 rebind-cid/client-${String(i).padStart(10, '0')}`;
+      ids.push(identifyCaller(ua).clientId!);
+    }
+    gc();
+    const grownMb = (process.memoryUsage().heapUsed - before) / 1e6;
+    expect(ids[19_999]).toBe('client-0000019999');
+    // A slice would keep each ~950-byte header: > 19 MB (checked on the code before the fix).
+    expect(grownMb).toBeLessThan(8);
   });
 });
