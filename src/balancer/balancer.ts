@@ -178,6 +178,9 @@ export class Balancer {
         log: controlLog,
         limits: { ...DEFAULT_CONTROL_LIMITS, maxMethods: config.limits.maxMethodsPerReplica, ...options.limits },
         maxReportsPerInterval: config.limits.maxReportsPerInterval,
+        helloTimeoutMs: config.limits.helloTimeoutMs,
+        maxPendingAttachments: config.limits.maxPendingAttachments,
+        maxRefusedPerInterval: config.limits.maxRefusedPerInterval,
         refused,
       }),
     );

@@ -98,6 +98,12 @@ export interface LimitsConfig {
   autoGroupIdleMs: number;
   /** Binds per caller (remote address) per report interval that count toward members' projected loads. */
   maxPendingBindsPerCaller: number;
+  /** A control stream that has not said hello within this long is closed, ms. */
+  helloTimeoutMs: number;
+  /** Control streams waiting for their hello at once; more are refused. */
+  maxPendingAttachments: number;
+  /** Refused control messages per report interval after which an attachment is closed as a flood. */
+  maxRefusedPerInterval: number;
 }
 
 export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
@@ -106,6 +112,9 @@ export const DEFAULT_MAX_METHODS_PER_REPLICA = 10_000;
 export const DEFAULT_MAX_AUTO_GROUPS = 100;
 export const DEFAULT_AUTO_GROUP_IDLE_MS = 60_000;
 export const DEFAULT_MAX_PENDING_BINDS_PER_CALLER = 16;
+export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_PENDING_ATTACHMENTS = 1000;
+export const DEFAULT_MAX_REFUSED_PER_INTERVAL = 100;
 /** Shortest accepted control token, characters. */
 export const MIN_TOKEN_LENGTH = 16;
 
@@ -141,6 +150,9 @@ export function builtinLimits(): LimitsConfig {
     maxAutoGroups: DEFAULT_MAX_AUTO_GROUPS,
     autoGroupIdleMs: DEFAULT_AUTO_GROUP_IDLE_MS,
     maxPendingBindsPerCaller: DEFAULT_MAX_PENDING_BINDS_PER_CALLER,
+    helloTimeoutMs: DEFAULT_HELLO_TIMEOUT_MS,
+    maxPendingAttachments: DEFAULT_MAX_PENDING_ATTACHMENTS,
+    maxRefusedPerInterval: DEFAULT_MAX_REFUSED_PER_INTERVAL,
   };
 }
 
@@ -211,6 +223,9 @@ const LIMIT_RULES: NumberRule<keyof LimitsConfig>[] = [
   { key: 'maxAutoGroups', min: 0, max: 100_000, integer: true, unit: 'groups' },
   { key: 'autoGroupIdleMs', min: 0, max: 86_400_000, integer: true, unit: 'ms' },
   { key: 'maxPendingBindsPerCaller', min: 0, max: 1_000_000, integer: true, unit: 'binds' },
+  { key: 'helloTimeoutMs', min: 10, max: 600_000, integer: true, unit: 'ms' },
+  { key: 'maxPendingAttachments', min: 1, max: 1_000_000, integer: true, unit: 'streams' },
+  { key: 'maxRefusedPerInterval', min: 1, max: 1_000_000, integer: true, unit: 'messages' },
 ];
 
 function parseLimits(raw: unknown, errors: string[]): LimitsConfig {

@@ -13,7 +13,7 @@ import type { BalancerMessage } from '../generated/rebind/v1/BalancerMessage';
 import type { ControlHandlers } from '../generated/rebind/v1/Control';
 import type { ReplicaMessage__Output } from '../generated/rebind/v1/ReplicaMessage';
 import type { Analyzer } from './analyzer';
-import { DEFAULT_MAX_REPORTS_PER_INTERVAL } from './config';
+import { DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_PENDING_ATTACHMENTS, DEFAULT_MAX_REFUSED_PER_INTERVAL, DEFAULT_MAX_REPORTS_PER_INTERVAL } from './config';
 import { Member } from './member';
 import type { Registry } from './registry';
 import { validateHello, validateReport, type ControlLimits, type Refusal } from './validate';
@@ -31,13 +31,24 @@ export interface ControlDeps {
   refused?: (reason: string) => void;
   /** Reports beyond this many per report interval are refused as a flood. */
   maxReportsPerInterval?: number;
+  /** An attachment that has not said hello within this long is closed, ms. */
+  helloTimeoutMs?: number;
+  /** Streams waiting for their hello at once (across connections); more are refused. */
+  maxPendingAttachments?: number;
+  /** Refused messages per report interval after which the attachment is closed as a flood. */
+  maxRefusedPerInterval?: number;
 }
+
+/** Messages queued on a control stream beyond which its replica is taken as not reading. */
+export const MAX_QUEUED_CONTROL_MESSAGES = 64;
+
 
 type AttachCall = grpc.ServerDuplexStream<ReplicaMessage__Output, BalancerMessage>;
 
 export function controlHandlers(deps: ControlDeps): ControlHandlers {
+  const pending = { count: 0 };
   return {
-    Attach: (call: AttachCall) => new AttachSession(call, deps).start(),
+    Attach: (call: AttachCall) => new AttachSession(call, deps, pending).start(),
   };
 }
 
@@ -47,21 +58,50 @@ class AttachSession {
   private ended = false;
   private windowStartMs = 0;
   private reportsInWindow = 0;
+  /** Refusals and notices in the current window (of one report interval, or the hello timeout before the hello). */
+  private refusedInWindow = 0;
+  private noticesInWindow = 0;
+  /** Waiting for a hello: counted in `pending`, closed at the hello timeout. */
+  private helloTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly peer: string;
 
   constructor(
     private readonly call: AttachCall,
     private readonly deps: ControlDeps,
+    /** Streams waiting for their hello, across the control port. */
+    private readonly pending: { count: number },
   ) {
     this.peer = call.getPeer();
   }
 
   start(): void {
+    const maxPending = this.deps.maxPendingAttachments ?? DEFAULT_MAX_PENDING_ATTACHMENTS;
+    if (this.pending.count >= maxPending) {
+      this.call.on('error', () => undefined);
+      return this.fail('attach_pending_limit', {
+        code: Status.RESOURCE_EXHAUSTED,
+        message: `${this.pending.count} attachments are waiting for their hello (limit limits.maxPendingAttachments=${maxPending}); try again later`,
+      });
+    }
+    this.pending.count++;
+    const helloTimeoutMs = this.deps.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
+    this.helloTimer = setTimeout(() => {
+      this.helloTimer = null;
+      this.fail('hello_timeout', { code: Status.DEADLINE_EXCEEDED, message: `no hello within ${helloTimeoutMs} ms (limits.helloTimeoutMs): the first message must be hello` });
+    }, helloTimeoutMs);
     this.call.on('data', (message: ReplicaMessage__Output) => this.onMessage(message));
     this.call.on('end', () => this.finish('control stream half-closed by the replica'));
     this.call.on('cancelled', () => this.lost('control stream cancelled'));
     this.call.on('error', (err) => this.lost(`control stream error: ${err.message}`));
     this.call.on('close', () => this.lost('control stream closed'));
+  }
+
+  /** No longer waiting for a hello (it came, or the stream ended). */
+  private helloDone(): void {
+    if (this.helloTimer === null) return;
+    clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.pending.count--;
   }
 
   private refuseInput(reason: string, refusal: Refusal): void {
@@ -77,6 +117,7 @@ class AttachSession {
   }
 
   private close(code: number, details: string): void {
+    this.helloDone();
     if (this.ended) return;
     this.ended = true;
     if (code === Status.OK) {
@@ -87,6 +128,7 @@ class AttachSession {
   }
 
   private lost(reason: string): void {
+    this.helloDone();
     if (this.member !== null) this.deps.registry.detach(this.member, reason);
     this.ended = true;
   }
@@ -117,12 +159,21 @@ class AttachSession {
     if (this.member !== null) {
       return this.fail('hello_twice', { code: Status.FAILED_PRECONDITION, message: 'hello sent twice on one attachment' });
     }
+    this.helloDone();
     const hello = message.hello!;
     const refusal = validateHello(hello, this.deps.limits);
     if (refusal !== null) return this.fail('bad_hello', refusal);
     const sink = {
       sendAdvisory: (advisory: BalancerMessage['advisory'] & object) => {
         if (this.ended) return false;
+        if (this.call.writableLength >= MAX_QUEUED_CONTROL_MESSAGES) {
+          // It does not read what we send: an advisory it never sees is worse than none.
+          this.fail('control_not_reading', {
+            code: Status.RESOURCE_EXHAUSTED,
+            message: `${this.call.writableLength} messages queued on the control stream: the replica does not read it`,
+          });
+          return false;
+        }
         this.call.write({ advisory });
         return true;
       },
@@ -162,6 +213,8 @@ class AttachSession {
     if (now - this.windowStartMs >= group.config.reportIntervalMs) {
       this.windowStartMs = now;
       this.reportsInWindow = 0;
+      this.refusedInWindow = 0;
+      this.noticesInWindow = 0;
     }
     const limit = this.deps.maxReportsPerInterval ?? MAX_REPORTS_PER_INTERVAL;
     if (++this.reportsInWindow > limit) {
@@ -175,9 +228,26 @@ class AttachSession {
     group.applyReport(member, report, now);
   }
 
-  /** Refuses one message without ending the attachment. */
+  /**
+   * Refuses one message without ending the attachment. The replica is told
+   * with a Notice, at most maxReportsPerInterval of them per interval and
+   * only while it reads its stream; a replica whose messages keep being
+   * refused beyond maxRefusedPerInterval per interval is cut off as a flood.
+   */
   private notice(reason: string, seq: number, refusal: Refusal): void {
     this.refuseInput(reason, refusal);
+    const maxRefused = this.deps.maxRefusedPerInterval ?? DEFAULT_MAX_REFUSED_PER_INTERVAL;
+    if (++this.refusedInWindow > maxRefused) {
+      return this.fail('control_flood', {
+        code: Status.RESOURCE_EXHAUSTED,
+        message: `more than ${maxRefused} refused messages within one report interval (limits.maxRefusedPerInterval); attachment closed`,
+      });
+    }
+    const maxNotices = this.deps.maxReportsPerInterval ?? MAX_REPORTS_PER_INTERVAL;
+    if (++this.noticesInWindow > maxNotices || this.call.writableLength >= MAX_QUEUED_CONTROL_MESSAGES / 2) {
+      this.deps.refused?.('notice_dropped');
+      return;
+    }
     this.call.write({ notice: { code: refusal.code, message: refusal.message, reportSeq: seq } });
   }
 }

@@ -215,3 +215,50 @@ describe('a second attachment for a live address is refused, not a takeover', ()
     expect(balancer.registry.groups.get('echo')!.members.size).toBe(1);
   });
 });
+
+describe('what a party on the control port can make the balancer hold is bounded', () => {
+  it('a replica flooding bad reports and never reading gets a bounded number of notices, then its attachment is closed as a flood', async () => {
+    const balancer = await startBalancer([{ name: 'echo', reportIntervalMs: 1000 }]);
+    cleanups.push(() => balancer.stop());
+    const call = controlClient(balancer).attach();
+    let status: grpc.StatusObject | null = null;
+    call.on('status', (s: grpc.StatusObject) => (status = s));
+    call.on('error', () => undefined);
+    call.pause(); // never reads what the balancer sends
+    call.write(hello('echo', '127.0.0.1:6001', [UNARY]));
+    for (let seq = 1; seq <= 5000; seq++) call.write({ report: { seq, intervalMs: 1000, callsPerS: Number.NaN } });
+    await waitFor(() => status !== null, 10_000, 10, 'the attachment to be closed');
+    expect(status!.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(status!.details).toContain('refused messages');
+    expect(balancer.refusals.get('control_flood')).toBe(1);
+    // Notices were sent for the first few refusals only.
+    const refused = (balancer.refusals.get('bad_report') ?? 0) + (balancer.refusals.get('report_flood') ?? 0);
+    expect(refused).toBe(balancer.config.limits.maxRefusedPerInterval + 1);
+    const noticed = refused - 1 - (balancer.refusals.get('notice_dropped') ?? 0);
+    expect(noticed).toBeGreaterThan(0);
+    expect(noticed).toBeLessThanOrEqual(balancer.config.limits.maxReportsPerInterval);
+    expect(balancer.registry.groups.get('echo')!.members.size).toBe(0);
+  });
+
+  it('an attachment that never says hello is closed after limits.helloTimeoutMs, and streams waiting for a hello are capped', async () => {
+    const balancer = await startBalancer([{ name: 'echo' }], { limits: { helloTimeoutMs: 300, maxPendingAttachments: 2 } });
+    cleanups.push(() => balancer.stop());
+    const statuses: grpc.StatusObject[] = [];
+    const open = () => {
+      const call = controlClient(balancer).attach();
+      call.on('status', (s: grpc.StatusObject) => statuses.push(s));
+      call.on('error', () => undefined);
+      call.on('data', () => undefined);
+      return call;
+    };
+    open();
+    open();
+    await sleep(50);
+    open(); // a third one while two wait for their hello
+    await waitFor(() => statuses.length === 3, 5000, 10, 'all three streams to be ended');
+    const codes = statuses.map((s) => s.code).sort();
+    expect(codes).toEqual([grpc.status.RESOURCE_EXHAUSTED, grpc.status.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED].sort());
+    expect(balancer.refusals.get('attach_pending_limit')).toBe(1);
+    expect(balancer.refusals.get('hello_timeout')).toBe(2);
+  });
+});
