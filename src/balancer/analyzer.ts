@@ -11,7 +11,7 @@ import type { Group } from './group';
 import type { Member } from './member';
 import type { Registry } from './registry';
 import type { Move } from './strategies/types';
-import type { Voucher } from './vouch';
+import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 
 /** Report intervals of silence after which a member is suspect. */
 export const SUSPECT_INTERVALS = 1.5;
@@ -116,7 +116,8 @@ export class Analyzer {
         moves: list.map((m) => {
           const target = group.members.get(m.to)?.address ?? '';
           // Wall-clock expiry (not the scheduler's time): clients check vouchers against their own clocks.
-          return { clientId: m.clientId, target, vouch: target !== '' && this.voucher !== null ? this.voucher.vouch(target) : '' };
+          const vouch = target !== '' && this.voucher !== null ? this.voucher.vouch(group.name, target, group.config.advisoryExpireMs + VOUCH_MARGIN_MS) : '';
+          return { clientId: m.clientId, target, vouch };
         }),
         recallAll: false,
         expireMs: group.config.advisoryExpireMs,

@@ -19,7 +19,8 @@ import { isValidatedConfig, MIN_TOKEN_LENGTH, parseBalancerConfig, type Balancer
 import { controlHandlers } from './control-service';
 import { DataPlane, type DataPlaneEvents } from './data-plane';
 import { readFileSync } from 'node:fs';
-import { tokenInterceptor } from './auth';
+import { controlAuthInterceptor } from './auth';
+import { isLoopbackHost, parseListenAddress } from '../common/address';
 import { Registry } from './registry';
 import { Voucher } from './vouch';
 import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './validate';
@@ -55,13 +56,15 @@ function readFile(path: string, what: string): Buffer {
   }
 }
 
-/** The control token from the configuration (inline or file), or null. */
-function controlToken(config: BalancerConfig): string | null {
-  if (config.security.token !== null) return config.security.token;
-  if (config.security.tokenFile === null) return null;
-  const token = readFile(config.security.tokenFile, 'security.tokenFile').toString('utf8').trim();
+/** A role's token from the configuration (inline or file), or null. */
+function roleToken(config: BalancerConfig, role: 'replica' | 'admin'): string | null {
+  const inline = config.security[`${role}Token`];
+  if (inline !== null) return inline;
+  const file = config.security[`${role}TokenFile`];
+  if (file === null) return null;
+  const token = readFile(file, `security.${role}TokenFile`).toString('utf8').trim();
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new Error(`security.tokenFile ${config.security.tokenFile} must hold a token of at least ${MIN_TOKEN_LENGTH} characters without spaces`);
+    throw new Error(`security.${role}TokenFile ${file} must hold a token of at least ${MIN_TOKEN_LENGTH} characters without spaces`);
   }
   return token;
 }
@@ -152,21 +155,21 @@ export class Balancer {
       () => scheduler.now(),
       upstreamCa,
     );
-    const token = controlToken(config);
+    const replicaToken = roleToken(config, 'replica');
+    const adminToken = roleToken(config, 'admin');
+    if (replicaToken !== null && replicaToken === adminToken) throw new Error('security: the replica and admin tokens are the same; give each role its own');
     const controlLog = moduleLogger('balancer.control', options.logger);
+    const controlHost = parseListenAddress(config.controlListen);
     this.controlServer = new grpc.Server({
       'grpc.max_receive_message_length': config.limits.maxControlMessageBytes,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
-      interceptors:
-        token === null
-          ? []
-          : [
-              tokenInterceptor(token, (reason, peer) => {
-                refused(reason);
-                controlLog.warn({ peer, reason }, 'refused: control call without a valid token');
-              }),
-            ],
+      interceptors: [
+        controlAuthInterceptor({ replicaToken, adminToken, loopbackOnly: typeof controlHost !== 'string' && isLoopbackHost(controlHost.host) }, (reason, peer) => {
+          refused(reason);
+          controlLog.warn({ peer, reason }, `refused: control call (${reason})`);
+        }),
+      ],
     });
     const proto = controlProto();
     this.controlServer.addService(
@@ -181,6 +184,7 @@ export class Balancer {
         helloTimeoutMs: config.limits.helloTimeoutMs,
         maxPendingAttachments: config.limits.maxPendingAttachments,
         maxRefusedPerInterval: config.limits.maxRefusedPerInterval,
+        replicaIdentities: config.security.controlTls?.requireClientCert === true ? config.security.replicaIdentities : null,
         refused,
       }),
     );
@@ -194,7 +198,7 @@ export class Balancer {
             registry: this.registry,
             decisions: this.decisions,
             metrics: this.metrics,
-            token,
+            token: adminToken,
             tls:
               controlTls === null
                 ? null
@@ -243,7 +247,8 @@ export class Balancer {
         control: balancer.controlAddress,
         admin: balancer.adminAddress || null,
         groups: balancer.config.groups.map((g) => g.name),
-        token: balancer.config.security.token !== null || balancer.config.security.tokenFile !== null,
+        replicaToken: balancer.config.security.replicaToken !== null || balancer.config.security.replicaTokenFile !== null,
+        adminToken: balancer.config.security.adminToken !== null || balancer.config.security.adminTokenFile !== null,
         controlTls: balancer.config.security.controlTls !== null,
         dataTls: balancer.config.security.dataTls !== null,
       },

@@ -4,7 +4,7 @@
  * field is an error that names the field and the accepted range, never a
  * silent default.
  */
-import { parseListenAddress } from '../common/address';
+import { parseHostPort, parseListenAddress } from '../common/address';
 import { METRICS, type Metric } from './metrics';
 import { parseParams } from './strategies/params';
 import { strategyFactory, strategyNames } from './strategies/index';
@@ -72,16 +72,34 @@ export interface TlsFiles {
 
 /** Who may use the control plane, and how the ports are encrypted. */
 export interface SecurityConfig {
-  /** Shared secret every control-plane call presents as "authorization: Bearer <token>"; null: none. */
-  token: string | null;
-  /** A file holding the token (read at start), instead of `token`. */
-  tokenFile: string | null;
+  /**
+   * Token replicas present to attach ("authorization: Bearer <token>"); null:
+   * attaching needs no token. It grants attaching and reporting, nothing else.
+   */
+  replicaToken: string | null;
+  /** A file holding the replica token (read at start), instead of `replicaToken`. */
+  replicaTokenFile: string | null;
+  /**
+   * Token for the Admin API and the dashboard's changes; null: changes are
+   * accepted without one only from a loopback control port (and, for the
+   * admin HTTP port, only when explicitly opted in).
+   */
+  adminToken: string | null;
+  /** A file holding the admin token (read at start), instead of `adminToken`. */
+  adminTokenFile: string | null;
   /** TLS (and mTLS with caFile + requireClientCert) on the control port. */
   controlTls: TlsFiles | null;
   /** TLS on the data port. */
   dataTls: TlsFiles | null;
   /** CA the balancer trusts when it proxies to replicas that serve TLS; null: replicas are plaintext. */
   upstreamCaFile: string | null;
+  /**
+   * With mTLS on the control port: addresses a certificate identity (a SAN
+   * DNS name, IP or URI, or the subject CN) may attach as, besides the IPs and
+   * DNS names in its own subjectAltName. Values are host:port, or a host for
+   * any port.
+   */
+  replicaIdentities: Record<string, string[]>;
 }
 
 /** Limits on what the control plane accepts. */
@@ -139,7 +157,7 @@ export interface BalancerConfig {
 
 /** No token, no TLS. */
 export function builtinSecurity(): SecurityConfig {
-  return { token: null, tokenFile: null, controlTls: null, dataTls: null, upstreamCaFile: null };
+  return { replicaToken: null, replicaTokenFile: null, adminToken: null, adminTokenFile: null, controlTls: null, dataTls: null, upstreamCaFile: null, replicaIdentities: {} };
 }
 
 export function builtinLimits(): LimitsConfig {
@@ -192,21 +210,46 @@ function parseSecurity(raw: unknown, errors: string[]): SecurityConfig {
     errors.push('security must be an object');
     return out;
   }
-  const keys = new Set(['token', 'tokenFile', 'controlTls', 'dataTls', 'upstreamCaFile']);
-  for (const key of Object.keys(raw)) if (!keys.has(key)) errors.push(`security.${key} is not a security setting (accepted: ${[...keys].join(', ')})`);
-  if (raw['token'] !== undefined) {
-    const t = raw['token'];
-    if (typeof t !== 'string' || t.length < MIN_TOKEN_LENGTH || /\s/.test(t)) {
-      errors.push(`security.token must be a string of at least ${MIN_TOKEN_LENGTH} characters without spaces`);
-    } else {
-      out.token = t;
+  const keys = new Set(['replicaToken', 'replicaTokenFile', 'adminToken', 'adminTokenFile', 'controlTls', 'dataTls', 'upstreamCaFile', 'replicaIdentities']);
+  for (const key of Object.keys(raw)) {
+    if (key === 'token' || key === 'tokenFile') {
+      errors.push(
+        `security.${key} (one token for every role) was split: security.replicaToken${key === 'tokenFile' ? 'File' : ''} is what replicas present to attach, security.adminToken${key === 'tokenFile' ? 'File' : ''} what the Admin API and the dashboard's changes need; set one or both`,
+      );
+    } else if (!keys.has(key)) {
+      errors.push(`security.${key} is not a security setting (accepted: ${[...keys].join(', ')})`);
     }
   }
-  if (raw['tokenFile'] !== undefined) {
-    if (typeof raw['tokenFile'] === 'string' && raw['tokenFile'].length > 0) out.tokenFile = raw['tokenFile'];
-    else errors.push(`security.tokenFile is ${JSON.stringify(raw['tokenFile'])}; it must be a file path`);
+  for (const role of ['replica', 'admin'] as const) {
+    const tokenKey = `${role}Token` as const;
+    const fileKey = `${role}TokenFile` as const;
+    const t = raw[tokenKey];
+    if (t !== undefined) {
+      if (typeof t !== 'string' || t.length < MIN_TOKEN_LENGTH || /\s/.test(t)) errors.push(`security.${tokenKey} must be a string of at least ${MIN_TOKEN_LENGTH} characters without spaces`);
+      else out[tokenKey] = t;
+    }
+    const f = raw[fileKey];
+    if (f !== undefined) {
+      if (typeof f === 'string' && f.length > 0) out[fileKey] = f;
+      else errors.push(`security.${fileKey} is ${JSON.stringify(f)}; it must be a file path`);
+    }
+    if (out[tokenKey] !== null && out[fileKey] !== null) errors.push(`security.${tokenKey} and security.${fileKey} are both set; give one`);
   }
-  if (out.token !== null && out.tokenFile !== null) errors.push('security.token and security.tokenFile are both set; give one');
+  if (out.replicaToken !== null && out.replicaToken === out.adminToken) errors.push('security.replicaToken and security.adminToken are the same: give each role its own token');
+  const identities = raw['replicaIdentities'];
+  if (identities !== undefined) {
+    if (!isObject(identities)) {
+      errors.push('security.replicaIdentities must be an object: certificate identity -> list of host:port or host');
+    } else {
+      for (const [identity, list] of Object.entries(identities)) {
+        if (!Array.isArray(list) || list.length === 0 || list.some((a) => typeof a !== 'string' || (typeof parseHostPort(a) === 'string' && typeof parseHostPort(`${a}:1`) === 'string'))) {
+          errors.push(`security.replicaIdentities[${JSON.stringify(identity)}] must be a non-empty list of host:port or host`);
+        } else {
+          out.replicaIdentities[identity] = list as string[];
+        }
+      }
+    }
+  }
   out.controlTls = parseTls(raw['controlTls'], 'security.controlTls', errors);
   out.dataTls = parseTls(raw['dataTls'], 'security.dataTls', errors);
   if (raw['upstreamCaFile'] !== undefined) {
@@ -455,8 +498,11 @@ export function serializeBalancerConfig(config: BalancerConfig): Record<string, 
     groupDefaults: structuredClone(config.groupDefaults),
     groups: config.groups.map((g) => structuredClone(g)),
     security: {
-      ...(config.security.token !== null ? { token: config.security.token } : {}),
-      ...(config.security.tokenFile !== null ? { tokenFile: config.security.tokenFile } : {}),
+      ...(config.security.replicaToken !== null ? { replicaToken: config.security.replicaToken } : {}),
+      ...(config.security.replicaTokenFile !== null ? { replicaTokenFile: config.security.replicaTokenFile } : {}),
+      ...(config.security.adminToken !== null ? { adminToken: config.security.adminToken } : {}),
+      ...(config.security.adminTokenFile !== null ? { adminTokenFile: config.security.adminTokenFile } : {}),
+      ...(Object.keys(config.security.replicaIdentities).length > 0 ? { replicaIdentities: structuredClone(config.security.replicaIdentities) } : {}),
       ...(config.security.controlTls !== null ? { controlTls: tlsToJson(config.security.controlTls) } : {}),
       ...(config.security.dataTls !== null ? { dataTls: tlsToJson(config.security.dataTls) } : {}),
       ...(config.security.upstreamCaFile !== null ? { upstreamCaFile: config.security.upstreamCaFile } : {}),

@@ -14,6 +14,7 @@ import type { ControlHandlers } from '../generated/rebind/v1/Control';
 import type { ReplicaMessage__Output } from '../generated/rebind/v1/ReplicaMessage';
 import type { Analyzer } from './analyzer';
 import { DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_PENDING_ATTACHMENTS, DEFAULT_MAX_REFUSED_PER_INTERVAL, DEFAULT_MAX_REPORTS_PER_INTERVAL } from './config';
+import { checkReplicaIdentity } from './identity';
 import { Member } from './member';
 import type { Registry } from './registry';
 import { validateHello, validateReport, type ControlLimits, type Refusal } from './validate';
@@ -37,6 +38,11 @@ export interface ControlDeps {
   maxPendingAttachments?: number;
   /** Refused messages per report interval after which the attachment is closed as a flood. */
   maxRefusedPerInterval?: number;
+  /**
+   * With mTLS (client certificates required): bind each attachment to the
+   * identity in its certificate (see ./identity.ts); null: no check.
+   */
+  replicaIdentities?: Readonly<Record<string, readonly string[]>> | null;
 }
 
 /** Messages queued on a control stream beyond which its replica is taken as not reading. */
@@ -163,6 +169,10 @@ class AttachSession {
     const hello = message.hello!;
     const refusal = validateHello(hello, this.deps.limits);
     if (refusal !== null) return this.fail('bad_hello', refusal);
+    if (this.deps.replicaIdentities !== undefined && this.deps.replicaIdentities !== null) {
+      const mismatch = checkReplicaIdentity(this.call.getAuthContext().sslPeerCertificate, hello.address, this.deps.replicaIdentities);
+      if (mismatch !== null) return this.fail(mismatch.reason ?? 'identity_mismatch', mismatch);
+    }
     const sink = {
       sendAdvisory: (advisory: BalancerMessage['advisory'] & object) => {
         if (this.ended) return false;

@@ -30,7 +30,7 @@ import {
   parseAffinityToken,
 } from '../common/wire';
 import type { Group } from './group';
-import type { Voucher } from './vouch';
+import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 import type { Registry } from './registry';
 import { proxyStream, UpstreamPool } from './proxy';
 
@@ -144,7 +144,7 @@ export class DataPlane {
         [FORWARD_TRAILER]: member.address,
         [FORWARD_REASON_TRAILER]: 'bind',
         [RETRY_PUSHBACK_TRAILER]: '0',
-        [VOUCH_TRAILER]: this.voucher.vouch(member.address),
+        [VOUCH_TRAILER]: this.voucher.vouch(group.name, member.address, group.config.advisoryExpireMs + VOUCH_MARGIN_MS),
         [BALANCER_KEY_TRAILER]: this.voucher.publicKey,
       });
       return;
@@ -152,7 +152,7 @@ export class DataPlane {
     group.counters.proxiedCalls++;
     member.proxiedInFlight++;
     this.events.proxied?.(group.name, member.address);
-    proxyStream(this.upstreams, stream, headers, member.address, { done: () => member.proxiedInFlight-- });
+    proxyStream(this.upstreams, stream, headers, member.address, { done: () => member.proxiedInFlight-- }, member.proxySecret);
   }
 
   /**
@@ -177,6 +177,6 @@ export class DataPlane {
     group.counters.proxiedCalls++;
     owner.proxiedInFlight++;
     this.events.proxied?.(group.name, owner.address);
-    proxyStream(this.upstreams, stream, headers, owner.address, { done: () => owner.proxiedInFlight-- });
+    proxyStream(this.upstreams, stream, headers, owner.address, { done: () => owner.proxiedInFlight-- }, owner.proxySecret);
   }
 }

@@ -83,6 +83,8 @@ export function proxyStream(
   headers: http2.IncomingHttpHeaders,
   address: string,
   outcome: ProxyOutcome,
+  /** The member's proxy secret: the rebind-proxied value that tells it the balancer proxied this call. */
+  proxiedMarker: string,
 ): void {
   let finished = false;
   let responded = false;
@@ -99,7 +101,7 @@ export function proxyStream(
   outHeaders[':path'] = headers[':path'];
   outHeaders[':scheme'] = pool.scheme;
   outHeaders[':authority'] = address;
-  outHeaders[PROXIED_HEADER] = '1';
+  outHeaders[PROXIED_HEADER] = proxiedMarker;
 
   let upstream: http2.ClientHttp2Stream;
   try {

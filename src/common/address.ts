@@ -62,3 +62,10 @@ export function canonicalAddress(address: string): string | null {
   if (typeof parsed === 'string') return null;
   return formatHostPort(parsed.host.toLowerCase(), parsed.port);
 }
+
+/** Whether a host is a loopback address or name (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h === '::1') return true;
+  return isIP(h) === 4 && h.startsWith('127.');
+}

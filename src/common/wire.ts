@@ -80,18 +80,19 @@ export function parseAffinityToken(token: string): { address: string; replicaId:
 
 /**
  * Trailer carrying the balancer's voucher for a forward's target:
- * `<notAfterUnixMs>.<base64url Ed25519 signature>` over
- * `rebind-vouch-v1|<target>|<notAfterUnixMs>`. A client follows a replica's
- * forward to another replica only with a valid voucher; otherwise it goes
- * back to the balancer. Forwards back to the balancer need none.
+ * `<notAfterUnixMs>.<base64url(group)>.<base64url Ed25519 signature>` over
+ * `rebind-vouch-v2|<group>|<target>|<notAfterUnixMs>`. A client follows a
+ * replica's forward to another replica only with a valid voucher for its own
+ * group (pinned from the balancer's forwards); otherwise it goes back to the
+ * balancer. Forwards back to the balancer need none.
  */
 export const VOUCH_TRAILER = 'rebind-vouch';
 /** Trailer of the balancer's own forwards: its Ed25519 public key (SPKI DER, base64url). */
 export const BALANCER_KEY_TRAILER = 'rebind-balancer-key';
 
 /** The bytes a voucher signs. */
-export function vouchPayload(target: string, notAfterMs: number): Buffer {
-  return Buffer.from(`rebind-vouch-v1|${target}|${notAfterMs}`);
+export function vouchPayload(group: string, target: string, notAfterMs: number): Buffer {
+  return Buffer.from(`rebind-vouch-v2|${group}|${target}|${notAfterMs}`);
 }
 
 /** Trailers only the balancer or a replica's interceptor may produce; stripped from relayed responses. */

@@ -35,7 +35,7 @@ import {
   identifyCaller,
   parseAffinityToken,
 } from '../common/wire';
-import { balancerKey, checkVoucher } from './vouch-check';
+import { balancerKey, checkVoucher, voucherGroup } from './vouch-check';
 import type { KeyObject } from 'node:crypto';
 
 type Endpoint = experimental.Endpoint;
@@ -254,6 +254,8 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   private clientId: string | null = null;
   /** The balancer's voucher key, pinned from its own forwards. */
   private balancerKey: KeyObject | null = null;
+  /** The group the balancer bound this channel in (from its vouchers). */
+  private group: string | null = null;
   /** Replicas that failed this channel lately (unreachable, bad forward), until a time (ms). */
   private readonly avoid = new Map<string, number>();
 
@@ -435,9 +437,11 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       // The balancer is the channel's own target: trust its forwards, and pin its key.
       const key = trailers.get(BALANCER_KEY_TRAILER)[0];
       if (key !== undefined) this.balancerKey = balancerKey(String(key)) ?? this.balancerKey;
+      // And its group: replicas' forwards are followed only with vouchers for this group.
+      this.group = voucherGroup(trailers.get(VOUCH_TRAILER)[0] as string | undefined) ?? this.group;
     } else if (destination !== FORWARD_TO_BALANCER && this.config.affinity === null) {
       // A replica may send us elsewhere only where the balancer vouched for.
-      const vouched = checkVoucher(this.balancerKey, destination, trailers.get(VOUCH_TRAILER)[0] as string | undefined);
+      const vouched = checkVoucher(this.balancerKey, this.group, destination, trailers.get(VOUCH_TRAILER)[0] as string | undefined);
       if (vouched !== true) {
         emit('refused', from.label, destination.slice(0, 100), vouched, this.clientId);
         // That replica sent us somewhere the balancer never vouched for: do not go back to it.

@@ -58,9 +58,12 @@ function misroutedStatus(token: string, own: string): { code: grpc.status; detai
 
 /**
  * Creates the interceptor over a replica's meter and forward table.
- * `affinity` is this replica's own affinity token.
+ * `affinity` is this replica's own affinity token; `isProxied` tells
+ * whether a rebind-proxied header value is the balancer's (the secret it
+ * sent this replica in Attached): a client cannot escape forwards by
+ * sending the header itself.
  */
-export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable, affinity: string): RebindServerInterceptor {
+export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable, affinity: string, isProxied: (marker: string) => boolean): RebindServerInterceptor {
   const interceptor: grpc.ServerInterceptor = (method, call) => {
     // The ORCA metrics stream is rebind's own and lasts as long as its client: not load.
     if (method.path === ORCA_SERVICE_PATH) return new grpc.ServerInterceptingCall(call);
@@ -76,7 +79,8 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
         next({
           onReceiveMetadata(metadata, mdNext) {
             const caller = identifyCaller(metadata.get('user-agent')[0] as string | undefined);
-            const direct = caller.rebindAware && metadata.get(PROXIED_HEADER).length === 0;
+            const marker = metadata.get(PROXIED_HEADER)[0];
+            const direct = caller.rebindAware && (marker === undefined || !isProxied(String(marker)));
             const pinned = metadata.get(AFFINITY_HEADER)[0];
             if (pinned !== undefined) {
               // Never forwarded: its state lives here (or, if it names another replica, nowhere here).

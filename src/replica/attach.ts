@@ -15,7 +15,7 @@
  * (tryShutdown or forceShutdown) detaches it first.
  */
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   BehaviorSubject,
   Observable,
@@ -115,6 +115,8 @@ export interface Replica {
    */
   readonly affinity: string;
   readonly replicaId: string;
+  /** Inputs this replica refused, by reason (e.g. bad_proxied_marker: a client sent rebind-proxied itself). */
+  readonly refusals: ReadonlyMap<string, number>;
   /** Tells the balancer this replica leaves, stops reporting. */
   detach(reason?: string): Promise<void>;
   /**
@@ -232,7 +234,18 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
   if (options.orca !== false && !(server as unknown as ServerInternals).handlers?.has(ORCA_SERVICE_PATH)) {
     server.addService(orcaServiceDefinition(), orcaHandlers(meter, options.scheduler));
   }
-  const interceptor = createServerInterceptor(meter, forwards, affinity);
+  /** Inputs this replica refused, by reason. */
+  const refusals = new Map<string, number>();
+  const refused = (reason: string) => refusals.set(reason, (refusals.get(reason) ?? 0) + 1);
+  /** The balancer's marker for the calls it proxies here (from Attached); kept until the next attachment replaces it. */
+  let proxySecret: Buffer | null = null;
+  const isProxied = (marker: string): boolean => {
+    const presented = Buffer.from(marker);
+    if (proxySecret !== null && presented.length === proxySecret.length && timingSafeEqual(presented, proxySecret)) return true;
+    refused('bad_proxied_marker');
+    return false;
+  };
+  const interceptor = createServerInterceptor(meter, forwards, affinity, isProxied);
   installInterceptor(server, interceptor);
 
   const Control = controlProto().rebind.v1.Control;
@@ -283,6 +296,7 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
           const attached = message.attached!;
           memberId = attached.memberId;
           resumeSecret = attached.resumeSecret;
+          proxySecret = attached.proxySecret === '' ? null : Buffer.from(attached.proxySecret);
           attachments++;
           seq = 0;
           const intervalMs = Math.max(10, attached.reportIntervalMs || 1000);
@@ -381,6 +395,7 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
     forwards,
     affinity,
     replicaId,
+    refusals,
     get attachments() {
       return attachments;
     },

@@ -269,7 +269,7 @@ describe('dashboard endpoints', () => {
 
   it('with a control token, changes need it; reads stay open', async () => {
     const token = 'dashboard-token-0123456789';
-    const balancer = await withReplicas({ security: { token } }, token);
+    const balancer = await withReplicas({ security: { adminToken: token } });
     const change = (headers: Record<string, string>) =>
       request(balancer.adminAddress, '/api/groups/echo/strategy', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"strategy":"p2c"}' });
     const missing = await change({});

@@ -36,7 +36,7 @@ describe('parsers of network input never throw', () => {
           parseAffinityToken(input);
           identifyCaller(input);
           parseGrpcTimeoutMs(input);
-          expect(checkVoucher(key, '127.0.0.1:1', input)).not.toBe(true);
+          expect(checkVoucher(key, 'g', '127.0.0.1:1', input)).not.toBe(true);
         }
       }),
       { numRuns: 2000 },

@@ -21,16 +21,17 @@ export interface TestPki {
   clientKey: Buffer;
 }
 
-export function makePki(): TestPki {
+/** `clientSan`: subjectAltName of the client certificate, e.g. "IP:127.0.0.1" or "DNS:replica-a.test" (none by default). */
+export function makePki(options: { clientSan?: string } = {}): TestPki {
   const dir = mkdtempSync(path.join(tmpdir(), 'rebind-pki-'));
   const f = (name: string) => path.join(dir, name);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe', cwd: dir });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=rebind test CA');
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=rebind test CA');
   for (const [name, cn, ext] of [
     ['server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'],
-    ['client', 'rebind test client', 'extendedKeyUsage=clientAuth'],
+    ['client', 'rebind test client', `extendedKeyUsage=clientAuth${options.clientSan !== undefined ? `\nsubjectAltName=${options.clientSan}` : ''}`],
   ] as const) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
     writeFileSync(f(`${name}.ext`), `${ext}\n`);
     ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '2', '-extfile', f(`${name}.ext`));
   }
