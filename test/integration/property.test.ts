@@ -205,24 +205,46 @@ describe('a rebind client fed random forward trailers by a hostile replica', () 
       },
       { requiredKeys: [] },
     );
-    const stub = echoClient(balancer.address, clientOptions({ maxForwards: 2 }));
+    // An honest replica beside it: a client the hostile one turns away can be served there.
+    const honest = await startEchoServer('honest');
+    const honestReplica = await attach(honest.server, { balancer: balancer.controlAddress, group: 'echo', address: honest.address });
+    const outcomes = new Map<string, number>();
     try {
       await fc.assert(
         fc.asyncProperty(trailers, async (t) => {
           next = t as Record<string, string>;
-          const err = (await unary(stub, { text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 3000 }).catch((e) => e)) as grpc.ServiceError;
-          expect(typeof err.code).toBe('number');
-          expect(err.code).not.toBe(grpc.status.OK);
+          // A fresh client each run: round-robin binds every other one to the hostile replica.
+          const stub = echoClient(balancer.address, clientOptions({ maxForwards: 2 }));
+          const result = await unary(stub, { text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 3000 }).then(
+            (reply) => ({ code: grpc.status.OK, details: reply.servedBy }),
+            (e: grpc.ServiceError) => ({ code: e.code, details: e.details }),
+          );
+          stub.close();
+          const outcome =
+            result.code === grpc.status.OK
+              ? `served by ${result.details}`
+              : result.code === grpc.status.ABORTED && result.details === 'random'
+                ? 'the hostile replica\'s own status'
+                : result.code === grpc.status.UNAVAILABLE && result.details.startsWith('rebind: ')
+                  ? 'rebind refused the forward'
+                  : `unexpected ${grpc.status[result.code]}: ${result.details}`;
+          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          // Served by the honest replica, the hostile replica's own ABORTED (no forward to follow), or a clean refusal.
+          expect(outcome).not.toMatch(/^unexpected/);
         }),
         { numRuns: RUNS },
       );
     } finally {
-      stub.close();
+      await honestReplica.detach();
+      honest.server.forceShutdown();
       await replica.detach();
       hostile.forceShutdown();
       await balancer.stop();
       await new Promise((r) => attacker.close(() => r(undefined)));
     }
     expect(attackerConnections).toBe(0);
+    // The recovery path was taken, not only refusals: some calls reached the honest replica.
+    expect(outcomes.get('served by honest') ?? 0, JSON.stringify([...outcomes])).toBeGreaterThan(0);
+    expect(outcomes.get('rebind refused the forward') ?? 0, JSON.stringify([...outcomes])).toBeGreaterThan(0);
   }, 120_000);
 });
