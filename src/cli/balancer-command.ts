@@ -1,6 +1,7 @@
 /** `rebind balancer --config <file>`: runs a balancer until SIGINT/SIGTERM. */
 import type { Command } from 'commander';
 import { Balancer } from '../balancer/balancer';
+import { parseBalancerConfig, serializeBalancerConfig } from '../balancer/config';
 import { readConfigFile } from '../balancer/config-file';
 import { rootLogger } from '../common/logger';
 import { onShutdown } from './lifecycle';
@@ -26,10 +27,18 @@ export function registerBalancerCommand(program: Command): void {
         for (const e of result.errors) console.error(`  - ${e}`);
         process.exit(EXIT_CONFIG);
       }
-      const config = { ...result.value };
-      if (opts.listen) config.listen = opts.listen;
-      if (opts.controlListen) config.controlListen = opts.controlListen;
-      if (opts.adminListen) config.adminListen = opts.adminListen === 'off' ? null : opts.adminListen;
+      // The flags override the file, and are validated with it.
+      const raw = serializeBalancerConfig(result.value);
+      if (opts.listen) raw['listen'] = opts.listen;
+      if (opts.controlListen) raw['controlListen'] = opts.controlListen;
+      if (opts.adminListen) raw['adminListen'] = opts.adminListen === 'off' ? null : opts.adminListen;
+      const parsed = parseBalancerConfig(raw);
+      if (!parsed.ok) {
+        console.error(`rebind balancer: invalid configuration (${parsed.errors.length} problem${parsed.errors.length > 1 ? 's' : ''}):`);
+        for (const e of parsed.errors) console.error(`  - ${e}`);
+        process.exit(EXIT_CONFIG);
+      }
+      const config = parsed.value;
       if (opts.check) {
         console.log(`${opts.config}: valid (${config.groups.length} group${config.groups.length === 1 ? '' : 's'})`);
         return;
