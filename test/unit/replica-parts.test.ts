@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { VirtualAction, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { INFRASTRUCTURE_SERVICES, serverMethods } from '../../src/index';
@@ -97,6 +99,10 @@ describe('load meter bounds', () => {
     for (let i = 0; i < 100_000; i++) meter.callStarted(`client-${i}`);
     // An already tracked client is still counted as itself.
     for (let i = 0; i < 10; i++) meter.callStarted('client-0');
+    // The map itself: a report listing every client shows what it holds.
+    const probe = new LoadMeter(0, { maxTrackedClients: 1000 });
+    for (let i = 0; i < 100_000; i++) probe.callStarted(`client-${i}`);
+    expect(probe.snapshot(1000, 1_000_000, undefined, false).topClients).toHaveLength(1000);
     expect(meter.trackedClients).toBe(1000);
     expect(refusals.length).toBe(99_000);
     expect(new Set(refusals)).toEqual(new Set(['meter_clients_untracked']));
@@ -232,5 +238,16 @@ describe('ORCA service bounds (virtual time)', () => {
     expect(orcaIntervalMs({ report_interval: { seconds: 0, nanos: 1000 } })).toBe(100);
     expect(orcaIntervalMs({ report_interval: { seconds: 1e10 } })).toBe(MAX_ORCA_INTERVAL_MS);
     expect(orcaIntervalMs({ report_interval: { seconds: -5 } })).toBe(1000);
+  });
+});
+
+describe('README documents the replica bounds', () => {
+  it('with the defaults of the code', () => {
+    const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    expect(readme).toContain(`| \`orca.maxStreams\` | ${DEFAULT_ORCA_MAX_STREAMS} |`);
+    expect(readme).toContain(`| \`orca.blockedTimeoutMs\` | ${DEFAULT_ORCA_BLOCKED_TIMEOUT_MS} |`);
+    expect(readme).toContain(`| \`maxTrackedClients\` | ${DEFAULT_MAX_TRACKED_CLIENTS} |`);
+    for (const service of INFRASTRUCTURE_SERVICES) expect(readme).toContain(service.replace(/\.v[23]\.ClientStatus/, '.v3/v2.ClientStatus'));
+    expect(readme).toContain('## Limits and defences');
   });
 });
