@@ -17,6 +17,7 @@ import {
   orcaServiceDefinition,
   orcaSettings,
 } from '../../src/replica/orca';
+import { RefusalCounter } from '../../src/replica/refusals';
 import { echoImplementation, EchoService } from '../support/echo';
 import { healthImplementation, healthService } from '../support/infra-services';
 
@@ -249,5 +250,26 @@ describe('README documents the replica bounds', () => {
     expect(readme).toContain(`| \`maxTrackedClients\` | ${DEFAULT_MAX_TRACKED_CLIENTS} |`);
     for (const service of INFRASTRUCTURE_SERVICES) expect(readme).toContain(service.replace(/\.v[23]\.ClientStatus/, '.v3/v2.ClientStatus'));
     expect(readme).toContain('## Limits and defences');
+  });
+});
+
+describe('replica refusal counter', () => {
+  it('counts every refusal and logs at most one warn line per reason per second', () => {
+    let now = 0;
+    const lines: { fields: Record<string, unknown>; message: string }[] = [];
+    const counter = new RefusalCounter({ warn: ((fields: Record<string, unknown>, message: string) => lines.push({ fields, message })) as never }, () => now);
+    for (let i = 0; i < 1000; i++) counter.refused('orca_streams', 'too many');
+    counter.refused('meter_clients_untracked', 'untracked');
+    now = 999;
+    counter.refused('orca_streams', 'too many');
+    now = 1000;
+    counter.refused('orca_streams', 'too many');
+    expect(counter.counts).toEqual(new Map([['orca_streams', 1002], ['meter_clients_untracked', 1]]));
+    expect(lines.map((l) => [l.fields.reason, l.fields.suppressed])).toEqual([
+      ['orca_streams', undefined],
+      ['meter_clients_untracked', undefined],
+      ['orca_streams', 1000],
+    ]);
+    expect(lines[0]!.message).toBe('refused: too many');
   });
 });
