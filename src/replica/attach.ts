@@ -136,7 +136,8 @@ export interface Replica {
   readonly replicaId: string;
   /**
    * Input this replica refused, by reason: `orca_streams` (an ORCA stream
-   * beyond orca.maxStreams), `orca_stream_blocked` (an ORCA stream reset
+   * beyond orca.maxStreams), `orca_report_skipped` (an ORCA report not sent
+   * because the stream's previous one is still buffered), `orca_stream_blocked` (an ORCA stream reset
    * because its client took no report for orca.blockedTimeoutMs),
    * `meter_clients_untracked` (a call of a client beyond maxTrackedClients).
    */

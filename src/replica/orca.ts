@@ -117,7 +117,11 @@ interface OrcaRequest {
 export interface OrcaServiceOptions extends OrcaOptions {
   /** Scheduler of the report tickers (default rxjs asyncScheduler). */
   scheduler?: SchedulerLike;
-  /** Told when a bound bites: `orca_streams` (stream refused), `orca_stream_blocked` (stream reset). */
+  /**
+   * Told when a bound bites: `orca_streams` (stream refused), `orca_report_skipped`
+   * (a report not sent because the previous one is still buffered),
+   * `orca_stream_blocked` (stream reset).
+   */
   refused?: RefusedCallback;
 }
 
@@ -228,6 +232,7 @@ export function createOrcaService(meter: LoadMeter, options: OrcaServiceOptions 
       if (s.pending || s.needDrain) {
         // Skipped, never queued: the report it waits to send is as good as this one.
         if (now - s.waitingSinceMs >= blockedTimeoutMs) reset(s, t, everyMs);
+        else refused('orca_report_skipped', `ORCA report to ${s.call.getPeer()} skipped: its client has not taken the previous one yet (one report is buffered per stream at most)`);
         continue;
       }
       s.pending = true;

@@ -191,6 +191,8 @@ describe('ORCA limits', () => {
     // RST_STREAM ENHANCE_YOUR_CALM: grpc-js clients report it as RESOURCE_EXHAUSTED.
     expect(stream.rstCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     expect(replica.refusals.get('orca_stream_blocked')).toBe(1);
+    // Every tick while it waited was a report skipped, and counted.
+    expect(replica.refusals.get('orca_report_skipped')).toBeGreaterThan(0);
     // Its slot (maxStreams 1) is free again.
     const orca = orcaClient(address);
     const next = orca.StreamCoreMetrics(EVERY_100_MS);

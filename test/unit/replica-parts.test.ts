@@ -211,7 +211,10 @@ describe('ORCA service bounds (virtual time)', () => {
     advanceTo(1050);
     expect(stuck.errors).toHaveLength(0);
     advanceTo(1100); // its one report has waited 1000 ms
-    expect(refused).toEqual(['orca_stream_blocked']);
+    const count = (reason: string) => refused.filter((r) => r === reason).length;
+    expect(count('orca_stream_blocked')).toBe(1);
+    // stuck: skipped at 200..1000 ms; full: skipped at 200..500 ms (until 'drain'), then at 700..1100 (its write at 600 asked for drain again).
+    expect(count('orca_report_skipped')).toBe(9 + 4 + 5);
     // A fake call has no HTTP/2 stream to reset: the fallback ends the call with RESOURCE_EXHAUSTED.
     expect(stuck.errors).toMatchObject([{ code: grpc.status.RESOURCE_EXHAUSTED }]);
     // Its slot is held until the transport closes the stream.
