@@ -41,9 +41,10 @@ import type { Method } from '../generated/rebind/v1/Method';
 import type { ReplicaMessage } from '../generated/rebind/v1/ReplicaMessage';
 import { createServerInterceptor, REBIND_INTERCEPTOR } from '../interceptors/server-interceptor';
 import { sanitizeAdvisory } from './advisory';
-import { ORCA_SERVICE_PATH, orcaHandlers, orcaServiceDefinition } from './orca';
+import { ORCA_SERVICE_PATH, orcaHandlers, orcaServiceDefinition, orcaSettings, type OrcaOptions } from './orca';
 import { ForwardTable } from './forward-table';
 import { LoadMeter } from './load-meter';
+import { RefusalCounter } from './refusals';
 
 /** Reconnection backoff after the control stream fails. */
 export interface BackoffOptions {
@@ -76,8 +77,25 @@ export interface AttachOptions {
   credentials?: grpc.ChannelCredentials;
   /** Stable replica id (default: random per process). */
   replicaId?: string;
-  /** Methods to advertise (default: every method registered on the server). */
+  /**
+   * Methods to advertise (default: every method registered on the server,
+   * except those of `excludeServices`).
+   */
   methods?: Method[];
+  /**
+   * Services (full names, e.g. "grpc.health.v1.Health") whose methods are not
+   * advertised when `methods` is not given (default INFRASTRUCTURE_SERVICES).
+   * Replaces the default list; [] advertises every service. rebind's own ORCA
+   * service is never advertised.
+   */
+  excludeServices?: readonly string[];
+  /**
+   * Distinct clients whose calls the load meter tracks per report interval,
+   * clients (default DEFAULT_MAX_TRACKED_CLIENTS, 1-1000000). Calls of
+   * further clients are reported as unattributed (`otherCallsPerS`) and
+   * counted as refusals (`meter_clients_untracked`).
+   */
+  maxTrackedClients?: number;
   /** Application-defined load, for groups whose metric is "custom". */
   loadCallback?: () => number;
   /** The balancer's control token (security.token), sent as "authorization: Bearer <token>". */
@@ -85,9 +103,10 @@ export interface AttachOptions {
   /**
    * Serve ORCA out-of-band load reports (OpenRcaService), so that standard
    * gRPC clients (grpc-js weighted_round_robin) can balance over this replica
-   * too (default true).
+   * too (default true). An object enables it with other bounds:
+   * `{ maxStreams, blockedTimeoutMs }` (see OrcaOptions).
    */
-  orca?: boolean;
+  orca?: boolean | OrcaOptions;
   /** Wait until the first attachment succeeds (default true). */
   waitForAttach?: boolean;
   backoff?: Partial<BackoffOptions>;
@@ -115,7 +134,15 @@ export interface Replica {
    */
   readonly affinity: string;
   readonly replicaId: string;
-  /** Inputs this replica refused, by reason (e.g. bad_proxied_marker: a client sent rebind-proxied itself). */
+  /**
+   * Input this replica refused, by reason: `orca_streams` (an ORCA stream
+   * beyond orca.maxStreams), `orca_report_skipped` (an ORCA report not sent
+   * because the stream's previous one is still buffered), `orca_stream_blocked` (an ORCA stream reset
+   * because its client took no report for orca.blockedTimeoutMs),
+   * `meter_clients_untracked` (a call of a client beyond maxTrackedClients),
+   * `bad_proxied_marker` (a call carried a rebind-proxied header that is not
+   * the balancer's: a client trying to escape forwards).
+   */
   readonly refusals: ReadonlyMap<string, number>;
   /** Tells the balancer this replica leaves, stops reporting. */
   detach(reason?: string): Promise<void>;
@@ -152,14 +179,46 @@ interface ServerInternals {
   handlers?: Map<string, { type: string }>;
 }
 
-/** The methods registered on a grpc.Server, read from its handler table. */
-export function serverMethods(server: grpc.Server): Method[] {
+/**
+ * Standard services a server registers beside its application, which
+ * serverMethods() leaves out by default: a method path belongs to one group
+ * on a balancer, so if replicas advertised these, two groups whose servers
+ * both serve (say) health checking could not share a balancer. Full service
+ * names: health checking, server reflection (v1 and v1alpha), ORCA load
+ * reports, channelz, and the admin interface's CSDS (v2 and v3).
+ */
+export const INFRASTRUCTURE_SERVICES: readonly string[] = Object.freeze([
+  'grpc.health.v1.Health',
+  'grpc.reflection.v1.ServerReflection',
+  'grpc.reflection.v1alpha.ServerReflection',
+  'xds.service.orca.v3.OpenRcaService',
+  'grpc.channelz.v1.Channelz',
+  'envoy.service.status.v3.ClientStatusDiscoveryService',
+  'envoy.service.status.v2.ClientStatusDiscoveryService',
+]);
+
+/** "pkg.Service" of a "/pkg.Service/Method" path. */
+function serviceOfPath(path: string): string {
+  return path.slice(path.startsWith('/') ? 1 : 0, Math.max(0, path.lastIndexOf('/')));
+}
+
+/**
+ * The methods registered on a grpc.Server, read from its handler table,
+ * without those of `excludeServices` (full service names; default
+ * INFRASTRUCTURE_SERVICES, [] keeps them all). rebind's own ORCA service is
+ * always left out.
+ */
+export function serverMethods(server: grpc.Server, excludeServices: readonly string[] = INFRASTRUCTURE_SERVICES): Method[] {
   const handlers = (server as unknown as ServerInternals).handlers;
   if (!(handlers instanceof Map)) {
     throw new Error('rebind: cannot read the methods of this grpc.Server; pass `methods` to attach()');
   }
+  if (!Array.isArray(excludeServices) || excludeServices.some((name) => typeof name !== 'string')) {
+    throw new TypeError('rebind: excludeServices must be an array of full service names (e.g. "grpc.health.v1.Health")');
+  }
+  const excluded = new Set(excludeServices);
   return [...handlers]
-    .filter(([path]) => path !== ORCA_SERVICE_PATH)
+    .filter(([path]) => path !== ORCA_SERVICE_PATH && !excluded.has(serviceOfPath(path)))
     .map(([path, handler]) => ({ path, kind: KIND_BY_HANDLER_TYPE[handler.type] ?? 'UNARY' }));
 }
 
@@ -224,25 +283,24 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
   const log = moduleLogger('replica', options.logger).child({ group: options.group, address: options.address });
   const random = options.random ?? Math.random;
   const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
-  const methods = options.methods ?? serverMethods(server);
-  if (methods.length === 0) throw new Error('rebind attach: the server has no methods registered; add services before attach()');
+  const methods = options.methods ?? serverMethods(server, options.excludeServices);
+  if (methods.length === 0) throw new Error('rebind attach: the server has no methods to advertise (infrastructure services are not: see excludeServices); add services before attach()');
   const replicaId = options.replicaId ?? randomBytes(9).toString('base64url');
 
-  const meter = new LoadMeter(scheduler.now());
+  const orca = orcaSettings(options.orca);
+  const refusals = new RefusalCounter(log);
+  const meter = new LoadMeter(scheduler.now(), { maxTrackedClients: options.maxTrackedClients, refused: refusals.refused });
   const forwards = new ForwardTable(() => scheduler.now());
   const affinity = affinityToken(options.address, replicaId);
-  if (options.orca !== false && !(server as unknown as ServerInternals).handlers?.has(ORCA_SERVICE_PATH)) {
-    server.addService(orcaServiceDefinition(), orcaHandlers(meter, options.scheduler));
+  if (orca !== null && !(server as unknown as ServerInternals).handlers?.has(ORCA_SERVICE_PATH)) {
+    server.addService(orcaServiceDefinition(), orcaHandlers(meter, { ...orca, scheduler: options.scheduler, refused: refusals.refused }));
   }
-  /** Inputs this replica refused, by reason. */
-  const refusals = new Map<string, number>();
-  const refused = (reason: string) => refusals.set(reason, (refusals.get(reason) ?? 0) + 1);
   /** The balancer's marker for the calls it proxies here (from Attached); kept until the next attachment replaces it. */
   let proxySecret: Buffer | null = null;
   const isProxied = (marker: string): boolean => {
     const presented = Buffer.from(marker);
     if (proxySecret !== null && presented.length === proxySecret.length && timingSafeEqual(presented, proxySecret)) return true;
-    refused('bad_proxied_marker');
+    refusals.refused('bad_proxied_marker', 'a call carried a rebind-proxied header that is not the balancer\'s marker; treated as a direct call');
     return false;
   };
   const interceptor = createServerInterceptor(meter, forwards, affinity, isProxied);
@@ -395,7 +453,7 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
     forwards,
     affinity,
     replicaId,
-    refusals,
+    refusals: refusals.counts,
     get attachments() {
       return attachments;
     },
