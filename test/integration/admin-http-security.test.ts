@@ -191,6 +191,7 @@ describe('admin port: malformed group path', () => {
 describe('admin port: dashboard viewers that never read', () => {
   interface ViewerView {
     res: http.ServerResponse;
+    blocked: boolean;
   }
   /** The admin port's live viewers (private state, looked at to measure what a stuck viewer costs). */
   const viewersOf = (balancer: Balancer) => [...((balancer as unknown as { adminHttp: { viewers: Set<ViewerView> } }).adminHttp.viewers)];
@@ -245,6 +246,9 @@ describe('admin port: dashboard viewers that never read', () => {
     expect(maxBufferedBytes).toBeLessThan(2 * 1024 * 1024);
     expect(viewersOf(balancer)).toHaveLength(2);
 
+    // The reading viewer catches up (so that only the stuck one is blocked when the clock jumps).
+    const healthyView = () => viewersOf(balancer).find((v) => v.res !== stuckRes)!;
+    await waitFor(() => !healthyView().blocked && healthyView().res.writableLength === 0, 20_000, 10, 'the healthy viewer drained');
     // Once it has been blocked longer than the bound, it is closed (seen at the next push).
     const realNow = Date.now.bind(Date);
     vi.spyOn(Date, 'now').mockImplementation(() => realNow() + MAX_VIEWER_BLOCKED_MS + 1000);
