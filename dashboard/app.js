@@ -38,7 +38,8 @@ async function post(path, body) {
   if (token()) headers.authorization = `Bearer ${token()}`;
   const res = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body) });
   const answer = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(answer.error || `HTTP ${res.status}`);
+  // The balancer's own words say what to do (set a token, opt in, add a host): show them whole.
+  if (!res.ok) throw new Error(`refused (HTTP ${res.status}): ${answer.error || res.statusText || 'no reason given'}`);
   return answer;
 }
 
@@ -69,6 +70,8 @@ function createGroupView(snapshot) {
   for (const g of meta.granularities) granularity.append(el('option', { value: g, text: g }));
   const say = (ok, text) => {
     view.result.dataset.ok = String(ok);
+    // A refusal is announced at once (role alert), a success politely.
+    view.result.setAttribute('role', ok ? 'status' : 'alert');
     view.result.textContent = text;
   };
   node.querySelector('.strategy-form').addEventListener('submit', async (e) => {
@@ -250,6 +253,7 @@ async function start() {
   const state = await (await fetch('/api/state')).json();
   meta = state;
   document.getElementById('addresses').textContent = `data ${state.address} · control ${state.controlAddress}`;
+  if (state.changes === 'disabled') document.getElementById('changes-off').hidden = false;
   if (state.authRequired) {
     const section = document.getElementById('auth');
     section.hidden = false;

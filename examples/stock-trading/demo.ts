@@ -127,6 +127,9 @@ class Demo {
         'listen: 127.0.0.1:0',
         'controlListen: 127.0.0.1:0',
         'adminListen: 127.0.0.1:0',
+        // The demo's dashboard may switch strategies without a token: it listens on loopback only.
+        'security:',
+        '  adminUnauthenticatedChanges: true',
         'groups:',
         `  - name: ${GROUP}`,
         '    granularity: per-session',

@@ -3,25 +3,31 @@
  * the live dashboard (a static page, its JSON state, a Server-Sent Events
  * stream of snapshots and decisions, and the strategy/granularity controls).
  *
- * Reads are open, like the metrics endpoints operators scrape. Changes
- * (POST) take the control plane's token when one is configured, must be
- * JSON, and must come from the dashboard's own origin (no cross-site form
- * posts). With controlTls configured the port serves HTTPS with the same
- * certificate and, with requireClientCert, the same client-certificate check.
+ * Every request must name the port by one of the names it is really reached
+ * by (Host header: its bound address, localhost, 127.0.0.1, [::1], or
+ * security.adminHosts): a web page whose own name was rebound to this
+ * machine's address (DNS rebinding) is refused with 421. Reads are then open,
+ * like the metrics endpoints operators scrape. Changes (POST) need the admin
+ * token when one is configured; without one they are refused unless the
+ * operator opted in (security.adminUnauthenticatedChanges) on a loopback-only
+ * port. They must be JSON and come from the dashboard's own origin (no
+ * cross-site posts). With controlTls configured the port serves HTTPS with
+ * the same certificate and, with requireClientCert, the same client-certificate check.
  */
 import { status as Status } from '@grpc/grpc-js';
 import { existsSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import * as path from 'node:path';
 import type { Registry as PromRegistry } from 'prom-client';
 import { interval, type Subscription } from 'rxjs';
-import { parseListenAddress } from '../common/address';
+import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import type { Admin } from './admin';
 import { AUTH_HEADER, bearer, checkBearer } from './auth';
-import { GRANULARITIES } from './config';
+import { checkAdminOptIn, GRANULARITIES, parseAdminHost } from './config';
 import type { DecisionLog } from './decisions';
 import type { Group } from './group';
 import type { Registry } from './registry';
@@ -30,6 +36,16 @@ import { isRefusal, type Refusal } from './validate';
 
 /** Dashboards connected at once; more are refused with 503. */
 export const MAX_VIEWERS = 64;
+/**
+ * Bytes a viewer may have waiting in its socket before it counts as blocked:
+ * a burst of decisions is queued up to this, beyond it the viewer is sent
+ * nothing more (it is marked stale and gets one fresh snapshot once drained).
+ */
+export const VIEWER_BACKLOG_BYTES = 256 * 1024;
+/** A viewer with more than this many bytes waiting (one huge frame) is closed. */
+export const MAX_VIEWER_BUFFER_BYTES = 8 * 1024 * 1024;
+/** A viewer blocked (not reading) for longer than this is closed, ms. */
+export const MAX_VIEWER_BLOCKED_MS = 30_000;
 /** Largest request body accepted, bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Members per group sent to the dashboard. */
@@ -40,8 +56,15 @@ export interface AdminHttpOptions {
   registry: Registry;
   decisions: DecisionLog;
   metrics: PromRegistry;
-  /** The control plane's token: required for changes when set. */
+  /** The admin token: required for changes when set. */
   token: string | null;
+  /**
+   * Changes without a token are allowed (security.adminUnauthenticatedChanges);
+   * listen() refuses it unless the port is loopback-only.
+   */
+  unauthenticatedChanges?: boolean;
+  /** Extra names the port answers to (security.adminHosts): "host" (any port) or "host:port". */
+  hosts?: readonly string[];
   tls: { cert: Buffer; key: Buffer; ca: Buffer | null; requireClientCert: boolean } | null;
   pushIntervalMs: number;
   log: Logger;
@@ -137,7 +160,9 @@ function dashboardFile(name: string): string | null {
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: under it the Fetch standard has the page's own POSTs sent
+  // with "Origin: null", which changes refuse (a sandboxed attacker page sends that too).
+  'referrer-policy': 'same-origin',
   'x-frame-options': 'DENY',
   'content-security-policy': "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
 };
@@ -167,6 +192,8 @@ class HttpError extends Error {
     message: string,
     readonly reason: string,
     readonly headers: Record<string, string> = {},
+    /** Worth a warning (someone tried what they may not), not just a debug line. */
+    readonly warn = false,
   ) {
     super(message);
   }
@@ -174,8 +201,38 @@ class HttpError extends Error {
 
 interface Viewer {
   res: http.ServerResponse;
-  /** Its socket buffer is full: snapshots are skipped until it drains. */
+  /** More than VIEWER_BACKLOG_BYTES wait in its socket: nothing is written until it drains. */
   blocked: boolean;
+  /** When it became blocked, ms since the epoch. */
+  blockedSinceMs: number;
+  /** Frames were skipped while it was blocked: it gets a fresh snapshot once drained. */
+  stale: boolean;
+  /** Remote address, for the log. */
+  peer: string;
+}
+
+/** Lower-cased host and port of a Host header (port: the scheme's default when absent), or null when malformed. */
+function parseHostHeader(value: string, defaultPort: number): { host: string; port: number } | null {
+  const v = value.trim().toLowerCase();
+  let host: string;
+  let portText: string;
+  if (v.startsWith('[')) {
+    const close = v.indexOf(']');
+    if (close < 0) return null;
+    host = v.slice(1, close);
+    const rest = v.slice(close + 1);
+    if (rest !== '' && !rest.startsWith(':')) return null;
+    portText = rest.slice(1);
+  } else {
+    const colon = v.indexOf(':');
+    if (colon !== v.lastIndexOf(':')) return null;
+    host = colon < 0 ? v : v.slice(0, colon);
+    portText = colon < 0 ? '' : v.slice(colon + 1);
+  }
+  if (host === '') return null;
+  if (portText === '') return { host, port: defaultPort };
+  if (!/^[0-9]{1,5}$/.test(portText)) return null;
+  return { host, port: Number(portText) };
 }
 
 export class AdminHttp {
@@ -184,9 +241,60 @@ export class AdminHttp {
   private push: Subscription | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly expectedAuth: Buffer | null;
+  /** Host:port names the port answers to (canonical, lower-cased); set by listen(). */
+  private readonly allowedHostPorts = new Set<string>();
+  /** Names the port answers to on any port (security.adminHosts entries without a port). */
+  private readonly allowedHostsAnyPort = new Set<string>();
+  private defaultPort = 80;
 
   constructor(private readonly options: AdminHttpOptions) {
     this.expectedAuth = options.token === null ? null : bearer(options.token);
+  }
+
+  /** Whether changes are allowed without a token. */
+  private get changesOpen(): boolean {
+    return this.expectedAuth === null && this.options.unauthenticatedChanges === true;
+  }
+
+  /** Fills the allowed names once the port is known. */
+  private allowHosts(host: string, port: number): void {
+    const add = (h: string, p: number) => this.allowedHostPorts.add(formatHostPort(h.toLowerCase(), p));
+    add(host, port);
+    for (const h of ['localhost', '127.0.0.1', '::1']) add(h, port);
+    // A wildcard bind is reached by the machine's own addresses (IP literals cannot be rebound).
+    if (host === '0.0.0.0' || host === '::') {
+      for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) add(a.address.replace(/%.*$/, ''), port);
+    }
+    for (const entry of this.options.hosts ?? []) {
+      const parsed = parseAdminHost(entry);
+      if (typeof parsed === 'string') throw new Error(`security.adminHosts: ${JSON.stringify(entry)} ${parsed}`);
+      if (parsed.port === null) this.allowedHostsAnyPort.add(parsed.host);
+      else add(parsed.host, parsed.port);
+    }
+  }
+
+  /** Whether a host (from a Host header or an Origin) names this port. */
+  private isAllowedHost(host: string, port: number): boolean {
+    return this.allowedHostsAnyPort.has(host) || this.allowedHostPorts.has(formatHostPort(host, port));
+  }
+
+  /** Refuses a request whose Host header is missing or not a name of this port. */
+  private checkHost(req: http.IncomingMessage): void {
+    const value = req.headers.host;
+    if (value === undefined || value === '') {
+      throw new HttpError(400, 'the request has no Host header; send the address you reached the admin port by', 'admin_http_bad_host', {}, true);
+    }
+    const parsed = parseHostHeader(value, this.defaultPort);
+    if (parsed === null || !this.isAllowedHost(parsed.host, parsed.port)) {
+      const shown = JSON.stringify(value.slice(0, 200));
+      throw new HttpError(
+        421,
+        `host ${shown} is not a name of this admin port (refused against DNS rebinding); to reach it by that name, add it to security.adminHosts`,
+        'admin_http_bad_host',
+        {},
+        true,
+      );
+    }
   }
 
   /** Binds `address` (host:port, port 0 for any) and resolves with the bound host:port. */
@@ -194,6 +302,8 @@ export class AdminHttp {
     const parsed = parseListenAddress(address);
     if (typeof parsed === 'string') throw new Error(`adminListen: ${parsed}`);
     const { host, port } = parsed;
+    const optIn = checkAdminOptIn({ adminUnauthenticatedChanges: this.options.unauthenticatedChanges === true }, address);
+    if (optIn !== null) throw new Error(optIn);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
     const tls = this.options.tls;
     const server =
@@ -212,9 +322,15 @@ export class AdminHttp {
         resolve();
       });
     });
-    this.push = interval(this.options.pushIntervalMs).subscribe(() => this.broadcastSnapshot());
+    const boundPort = (server.address() as AddressInfo).port;
+    this.defaultPort = tls === null ? 80 : 443;
+    this.allowHosts(host, boundPort);
+    this.push = interval(this.options.pushIntervalMs).subscribe(() => {
+      this.dropStuckViewers();
+      this.broadcastSnapshot();
+    });
     this.unsubscribe = this.options.decisions.subscribe((d) => this.viewers.size > 0 && this.broadcast('decision', JSON.stringify(d)));
-    return address.replace(/:[0-9]+$/, `:${(server.address() as AddressInfo).port}`);
+    return address.replace(/:[0-9]+$/, `:${boundPort}`);
   }
 
   async close(): Promise<void> {
@@ -237,6 +353,8 @@ export class AdminHttp {
       ...this.options.info(),
       nowMs: now,
       authRequired: this.options.token !== null,
+      /** 'token': changes need the token; 'open': allowed without one (loopback opt-in); 'disabled': refused. */
+      changes: this.expectedAuth !== null ? 'token' : this.changesOpen ? 'open' : 'disabled',
       strategies: strategyNames(),
       granularities: GRANULARITIES,
       pushIntervalMs: this.options.pushIntervalMs,
@@ -257,31 +375,73 @@ export class AdminHttp {
 
   private broadcast(event: string, data: string, only?: Viewer): void {
     const frame = `event: ${event}\ndata: ${data}\n\n`;
-    for (const viewer of only !== undefined ? [only] : this.viewers) {
-      if (viewer.blocked && event === 'snapshot') continue;
-      if (!viewer.res.write(frame)) {
-        viewer.blocked = true;
-        viewer.res.once('drain', () => (viewer.blocked = false));
-      }
+    for (const viewer of only !== undefined ? [only] : [...this.viewers]) this.send(viewer, frame);
+  }
+
+  /**
+   * Writes one frame to a viewer, unless it is blocked: then the frame is
+   * skipped and the viewer marked stale. A viewer becomes blocked when more
+   * than VIEWER_BACKLOG_BYTES wait in its socket; it then gets one 'drain'
+   * listener (never more), and is closed if it holds more than
+   * MAX_VIEWER_BUFFER_BYTES or stays blocked longer than MAX_VIEWER_BLOCKED_MS.
+   */
+  private send(viewer: Viewer, frame: string): void {
+    if (viewer.blocked) {
+      viewer.stale = true;
+      if (Date.now() - viewer.blockedSinceMs > MAX_VIEWER_BLOCKED_MS) this.dropViewer(viewer, `blocked for more than ${MAX_VIEWER_BLOCKED_MS} ms`);
+      return;
     }
+    const res = viewer.res;
+    if (res.write(frame) || res.writableLength < VIEWER_BACKLOG_BYTES) return;
+    if (res.writableLength > MAX_VIEWER_BUFFER_BYTES) {
+      this.dropViewer(viewer, `${res.writableLength} bytes waiting (limit ${MAX_VIEWER_BUFFER_BYTES})`);
+      return;
+    }
+    viewer.blocked = true;
+    viewer.blockedSinceMs = Date.now();
+    res.once('drain', () => {
+      viewer.blocked = false;
+      if (!this.viewers.has(viewer) || !viewer.stale) return;
+      viewer.stale = false;
+      this.send(viewer, `event: snapshot\ndata: ${this.snapshot()}\n\n`);
+    });
+  }
+
+  /** Closes viewers blocked for too long (run every push interval, so a silent balancer still notices them). */
+  private dropStuckViewers(): void {
+    const now = Date.now();
+    for (const viewer of [...this.viewers]) {
+      if (viewer.blocked && now - viewer.blockedSinceMs > MAX_VIEWER_BLOCKED_MS) this.dropViewer(viewer, `blocked for more than ${MAX_VIEWER_BLOCKED_MS} ms`);
+    }
+  }
+
+  /** Closes a viewer that does not keep up; its unread frames are dropped with its socket. */
+  private dropViewer(viewer: Viewer, why: string): void {
+    if (!this.viewers.delete(viewer)) return;
+    this.options.refused('admin_http_slow_viewer');
+    this.options.log.warn({ peer: viewer.peer, reason: 'admin_http_slow_viewer' }, `dashboard viewer closed: it does not read its event stream (${why})`);
+    viewer.res.destroy();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     try {
+      this.checkHost(req);
       if (url.pathname === '/metrics') return await this.metrics(req, res);
       if (url.pathname === '/healthz') return this.text(req, res, 200, 'ok\n');
       if (url.pathname === '/api/state') return this.json(req, res, 200, this.state(), ['GET', 'HEAD']);
       if (url.pathname === '/api/events') return this.events(req, res);
       const control = /^\/api\/groups\/([^/]+)\/(strategy|granularity)$/.exec(url.pathname);
-      if (control !== null) return await this.change(req, res, decodeURIComponent(control[1]!), control[2] as 'strategy' | 'granularity');
+      if (control !== null) return await this.change(req, res, control[1]!, control[2] as 'strategy' | 'granularity');
       const asset = STATIC[url.pathname];
       if (asset !== undefined) return this.file(req, res, asset.file(), asset.type);
       throw new HttpError(404, `no such page: ${url.pathname.slice(0, 200)}`, 'admin_http_not_found');
     } catch (err) {
       if (err instanceof HttpError) {
         this.options.refused(err.reason);
-        this.options.log.debug({ status: err.status, path: url.pathname.slice(0, 200), reason: err.reason }, err.message);
+        const fields = { status: err.status, path: url.pathname.slice(0, 200), reason: err.reason, peer: req.socket.remoteAddress };
+        if (err.warn) this.options.log.warn(fields, `admin HTTP request refused: ${err.message}`);
+        else this.options.log.debug(fields, err.message);
         if (!res.headersSent) this.sendJson(res, err.status, { error: err.message }, err.headers);
         else res.end();
         return;
@@ -335,34 +495,59 @@ export class AdminHttp {
     req.socket.setTimeout(0);
     req.socket.setNoDelay(true);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    const viewer: Viewer = { res, blocked: false };
+    const viewer: Viewer = { res, blocked: false, blockedSinceMs: 0, stale: false, peer: `${req.socket.remoteAddress}:${req.socket.remotePort}` };
     this.viewers.add(viewer);
-    res.write(`retry: 1000\n\n`);
+    this.send(viewer, `retry: 1000\n\n`);
     this.broadcast('snapshot', this.snapshot(), viewer);
     const drop = () => this.viewers.delete(viewer);
     req.on('close', drop);
     res.on('error', drop);
   }
 
-  private async change(req: http.IncomingMessage, res: http.ServerResponse, group: string, what: 'strategy' | 'granularity'): Promise<void> {
+  /** Refuses a POST whose Origin is not a name of this port (opaque "null" origins included); clients that send none (curl) pass. */
+  private checkOrigin(req: http.IncomingMessage): void {
+    const origin = req.headers['origin'];
+    if (origin === undefined) return;
+    let allowed = false;
+    try {
+      const url = new URL(origin);
+      const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+      allowed = (url.protocol === 'http:' || url.protocol === 'https:') && this.isAllowedHost(url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase(), port);
+    } catch {
+      allowed = false;
+    }
+    if (!allowed) throw new HttpError(403, `cross-origin change refused (origin ${JSON.stringify(origin.slice(0, 100))} is not this admin port)`, 'admin_http_cross_origin', {}, true);
+  }
+
+  private async change(req: http.IncomingMessage, res: http.ServerResponse, rawGroup: string, what: 'strategy' | 'granularity'): Promise<void> {
     this.allow(req, ['POST']);
     if (this.expectedAuth !== null) {
       const verdict = checkBearer(req.headers[AUTH_HEADER], this.expectedAuth);
       if (verdict !== 'ok') {
-        throw new HttpError(401, `${verdict} control token (send "authorization: Bearer <token>")`, verdict === 'missing' ? 'missing_token' : 'bad_token', {
-          'www-authenticate': 'Bearer realm="rebind"',
-        });
+        throw new HttpError(
+          401,
+          `${verdict} admin token (send "authorization: Bearer <token>")`,
+          verdict === 'missing' ? 'missing_token' : 'bad_token',
+          { 'www-authenticate': 'Bearer realm="rebind"' },
+          true,
+        );
       }
+    } else if (!this.changesOpen) {
+      throw new HttpError(
+        403,
+        'changes over the admin port are disabled: set security.adminToken (or security.adminTokenFile) and send it as "authorization: Bearer <token>", ' +
+          'or, with adminListen on a loopback address, opt in with security.adminUnauthenticatedChanges: true',
+        'admin_http_changes_disabled',
+        {},
+        true,
+      );
     }
-    const origin = req.headers['origin'];
-    if (origin !== undefined && origin !== 'null') {
-      let originHost: string;
-      try {
-        originHost = new URL(origin).host;
-      } catch {
-        originHost = '';
-      }
-      if (originHost !== req.headers.host) throw new HttpError(403, `cross-origin change refused (origin ${origin.slice(0, 100)})`, 'admin_http_cross_origin');
+    this.checkOrigin(req);
+    let group: string;
+    try {
+      group = decodeURIComponent(rawGroup);
+    } catch {
+      throw new HttpError(400, `the group name in the path has a malformed percent-escape: ${JSON.stringify(rawGroup.slice(0, 200))}`, 'admin_http_bad_path');
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') throw new HttpError(415, `content-type must be application/json (got ${JSON.stringify(type.slice(0, 100))})`, 'admin_http_content_type');

@@ -209,6 +209,8 @@ export class Balancer {
                     requireClientCert: controlTls.requireClientCert,
                   },
             pushIntervalMs: config.dashboardPushIntervalMs,
+            unauthenticatedChanges: config.security.adminUnauthenticatedChanges,
+            hosts: config.security.adminHosts,
             log: moduleLogger('balancer.admin-http', options.logger),
             refused,
             info: () => ({ address: this.address, controlAddress: this.controlAddress, startedAtMs: this.startedAtMs }),

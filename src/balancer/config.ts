@@ -4,6 +4,7 @@
  * field is an error that names the field and the accepted range, never a
  * silent default.
  */
+import { BlockList, isIP } from 'node:net';
 import { parseHostPort, parseListenAddress } from '../common/address';
 import { METRICS, type Metric } from './metrics';
 import { parseParams } from './strategies/params';
@@ -100,6 +101,18 @@ export interface SecurityConfig {
    * any port.
    */
   replicaIdentities: Record<string, string[]>;
+  /**
+   * Extra names (host, or host:port) the admin port answers to, besides its
+   * bound address, localhost, 127.0.0.1 and [::1] on its port: requests with
+   * any other Host header are refused (DNS rebinding). Lower-cased.
+   */
+  adminHosts: string[];
+  /**
+   * Allow changes on the admin port without a token. Only accepted when
+   * adminListen is a loopback address: anyone who can reach the port could
+   * change strategies otherwise.
+   */
+  adminUnauthenticatedChanges: boolean;
 }
 
 /** Limits on what the control plane accepts. */
@@ -135,6 +148,35 @@ export const DEFAULT_MAX_PENDING_ATTACHMENTS = 1000;
 export const DEFAULT_MAX_REFUSED_PER_INTERVAL = 100;
 /** Shortest accepted control token, characters. */
 export const MIN_TOKEN_LENGTH = 16;
+/** Most entries in security.adminHosts. */
+export const MAX_ADMIN_HOSTS = 64;
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** Whether a listen host (as in adminListen, without brackets) only reaches this machine: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost') return true;
+  const family = isIP(h);
+  return family === 4 ? LOOPBACK.check(h, 'ipv4') : family === 6 ? LOOPBACK.check(h, 'ipv6') : false;
+}
+
+/**
+ * Parses one security.adminHosts entry: a host name, an IPv4 address or a
+ * bracketed IPv6 address, with an optional :port. Returns an error message
+ * (a string) when it is none of those. Host names are lower-cased.
+ */
+export function parseAdminHost(entry: string): { host: string; port: number | null } | string {
+  if (entry.length === 0 || entry.length > 260) return `must be 1-260 characters`;
+  const bracketed = entry.startsWith('[');
+  const close = entry.indexOf(']');
+  const hasPort = bracketed ? close >= 0 && entry.length > close + 1 : entry.includes(':');
+  const parsed = parseHostPort(hasPort ? entry : `${entry}:1`);
+  if (typeof parsed === 'string') return 'must be a host name, an IPv4 address or a [bracketed] IPv6 address, with an optional :port';
+  return { host: parsed.host.toLowerCase(), port: hasPort ? parsed.port : null };
+}
 
 /** The whole balancer configuration. */
 export interface BalancerConfig {
@@ -157,7 +199,18 @@ export interface BalancerConfig {
 
 /** No token, no TLS. */
 export function builtinSecurity(): SecurityConfig {
-  return { replicaToken: null, replicaTokenFile: null, adminToken: null, adminTokenFile: null, controlTls: null, dataTls: null, upstreamCaFile: null, replicaIdentities: {} };
+  return {
+    replicaToken: null,
+    replicaTokenFile: null,
+    adminToken: null,
+    adminTokenFile: null,
+    controlTls: null,
+    dataTls: null,
+    upstreamCaFile: null,
+    replicaIdentities: {},
+    adminHosts: [],
+    adminUnauthenticatedChanges: false,
+  };
 }
 
 export function builtinLimits(): LimitsConfig {
@@ -210,7 +263,7 @@ function parseSecurity(raw: unknown, errors: string[]): SecurityConfig {
     errors.push('security must be an object');
     return out;
   }
-  const keys = new Set(['replicaToken', 'replicaTokenFile', 'adminToken', 'adminTokenFile', 'controlTls', 'dataTls', 'upstreamCaFile', 'replicaIdentities']);
+  const keys = new Set(['replicaToken', 'replicaTokenFile', 'adminToken', 'adminTokenFile', 'controlTls', 'dataTls', 'upstreamCaFile', 'replicaIdentities', 'adminHosts', 'adminUnauthenticatedChanges']);
   for (const key of Object.keys(raw)) {
     if (key === 'token' || key === 'tokenFile') {
       errors.push(
@@ -255,6 +308,23 @@ function parseSecurity(raw: unknown, errors: string[]): SecurityConfig {
   if (raw['upstreamCaFile'] !== undefined) {
     if (typeof raw['upstreamCaFile'] === 'string' && raw['upstreamCaFile'].length > 0) out.upstreamCaFile = raw['upstreamCaFile'];
     else errors.push(`security.upstreamCaFile is ${JSON.stringify(raw['upstreamCaFile'])}; it must be a file path`);
+  }
+  const hosts = raw['adminHosts'];
+  if (hosts !== undefined) {
+    if (!Array.isArray(hosts) || hosts.length > MAX_ADMIN_HOSTS) {
+      errors.push(`security.adminHosts must be an array of at most ${MAX_ADMIN_HOSTS} "host" or "host:port" strings`);
+    } else {
+      hosts.forEach((entry, i) => {
+        const parsed = typeof entry === 'string' ? parseAdminHost(entry) : 'must be a string';
+        if (typeof parsed === 'string') errors.push(`security.adminHosts[${i}] is ${JSON.stringify(entry)}; it ${parsed}`);
+        else out.adminHosts.push((entry as string).toLowerCase());
+      });
+    }
+  }
+  const open = raw['adminUnauthenticatedChanges'];
+  if (open !== undefined) {
+    if (typeof open === 'boolean') out.adminUnauthenticatedChanges = open;
+    else errors.push(`security.adminUnauthenticatedChanges is ${JSON.stringify(open)}; it must be true or false`);
   }
   return out;
 }
@@ -472,6 +542,8 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
     });
   }
   const security = parseSecurity(raw['security'], errors);
+  const adminOptInError = checkAdminOptIn(security, adminListen);
+  if (adminOptInError !== null) errors.push(adminOptInError);
   const limits = parseLimits(raw['limits'], errors);
   if (errors.length > 0) return { ok: false, errors };
   const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits };
@@ -485,6 +557,19 @@ const VALIDATED = new WeakSet<object>();
 /** Whether `config` is a configuration parseBalancerConfig returned (not a raw object of the same shape). */
 export function isValidatedConfig(config: object): config is BalancerConfig {
   return VALIDATED.has(config);
+}
+
+/**
+ * The error for security.adminUnauthenticatedChanges on an admin port that
+ * is not loopback-only, or null when the combination is fine. Checked at
+ * validation and again when the admin port starts (the CLI can override
+ * adminListen after validation).
+ */
+export function checkAdminOptIn(security: Pick<SecurityConfig, 'adminUnauthenticatedChanges'>, adminListen: string | null): string | null {
+  if (!security.adminUnauthenticatedChanges || adminListen === null) return null;
+  const parsed = parseListenAddress(adminListen);
+  if (typeof parsed !== 'string' && isLoopbackHost(parsed.host)) return null;
+  return `security.adminUnauthenticatedChanges is true but adminListen ${JSON.stringify(adminListen)} is not a loopback address (127.0.0.0/8, [::1], localhost): anyone who can reach the admin port could change strategies; set security.adminToken instead, or listen on loopback`;
 }
 
 /** Serializes a configuration back to a plain object (round-trips through parse). */
@@ -506,6 +591,8 @@ export function serializeBalancerConfig(config: BalancerConfig): Record<string, 
       ...(config.security.controlTls !== null ? { controlTls: tlsToJson(config.security.controlTls) } : {}),
       ...(config.security.dataTls !== null ? { dataTls: tlsToJson(config.security.dataTls) } : {}),
       ...(config.security.upstreamCaFile !== null ? { upstreamCaFile: config.security.upstreamCaFile } : {}),
+      ...(config.security.adminHosts.length > 0 ? { adminHosts: [...config.security.adminHosts] } : {}),
+      ...(config.security.adminUnauthenticatedChanges ? { adminUnauthenticatedChanges: true } : {}),
     },
     limits: { ...config.limits },
   };

@@ -5,7 +5,8 @@
  * during a running scenario — three replicas, uneven open-loop clients. The
  * chart must show every replica and keep updating; switching the strategy
  * from the page must change the balancer. A screenshot is saved in
- * test-output/dashboard.png.
+ * test-output/dashboard.png. A balancer that does not allow changes shows
+ * its refusal on the page.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -50,7 +51,11 @@ const loads: LoadClient[] = [];
 
 beforeAll(async () => {
   const executablePath = chromiumPath();
-  balancer = await startBalancer([{ name: 'echo', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: 250 }], { dashboardPushIntervalMs: 250 });
+  // No token: the operator opts in to changes from the page, as the admin port is on loopback.
+  balancer = await startBalancer([{ name: 'echo', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: 250 }], {
+    dashboardPushIntervalMs: 250,
+    security: { adminUnauthenticatedChanges: true },
+  });
   for (const name of ['A', 'B', 'C']) replicas.push(await startReplica(balancer, name));
   // Uneven clients: 60, 30, 60, 30 calls/s.
   for (const rate of [60, 30, 60, 30]) loads.push(openLoop(echoClient(balancer.address, clientOptions()), rate));
@@ -113,4 +118,25 @@ describe('dashboard in Chromium', () => {
     expect(errors).toEqual([]);
     for (const l of loads) expect(l.failed, l.errors.join('\n')).toBe(0);
   }, 120_000);
+
+  it('shows why a change was refused when the balancer allows none', async () => {
+    const closed = await startBalancer([{ name: 'echo', strategy: 'minimum_dispersion' }], { dashboardPushIntervalMs: 250 });
+    const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await other.goto(`http://${closed.adminAddress}/`);
+      await other.waitForSelector('#changes-off:not([hidden])', { timeout: 10_000 });
+      await other.waitForSelector('.group[data-group="echo"] .strategy-form button', { timeout: 10_000 });
+      await other.selectOption('.group[data-group="echo"] select[name=strategy]', 'p2c');
+      await other.click('.group[data-group="echo"] .strategy-form button');
+      const result = other.locator('.group[data-group="echo"] .result');
+      await expect.poll(() => result.textContent(), { timeout: 10_000 }).toContain('refused (HTTP 403)');
+      expect(await result.textContent()).toContain('security.token');
+      expect(await result.getAttribute('role')).toBe('alert');
+      expect(await result.getAttribute('data-ok')).toBe('false');
+      expect(closed.registry.groups.get('echo')!.strategyName).toBe('minimum_dispersion');
+    } finally {
+      await other.close();
+      await closed.stop();
+    }
+  }, 60_000);
 });

@@ -194,7 +194,7 @@ describe('dashboard endpoints', () => {
       expect(answer.body.length, asset).toBeGreaterThan(100);
     }
     const state = JSON.parse((await request(balancer.adminAddress, '/api/state')).body);
-    expect(state).toMatchObject({ address: balancer.address, controlAddress: balancer.controlAddress, authRequired: false, granularities: ['per-session', 'per-request', 'on-demand'] });
+    expect(state).toMatchObject({ address: balancer.address, controlAddress: balancer.controlAddress, authRequired: false, changes: 'disabled', granularities: ['per-session', 'per-request', 'on-demand'] });
     expect(state.strategies).toContain('minimum_dispersion');
     expect(state.groups[0].members).toHaveLength(2);
     expect(state.decisions.filter((d: { kind: string }) => d.kind === 'member-joined')).toHaveLength(2);
@@ -229,7 +229,8 @@ describe('dashboard endpoints', () => {
   });
 
   it('changes strategy and granularity over HTTP, and refuses bad changes with a clear status', async () => {
-    const balancer = await withReplicas();
+    // No token: changes need the operator's opt-in, accepted because the admin port is on loopback.
+    const balancer = await withReplicas({ security: { adminUnauthenticatedChanges: true } });
     const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
       request(balancer.adminAddress, path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
     const ok = await post('/api/groups/echo/strategy', { strategy: 'least_loaded', params: { dampening: 0.2 } });
@@ -267,7 +268,7 @@ describe('dashboard endpoints', () => {
     expect(metrics.get('rebind_refused_inputs_total{reason="admin_http_cross_origin"}')).toBe(1);
   });
 
-  it('with a control token, changes need it; reads stay open', async () => {
+  it('with an admin token, changes need it; reads stay open', async () => {
     const token = 'dashboard-token-0123456789';
     const balancer = await withReplicas({ security: { adminToken: token } });
     const change = (headers: Record<string, string>) =>
@@ -275,7 +276,7 @@ describe('dashboard endpoints', () => {
     const missing = await change({});
     expect(missing.status).toBe(401);
     expect(missing.headers['www-authenticate']).toContain('Bearer');
-    expect(JSON.parse(missing.body).error).toContain('missing control token');
+    expect(JSON.parse(missing.body).error).toContain('missing admin token');
     expect((await change({ authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
     expect(balancer.registry.groups.get('echo')!.strategyName).not.toBe('p2c');
     expect((await change({ authorization: `Bearer ${token}` })).status).toBe(200);

@@ -53,6 +53,20 @@ describe('balancer configuration', () => {
     [{ autoCreateGroups: 'yes' }, 'autoCreateGroups is "yes"; it must be true or false'],
     [{ groupDefaults: { name: 'x' } }, 'groupDefaults.name is not a group setting'],
     [{ port: 1 }, 'port is not a configuration setting'],
+    [
+      { adminListen: '0.0.0.0:50053', security: { adminUnauthenticatedChanges: true } },
+      'security.adminUnauthenticatedChanges is true but adminListen "0.0.0.0:50053" is not a loopback address',
+    ],
+    [{ adminListen: '[::]:0', security: { adminUnauthenticatedChanges: true } }, 'security.adminUnauthenticatedChanges is true but adminListen "[::]:0" is not a loopback address'],
+    [{ adminListen: '10.1.2.3:0', security: { adminUnauthenticatedChanges: true } }, 'security.adminUnauthenticatedChanges is true but adminListen "10.1.2.3:0"'],
+    [{ adminListen: 'admin.example:0', security: { adminUnauthenticatedChanges: true } }, 'security.adminUnauthenticatedChanges is true but adminListen "admin.example:0"'],
+    [{ security: { adminUnauthenticatedChanges: 'yes' } }, 'security.adminUnauthenticatedChanges is "yes"; it must be true or false'],
+    [{ security: { adminHosts: 'dash.example' } }, 'security.adminHosts must be an array of at most 64'],
+    [{ security: { adminHosts: Array.from({ length: 65 }, (_, i) => `h${i}.example`) } }, 'security.adminHosts must be an array of at most 64'],
+    [{ security: { adminHosts: ['ok.example', 'not a host'] } }, 'security.adminHosts[1] is "not a host"; it must be a host name'],
+    [{ security: { adminHosts: ['::1'] } }, 'security.adminHosts[0] is "::1"; it must be a host name, an IPv4 address or a [bracketed] IPv6 address'],
+    [{ security: { adminHosts: ['dash.example:99999'] } }, 'security.adminHosts[0] is "dash.example:99999"'],
+    [{ security: { adminHosts: [7] } }, 'security.adminHosts[0] is 7; it must be a string'],
   ])('refuses %j naming the field', (raw, message) => {
     const result = parseBalancerConfig(raw);
     expect(result.ok).toBe(false);
@@ -65,6 +79,23 @@ describe('balancer configuration', () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.errors).toHaveLength(3);
+  });
+
+  it.each(['127.0.0.1:0', '127.8.9.10:50053', 'localhost:0', '[::1]:0', 'LocalHost:0'])('accepts the unauthenticated-changes opt-in on loopback %s', (adminListen) => {
+    const result = parseBalancerConfig({ adminListen, security: { adminUnauthenticatedChanges: true } });
+    expect(result).toMatchObject({ ok: true, value: { security: { adminUnauthenticatedChanges: true } } });
+  });
+
+  it('accepts the opt-in with no admin port, and keeps the admin settings through a round trip', () => {
+    expect(parseBalancerConfig({ adminListen: null, security: { adminUnauthenticatedChanges: true } }).ok).toBe(true);
+    const first = parseBalancerConfig({ ...valid, security: { adminHosts: ['Dash.Example', 'proxy.example:8443', '[fd00::1]', '10.0.0.5:50053'], adminUnauthenticatedChanges: true } });
+    expect(first.ok).toBe(true);
+    if (!first.ok) return;
+    expect(first.value.security.adminHosts).toEqual(['dash.example', 'proxy.example:8443', '[fd00::1]', '10.0.0.5:50053']);
+    expect(parseBalancerConfig(JSON.parse(JSON.stringify(serializeBalancerConfig(first.value))))).toEqual(first);
+    // The defaults: no extra names, no unauthenticated changes.
+    const plain = parseBalancerConfig(valid);
+    expect(plain).toMatchObject({ ok: true, value: { security: { adminHosts: [], adminUnauthenticatedChanges: false } } });
   });
 
   it('refuses a non-object', () => {
