@@ -155,6 +155,7 @@ export class Balancer {
       { ...options.events, refused: (reason) => (refused(reason), options.events?.refused?.(reason)) },
       () => scheduler.now(),
       upstreamCa,
+      { limits: config.limits, proxy: config.proxy },
     );
     const token = controlToken(config);
     const controlLog = moduleLogger('balancer.control', options.logger);
