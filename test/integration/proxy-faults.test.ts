@@ -134,6 +134,16 @@ describe('proxy: clients that stop reading (defect 3)', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   }, 30_000);
 
+  it('opens another upstream connection when one carries maxStreamsPerConnection calls', async () => {
+    const { balancer, replicas } = await cluster(['A'], { proxy: { maxStreamsPerConnection: 2 } });
+    const session = rawSession(balancer.address);
+    for (let i = 0; i < 6; i++) rawCall(session, 'ServerStream', { text: 'x'.repeat(64 * 1024), count: 40 }).stream.pause();
+    await waitFor(() => replicas[0]!.stats.calls === 6, 5000, 20, 'six calls at the replica');
+    expect(replicas[0]!.relay.connections).toBe(3);
+    // Six of the 4 x 2 calls allowed are in flight: a seventh still gets in.
+    expect((await unary(client(balancer.address), { text: 'seventh' }, new grpc.Metadata(), { deadline: Date.now() + 5000 })).text).toBe('seventh');
+  }, 30_000);
+
   it('beyond maxConnectionsPerReplica x maxStreamsPerConnection calls in flight, a call is refused with RESOURCE_EXHAUSTED and counted', async () => {
     const { balancer } = await cluster(['A'], { proxy: { maxStreamsPerConnection: 2, maxConnectionsPerReplica: 2 } });
     const stub = client(balancer.address);
