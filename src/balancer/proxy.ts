@@ -36,6 +36,8 @@ export class UpstreamConnection {
   /** The replica's HTTP/2 SETTINGS arrived: its HTTP/2 layer answers. */
   ready = false;
   pingOutstanding = false;
+  /** The replica sent GOAWAY: calls in flight finish here, new ones go elsewhere. */
+  goingAway = false;
   timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -109,9 +111,9 @@ export class UpstreamPool {
    */
   open(address: string, headers: http2.OutgoingHttpHeaders): { stream: http2.ClientHttp2Stream; connection: UpstreamConnection } | null {
     const connections = this.byAddress.get(address) ?? [];
-    let connection = connections.find((c) => c.loss() === null && c.streams.size < this.options.maxStreamsPerConnection);
+    let connection = connections.find((c) => !c.goingAway && c.loss() === null && c.streams.size < this.options.maxStreamsPerConnection);
     if (connection === undefined) {
-      if (connections.length >= this.options.maxConnectionsPerReplica) return null;
+      if (connections.filter((c) => !c.goingAway).length >= this.options.maxConnectionsPerReplica) return null;
       connection = this.connect(address);
     }
     const stream = connection.session.request(headers, { endStream: false });
@@ -151,12 +153,16 @@ export class UpstreamPool {
       this.log.debug({ address, err: err.message }, 'upstream connection error');
       connection.lostReason ??= `connection failed: ${err.message}`;
       this.forget(connection);
+      this.stopTimers(connection);
     });
-    // A GOAWAY lets the calls in flight finish; new ones go to another connection.
-    session.on('goaway', () => this.forget(connection));
+    // A GOAWAY lets the calls in flight finish (still under keepalive); new ones go to another connection.
+    session.on('goaway', () => {
+      connection.goingAway = true;
+    });
     session.on('close', () => {
       connection.lostReason ??= 'closed the connection';
       this.forget(connection);
+      this.stopTimers(connection);
     });
     session.unref();
     return connection;
@@ -164,16 +170,21 @@ export class UpstreamPool {
 
   /** Keepalive: one ping at a time, only while the connection carries calls. */
   private ping(connection: UpstreamConnection): void {
-    if (connection.streams.size === 0 || connection.pingOutstanding || !connection.ready || connection.loss() !== null) return;
+    if (connection.streams.size === 0 || connection.pingOutstanding || !connection.ready || connection.lostReason !== null || connection.session.destroyed) return;
     const timeoutMs = this.options.keepaliveTimeoutMs;
     connection.pingOutstanding = true;
     const timer = setTimeout(() => this.lose(connection, `did not answer a keepalive ping within ${timeoutMs} ms`), timeoutMs);
     timer.unref();
-    const sent = connection.session.ping((err) => {
-      clearTimeout(timer);
-      connection.pingOutstanding = false;
-      if (err !== null) this.log.debug({ address: connection.address, err: err.message }, 'upstream keepalive ping failed');
-    });
+    let sent = false;
+    try {
+      sent = connection.session.ping((err) => {
+        clearTimeout(timer);
+        connection.pingOutstanding = false;
+        if (err !== null) this.log.debug({ address: connection.address, err: err.message }, 'upstream keepalive ping failed');
+      });
+    } catch (err) {
+      this.log.debug({ address: connection.address, err: (err as Error).message }, 'upstream keepalive ping not sent');
+    }
     if (!sent) {
       clearTimeout(timer);
       connection.pingOutstanding = false;
@@ -185,13 +196,17 @@ export class UpstreamPool {
     if (connection.lostReason === null) connection.lostReason = reason;
     this.log.debug({ address: connection.address, reason, calls: connection.streams.size }, 'upstream connection given up');
     this.forget(connection);
+    this.stopTimers(connection);
     if (!connection.session.destroyed) connection.session.destroy();
   }
 
-  /** Takes a connection out of the pool (no new calls) and stops its timers. */
-  private forget(connection: UpstreamConnection): void {
+  private stopTimers(connection: UpstreamConnection): void {
     for (const timer of connection.timers) clearTimeout(timer);
     connection.timers = [];
+  }
+
+  /** Takes a connection out of the pool: no new calls go to it. */
+  private forget(connection: UpstreamConnection): void {
     const list = this.byAddress.get(connection.address);
     if (list === undefined) return;
     const index = list.indexOf(connection);
