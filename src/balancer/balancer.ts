@@ -154,6 +154,7 @@ export class Balancer {
       { ...options.events, refused: (reason) => (refused(reason), options.events?.refused?.(reason)) },
       () => scheduler.now(),
       upstreamCa,
+      { limits: config.limits, proxy: config.proxy },
     );
     const replicaToken = roleToken(config, 'replica');
     const adminToken = roleToken(config, 'admin');

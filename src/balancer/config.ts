@@ -135,6 +135,12 @@ export interface LimitsConfig {
   maxPendingAttachments: number;
   /** Refused control messages per report interval after which an attachment is closed as a flood. */
   maxRefusedPerInterval: number;
+  /** Client connections the data port holds at once; more are closed at once. */
+  maxDataConnections: number;
+  /** Concurrent streams per client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerDataConnection: number;
+  /** A client connection with no open stream for this long is closed (GOAWAY), ms. */
+  dataIdleTimeoutMs: number;
 }
 
 export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
@@ -146,6 +152,33 @@ export const DEFAULT_MAX_PENDING_BINDS_PER_CALLER = 16;
 export const DEFAULT_HELLO_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_PENDING_ATTACHMENTS = 1000;
 export const DEFAULT_MAX_REFUSED_PER_INTERVAL = 100;
+export const DEFAULT_MAX_DATA_CONNECTIONS = 10_000;
+export const DEFAULT_MAX_STREAMS_PER_DATA_CONNECTION = 1000;
+export const DEFAULT_DATA_IDLE_TIMEOUT_MS = 300_000;
+
+/** How the proxy reaches replicas (the per-request path's upstream connections). */
+export interface ProxyConfig {
+  /** Ping each upstream connection this often while it carries calls, ms. */
+  keepaliveTimeMs: number;
+  /** An unanswered ping closes the connection after this long, failing its calls with UNAVAILABLE, ms. */
+  keepaliveTimeoutMs: number;
+  /** An upstream connection not up (HTTP/2 settings exchanged) within this long fails its calls, ms. */
+  connectTimeoutMs: number;
+  /** Proxied calls one upstream connection carries before another is opened. */
+  maxStreamsPerConnection: number;
+  /** Upstream connections per replica; beyond connections x streams calls in flight, RESOURCE_EXHAUSTED. */
+  maxConnectionsPerReplica: number;
+  /** HTTP/2 flow-control window of one proxied call's response, bytes (what a client that stops reading can park in the balancer). */
+  streamWindowBytes: number;
+}
+
+export const DEFAULT_PROXY_KEEPALIVE_TIME_MS = 1000;
+export const DEFAULT_PROXY_KEEPALIVE_TIMEOUT_MS = 1000;
+export const DEFAULT_PROXY_CONNECT_TIMEOUT_MS = 1000;
+export const DEFAULT_PROXY_MAX_STREAMS_PER_CONNECTION = 100;
+export const DEFAULT_PROXY_MAX_CONNECTIONS_PER_REPLICA = 4;
+/** HTTP/2's default initial window: a stalled call parks at most this much per call. */
+export const DEFAULT_PROXY_STREAM_WINDOW_BYTES = 65_535;
 /** Shortest accepted control token, characters. */
 export const MIN_TOKEN_LENGTH = 16;
 /** Most entries in security.adminHosts. */
@@ -195,6 +228,7 @@ export interface BalancerConfig {
   groupDefaults: Omit<GroupConfig, 'name'>;
   security: SecurityConfig;
   limits: LimitsConfig;
+  proxy: ProxyConfig;
 }
 
 /** No token, no TLS. */
@@ -224,6 +258,20 @@ export function builtinLimits(): LimitsConfig {
     helloTimeoutMs: DEFAULT_HELLO_TIMEOUT_MS,
     maxPendingAttachments: DEFAULT_MAX_PENDING_ATTACHMENTS,
     maxRefusedPerInterval: DEFAULT_MAX_REFUSED_PER_INTERVAL,
+    maxDataConnections: DEFAULT_MAX_DATA_CONNECTIONS,
+    maxStreamsPerDataConnection: DEFAULT_MAX_STREAMS_PER_DATA_CONNECTION,
+    dataIdleTimeoutMs: DEFAULT_DATA_IDLE_TIMEOUT_MS,
+  };
+}
+
+export function builtinProxy(): ProxyConfig {
+  return {
+    keepaliveTimeMs: DEFAULT_PROXY_KEEPALIVE_TIME_MS,
+    keepaliveTimeoutMs: DEFAULT_PROXY_KEEPALIVE_TIMEOUT_MS,
+    connectTimeoutMs: DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
+    maxStreamsPerConnection: DEFAULT_PROXY_MAX_STREAMS_PER_CONNECTION,
+    maxConnectionsPerReplica: DEFAULT_PROXY_MAX_CONNECTIONS_PER_REPLICA,
+    streamWindowBytes: DEFAULT_PROXY_STREAM_WINDOW_BYTES,
   };
 }
 
@@ -339,7 +387,38 @@ const LIMIT_RULES: NumberRule<keyof LimitsConfig>[] = [
   { key: 'helloTimeoutMs', min: 10, max: 600_000, integer: true, unit: 'ms' },
   { key: 'maxPendingAttachments', min: 1, max: 1_000_000, integer: true, unit: 'streams' },
   { key: 'maxRefusedPerInterval', min: 1, max: 1_000_000, integer: true, unit: 'messages' },
+  { key: 'maxDataConnections', min: 1, max: 1_000_000, integer: true, unit: 'connections' },
+  { key: 'maxStreamsPerDataConnection', min: 1, max: 100_000, integer: true, unit: 'streams' },
+  { key: 'dataIdleTimeoutMs', min: 100, max: 86_400_000, integer: true, unit: 'ms' },
 ];
+
+const PROXY_RULES: NumberRule<keyof ProxyConfig>[] = [
+  { key: 'keepaliveTimeMs', min: 100, max: 3_600_000, integer: true, unit: 'ms' },
+  { key: 'keepaliveTimeoutMs', min: 100, max: 600_000, integer: true, unit: 'ms' },
+  { key: 'connectTimeoutMs', min: 100, max: 600_000, integer: true, unit: 'ms' },
+  { key: 'maxStreamsPerConnection', min: 1, max: 10_000, integer: true, unit: 'streams' },
+  { key: 'maxConnectionsPerReplica', min: 1, max: 100, integer: true, unit: 'connections' },
+  // 2^31-1 is HTTP/2's largest window; the connection window is streams x this, so keep it modest.
+  { key: 'streamWindowBytes', min: 1024, max: 16 * 1024 * 1024, integer: true, unit: 'bytes' },
+];
+
+function parseProxy(raw: unknown, errors: string[]): ProxyConfig {
+  const out = builtinProxy();
+  if (raw === undefined) return out;
+  if (!isObject(raw)) {
+    errors.push('proxy must be an object');
+    return out;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!PROXY_RULES.some((r) => r.key === key)) errors.push(`proxy.${key} is not a proxy setting (accepted: ${PROXY_RULES.map((r) => r.key).join(', ')})`);
+  }
+  for (const rule of PROXY_RULES) {
+    if (raw[rule.key] === undefined) continue;
+    const v = checkNumber(raw[rule.key], rule, `proxy.${rule.key}`, errors);
+    if (v !== undefined) out[rule.key] = v;
+  }
+  return out;
+}
 
 function parseLimits(raw: unknown, errors: string[]): LimitsConfig {
   const out = builtinLimits();
@@ -492,7 +571,7 @@ function checkAddress(value: unknown, where: string, errors: string[], fallback:
   return value;
 }
 
-const TOP_KEYS = new Set(['listen', 'controlListen', 'adminListen', 'dashboardPushIntervalMs', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits']);
+const TOP_KEYS = new Set(['listen', 'controlListen', 'adminListen', 'dashboardPushIntervalMs', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits', 'proxy']);
 
 /** Validates a whole configuration object (already parsed from JSON/YAML). */
 export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> {
@@ -545,8 +624,9 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
   const adminOptInError = checkAdminOptIn(security, adminListen);
   if (adminOptInError !== null) errors.push(adminOptInError);
   const limits = parseLimits(raw['limits'], errors);
+  const proxy = parseProxy(raw['proxy'], errors);
   if (errors.length > 0) return { ok: false, errors };
-  const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits };
+  const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits, proxy };
   VALIDATED.add(value);
   return { ok: true, value };
 }
@@ -595,6 +675,7 @@ export function serializeBalancerConfig(config: BalancerConfig): Record<string, 
       ...(config.security.adminUnauthenticatedChanges ? { adminUnauthenticatedChanges: true } : {}),
     },
     limits: { ...config.limits },
+    proxy: { ...config.proxy },
   };
 }
 

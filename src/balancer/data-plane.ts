@@ -29,7 +29,10 @@ import {
   identifyCaller,
   parseAffinityToken,
 } from '../common/wire';
+import { canonicalAddress } from '../common/address';
+import { builtinLimits, builtinProxy, type LimitsConfig, type ProxyConfig } from './config';
 import type { Group } from './group';
+import type { Member } from './member';
 import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 import type { Registry } from './registry';
 import { proxyStream, UpstreamPool } from './proxy';
@@ -40,10 +43,19 @@ export interface DataPlaneEvents {
   refused?(reason: string): void;
 }
 
+/** The data port's bounds on client connections (see README "Limits and defences"). */
+export type DataPortLimits = Pick<LimitsConfig, 'maxDataConnections' | 'maxStreamsPerDataConnection' | 'dataIdleTimeoutMs'>;
+
+export interface DataPlaneOptions {
+  limits?: Partial<DataPortLimits>;
+  proxy?: Partial<ProxyConfig>;
+}
+
 export class DataPlane {
   private server: http2.Http2Server | http2.Http2SecureServer | null = null;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   readonly upstreams: UpstreamPool;
+  private readonly limits: DataPortLimits;
 
   constructor(
     private readonly registry: Registry,
@@ -53,8 +65,11 @@ export class DataPlane {
     private readonly now: () => number = Date.now,
     /** TLS for replicas (the CA they chain to), or null for plaintext. */
     upstreamCa: Buffer | null = null,
+    options: DataPlaneOptions = {},
   ) {
-    this.upstreams = new UpstreamPool(log, upstreamCa);
+    const { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs } = builtinLimits();
+    this.limits = { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs, ...options.limits };
+    this.upstreams = new UpstreamPool(log, upstreamCa, { ...builtinProxy(), ...options.proxy });
     registry.listen({ memberRemoved: (_group, member) => this.upstreams.release(member.address) });
   }
 
@@ -63,11 +78,13 @@ export class DataPlane {
     const parsed = parseListenAddress(address);
     if (typeof parsed === 'string') throw new Error(`listen address: ${parsed}`);
     const port = parsed.port;
+    // A client may hold this many calls open per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    const settings: http2.Settings = { enablePush: false, maxConcurrentStreams: this.limits.maxStreamsPerDataConnection };
     const server: http2.Http2Server | http2.Http2SecureServer =
       tls === null
-        ? http2.createServer({ settings: { enablePush: false } })
+        ? http2.createServer({ settings })
         : http2.createSecureServer({
-            settings: { enablePush: false },
+            settings,
             cert: tls.cert,
             key: tls.key,
             ...(tls.ca !== null ? { ca: tls.ca } : {}),
@@ -76,11 +93,16 @@ export class DataPlane {
             ALPNProtocols: ['h2'],
           });
     server.on('stream', (stream, headers) => this.onStream(stream, headers));
-    server.on('session', (session) => {
-      this.sessions.add(session);
-      session.on('close', () => this.sessions.delete(session));
-      session.on('error', (err) => this.log.debug({ err: err.message }, 'client connection error'));
+    // Connections beyond the cap are closed at accept, before any TLS or HTTP/2 work.
+    server.maxConnections = this.limits.maxDataConnections;
+    server.on('drop', (drop) => {
+      this.events.refused?.('data_connection_limit');
+      this.log.warn(
+        { peer: drop?.remoteAddress, limit: this.limits.maxDataConnections },
+        `refused a client connection: the data port holds limits.maxDataConnections (${this.limits.maxDataConnections}) connections already`,
+      );
     });
+    server.on('session', (session) => this.watchSession(session));
     server.on('sessionError', (err) => this.log.debug({ err: err.message }, 'client session error'));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -93,6 +115,57 @@ export class DataPlane {
     this.server = server;
     const bound = server.address() as AddressInfo;
     return formatHostPort(parsed.host, bound.port);
+  }
+
+  /**
+   * Tracks a client connection: a connection with no open stream for
+   * `dataIdleTimeoutMs` is closed with GOAWAY (an idle connection costs
+   * memory and a slot under maxDataConnections; clients reconnect).
+   */
+  private watchSession(session: http2.ServerHttp2Session): void {
+    this.sessions.add(session);
+    let open = 0;
+    let idleTimer: NodeJS.Timeout | null = null;
+    const idleMs = this.limits.dataIdleTimeoutMs;
+    const arm = () => {
+      idleTimer = setTimeout(() => {
+        idleTimer = null;
+        if (open > 0 || session.closed || session.destroyed) return;
+        this.events.refused?.('data_idle_timeout');
+        this.log.debug({ idleMs }, 'closing a client connection idle for limits.dataIdleTimeoutMs');
+        session.close();
+      }, idleMs);
+      idleTimer.unref();
+    };
+    const disarm = () => {
+      if (idleTimer !== null) clearTimeout(idleTimer);
+      idleTimer = null;
+    };
+    arm();
+    session.on('stream', (stream) => {
+      open++;
+      disarm();
+      stream.once('close', () => {
+        open--;
+        if (open === 0 && !session.closed && !session.destroyed) arm();
+      });
+    });
+    session.on('close', () => {
+      disarm();
+      this.sessions.delete(session);
+    });
+    session.on('error', (err) => this.log.debug({ err: err.message }, 'client connection error'));
+  }
+
+  /**
+   * Refuses a proxied call whose replica has `upstreams.limitPerReplica`
+   * calls in flight already; true when refused.
+   */
+  private atLimit(stream: http2.ServerHttp2Stream, member: Member): boolean {
+    const inFlight = this.upstreams.inFlight(member.address);
+    if (inFlight < this.upstreams.limitPerReplica) return false;
+    this.refuse(stream, 'proxy_replica_limit', Status.RESOURCE_EXHAUSTED, `rebind: replica ${member.address} has ${inFlight} proxied calls in flight (limit ${this.upstreams.limitText})`);
+    return true;
   }
 
   async close(): Promise<void> {
@@ -131,9 +204,18 @@ export class DataPlane {
     const caller = identifyCaller(headers['user-agent'] as string | undefined);
     const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
     const avoid = headers[AVOID_HEADER];
-    const remote = stream.session?.socket?.remoteAddress;
-    const member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now(), avoid === undefined ? undefined : parseAvoid(avoid), remote ?? '');
+    const avoided = avoid === undefined ? undefined : parseAvoid(avoid);
+    const remote = stream.session?.socket?.remoteAddress ?? '';
+    let member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now(), avoided, remote);
     if (group.lastCreditCapped) this.events.refused?.('pending_bind_credit_capped');
+    if (!follows && member !== null && this.upstreams.inFlight(member.address) >= this.upstreams.limitPerReplica) {
+      // The choice is at its proxied-call limit: choose again among the members under it, if any.
+      const full = new Set(avoided ?? []);
+      for (const m of group.members.values()) {
+        if (this.upstreams.inFlight(m.address) >= this.upstreams.limitPerReplica) full.add(canonicalAddress(m.address) ?? m.address);
+      }
+      member = group.choose(path, 'call', caller.clientId, this.now(), full);
+    }
     if (member === null) {
       return this.refuse(stream, 'no_member', Status.UNAVAILABLE, `rebind: ${group.lastRefusal ?? `group "${group.name}" has no replica available`}`);
     }
@@ -149,6 +231,7 @@ export class DataPlane {
       });
       return;
     }
+    if (this.atLimit(stream, member)) return;
     group.counters.proxiedCalls++;
     member.proxiedInFlight++;
     this.events.proxied?.(group.name, member.address);
@@ -174,6 +257,7 @@ export class DataPlane {
         `rebind: the replica that owns this call (${parsed.address}, replica ${parsed.replicaId}) is gone: it is no longer attached to group "${group.name}"`,
       );
     }
+    if (this.atLimit(stream, owner)) return;
     group.counters.proxiedCalls++;
     owner.proxiedInFlight++;
     this.events.proxied?.(group.name, owner.address);

@@ -8,7 +8,9 @@
 import * as http2 from 'node:http2';
 import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger';
-import { endToEndHeaders, parseGrpcTimeoutMs, respondTrailersOnly, statusForRstCode } from '../common/grpc-http2';
+import { encodeGrpcMessage, encodeGrpcTimeoutCapped, endToEndHeaders, parseGrpcTimeoutMs, respondTrailersOnly, statusForRstCode } from '../common/grpc-http2';
+import { MAX_TIMER_DELAY_MS, setLongTimeout, type LongTimer } from '../common/long-timer';
+import { builtinProxy, type ProxyConfig } from './config';
 import { PROXIED_HEADER, REBIND_TRAILERS } from '../common/wire';
 
 function withoutRebindTrailers(headers: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
@@ -18,53 +20,207 @@ function withoutRebindTrailers(headers: http2.OutgoingHttpHeaders): http2.Outgoi
 
 const { NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = http2.constants;
 
-/** One HTTP/2 connection per replica address, re-opened when it fails. */
+/** HTTP/2's initial connection window (RFC 9113 §6.9.2); the connection window never goes below it. */
+const HTTP2_DEFAULT_WINDOW_BYTES = 65_535;
+
+/** One upstream HTTP/2 connection and the proxied calls it carries. */
+export class UpstreamConnection {
+  /** Proxied calls open on this connection. */
+  readonly streams = new Set<http2.ClientHttp2Stream>();
+  /**
+   * Why the pool gave this connection up (keepalive or connect timeout, the
+   * member was removed, a connection error), as a phrase following
+   * "replica <address>"; null while it is healthy.
+   */
+  lostReason: string | null = null;
+  /** The replica's HTTP/2 SETTINGS arrived: its HTTP/2 layer answers. */
+  ready = false;
+  pingOutstanding = false;
+  /** The replica sent GOAWAY: calls in flight finish here, new ones go elsewhere. */
+  goingAway = false;
+  timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly address: string,
+    readonly session: http2.ClientHttp2Session,
+  ) {}
+
+  /**
+   * Why the calls on this connection cannot complete, or null when the
+   * connection is fine: a connection lost (reset, closed, timed out, given
+   * up) fails its calls with UNAVAILABLE, whatever code their streams were
+   * reset with on the way down.
+   */
+  loss(): string | null {
+    if (this.lostReason !== null) return this.lostReason;
+    if (this.session.destroyed || this.session.closed) return 'lost its connection';
+    return null;
+  }
+}
+
+/**
+ * Upstream HTTP/2 connections to replicas: up to `maxConnectionsPerReplica`
+ * per replica address, each carrying up to `maxStreamsPerConnection` proxied
+ * calls. Each call's response window is `streamWindowBytes` and each
+ * connection's window is at least streams x that, so calls whose clients
+ * stop reading park at most one window each and cannot starve the others.
+ * While a connection carries calls it is pinged every `keepaliveTimeMs`; an
+ * unanswered ping (a hung replica) or a handshake not done within
+ * `connectTimeoutMs` (a stopped process still accepts TCP) gives it up and
+ * fails its calls with UNAVAILABLE.
+ */
 export class UpstreamPool {
-  private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  private readonly byAddress = new Map<string, UpstreamConnection[]>();
+  private readonly options: ProxyConfig;
 
   /** `ca`: replicas serve TLS with certificates chaining to it; null: plaintext. */
   constructor(
     private readonly log: Logger,
     private readonly ca: Buffer | null = null,
-  ) {}
-
-  session(address: string): http2.ClientHttp2Session {
-    const existing = this.sessions.get(address);
-    if (existing !== undefined && !existing.closed && !existing.destroyed) return existing;
-    const session =
-      this.ca === null
-        ? http2.connect(`http://${address}`, { settings: { enablePush: false } })
-        : http2.connect(`https://${address}`, { settings: { enablePush: false }, ca: this.ca, ALPNProtocols: ['h2'] });
-    const drop = () => {
-      if (this.sessions.get(address) === session) this.sessions.delete(address);
-    };
-    session.on('error', (err) => {
-      this.log.debug({ address, err: err.message }, 'upstream connection error');
-      drop();
-    });
-    session.on('goaway', drop);
-    session.on('close', drop);
-    session.unref();
-    this.sessions.set(address, session);
-    return session;
+    options: Partial<ProxyConfig> = {},
+  ) {
+    this.options = { ...builtinProxy(), ...options };
   }
 
   get scheme(): 'http' | 'https' {
     return this.ca === null ? 'http' : 'https';
   }
 
-  /** Closes the connection to one address (its member left). */
-  release(address: string): void {
-    const session = this.sessions.get(address);
-    if (session !== undefined) {
-      this.sessions.delete(address);
-      session.close();
+  /** Proxied calls the pool may carry to one replica at once. */
+  get limitPerReplica(): number {
+    return this.options.maxConnectionsPerReplica * this.options.maxStreamsPerConnection;
+  }
+
+  /** How the limit is made up, for refusal messages. */
+  get limitText(): string {
+    return `${this.limitPerReplica}: proxy.maxConnectionsPerReplica ${this.options.maxConnectionsPerReplica} x proxy.maxStreamsPerConnection ${this.options.maxStreamsPerConnection}`;
+  }
+
+  /** Proxied calls in flight to `address`. */
+  inFlight(address: string): number {
+    let n = 0;
+    for (const connection of this.byAddress.get(address) ?? []) n += connection.streams.size;
+    return n;
+  }
+
+  /**
+   * Opens one proxied call to `address` on a connection with room, opening
+   * a connection if none has room; null when the replica already has
+   * `limitPerReplica` calls in flight. Throws when a request cannot be
+   * started at all.
+   */
+  open(address: string, headers: http2.OutgoingHttpHeaders): { stream: http2.ClientHttp2Stream; connection: UpstreamConnection } | null {
+    const connections = this.byAddress.get(address) ?? [];
+    let connection = connections.find((c) => !c.goingAway && c.loss() === null && c.streams.size < this.options.maxStreamsPerConnection);
+    if (connection === undefined) {
+      if (connections.filter((c) => !c.goingAway).length >= this.options.maxConnectionsPerReplica) return null;
+      connection = this.connect(address);
+    }
+    const stream = connection.session.request(headers, { endStream: false });
+    connection.streams.add(stream);
+    const owner = connection;
+    stream.once('close', () => owner.streams.delete(stream));
+    return { stream, connection };
+  }
+
+  private connect(address: string): UpstreamConnection {
+    const { streamWindowBytes, maxStreamsPerConnection, connectTimeoutMs, keepaliveTimeMs } = this.options;
+    const settings: http2.Settings = { enablePush: false, initialWindowSize: streamWindowBytes };
+    const session =
+      this.ca === null
+        ? http2.connect(`http://${address}`, { settings })
+        : http2.connect(`https://${address}`, { settings, ca: this.ca, ALPNProtocols: ['h2'] });
+    const connection = new UpstreamConnection(address, session);
+    const list = this.byAddress.get(address);
+    if (list === undefined) this.byAddress.set(address, [connection]);
+    else list.push(connection);
+    session.on('connect', () => {
+      // The connection window is the sum of its calls' windows: calls that stop
+      // reading use up their own window, never the one the other calls need.
+      session.setLocalWindowSize(Math.max(HTTP2_DEFAULT_WINDOW_BYTES, streamWindowBytes * maxStreamsPerConnection));
+    });
+    session.once('remoteSettings', () => {
+      connection.ready = true;
+    });
+    const connectTimer = setTimeout(() => {
+      if (!connection.ready) this.lose(connection, `did not complete the HTTP/2 handshake within ${connectTimeoutMs} ms (proxy.connectTimeoutMs)`);
+    }, connectTimeoutMs);
+    const keepalive = setInterval(() => this.ping(connection), keepaliveTimeMs);
+    connectTimer.unref();
+    keepalive.unref();
+    connection.timers.push(connectTimer, keepalive);
+    session.on('error', (err) => {
+      this.log.debug({ address, err: err.message }, 'upstream connection error');
+      connection.lostReason ??= `connection failed: ${err.message}`;
+      this.forget(connection);
+      this.stopTimers(connection);
+    });
+    // A GOAWAY lets the calls in flight finish (still under keepalive); new ones go to another connection.
+    session.on('goaway', () => {
+      connection.goingAway = true;
+    });
+    session.on('close', () => {
+      connection.lostReason ??= 'closed the connection';
+      this.forget(connection);
+      this.stopTimers(connection);
+    });
+    session.unref();
+    return connection;
+  }
+
+  /** Keepalive: one ping at a time, only while the connection carries calls. */
+  private ping(connection: UpstreamConnection): void {
+    if (connection.streams.size === 0 || connection.pingOutstanding || !connection.ready || connection.lostReason !== null || connection.session.destroyed) return;
+    const timeoutMs = this.options.keepaliveTimeoutMs;
+    connection.pingOutstanding = true;
+    const timer = setTimeout(() => this.lose(connection, `did not answer a keepalive ping within ${timeoutMs} ms`), timeoutMs);
+    timer.unref();
+    let sent = false;
+    try {
+      sent = connection.session.ping((err) => {
+        clearTimeout(timer);
+        connection.pingOutstanding = false;
+        if (err !== null) this.log.debug({ address: connection.address, err: err.message }, 'upstream keepalive ping failed');
+      });
+    } catch (err) {
+      this.log.debug({ address: connection.address, err: (err as Error).message }, 'upstream keepalive ping not sent');
+    }
+    if (!sent) {
+      clearTimeout(timer);
+      connection.pingOutstanding = false;
     }
   }
 
+  /** Gives a connection up: its calls fail with UNAVAILABLE and `reason`. */
+  private lose(connection: UpstreamConnection, reason: string): void {
+    if (connection.lostReason === null) connection.lostReason = reason;
+    this.log.debug({ address: connection.address, reason, calls: connection.streams.size }, 'upstream connection given up');
+    this.forget(connection);
+    this.stopTimers(connection);
+    if (!connection.session.destroyed) connection.session.destroy();
+  }
+
+  private stopTimers(connection: UpstreamConnection): void {
+    for (const timer of connection.timers) clearTimeout(timer);
+    connection.timers = [];
+  }
+
+  /** Takes a connection out of the pool: no new calls go to it. */
+  private forget(connection: UpstreamConnection): void {
+    const list = this.byAddress.get(connection.address);
+    if (list === undefined) return;
+    const index = list.indexOf(connection);
+    if (index >= 0) list.splice(index, 1);
+    if (list.length === 0) this.byAddress.delete(connection.address);
+  }
+
+  /** Its member left: the calls in flight to `address` end with UNAVAILABLE, now. */
+  release(address: string, reason = 'was removed from its group'): void {
+    for (const connection of [...(this.byAddress.get(address) ?? [])]) this.lose(connection, reason);
+  }
+
   close(): void {
-    for (const session of this.sessions.values()) session.destroy();
-    this.sessions.clear();
+    for (const list of [...this.byAddress.values()]) for (const connection of [...list]) this.lose(connection, 'is unreachable: the balancer is shutting down');
   }
 }
 
@@ -74,8 +230,14 @@ export interface ProxyOutcome {
 }
 
 /**
- * Relays `stream` to `address`. The caller has already chosen the member;
- * `outcome.done` is called exactly once at the end.
+ * Relays `stream` to `address`. The caller has already chosen the member
+ * and checked that it is under `pool.limitPerReplica`; `outcome.done` is
+ * called exactly once at the end.
+ *
+ * How the call ends when the replica does not complete it: a connection
+ * lost (reset, closed, keepalive or connect timeout, member removed) is
+ * UNAVAILABLE, before or after response headers (then as trailers, not a
+ * reset); a replica's own RST_STREAM keeps the gRPC spec's mapping.
  */
 export function proxyStream(
   pool: UpstreamPool,
@@ -87,12 +249,11 @@ export function proxyStream(
   proxiedMarker: string,
 ): void {
   let finished = false;
-  let responded = false;
-  let deadlineTimer: NodeJS.Timeout | null = null;
+  let deadlineTimer: LongTimer | null = null;
   const finish = () => {
     if (finished) return;
     finished = true;
-    if (deadlineTimer !== null) clearTimeout(deadlineTimer);
+    deadlineTimer?.clear();
     outcome.done();
   };
 
@@ -102,28 +263,46 @@ export function proxyStream(
   outHeaders[':scheme'] = pool.scheme;
   outHeaders[':authority'] = address;
   outHeaders[PROXIED_HEADER] = proxiedMarker;
+  const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout']);
+  // A replica whose timer overflows would fail a longer deadline at once; this proxy still enforces it in full.
+  if (timeoutMs !== null && timeoutMs > MAX_TIMER_DELAY_MS) outHeaders['grpc-timeout'] = encodeGrpcTimeoutCapped(timeoutMs);
 
-  let upstream: http2.ClientHttp2Stream;
+  let opened: ReturnType<UpstreamPool['open']>;
   try {
-    upstream = pool.session(address).request(outHeaders, { endStream: false });
+    opened = pool.open(address, outHeaders);
   } catch (err) {
     respondTrailersOnly(stream, Status.UNAVAILABLE, `rebind: cannot reach replica ${address}: ${(err as Error).message}`);
     finish();
     return;
   }
+  if (opened === null) {
+    // The caller checks the limit first; this is a safety net, not the rule.
+    respondTrailersOnly(stream, Status.RESOURCE_EXHAUSTED, `rebind: replica ${address} has ${pool.inFlight(address)} proxied calls in flight (limit ${pool.limitText})`);
+    finish();
+    return;
+  }
+  const { stream: upstream, connection } = opened;
 
+  /** Status to end an already started response with, instead of the replica's trailers. */
+  let failure: { code: Status; message: string } | null = null;
   const fail = (code: Status, message: string) => {
     if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
     if (!stream.destroyed && !stream.closed) {
-      if (!stream.headersSent) respondTrailersOnly(stream, code, message);
-      else stream.close(code === Status.CANCELLED ? NGHTTP2_CANCEL : http2.constants.NGHTTP2_INTERNAL_ERROR);
+      if (!stream.headersSent) {
+        respondTrailersOnly(stream, code, message);
+      } else if (failure === null && !stream.writableEnded) {
+        // End the started response with a status the client can act on
+        // (its replay and retry act on UNAVAILABLE), not with a reset.
+        failure = { code, message };
+        stream.end();
+      }
     }
     finish();
   };
 
-  const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout']);
   if (timeoutMs !== null) {
-    deadlineTimer = setTimeout(() => fail(Status.DEADLINE_EXCEEDED, `rebind: deadline of ${timeoutMs} ms exceeded while proxying to ${address}`), timeoutMs);
+    // The client's deadline can be anything up to 99999999 hours: beyond setTimeout's range.
+    deadlineTimer = setLongTimeout(() => fail(Status.DEADLINE_EXCEEDED, `rebind: deadline of ${timeoutMs} ms exceeded while proxying to ${address}`), timeoutMs);
   }
 
   // Request direction: client -> replica, with backpressure.
@@ -138,6 +317,7 @@ export function proxyStream(
   });
 
   // Response direction: replica -> client.
+  let responded = false;
   let trailers: http2.IncomingHttpHeaders | null = null;
   upstream.on('response', (responseHeaders, flags) => {
     if (stream.destroyed || stream.closed) return;
@@ -164,26 +344,36 @@ export function proxyStream(
     trailers = t;
   });
   stream.on('wantTrailers', () => {
-    if (trailers !== null) stream.sendTrailers(withoutRebindTrailers(endToEndHeaders(trailers)));
+    if (failure !== null) stream.sendTrailers({ 'grpc-status': String(failure.code), 'grpc-message': encodeGrpcMessage(failure.message) });
+    else if (trailers !== null) stream.sendTrailers(withoutRebindTrailers(endToEndHeaders(trailers)));
     else stream.sendTrailers({ 'grpc-status': String(Status.INTERNAL), 'grpc-message': `rebind: replica ${address} ended the response without trailers` });
   });
   upstream.on('end', () => {
-    if (responded && stream.headersSent && !stream.writableEnded && !stream.destroyed) stream.end();
+    // Only a response that ended with the replica's trailers is complete; a
+    // stream ended locally because its connection went is judged on 'close'.
+    if (trailers !== null && responded && stream.headersSent && !stream.writableEnded && !stream.destroyed) stream.end();
   });
-  upstream.on('error', (err) => {
-    fail(Status.UNAVAILABLE, `rebind: replica ${address} failed: ${err.message}`);
-  });
-  upstream.on('close', () => {
+  /** The upstream stream is over (error or close): end the client's call accordingly. */
+  const upstreamGone = (err: Error | null) => {
     if (finished) return;
     const rst = upstream.rstCode ?? 0;
+    const loss = connection.loss();
     if (!responded) {
-      fail(rst === 0 ? Status.UNAVAILABLE : statusForRstCode(rst), `rebind: replica ${address} closed the call before answering (HTTP/2 code ${rst})`);
-    } else if (rst !== 0 && !stream.writableEnded) {
-      fail(statusForRstCode(rst), `rebind: replica ${address} reset the call (HTTP/2 code ${rst})`);
+      if (loss !== null) fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} before answering`);
+      else if (rst !== 0) fail(statusForRstCode(rst), `rebind: replica ${address} reset the call before answering (HTTP/2 code ${rst})`);
+      else fail(Status.UNAVAILABLE, `rebind: replica ${address} failed before answering${err !== null ? `: ${err.message}` : ''}`);
+    } else if (trailers === null) {
+      if (loss !== null) fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} mid-response`);
+      else if (rst !== 0) fail(statusForRstCode(rst), `rebind: replica ${address} reset the call (HTTP/2 code ${rst})`);
+      else if (err !== null) fail(Status.UNAVAILABLE, `rebind: replica ${address} failed mid-response: ${err.message}`);
+      else fail(Status.INTERNAL, `rebind: replica ${address} ended the response without trailers`);
+    } else if (stream.closed || stream.destroyed) {
+      finish();
     } else {
       // Normal end: wait for our own side to finish sending trailers.
-      if (stream.closed || stream.destroyed) finish();
-      else stream.once('close', finish);
+      stream.once('close', finish);
     }
-  });
+  };
+  upstream.on('error', (err) => upstreamGone(err));
+  upstream.on('close', () => upstreamGone(null));
 }

@@ -5,6 +5,7 @@
  */
 import * as http2 from 'node:http2';
 import { status as Status } from '@grpc/grpc-js';
+import { MAX_TIMER_DELAY_MS } from './long-timer';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -102,4 +103,17 @@ export function parseGrpcTimeoutMs(value: string | string[] | undefined): number
     default:
       return amount / 1_000_000;
   }
+}
+
+/**
+ * A grpc-timeout value for `ms` that a receiver's 32-bit timer can hold:
+ * longer timeouts are capped at MAX_TIMER_DELAY_MS (about 24.8 days).
+ * grpc-js servers (~1.14) truncate a timeout to 32 bits, so "600H" (or a
+ * 30-day deadline) fails there at once with DEADLINE_EXCEEDED; the proxy
+ * forwards the capped value and enforces the full deadline itself.
+ */
+export function encodeGrpcTimeoutCapped(ms: number): string {
+  const capped = Math.max(0, Math.min(ms, MAX_TIMER_DELAY_MS));
+  // At most 8 digits (gRPC over HTTP/2 spec).
+  return capped <= 99_999_999 ? `${Math.ceil(capped)}m` : `${Math.floor(capped / 1000)}S`;
 }

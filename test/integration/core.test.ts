@@ -9,7 +9,8 @@ import { attach, Balancer, clientEvents, clientOptions } from '../../src/index';
 import { FORWARD_STATUS, FORWARD_TRAILER, RETRY_PUSHBACK_TRAILER } from '../../src/common/wire';
 import { ORCA_SERVICE_PATH } from '../../src/replica/orca';
 import type { EchoClient } from './../support/echo';
-import { EchoService } from '../support/echo';
+import { EchoService, startEchoServer } from '../support/echo';
+import { FaultRelay } from '../support/fault-relay';
 import { echoClient, sleep, startBalancer, startReplica, stopReplica, unary, waitFor, type TestReplica } from '../support/cluster';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -215,14 +216,25 @@ describe('proxy path edge cases', () => {
   });
 
   it('a proxied call to a replica that stopped answering fails with UNAVAILABLE naming it', async () => {
-    const { replicas, balancer } = await cluster({ granularity: 'per-request' }, ['A']);
-    // The data port dies but the control stream stays: the prototype's
-    // forceShutdown bypasses attach()'s detach-on-shutdown wrapper.
-    grpc.Server.prototype.forceShutdown.call(replicas[0]!.server);
-    const err = (await unary(client(balancer.address), { text: 'x' }).catch((e) => e)) as grpc.ServiceError;
-    expect(err.code).toBe(grpc.status.UNAVAILABLE);
-    expect(err.details).toContain(`rebind: replica ${replicas[0]!.address}`);
-  });
+    const { balancer } = await cluster({ granularity: 'per-request' }, []);
+    // A hung replica: its process (and control stream) stays, its data port
+    // keeps its sockets open and answers nothing (a frozen relay in front of it).
+    const { server, address } = await startEchoServer('H');
+    const relay = await FaultRelay.start(address);
+    const replica = await attach(server, { balancer: balancer.controlAddress, group: 'echo', address: relay.address });
+    cleanups.push(async () => {
+      await replica.detach('test over');
+      server.forceShutdown();
+      await relay.close();
+    });
+    await waitFor(() => balancer.registry.groups.get('echo')!.members.size === 1);
+    relay.freeze();
+    const started = Date.now();
+    const err = (await unary(client(balancer.address), { text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 20_000 }).catch((e) => e)) as grpc.ServiceError;
+    expect(grpc.status[err.code]).toBe('UNAVAILABLE');
+    expect(err.details).toContain(`rebind: replica ${relay.address}`);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 30_000);
 });
 
 describe('per-session granularity', () => {
