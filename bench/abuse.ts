@@ -35,7 +35,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 const DESCRIPTIONS: Record<Vector, string> = {
   orca_streams: 'ORCA StreamCoreMetrics streams to a replica (100 ms reports), never read (HTTP/2 window 0, paused)',
-  sse_viewers: 'admin /api/events viewers that never read (raw sockets) while the strategy of group "echo" flips every 50 ms',
+  sse_viewers: 'admin /api/events viewers that never read (raw sockets) while the strategy of group "echo" flips as fast as the admin port answers',
   refused_hellos: 'control attachments whose Hello names a fresh group and a path group "echo" owns (refused)',
   fresh_client_binds: 'rebind-aware binds to the data port, a fresh client id and a ~1 KB user-agent each; forwards never followed',
   hello_paths: 'attach + detach in a loop, each Hello listing 2,000 fresh method paths of ~400 characters in a fresh group',
@@ -76,12 +76,14 @@ const DEFENCES: Record<Vector, { proc: Proc; reason: string }[]> = {
 };
 
 interface Stats {
+  /** heapUsed + external (V8 heap and the Buffers it holds), MB. */
   heapMb: number;
   rssMb: number;
   cpuUs: number;
   refusals: Record<string, number>;
 }
 
+/** Memory of one process under one vector; "heap" is heapUsed + external (Buffers count), MB. */
 interface ProcMeasure {
   heap_start_mb: number;
   heap_peak_growth_mb: number;
@@ -132,7 +134,8 @@ async function stats(worker: Worker): Promise<Stats> {
   const r = await ask(worker, { type: 'stats' });
   const memory = r['memory'] as NodeJS.MemoryUsage;
   const cpu = r['cpu'] as NodeJS.CpuUsage;
-  return { heapMb: mb(memory.heapUsed), rssMb: mb(memory.rss), cpuUs: cpu.user + cpu.system, refusals: (r['refusals'] as Record<string, number>) ?? {} };
+  // Buffers (socket and HTTP/2 write queues, DATA chunks) live outside V8's heap: count them with it.
+  return { heapMb: mb(memory.heapUsed + memory.external), rssMb: mb(memory.rss), cpuUs: cpu.user + cpu.system, refusals: (r['refusals'] as Record<string, number>) ?? {} };
 }
 
 interface Timing {
@@ -335,7 +338,7 @@ function markdown(json: { vectors: Record<string, VectorResult>; summary: { pass
   }
   lines.push(
     '',
-    'Growth is in MB against a baseline taken after a forced GC just before the vector: "peak" is the highest heap (or RSS) sampled every 250 ms while it ran, "after" the value once the attacker closed everything, the settle time passed and a GC ran. The replica columns show the replica that grew most (the attacked one is `replica` in the JSON). CPU is % of one core while the vector ran. Defence counters are deltas of `rebind_refused_inputs_total{reason}` (balancer) or `Replica.refusals` (replica.*); a counter that does not exist reads 0. Legitimate calls are those completed from the baseline to the end of the settle time (deadline 5 s).',
+    '"Heap" is `heapUsed + external` of process.memoryUsage(): the V8 heap and the Buffers it holds (socket and HTTP/2 write queues are Buffers). Growth is in MB against a baseline taken after a forced GC just before the vector: "peak" is the highest heap (or RSS) sampled every 250 ms while it ran, "after" the value once the attacker closed everything, the settle time passed and a GC ran. The replica columns show the replica that grew most (the attacked one is `replica` in the JSON). CPU is % of one core while the vector ran. Defence counters are deltas of `rebind_refused_inputs_total{reason}` (balancer) or `Replica.refusals` (replica.*); a counter that does not exist reads 0. Legitimate calls are those completed from the baseline to the end of the settle time (deadline 5 s).',
     '',
     ...Object.entries(json.vectors).map(([k, r]) => `- \`${k}\`: ${r.description}. Attacker: ${r.attacker.notes || r.error || ''}${r.legit.errors.length > 0 ? `. Legitimate errors: ${r.legit.errors.slice(0, 3).join(' | ')}` : ''}`),
   );
@@ -378,6 +381,7 @@ async function main(opts: { quick?: boolean; out: string; vectors?: string; dura
   const json = {
     machine: machine(),
     timing: t,
+    memory: 'heap = process.memoryUsage().heapUsed + external (MB); rss = process.memoryUsage().rss (MB); growth against a baseline taken after a forced GC before each vector',
     acceptance: { heap_peak_limit_mb: HEAP_PEAK_LIMIT_MB, heap_after_limit_mb: HEAP_AFTER_LIMIT_MB, legit_failures: 0 },
     legit_rate_per_s: LEGIT_RATE_PER_S,
     summary,

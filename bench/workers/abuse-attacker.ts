@@ -142,7 +142,12 @@ async function orcaStreams(ctx: Context): Promise<Outcome> {
   return { sent: r.sent, notes: `${r.connectionsOpened} connections, up to ${Math.round(500 * ctx.scale)} ORCA streams each; ${r.closedByPeer} streams closed by the replica` };
 }
 
-/** 2. Many /api/events viewers that never read, while the group's strategy flips every 50 ms. */
+/**
+ * 2. Many /api/events viewers that never read, while the group's strategy
+ * flips back and forth as fast as the admin port answers (two flippers, one
+ * request each in flight): every flip is a decision the balancer pushes to
+ * every viewer.
+ */
 async function sseViewers(ctx: Context): Promise<Outcome> {
   const cap = Math.round(400 * ctx.scale);
   const sockets = new Set<net.Socket>();
@@ -151,11 +156,10 @@ async function sseViewers(ctx: Context): Promise<Outcome> {
   let closedByPeer = 0;
   let flips = 0;
   const flipStatuses = new Map<number, number>();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const flipper = (async () => {
-    const strategies = ['p2c', 'minimum_dispersion'];
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  const strategies = ['p2c', 'minimum_dispersion'];
+  const flipper = async () => {
     while (Date.now() < ctx.deadline) {
-      const started = Date.now();
       const body = JSON.stringify({ strategy: strategies[flips % 2] });
       const status = await new Promise<number>((resolve) => {
         const req = http.request({ host, port, path: '/api/groups/echo/strategy', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
@@ -170,9 +174,9 @@ async function sseViewers(ctx: Context): Promise<Outcome> {
       });
       flips++;
       flipStatuses.set(status, (flipStatuses.get(status) ?? 0) + 1);
-      await sleep(Math.max(0, 50 - (Date.now() - started)));
     }
-  })();
+  };
+  const flippers = Promise.all([flipper(), flipper()]);
   try {
     while (Date.now() < ctx.deadline) {
       if (sockets.size >= cap) {
@@ -191,7 +195,7 @@ async function sseViewers(ctx: Context): Promise<Outcome> {
       socket.pause();
       if (sent % 20 === 0) await tick();
     }
-    await flipper;
+    await flippers;
   } finally {
     for (const s of sockets) s.destroy();
     agent.destroy();
@@ -352,9 +356,9 @@ async function dataStreams(ctx: Context): Promise<Outcome> {
 /** 8. Plain clients through the balancer to the per-request group: ServerStream of large replies, never read. */
 async function proxyStall(ctx: Context): Promise<Outcome> {
   const body = grpcFrame(encodeEchoRequest('x'.repeat(32 * 1024), 100_000));
-  const perConnection = Math.round(40 * ctx.scale);
+  const perConnection = Math.round(100 * ctx.scale);
   const r = await holdStreams(ctx, ctx.targets.data, {
-    connections: 5,
+    connections: 10,
     streamsPerConnection: perConnection,
     settings: { initialWindowSize: 0 },
     open: (session) => {
