@@ -20,7 +20,13 @@ import { machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common'
 import { runBenchCommand, Worker, type WorkerMessage } from './lib/processes';
 
 export const VECTORS = ['orca_streams', 'sse_viewers', 'refused_hellos', 'fresh_client_binds', 'hello_paths', 'control_notices', 'data_streams', 'proxy_stall'] as const;
-type Vector = (typeof VECTORS)[number];
+/**
+ * A control run, only when asked for (--vectors idle): the attacker does
+ * nothing, so that what the bench's own processes and legitimate traffic do
+ * on this machine can be told from what an attack does.
+ */
+const CONTROL = 'idle';
+type Vector = (typeof VECTORS)[number] | typeof CONTROL;
 
 /** Acceptance: heap growth while the vector runs (peak minus baseline), MB. */
 export const HEAP_PEAK_LIMIT_MB = 50;
@@ -34,6 +40,7 @@ const SAMPLE_INTERVAL_MS = 250;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 const DESCRIPTIONS: Record<Vector, string> = {
+  idle: 'control run: the attacker does nothing',
   orca_streams: 'ORCA StreamCoreMetrics streams to a replica (100 ms reports), never read (HTTP/2 window 0, paused)',
   sse_viewers: 'admin /api/events viewers that never read (raw sockets) while the strategy of group "echo" flips as fast as the admin port answers',
   refused_hellos: 'control attachments whose Hello names a fresh group and a path group "echo" owns (refused)',
@@ -49,6 +56,7 @@ const PROCS: Proc[] = ['balancer', 'replica', 'replica2'];
 
 /** The refusal counters (rebind_refused_inputs_total{reason} or Replica.refusals) that show each vector's defence acted. */
 const DEFENCES: Record<Vector, { proc: Proc; reason: string }[]> = {
+  idle: [],
   orca_streams: [
     { proc: 'replica', reason: 'orca_stream_limit' },
     { proc: 'replica', reason: 'orca_slow_reader' },
@@ -351,8 +359,8 @@ function timing(t: Timing): string {
 
 async function main(opts: { quick?: boolean; out: string; vectors?: string; duration?: number; settle?: number }): Promise<void> {
   const wanted = (opts.vectors?.split(',') ?? [...VECTORS]) as Vector[];
-  const unknown = wanted.filter((w) => !VECTORS.includes(w));
-  if (unknown.length > 0) throw new Error(`unknown vector(s) ${unknown.join(', ')}; accepted: ${VECTORS.join(', ')}`);
+  const unknown = wanted.filter((w) => w !== CONTROL && !VECTORS.includes(w));
+  if (unknown.length > 0) throw new Error(`unknown vector(s) ${unknown.join(', ')}; accepted: ${VECTORS.join(', ')} (and ${CONTROL}, a control run)`);
   const t: Timing = opts.quick ? { warmupMs: 1500, durationMs: 3000, settleMs: 1500, scale: 0.5 } : { warmupMs: 3000, durationMs: 20_000, settleMs: 5000, scale: 1 };
   if (opts.duration !== undefined) t.durationMs = opts.duration * 1000;
   if (opts.settle !== undefined) t.settleMs = opts.settle * 1000;
@@ -397,7 +405,7 @@ async function main(opts: { quick?: boolean; out: string; vectors?: string; dura
 const program = new Command('bench:abuse')
   .description('Memory, CPU and legitimate failures of the balancer and replicas under each attack vector of issue 11.')
   .option('--quick', 'short vectors (3 s, 1.5 s settle, half the held connections): the whole run in about 90 s')
-  .option('--vectors <list>', `comma-separated subset of ${VECTORS.join(', ')}`)
+  .option('--vectors <list>', `comma-separated subset of ${VECTORS.join(', ')}; "${CONTROL}" is a control run without attack`)
   .option('--duration <s>', 'seconds per vector (default 20; --quick 3)', (v) => Number(v))
   .option('--settle <s>', 'seconds after a vector before the "after" measurement (default 5; --quick 1.5)', (v) => Number(v))
   .option('--out <dir>', 'where to write abuse.{json,md,svg}', RESULTS_DIR);

@@ -371,7 +371,14 @@ async function proxyStall(ctx: Context): Promise<Outcome> {
   return { sent: r.sent, notes: `${r.connectionsOpened} connections, up to ${perConnection} streams each asking for 100,000 replies of 32 KB, window 0; ${r.closedByPeer} streams closed by the balancer` };
 }
 
+/** Control run: nothing, for the vector's duration. */
+async function idle(ctx: Context): Promise<Outcome> {
+  await sleep(Math.max(0, ctx.deadline - Date.now()));
+  return { sent: 0, notes: 'no attack (control run)' };
+}
+
 export const VECTORS: Record<string, (ctx: Context) => Promise<Outcome>> = {
+  idle,
   orca_streams: orcaStreams,
   sse_viewers: sseViewers,
   refused_hellos: refusedHellos,
