@@ -85,10 +85,14 @@ export class Worker {
     });
   }
 
-  /** Forks a worker script (compiled JS beside this file) and waits for its `ready` message. */
-  static async start(name: string, script: string, args: string[], env: Record<string, string> = {}): Promise<{ worker: Worker; ready: WorkerMessage }> {
+  /**
+   * Forks a worker script (compiled JS beside this file) and waits for its
+   * `ready` message. `execArgv`: extra node flags (e.g. --expose-gc).
+   */
+  static async start(name: string, script: string, args: string[], env: Record<string, string> = {}, execArgv: string[] = []): Promise<{ worker: Worker; ready: WorkerMessage }> {
     const child = fork(path.join(__dirname, '../workers', script), args, {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: [...process.execArgv, ...execArgv],
       env: { ...process.env, REBIND_LOG_LEVEL: BENCH_LOG_LEVEL, ...env },
     });
     const worker = new Worker(name, child);

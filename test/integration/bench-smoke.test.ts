@@ -85,4 +85,42 @@ describe('benchmark smoke (--quick)', () => {
     expect(read('faults.md')).toContain('| replica_crash |');
     expect(read('faults.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
+  it('abuse runs two vectors against fresh processes and records every field, legitimate calls included', async () => {
+    // Two short vectors keep the suite short; the acceptance verdicts are not checked (they
+    // depend on the defences in the code under test), the measurements and their fields are.
+    const r = await bench('abuse', '--vectors', 'refused_hellos,fresh_client_binds', '--duration', '2', '--settle', '1');
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const json = JSON.parse(read('abuse.json'));
+    expect(json.machine).toMatchObject({ cpus: expect.any(Number), node: expect.any(String) });
+    expect(Object.keys(json.vectors)).toEqual(['refused_hellos', 'fresh_client_binds']);
+    expect(json.summary.passed + json.summary.failed).toBe(2);
+    for (const [key, v] of Object.entries(json.vectors) as [string, Record<string, any>][]) {
+      expect(v['error'], key).toBeUndefined();
+      expect(v['attacker'].sent, `${key} attacker.sent`).toBeGreaterThan(0);
+      for (const proc of ['balancer', 'replica', 'replica2']) {
+        const m = v[proc];
+        expect(m.heap_start_mb, `${key} ${proc}.heap_start_mb`).toBeGreaterThan(1);
+        expect(m.rss_start_mb, `${key} ${proc}.rss_start_mb`).toBeGreaterThan(m.heap_start_mb / 4);
+        for (const field of ['heap_peak_growth_mb', 'heap_after_growth_mb', 'rss_peak_growth_mb', 'rss_after_growth_mb', 'cpu_pct']) expect(typeof m[field], `${key} ${proc}.${field}`).toBe('number');
+      }
+      // The attacked balancer worked for it.
+      expect(v['balancer'].cpu_pct, key).toBeGreaterThan(1);
+      expect(Object.keys(v['defence']).length, key).toBeGreaterThan(0);
+      for (const n of Object.values(v['defence'])) expect(typeof n).toBe('number');
+      // Steady legitimate traffic ran through every vector (4 callers at 10 calls/s for 3+ s).
+      expect(v['legit'].calls, `${key} legit.calls`).toBeGreaterThan(40);
+      expect(typeof v['legit'].failures).toBe('number');
+      expect(Object.keys(v['legit'].by_kind).sort()).toEqual(['plain_stream', 'plain_unary', 'rebind_unary']);
+      expect(typeof v['acceptance'].pass).toBe('boolean');
+      expect(v['acceptance'].reason.length).toBeGreaterThan(10);
+      expect(v['timeline'].length, `${key} timeline`).toBeGreaterThan(4);
+    }
+    // Each vector did what it claims: the hellos were refused, the binds were answered with forwards.
+    expect(json.vectors.refused_hellos.refusals.balancer.attach_refused).toBe(json.vectors.refused_hellos.attacker.sent);
+    expect(json.vectors.fresh_client_binds.attacker.notes).toMatch(/grpc-status 10 \(forward\)/);
+    const md = read('abuse.md');
+    expect(md).toContain('| refused_hellos |');
+    expect(md).toContain('| fresh_client_binds |');
+    expect(read('abuse.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  }, 120_000);
 });
