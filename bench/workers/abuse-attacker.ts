@@ -19,6 +19,13 @@ import type { ReplicaMessage } from '../../src/generated/rebind/v1/ReplicaMessag
 import { ECHO_SERVER_STREAM_PATH, ECHO_UNARY_PATH, encodeEchoRequest, encodeOrcaRequest, grpcFrame } from '../lib/echo';
 import { fatal, send, serve } from './worker-util';
 
+/**
+ * The attacker's own address: another loopback address than the legitimate
+ * clients' 127.0.0.1, as another host would have (Linux routes all of
+ * 127.0.0.0/8 to the loopback interface). Per-caller bounds key on it.
+ */
+const ATTACKER_ADDRESS = '127.0.0.2';
+
 export interface Targets {
   /** The balancer's data port, control port and admin HTTP port (host:port). */
   data: string;
@@ -83,7 +90,7 @@ async function holdStreams(
     while (Date.now() < ctx.deadline) {
       let opened = 0;
       if (sessions.size < opts.connections) {
-        const session = http2.connect(`http://${authority}`, { settings: { enablePush: false, ...opts.settings } });
+        const session = http2.connect(`http://${authority}`, { settings: { enablePush: false, ...opts.settings }, localAddress: ATTACKER_ADDRESS } as http2.SecureClientSessionOptions);
         connectionsOpened++;
         sent++;
         opened++;
@@ -183,7 +190,7 @@ async function sseViewers(ctx: Context): Promise<Outcome> {
         await sleep(20);
         continue;
       }
-      const socket = net.connect(port, host);
+      const socket = net.connect({ port, host, localAddress: ATTACKER_ADDRESS });
       sent++;
       sockets.add(socket);
       socket.on('error', (err) => ctx.error(`viewer: ${err.message}`));
@@ -252,7 +259,7 @@ async function refusedHellos(ctx: Context): Promise<Outcome> {
 /** 4. Rebind-aware binds, each from a fresh client id with a ~1 KB user-agent; the forwards are never followed. */
 async function freshClientBinds(ctx: Context): Promise<Outcome> {
   const sessions = [0, 1, 2, 3].map(() => {
-    const s = http2.connect(`http://${ctx.targets.data}`, { settings: { enablePush: false } });
+    const s = http2.connect(`http://${ctx.targets.data}`, { settings: { enablePush: false }, localAddress: ATTACKER_ADDRESS } as http2.SecureClientSessionOptions);
     s.on('error', (err) => ctx.error(`connection: ${err.message}`));
     return s;
   });
@@ -281,7 +288,10 @@ async function freshClientBinds(ctx: Context): Promise<Outcome> {
   return { sent, notes: `binds with fresh client ids: ${summary(statuses)}` };
 }
 
-/** 5. Attach and detach again and again, each Hello listing 2,000 fresh method paths of ~400 characters in a fresh group. */
+/** Paths per Hello in hello_paths: about 240 KB, just under the default limits.maxControlMessageBytes (256 KiB). */
+const HELLO_PATHS = 600;
+
+/** 5. Attach and detach again and again, each Hello listing HELLO_PATHS fresh method paths of ~400 characters in a fresh group. */
 async function helloPaths(ctx: Context): Promise<Outcome> {
   const clients = [0, 1].map(() => controlClient(ctx.targets.control));
   const outcomes = new Map<string, number>();
@@ -289,7 +299,7 @@ async function helloPaths(ctx: Context): Promise<Outcome> {
   await loops(ctx, 4, async () => {
     sent++;
     const prefix = `/abuse${randomId(16).replace(/[^A-Za-z0-9]/g, 'x')}.${'S'.repeat(360)}/M`;
-    const methods = Array.from({ length: 2000 }, (_, i) => ({ path: `${prefix}${i}${randomId(12).replace(/[^A-Za-z0-9]/g, 'y')}`, kind: 'UNARY' as const }));
+    const methods = Array.from({ length: HELLO_PATHS }, (_, i) => ({ path: `${prefix}${i}${randomId(12).replace(/[^A-Za-z0-9]/g, 'y')}`, kind: 'UNARY' as const }));
     const hello = { hello: { protocolVersion: 1, group: `paths-${randomId(12)}`, address: '127.0.0.1:9', methods } };
     countInto(
       outcomes,
@@ -300,7 +310,7 @@ async function helloPaths(ctx: Context): Promise<Outcome> {
     );
   });
   for (const c of clients) c.close();
-  return { sent, notes: `attach + detach with 2,000 paths of ~400 characters each: ${summary(outcomes)}` };
+  return { sent, notes: `attach + detach with ${HELLO_PATHS} paths of ~400 characters each (a Hello just under the default 256 KiB message limit): ${summary(outcomes)}` };
 }
 
 /** 6. One attachment flooding NaN load reports and never reading the balancer's notices. */

@@ -141,11 +141,13 @@ export interface LimitsConfig {
   maxStreamsPerDataConnection: number;
   /** A client connection with no open stream for this long is closed (GOAWAY), ms. */
   dataIdleTimeoutMs: number;
+  /** Proxied calls one caller (client address) may have in flight at once; more get RESOURCE_EXHAUSTED. */
+  maxProxiedCallsPerCaller: number;
 }
 
-export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 256 * 1024;
 export const DEFAULT_MAX_REPORTS_PER_INTERVAL = 4;
-export const DEFAULT_MAX_METHODS_PER_REPLICA = 10_000;
+export const DEFAULT_MAX_METHODS_PER_REPLICA = 2_000;
 export const DEFAULT_MAX_AUTO_GROUPS = 100;
 export const DEFAULT_AUTO_GROUP_IDLE_MS = 60_000;
 export const DEFAULT_MAX_PENDING_BINDS_PER_CALLER = 16;
@@ -155,6 +157,7 @@ export const DEFAULT_MAX_REFUSED_PER_INTERVAL = 100;
 export const DEFAULT_MAX_DATA_CONNECTIONS = 10_000;
 export const DEFAULT_MAX_STREAMS_PER_DATA_CONNECTION = 1000;
 export const DEFAULT_DATA_IDLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_MAX_PROXIED_CALLS_PER_CALLER = 100;
 
 /** How the proxy reaches replicas (the per-request path's upstream connections). */
 export interface ProxyConfig {
@@ -261,6 +264,7 @@ export function builtinLimits(): LimitsConfig {
     maxDataConnections: DEFAULT_MAX_DATA_CONNECTIONS,
     maxStreamsPerDataConnection: DEFAULT_MAX_STREAMS_PER_DATA_CONNECTION,
     dataIdleTimeoutMs: DEFAULT_DATA_IDLE_TIMEOUT_MS,
+    maxProxiedCallsPerCaller: DEFAULT_MAX_PROXIED_CALLS_PER_CALLER,
   };
 }
 
@@ -390,6 +394,7 @@ const LIMIT_RULES: NumberRule<keyof LimitsConfig>[] = [
   { key: 'maxDataConnections', min: 1, max: 1_000_000, integer: true, unit: 'connections' },
   { key: 'maxStreamsPerDataConnection', min: 1, max: 100_000, integer: true, unit: 'streams' },
   { key: 'dataIdleTimeoutMs', min: 100, max: 86_400_000, integer: true, unit: 'ms' },
+  { key: 'maxProxiedCallsPerCaller', min: 1, max: 1_000_000, integer: true, unit: 'calls' },
 ];
 
 const PROXY_RULES: NumberRule<keyof ProxyConfig>[] = [

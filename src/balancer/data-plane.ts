@@ -15,6 +15,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import { respondTrailersOnly } from '../common/grpc-http2';
+import { ABUSE_WINDOW_MS, AbusiveConnections, DEFAULT_MAX_REFUSALS_PER_CONNECTION } from '../common/abusive-connections';
 import {
   AFFINITY_HEADER,
   AVOID_HEADER,
@@ -37,6 +38,9 @@ import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 import type { Registry } from './registry';
 import { proxyStream, UpstreamPool } from './proxy';
 
+/** Refusals a caller brings on itself (not, say, a group with no member): they count against its connection. */
+const CALLER_FAULTS = new Set(['unknown_method', 'bad_affinity', 'proxy_caller_limit']);
+
 export interface DataPlaneEvents {
   forwarded?(group: string, clientId: string | null, address: string): void;
   proxied?(group: string, address: string): void;
@@ -44,7 +48,7 @@ export interface DataPlaneEvents {
 }
 
 /** The data port's bounds on client connections (see README "Limits and defences"). */
-export type DataPortLimits = Pick<LimitsConfig, 'maxDataConnections' | 'maxStreamsPerDataConnection' | 'dataIdleTimeoutMs'>;
+export type DataPortLimits = Pick<LimitsConfig, 'maxDataConnections' | 'maxStreamsPerDataConnection' | 'dataIdleTimeoutMs' | 'maxProxiedCallsPerCaller'>;
 
 export interface DataPlaneOptions {
   limits?: Partial<DataPortLimits>;
@@ -56,6 +60,13 @@ export class DataPlane {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   readonly upstreams: UpstreamPool;
   private readonly limits: DataPortLimits;
+  /**
+   * Proxied calls in flight per caller (remote address of the client
+   * connection). An entry exists only while its caller has a call in flight,
+   * so the map is bounded by the calls the data port holds.
+   */
+  private readonly proxiedByCaller = new Map<string, number>();
+  private readonly abusive = new AbusiveConnections();
 
   constructor(
     private readonly registry: Registry,
@@ -67,8 +78,8 @@ export class DataPlane {
     upstreamCa: Buffer | null = null,
     options: DataPlaneOptions = {},
   ) {
-    const { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs } = builtinLimits();
-    this.limits = { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs, ...options.limits };
+    const { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs, maxProxiedCallsPerCaller } = builtinLimits();
+    this.limits = { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs, maxProxiedCallsPerCaller, ...options.limits };
     this.upstreams = new UpstreamPool(log, upstreamCa, { ...builtinProxy(), ...options.proxy });
     registry.listen({ memberRemoved: (_group, member) => this.upstreams.release(member.address) });
   }
@@ -168,6 +179,39 @@ export class DataPlane {
     return true;
   }
 
+  /**
+   * Refuses a proxied call of a caller that has limits.maxProxiedCallsPerCaller
+   * in flight already (so that one party holding calls open cannot take every
+   * replica's proxied-call capacity from the others); true when refused.
+   */
+  private callerAtLimit(stream: http2.ServerHttp2Stream, caller: string): boolean {
+    const inFlight = this.proxiedByCaller.get(caller) ?? 0;
+    if (inFlight < this.limits.maxProxiedCallsPerCaller) return false;
+    this.refuse(
+      stream,
+      'proxy_caller_limit',
+      Status.RESOURCE_EXHAUSTED,
+      `rebind: this client address has ${inFlight} proxied calls in flight (limit limits.maxProxiedCallsPerCaller=${this.limits.maxProxiedCallsPerCaller})`,
+    );
+    return true;
+  }
+
+  /** Relays one call to `member`, counted for its group, the member and the caller. */
+  private proxy(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, group: Group, member: Member, caller: string): void {
+    if (this.atLimit(stream, member)) return;
+    group.counters.proxiedCalls++;
+    member.proxiedInFlight++;
+    this.proxiedByCaller.set(caller, (this.proxiedByCaller.get(caller) ?? 0) + 1);
+    this.events.proxied?.(group.name, member.address);
+    const done = () => {
+      member.proxiedInFlight--;
+      const left = (this.proxiedByCaller.get(caller) ?? 1) - 1;
+      if (left > 0) this.proxiedByCaller.set(caller, left);
+      else this.proxiedByCaller.delete(caller);
+    };
+    proxyStream(this.upstreams, stream, headers, member.address, { done }, member.proxySecret);
+  }
+
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
@@ -182,6 +226,11 @@ export class DataPlane {
     this.events.refused?.(reason);
     this.log.debug({ reason }, message);
     respondTrailersOnly(stream, code, message);
+    // Refusals the caller brought on itself count against its connection.
+    if (CALLER_FAULTS.has(reason) && this.abusive.refused(stream.session)) {
+      this.events.refused?.('data_connection_abusive');
+      this.log.warn({ peer: stream.session?.socket?.remoteAddress, reason }, `closed a client connection: more than ${DEFAULT_MAX_REFUSALS_PER_CONNECTION} refused calls within ${ABUSE_WINDOW_MS} ms`);
+    }
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -206,6 +255,7 @@ export class DataPlane {
     const avoid = headers[AVOID_HEADER];
     const avoided = avoid === undefined ? undefined : parseAvoid(avoid);
     const remote = stream.session?.socket?.remoteAddress ?? '';
+    if (!follows && this.callerAtLimit(stream, remote)) return;
     let member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now(), avoided, remote);
     if (group.lastCreditCapped) this.events.refused?.('pending_bind_credit_capped');
     if (!follows && member !== null && this.upstreams.inFlight(member.address) >= this.upstreams.limitPerReplica) {
@@ -231,11 +281,7 @@ export class DataPlane {
       });
       return;
     }
-    if (this.atLimit(stream, member)) return;
-    group.counters.proxiedCalls++;
-    member.proxiedInFlight++;
-    this.events.proxied?.(group.name, member.address);
-    proxyStream(this.upstreams, stream, headers, member.address, { done: () => member.proxiedInFlight-- }, member.proxySecret);
+    this.proxy(stream, headers, group, member, remote);
   }
 
   /**
@@ -257,10 +303,8 @@ export class DataPlane {
         `rebind: the replica that owns this call (${parsed.address}, replica ${parsed.replicaId}) is gone: it is no longer attached to group "${group.name}"`,
       );
     }
-    if (this.atLimit(stream, owner)) return;
-    group.counters.proxiedCalls++;
-    owner.proxiedInFlight++;
-    this.events.proxied?.(group.name, owner.address);
-    proxyStream(this.upstreams, stream, headers, owner.address, { done: () => owner.proxiedInFlight-- }, owner.proxySecret);
+    const caller = stream.session?.socket?.remoteAddress ?? '';
+    if (this.callerAtLimit(stream, caller)) return;
+    this.proxy(stream, headers, group, owner, caller);
   }
 }

@@ -37,6 +37,7 @@ import * as path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { asyncScheduler, interval, type SchedulerLike, type Subscription } from 'rxjs';
 import { packageRoot } from '../common/proto';
+import { AbusiveConnections } from '../common/abusive-connections';
 import type { LoadMeter } from './load-meter';
 import type { RefusedCallback } from './refusals';
 
@@ -51,7 +52,7 @@ export const DEFAULT_ORCA_INTERVAL_MS = 1000;
  */
 export const MAX_ORCA_INTERVAL_MS = 3_600_000;
 /** ORCA streams one replica serves at once, streams (attach option `orca.maxStreams`). */
-export const DEFAULT_ORCA_MAX_STREAMS = 1000;
+export const DEFAULT_ORCA_MAX_STREAMS = 100;
 /** How long a report may wait for a client that does not read before its stream is reset, ms (`orca.blockedTimeoutMs`). */
 export const DEFAULT_ORCA_BLOCKED_TIMEOUT_MS = 10_000;
 /** Accepted ranges of the ORCA options. */
@@ -187,6 +188,7 @@ export function createOrcaService(meter: LoadMeter, options: OrcaServiceOptions 
   const cores = availableParallelism();
   const tickers = new Map<number, Ticker>();
   let slots = 0;
+  const abusive = new AbusiveConnections();
 
   const report = (t: Ticker) => {
     const now = scheduler.now();
@@ -285,6 +287,8 @@ export function createOrcaService(meter: LoadMeter, options: OrcaServiceOptions 
           code: grpc.status.RESOURCE_EXHAUSTED,
           details: `rebind: this replica serves at most ${maxStreams} ORCA streams (orca.maxStreams); all are in use, try again later`,
         });
+        // A connection that keeps opening streams only to be refused is closed.
+        if (abusive.refused(http2StreamOf(call)?.session)) refused('orca_connection_abusive', `closed the connection of ${call.getPeer()}: too many refused ORCA streams`);
         return;
       }
       slots++;

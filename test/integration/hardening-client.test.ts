@@ -137,3 +137,33 @@ describe('binds that are never used do not skew choices (item 8)', () => {
     expect(['A', 'B']).toContain((await unary(stub, { text: 'legit' }, new grpc.Metadata(), { deadline: Date.now() + 5000 })).servedBy);
   });
 });
+
+describe('one caller holding proxied calls open cannot take the replicas from others', () => {
+  it('calls beyond limits.maxProxiedCallsPerCaller from one address get RESOURCE_EXHAUSTED; another address is served', async () => {
+    const balancer = await startBalancer([{ name: 'echo', granularity: 'per-request', reportIntervalMs: 200 }], { limits: { maxProxiedCallsPerCaller: 5 } });
+    cleanups.push(() => balancer.stop());
+    const r = await startReplica(balancer, 'A');
+    cleanups.push(() => stopReplica(r));
+    // Another host (127.0.0.2 is loopback too): calls whose requests it never finishes.
+    const session = http2.connect(`http://${balancer.address}`, { localAddress: '127.0.0.2' } as http2.SecureClientSessionOptions);
+    cleanups.push(() => void session.destroy());
+    const statuses: string[] = [];
+    const held: http2.ClientHttp2Stream[] = [];
+    for (let i = 0; i < 6; i++) {
+      const s = session.request({ ':method': 'POST', ':path': '/rebind.test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers' });
+      s.on('response', (h) => h['grpc-status'] !== undefined && statuses.push(String(h['grpc-status'])));
+      s.on('error', () => undefined);
+      held.push(s);
+    }
+    await waitFor(() => statuses.length === 1, 5000, 10, 'the sixth call to be refused');
+    expect(statuses).toEqual([String(grpc.status.RESOURCE_EXHAUSTED)]);
+    expect(balancer.refusals.get('proxy_caller_limit')).toBe(1);
+    // A plain client on 127.0.0.1 is proxied as usual.
+    const plain = echoClient(balancer.address);
+    cleanups.push(() => plain.close());
+    expect((await unary(plain, { text: 'other host' }, new grpc.Metadata(), { deadline: Date.now() + 5000 })).servedBy).toBe('A');
+    // When the held calls end, their caller has room again.
+    for (const s of held) s.close();
+    await waitFor(() => balancer.dataPlane['proxiedByCaller'].size === 0, 5000, 10, 'the held calls to end');
+  });
+});
