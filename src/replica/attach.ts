@@ -98,7 +98,7 @@ export interface AttachOptions {
   maxTrackedClients?: number;
   /** Application-defined load, for groups whose metric is "custom". */
   loadCallback?: () => number;
-  /** The balancer's control token (security.token), sent as "authorization: Bearer <token>". */
+  /** The balancer's replica token (security.replicaToken), sent as "authorization: Bearer <token>". */
   token?: string;
   /**
    * Serve ORCA out-of-band load reports (OpenRcaService), so that standard

@@ -130,7 +130,7 @@ describe('dashboard in Chromium', () => {
       await other.click('.group[data-group="echo"] .strategy-form button');
       const result = other.locator('.group[data-group="echo"] .result');
       await expect.poll(() => result.textContent(), { timeout: 10_000 }).toContain('refused (HTTP 403)');
-      expect(await result.textContent()).toContain('security.token');
+      expect(await result.textContent()).toContain('security.adminToken');
       expect(await result.getAttribute('role')).toBe('alert');
       expect(await result.getAttribute('data-ok')).toBe('false');
       expect(closed.registry.groups.get('echo')!.strategyName).toBe('minimum_dispersion');
