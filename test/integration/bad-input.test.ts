@@ -13,6 +13,7 @@ import type { ControlClient } from '../../src/generated/rebind/v1/Control';
 import type { AdminClient } from '../../src/generated/rebind/v1/Admin';
 import type { ReplicaMessage } from '../../src/generated/rebind/v1/ReplicaMessage';
 import { echoClient, startBalancer, startReplica, stopReplica, unary, waitFor } from '../support/cluster';
+import { converse as converseWith } from '../support/control';
 
 let balancer: Balancer;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -45,23 +46,7 @@ const goodHello = (over: Record<string, unknown> = {}): ReplicaMessage => ({
 });
 
 /** Opens an attachment, sends `messages`, and collects what comes back until the stream ends or `settleMs` passes. */
-async function converse(messages: ReplicaMessage[], settleMs = 400): Promise<{ received: BalancerMessage__Output[]; error: grpc.ServiceError | null }> {
-  const call = control().attach();
-  const received: BalancerMessage__Output[] = [];
-  let error: grpc.ServiceError | null = null;
-  let ended = false;
-  call.on('data', (m: BalancerMessage__Output) => received.push(m));
-  call.on('error', (e: grpc.ServiceError) => {
-    error = e;
-    ended = true;
-  });
-  call.on('end', () => (ended = true));
-  for (const m of messages) call.write(m);
-  const deadline = Date.now() + settleMs;
-  while (!ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  if (!ended) call.cancel();
-  return { received, error };
-}
+const converse = (messages: ReplicaMessage[], settleMs = 400) => converseWith(control(), messages, settleMs);
 
 /** An attachment with the default hello, once the balancer has answered it. */
 async function attachedStream() {

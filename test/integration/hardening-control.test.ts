@@ -5,13 +5,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Balancer, clientEvents, clientOptions } from '../../src/index';
+import { Balancer, clientOptions } from '../../src/index';
 import { freePort } from '../../bench/lib/common';
 import { controlProto } from '../../src/common/proto';
-import type { BalancerMessage__Output } from '../../src/generated/rebind/v1/BalancerMessage';
 import type { ControlClient } from '../../src/generated/rebind/v1/Control';
 import type { ReplicaMessage } from '../../src/generated/rebind/v1/ReplicaMessage';
-import { echoClient, sleep, startBalancer, startReplica, stopReplica, unary, waitFor, type TestReplica } from '../support/cluster';
+import { echoClient, sleep, startBalancer, startReplica, stopReplica, unary, waitFor } from '../support/cluster';
+import { converse as converseWith } from '../support/control';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -26,32 +26,8 @@ function controlClient(balancer: Balancer): ControlClient {
   return c;
 }
 
-/** Opens an attachment, sends `messages`, and collects what comes back until the stream ends or `settleMs` passes. */
-async function converse(balancer: Balancer, messages: ReplicaMessage[], settleMs = 400) {
-  const call = controlClient(balancer).attach();
-  const received: BalancerMessage__Output[] = [];
-  let error: grpc.ServiceError | null = null;
-  let ended = false;
-  call.on('data', (m: BalancerMessage__Output) => received.push(m));
-  call.on('error', (e: grpc.ServiceError) => {
-    error = e;
-    ended = true;
-  });
-  call.on('end', () => (ended = true));
-  for (const m of messages) call.write(m);
-  const deadline = Date.now() + settleMs;
-  while (!ended && Date.now() < deadline) await sleep(10);
-  return {
-    call,
-    received,
-    get error() {
-      return error as grpc.ServiceError | null;
-    },
-    get ended() {
-      return ended;
-    },
-  };
-}
+/** An attachment with these messages, kept open after `settleMs` (see ../support/control.ts). */
+const converse = (balancer: Balancer, messages: ReplicaMessage[], settleMs = 400) => converseWith(controlClient(balancer), messages, settleMs, { keepOpen: true });
 
 const hello = (group: string, address: string, paths: string[], over: Record<string, unknown> = {}): ReplicaMessage => ({
   hello: { protocolVersion: 1, group, address, methods: paths.map((path) => ({ path, kind: 'UNARY' })), replicaId: '', ...over },

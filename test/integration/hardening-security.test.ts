@@ -17,6 +17,7 @@ import type { AdminClient } from '../../src/generated/rebind/v1/Admin';
 import { echoImplementation, EchoService, startEchoServer } from '../support/echo';
 import { echoClient, startBalancer, startReplica, stopReplica, unary, waitFor } from '../support/cluster';
 import { makePki } from '../support/tls';
+import { answerWithForwards } from '../support/rogue';
 
 const REPLICA_TOKEN = 'replica-token-0123456789abcdef';
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
@@ -169,20 +170,7 @@ describe('vouchers name the group and expire soon', () => {
     cleanups.push(() => rogue.forceShutdown());
     const rogueReplica = await attach(rogue, { balancer: balancer.controlAddress, group: 'echo', address: `127.0.0.1:${roguePort}` });
     cleanups.push(() => rogueReplica.detach());
-    (rogue as unknown as { interceptors: grpc.ServerInterceptor[] }).interceptors.unshift((_m, call) =>
-      new grpc.ServerInterceptingCall(call, {
-        start: (next) =>
-          next({
-            onReceiveMetadata: () => {
-              const t = new grpc.Metadata();
-              t.set(FORWARD_TRAILER, victim.address);
-              t.set(RETRY_PUSHBACK_TRAILER, '0');
-              t.set(VOUCH_TRAILER, stolen);
-              call.sendStatus({ code: FORWARD_STATUS, details: 'go there', metadata: t });
-            },
-          }),
-      }),
-    );
+    answerWithForwards(rogue, () => ({ [FORWARD_TRAILER]: victim.address, [RETRY_PUSHBACK_TRAILER]: '0', [VOUCH_TRAILER]: stolen }));
     const honest = await startReplica(balancer, 'honest');
     cleanups.push(() => stopReplica(honest));
     const refused: string[] = [];

@@ -14,7 +14,7 @@ import { Balancer, attach, clientOptions } from '../../src/index';
 import { parseHostPort } from '../../src/common/address';
 import { parseGrpcTimeoutMs } from '../../src/common/grpc-http2';
 import { controlProto } from '../../src/common/proto';
-import { FORWARD_STATUS, identifyCaller, parseAffinityToken } from '../../src/common/wire';
+import { identifyCaller, parseAffinityToken } from '../../src/common/wire';
 import { validateHello, validateReport } from '../../src/balancer/validate';
 import { sanitizeAdvisory } from '../../src/replica/advisory';
 import { balancerKey, checkVoucher } from '../../src/interceptors/vouch-check';
@@ -22,6 +22,7 @@ import type { BalancerMessage__Output } from '../../src/generated/rebind/v1/Bala
 import type { ControlClient } from '../../src/generated/rebind/v1/Control';
 import { echoImplementation, EchoService, startEchoServer } from '../support/echo';
 import { echoClient, startBalancer, unary } from '../support/cluster';
+import { answerWithForwards } from '../support/rogue';
 
 const RUNS = Number(process.env['REBIND_PROPERTY_RUNS'] ?? 60);
 
@@ -176,24 +177,7 @@ describe('a rebind client fed random forward trailers by a hostile replica', () 
     hostile.addService(EchoService.service, echoImplementation('hostile'));
     const port = await new Promise<number>((res, rej) => hostile.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
     const replica = await attach(hostile, { balancer: balancer.controlAddress, group: 'echo', address: `127.0.0.1:${port}` });
-    (hostile as unknown as { interceptors: grpc.ServerInterceptor[] }).interceptors.unshift((_m, call) =>
-      new grpc.ServerInterceptingCall(call, {
-        start: (n) =>
-          n({
-            onReceiveMetadata: () => {
-              const t = new grpc.Metadata();
-              for (const [k, v] of Object.entries(next)) {
-                try {
-                  t.set(k, v);
-                } catch {
-                  // not a valid metadata value: skip it
-                }
-              }
-              call.sendStatus({ code: FORWARD_STATUS, details: 'random', metadata: t });
-            },
-          }),
-      }),
-    );
+    answerWithForwards(hostile, () => next, 'random');
     const printable = fc.string({ unit: fc.integer({ min: 32, max: 126 }).map((c) => String.fromCharCode(c)), maxLength: 60 });
     const trailers = fc.record(
       {

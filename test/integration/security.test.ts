@@ -18,6 +18,7 @@ import type { ControlClient } from '../../src/generated/rebind/v1/Control';
 import { echoImplementation, EchoService, startEchoServer, type EchoClient } from '../support/echo';
 import { echoClient, startBalancer, unary, waitFor } from '../support/cluster';
 import { makePki } from '../support/tls';
+import { answerWithForwards } from '../support/rogue';
 
 const TOKEN = 'correct-horse-battery-staple-42';
 const ADMIN_TOKEN = 'admin-horse-battery-staple-42';
@@ -182,20 +183,11 @@ describe('vouching', () => {
     cleanups.push(() => rogue.forceShutdown());
     const rogueReplica = await attach(rogue, { balancer: balancer.controlAddress, group: 'echo', address: `127.0.0.1:${roguePort}` });
     cleanups.push(() => rogueReplica.detach());
-    (rogue as unknown as { interceptors: grpc.ServerInterceptor[] }).interceptors.unshift((_m, call) =>
-      new grpc.ServerInterceptingCall(call, {
-        start: (next) =>
-          next({
-            onReceiveMetadata: () => {
-              const t = new grpc.Metadata();
-              t.set(FORWARD_TRAILER, attackerAddress);
-              t.set(RETRY_PUSHBACK_TRAILER, '0');
-              t.set(VOUCH_TRAILER, `${Date.now() + 60_000}.${Buffer.from('echo').toString('base64url')}.forged-signature`);
-              call.sendStatus({ code: FORWARD_STATUS, details: 'go there', metadata: t });
-            },
-          }),
-      }),
-    );
+    answerWithForwards(rogue, () => ({
+      [FORWARD_TRAILER]: attackerAddress,
+      [RETRY_PUSHBACK_TRAILER]: '0',
+      [VOUCH_TRAILER]: `${Date.now() + 60_000}.${Buffer.from('echo').toString('base64url')}.forged-signature`,
+    }));
     const honest = await startEchoServer('honest');
     cleanups.push(() => honest.server.forceShutdown());
     const honestReplica = await attach(honest.server, { balancer: balancer.controlAddress, group: 'echo', address: honest.address });
