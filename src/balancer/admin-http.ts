@@ -25,6 +25,7 @@ import type { Registry as PromRegistry } from 'prom-client';
 import { interval, type Subscription } from 'rxjs';
 import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
+import { WarnLimiter } from '../common/warn-limiter';
 import type { Admin } from './admin';
 import { AUTH_HEADER, bearer, checkBearer } from './auth';
 import { checkAdminOptIn, GRANULARITIES, parseAdminHost } from './config';
@@ -247,7 +248,11 @@ export class AdminHttp {
   private readonly allowedHostsAnyPort = new Set<string>();
   private defaultPort = 80;
 
+  /** Warn lines for refused requests, at most one per reason per second. */
+  private readonly warnLimited: WarnLimiter;
+
   constructor(private readonly options: AdminHttpOptions) {
+    this.warnLimited = new WarnLimiter(options.log);
     this.expectedAuth = options.token === null ? null : bearer(options.token);
   }
 
@@ -419,7 +424,7 @@ export class AdminHttp {
   private dropViewer(viewer: Viewer, why: string): void {
     if (!this.viewers.delete(viewer)) return;
     this.options.refused('admin_http_slow_viewer');
-    this.options.log.warn({ peer: viewer.peer, reason: 'admin_http_slow_viewer' }, `dashboard viewer closed: it does not read its event stream (${why})`);
+    this.warnLimited.warn('admin_http_slow_viewer', { peer: viewer.peer, reason: 'admin_http_slow_viewer' }, `dashboard viewer closed: it does not read its event stream (${why})`);
     viewer.res.destroy();
   }
 
@@ -440,7 +445,7 @@ export class AdminHttp {
       if (err instanceof HttpError) {
         this.options.refused(err.reason);
         const fields = { status: err.status, path: url.pathname.slice(0, 200), reason: err.reason, peer: req.socket.remoteAddress };
-        if (err.warn) this.options.log.warn(fields, `admin HTTP request refused: ${err.message}`);
+        if (err.warn) this.warnLimited.warn(err.reason, fields, `admin HTTP request refused: ${err.message}`);
         else this.options.log.debug(fields, err.message);
         if (!res.headersSent) this.sendJson(res, err.status, { error: err.message }, err.headers);
         else res.end();

@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { moduleLogger, type Logger } from '../common/logger';
+import { WarnLimiter } from '../common/warn-limiter';
 import { controlProto } from '../common/proto';
 import type { Registry as PromRegistry } from 'prom-client';
 import { Admin, adminHandlers } from './admin';
@@ -160,6 +161,7 @@ export class Balancer {
     const adminToken = roleToken(config, 'admin');
     if (replicaToken !== null && replicaToken === adminToken) throw new Error('security: the replica and admin tokens are the same; give each role its own');
     const controlLog = moduleLogger('balancer.control', options.logger);
+    const controlWarn = new WarnLimiter(controlLog);
     const controlHost = parseListenAddress(config.controlListen);
     this.controlServer = new grpc.Server({
       'grpc.max_receive_message_length': config.limits.maxControlMessageBytes,
@@ -168,7 +170,7 @@ export class Balancer {
       interceptors: [
         controlAuthInterceptor({ replicaToken, adminToken, loopbackOnly: typeof controlHost !== 'string' && isLoopbackHost(controlHost.host) }, (reason, peer) => {
           refused(reason);
-          controlLog.warn({ peer, reason }, `refused: control call (${reason})`);
+          controlWarn.warn(reason, { peer, reason }, `refused: control call (${reason})`);
         }),
       ],
     });
@@ -180,6 +182,7 @@ export class Balancer {
         analyzer: this.analyzer,
         scheduler,
         log: controlLog,
+        warn: controlWarn,
         limits: { ...DEFAULT_CONTROL_LIMITS, maxMethods: config.limits.maxMethodsPerReplica, ...options.limits },
         maxReportsPerInterval: config.limits.maxReportsPerInterval,
         helloTimeoutMs: config.limits.helloTimeoutMs,

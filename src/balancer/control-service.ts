@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { status as Status } from '@grpc/grpc-js';
 import type { SchedulerLike } from 'rxjs';
 import type { Logger } from '../common/logger';
+import type { WarnLimiter } from '../common/warn-limiter';
 import type { BalancerMessage } from '../generated/rebind/v1/BalancerMessage';
 import type { ControlHandlers } from '../generated/rebind/v1/Control';
 import type { ReplicaMessage__Output } from '../generated/rebind/v1/ReplicaMessage';
@@ -28,6 +29,8 @@ export interface ControlDeps {
   scheduler: SchedulerLike;
   log: Logger;
   limits: ControlLimits;
+  /** Warn lines for refused input, rate-limited per reason (a flood must not become a log flood). */
+  warn: WarnLimiter;
   /** Counts refused inputs by reason (for metrics). */
   refused?: (reason: string) => void;
   /** Reports beyond this many per report interval are refused as a flood. */
@@ -112,7 +115,7 @@ class AttachSession {
 
   private refuseInput(reason: string, refusal: Refusal): void {
     this.deps.refused?.(reason);
-    this.deps.log.warn({ peer: this.peer, member: this.member?.id, code: Status[refusal.code], reason }, `refused: ${refusal.message}`);
+    this.deps.warn.warn(reason, { peer: this.peer, member: this.member?.id, code: Status[refusal.code], reason }, `refused: ${refusal.message}`);
   }
 
   /** Ends the stream with an error status. */

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
 import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
+import { WarnLimiter } from '../common/warn-limiter';
 import { respondTrailersOnly } from '../common/grpc-http2';
 import { ABUSE_WINDOW_MS, AbusiveConnections, DEFAULT_MAX_REFUSALS_PER_CONNECTION } from '../common/abusive-connections';
 import {
@@ -67,6 +68,8 @@ export class DataPlane {
    */
   private readonly proxiedByCaller = new Map<string, number>();
   private readonly abusive = new AbusiveConnections();
+  /** Warn lines for refused connections, at most one per reason per second. */
+  private readonly warnLimited: WarnLimiter;
 
   constructor(
     private readonly registry: Registry,
@@ -80,6 +83,7 @@ export class DataPlane {
   ) {
     const { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs, maxProxiedCallsPerCaller } = builtinLimits();
     this.limits = { maxDataConnections, maxStreamsPerDataConnection, dataIdleTimeoutMs, maxProxiedCallsPerCaller, ...options.limits };
+    this.warnLimited = new WarnLimiter(log);
     this.upstreams = new UpstreamPool(log, upstreamCa, { ...builtinProxy(), ...options.proxy });
     registry.listen({ memberRemoved: (_group, member) => this.upstreams.release(member.address) });
   }
@@ -108,7 +112,8 @@ export class DataPlane {
     server.maxConnections = this.limits.maxDataConnections;
     server.on('drop', (drop) => {
       this.events.refused?.('data_connection_limit');
-      this.log.warn(
+      this.warnLimited.warn(
+        'data_connection_limit',
         { peer: drop?.remoteAddress, limit: this.limits.maxDataConnections },
         `refused a client connection: the data port holds limits.maxDataConnections (${this.limits.maxDataConnections}) connections already`,
       );
@@ -229,7 +234,7 @@ export class DataPlane {
     // Refusals the caller brought on itself count against its connection.
     if (CALLER_FAULTS.has(reason) && this.abusive.refused(stream.session)) {
       this.events.refused?.('data_connection_abusive');
-      this.log.warn({ peer: stream.session?.socket?.remoteAddress, reason }, `closed a client connection: more than ${DEFAULT_MAX_REFUSALS_PER_CONNECTION} refused calls within ${ABUSE_WINDOW_MS} ms`);
+      this.warnLimited.warn('data_connection_abusive', { peer: stream.session?.socket?.remoteAddress, reason }, `closed a client connection: more than ${DEFAULT_MAX_REFUSALS_PER_CONNECTION} refused calls within ${ABUSE_WINDOW_MS} ms`);
     }
   }
 

@@ -4,6 +4,7 @@
  * and failed on the code before its fix (9d54503).
  */
 import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Balancer, clientOptions } from '../../src/index';
 import { freePort } from '../../bench/lib/common';
@@ -236,5 +237,25 @@ describe('what a party on the control port can make the balancer hold is bounded
     expect(codes).toEqual([grpc.status.RESOURCE_EXHAUSTED, grpc.status.DEADLINE_EXCEEDED, grpc.status.DEADLINE_EXCEEDED].sort());
     expect(balancer.refusals.get('attach_pending_limit')).toBe(1);
     expect(balancer.refusals.get('hello_timeout')).toBe(2);
+  });
+});
+
+describe('refused input does not become a log flood', () => {
+  it('a replica sending a thousand bad reports produces a few warn lines, not a thousand', async () => {
+    const lines: { msg: string; reason?: string; suppressed?: number }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const balancer = await Balancer.start({
+      config: { listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', adminListen: null, groups: [{ name: 'echo', reportIntervalMs: 60_000 }], limits: { maxRefusedPerInterval: 5000 } },
+      logger,
+      processMetrics: false,
+    });
+    cleanups.push(() => balancer.stop());
+    const reports: ReplicaMessage[] = Array.from({ length: 1000 }, (_, i) => ({ report: { seq: i + 1, intervalMs: 1000, callsPerS: -1 } }));
+    await converse(balancer, [hello('echo', '127.0.0.1:6001', [UNARY]), ...reports], 1000);
+    await waitFor(() => (balancer.refusals.get('bad_report') ?? 0) + (balancer.refusals.get('report_flood') ?? 0) === 1000, 5000, 10, 'every report refused');
+    const refusedLines = lines.filter((l) => l.msg.startsWith('refused:'));
+    // One line per reason per second at most (bad_report, report_flood), each saying how many it stands for.
+    expect(refusedLines.length).toBeGreaterThan(0);
+    expect(refusedLines.length).toBeLessThanOrEqual(4);
   });
 });
