@@ -63,6 +63,11 @@ export interface BackoffOptions {
  */
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.2 };
 
+/** Longest report interval a balancer may ask for (its configuration's upper bound), ms. */
+const MAX_REPORT_INTERVAL_MS = 600_000;
+/** Most busiest clients a balancer may ask a report to list (its validation's upper bound). */
+const MAX_TOP_CLIENTS = 10_000;
+
 /** How long tryShutdown() lets calls in flight finish before it detaches anyway, ms. */
 export const SHUTDOWN_DRAIN_TIMEOUT_MS = 10_000;
 
@@ -357,9 +362,11 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
           proxySecret = attached.proxySecret === '' ? null : Buffer.from(attached.proxySecret);
           attachments++;
           seq = 0;
-          const intervalMs = Math.max(10, attached.reportIntervalMs || 1000);
+          // Within what any balancer configuration allows: a larger value would overflow
+          // the timer (Node fires 32-bit overflows after 1 ms) and report every millisecond.
+          const intervalMs = Math.min(MAX_REPORT_INTERVAL_MS, Math.max(10, attached.reportIntervalMs || 1000));
           reportIntervalMs = intervalMs;
-          const top = Math.max(1, attached.topClients || 32);
+          const top = Math.min(MAX_TOP_CLIENTS, Math.max(1, attached.topClients || 32));
           forwards.reset(attached.recallAll);
           meter.snapshot(scheduler.now(), top, undefined, false); // start a fresh interval
           reports?.unsubscribe();

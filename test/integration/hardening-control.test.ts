@@ -6,7 +6,8 @@
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Balancer, clientOptions } from '../../src/index';
+import { attach, Balancer, clientOptions } from '../../src/index';
+import { startEchoServer } from '../support/echo';
 import { freePort } from '../../bench/lib/common';
 import { controlProto } from '../../src/common/proto';
 import type { ControlClient } from '../../src/generated/rebind/v1/Control';
@@ -257,5 +258,32 @@ describe('refused input does not become a log flood', () => {
     // One line per reason per second at most (bad_report, report_flood), each saying how many it stands for.
     expect(refusedLines.length).toBeGreaterThan(0);
     expect(refusedLines.length).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('a replica bounds what its balancer tells it', () => {
+  it('an absurd report interval in Attached is clamped (a 32-bit timer overflow would report every millisecond)', async () => {
+    // A fake balancer: answers the hello with an Attached naming a report interval of 2^32-1 ms.
+    let reports = 0;
+    const fake = new grpc.Server();
+    fake.addService(controlProto().rebind.v1.Control.service, {
+      Attach: (call: grpc.ServerDuplexStream<{ body: string }, unknown>) => {
+        call.on('data', (m: { body: string }) => {
+          if (m.body === 'hello') call.write({ attached: { memberId: 'm1', reportIntervalMs: 4_294_967_295, topClients: 4_294_967_295, granularity: 'on-demand' } });
+          else if (m.body === 'report') reports++;
+        });
+        call.on('error', () => undefined);
+        call.on('end', () => call.end());
+      },
+    } as grpc.UntypedServiceImplementation);
+    const port = await new Promise<number>((res, rej) => fake.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    cleanups.push(() => fake.forceShutdown());
+    const { server, address } = await startEchoServer('A');
+    cleanups.push(() => server.forceShutdown());
+    const replica = await attach(server, { balancer: `127.0.0.1:${port}`, group: 'echo', address });
+    cleanups.push(() => replica.detach());
+    await sleep(500);
+    // The report sent at once on attaching, and no more within half a second.
+    expect(reports).toBe(1);
   });
 });
