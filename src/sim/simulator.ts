@@ -18,23 +18,46 @@ import { sanitizeAdvisory } from '../replica/advisory';
 import { ForwardTable } from '../replica/forward-table';
 import { LoadMeter } from '../replica/load-meter';
 import { convergenceSeconds, round, steadyState, type SeriesRow } from './quality';
+import { BASE_SERVICE_RATE_PER_S, percentile, ReplicaQueue } from './queue';
 import { seededRandom } from './rng';
 
 const PATH = '/sim.Service/Call';
 
+/** A change of a client's rate (calls/s) or a replica's speed at a virtual time. */
+export interface SimRateChange {
+  atMs: number;
+  rate: number;
+}
+export interface SimSpeedChange {
+  atMs: number;
+  speed: number;
+}
+
 export interface SimClientSpec {
-  /** Calls per second, sent on a fixed schedule (open loop). */
+  /** Calls per second (open loop), from startMs until the first rate change; 0 = idle. */
   rate: number;
   /** When the client starts calling, ms (default 0). */
   startMs?: number;
   /** When it stops, ms (default: never). */
   stopMs?: number;
+  /**
+   * Rate changes, ascending atMs. At a change the client restarts its
+   * schedule at the new rate (same phase), so no call of the old rate is
+   * sent after it.
+   */
+  rateChanges?: SimRateChange[];
+  /** "periodic" (default): one call every 1/rate s; "poisson": exponential gaps of mean 1/rate s. */
+  arrivals?: 'periodic' | 'poisson';
 }
 
 export interface SimReplicaSpec {
   name: string;
   attachMs?: number;
   detachMs?: number;
+  /** Relative speed: serves speed × BASE_SERVICE_RATE_PER_S calls/s (default 1). */
+  speed?: number;
+  /** Speed changes, ascending atMs (a call's service time is fixed when its service starts). */
+  speedChanges?: SimSpeedChange[];
 }
 
 /** A run-time change, as an operator would make through the admin API. */
@@ -76,6 +99,16 @@ export interface SimResult {
   steady: { max_over_mean: number; cv: number };
   /** Mean load per replica over each report interval, by interval number (1-based). */
   intervalLoads: number[][];
+  /**
+   * Latency (queue wait + service) of every call a replica accepted, ms,
+   * nearest-rank percentiles; calls still queued at the end count with the
+   * completion time the queue already fixed for them.
+   */
+  latency: { calls: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** Highest calls in flight (queued + in service) per replica over the run, in replica order. */
+  maxInFlight: number[];
+  /** Calls that found no live replica to go to (none attached). */
+  unservedCalls: number;
 }
 
 interface SimReplica {
@@ -86,6 +119,7 @@ interface SimReplica {
   member: Member | null;
   seq: number;
   served: number;
+  queue: ReplicaQueue;
 }
 
 interface SimClient {
@@ -114,13 +148,23 @@ export function simulate(scenario: SimScenario): SimResult {
 
   const replicas: SimReplica[] = scenario.replicas.map((spec, i) => ({
     spec,
-    address: `10.0.0.${i + 1}:5000`,
+    // 10.0.0.1 … 10.0.0.250, then 10.0.1.1 …: unique for any number of replicas.
+    address: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:5000`,
     meter: new LoadMeter(0),
     forwards: new ForwardTable(now),
     member: null,
     seq: 0,
     served: 0,
+    queue: new ReplicaQueue((t) => BASE_SERVICE_RATE_PER_S * stepAt(spec.speed ?? 1, spec.speedChanges ?? [], t, (c) => c.speed)),
   }));
+  const latencies: number[] = [];
+  let unservedCalls = 0;
+  /** The call enters the replica's meter and queue; the meter hears of each completion when it is drained. */
+  const accept = (r: SimReplica, clientId: string | null): void => {
+    r.meter.callStarted(clientId);
+    r.served++;
+    latencies.push(r.queue.arrive(now(), (latencyMs) => r.meter.callEnded(latencyMs)));
+  };
   const byAddress = new Map(replicas.map((r) => [r.address, r]));
   const byMember = new Map<Member, SimReplica>();
   const clients: SimClient[] = scenario.clients.map((spec, i) => ({ id: `client-${String(i + 1).padStart(4, '0')}`, spec, bound: null, everBound: false }));
@@ -163,6 +207,7 @@ export function simulate(scenario: SimScenario): SimResult {
       scheduler.schedule(function () {
         if (r.member === null) return;
         r.forwards.sweep();
+        r.queue.drain(now(), (latencyMs) => r.meter.callEnded(latencyMs));
         const snapshot = r.meter.snapshot(now(), group.config.topClients, undefined, false);
         group.applyReport(r.member, { ...snapshot, seq: ++r.seq, custom: 0, hasCustom: false, forwards: 0, draining: false } as never, now());
         this.schedule(undefined, interval);
@@ -188,11 +233,8 @@ export function simulate(scenario: SimScenario): SimResult {
     if (group.granularity === 'per-request') {
       const member = group.choose(PATH, 'call', client.id, now());
       const r = member === null ? null : byMember.get(member);
-      if (r) {
-        r.meter.callStarted(null);
-        r.meter.callEnded(0);
-        r.served++;
-      }
+      if (r) accept(r, null);
+      else unservedCalls++;
       return;
     }
     let target = live(client.bound) ? client.bound : bindThroughBalancer(client);
@@ -200,9 +242,7 @@ export function simulate(scenario: SimScenario): SimResult {
     for (let hops = 0; target !== null && hops < 5; hops++) {
       const decision = target.forwards.take(client.id);
       if (decision === null) {
-        target.meter.callStarted(client.id);
-        target.meter.callEnded(0);
-        target.served++;
+        accept(target, client.id);
         return;
       }
       target.meter.forwarded();
@@ -210,23 +250,48 @@ export function simulate(scenario: SimScenario): SimResult {
       target = live(next) ? next : bindThroughBalancer(client);
       setBinding(client, target);
     }
+    // No replica, or still forwarded after 5 hops (a client gives up the same way).
+    unservedCalls++;
   };
 
-  // Clients call on a fixed schedule, each with a random phase.
+  // Clients call on a fixed schedule (or Poisson), each with a random phase.
+  // Poisson gaps come from their own random stream so that adding a Poisson
+  // client does not change the phases (and the balancer's draws) of the others.
+  const poissonRandom = seededRandom(((scenario.seed ?? 1) ^ 0x9e3779b9) >>> 0);
   for (const [i, client] of clients.entries()) {
-    const period = 1000 / client.spec.rate;
-    const start = (client.spec.startMs ?? 0) + random() * period;
+    const spec = client.spec;
+    const startMs = spec.startMs ?? 0;
+    const changes = spec.rateChanges ?? [];
+    const poisson = spec.arrivals === 'poisson';
+    const gapMs = (rate: number) => (poisson ? (-Math.log(1 - poissonRandom()) * 1000) / rate : 1000 / rate);
+    // The phase is drawn for every client, in client order, as it always was (the paper's runs depend on it).
+    const phase = random();
     if (scenario.initialBinding === 'round-robin') {
       scheduler.schedule(() => {
         const r = replicas[i % replicas.length]!;
         if (live(r)) setBinding(client, r);
-      }, client.spec.startMs ?? 0);
+      }, startMs);
     }
-    scheduler.schedule(function () {
-      if (client.spec.stopMs !== undefined && now() >= client.spec.stopMs) return;
-      serve(client);
-      this.schedule(undefined, period);
-    }, start);
+    /** Starts a stretch of constant rate at `fromMs` (the start or a rate change), ending at the next change. */
+    const stretch = (fromMs: number): void => {
+      const rate = stepAt(spec.rate, changes, fromMs, (c) => c.rate);
+      const nextChangeMs = changes.find((c) => c.atMs > fromMs)?.atMs;
+      if (!(rate > 0)) {
+        if (nextChangeMs !== undefined) scheduler.schedule(() => stretch(nextChangeMs), nextChangeMs - now());
+        return;
+      }
+      const period = 1000 / rate;
+      const first = fromMs + (poisson ? gapMs(rate) : phase * period);
+      scheduler.schedule(function () {
+        if (spec.stopMs !== undefined && now() >= spec.stopMs) return;
+        if (nextChangeMs !== undefined && now() >= nextChangeMs) return stretch(nextChangeMs);
+        serve(client);
+        const gap = poisson ? gapMs(rate) : period;
+        if (nextChangeMs !== undefined && now() + gap >= nextChangeMs) scheduler.schedule(() => stretch(nextChangeMs), nextChangeMs - now());
+        else this.schedule(undefined, gap);
+      }, first - now());
+    };
+    stretch(startMs);
   }
 
   for (const s of scenario.switches ?? []) {
@@ -260,6 +325,8 @@ export function simulate(scenario: SimScenario): SimResult {
     intervalLoads.push(replicas.map((_, i) => round(rows.reduce((s, row) => s + row[i + 1]!, 0) / rows.length, 2)));
   }
   const durationS = scenario.durationMs / 1000;
+  // Calls still queued when the run ends have their completion times fixed already.
+  const sorted = Float64Array.from(latencies).sort();
   return {
     scenario: scenario.name,
     reportIntervalMs: interval,
@@ -272,5 +339,23 @@ export function simulate(scenario: SimScenario): SimResult {
     convergenceS: convergenceSeconds(series),
     steady: steadyState(series, durationS / 2),
     intervalLoads,
+    latency: {
+      calls: sorted.length,
+      p50Ms: round(percentile(sorted, 50), 3),
+      p99Ms: round(percentile(sorted, 99), 3),
+      maxMs: round(sorted.length > 0 ? sorted[sorted.length - 1]! : NaN, 3),
+    },
+    maxInFlight: replicas.map((r) => r.queue.maxInFlight),
+    unservedCalls,
   };
+}
+
+/** The value of a step function at `tMs`: `initial`, or the last change with atMs ≤ tMs (changes ascending). */
+function stepAt<C extends { atMs: number }>(initial: number, changes: readonly C[], tMs: number, value: (c: C) => number): number {
+  let v = initial;
+  for (const c of changes) {
+    if (c.atMs > tMs) break;
+    v = value(c);
+  }
+  return v;
 }
