@@ -50,3 +50,77 @@ export function lateJoinerScenario(strategy = 'minimum_dispersion'): SimScenario
     seed: 3,
   };
 }
+
+/** Variants for the scenarios with few or heavy clients: the paper's, and per-request round robin as the per-call reference. */
+const HEAVY_VARIANTS = [
+  ...PAPER_VARIANTS.map((v) => ({ name: v.key, granularity: v.granularity, strategy: { name: v.strategy, params: v.params ?? {} } })),
+  { name: 'per_request_round_robin', granularity: 'per-request', strategy: { name: 'round_robin', params: {} } },
+];
+
+/**
+ * The built-in scenarios as scenario-file objects (examples/sim/<name>.yaml
+ * hold the same, and a test checks that they parse to the same scenario).
+ */
+export const BUILTIN_SCENARIOS: Record<string, Record<string, unknown>> = {
+  paper: {
+    name: 'paper',
+    description: '4 replicas, 8 clients at 100/50/100/50/... calls/s, bound round-robin (200/100/200/100)',
+    seed: 7,
+    initialBinding: 'round-robin',
+    group: { reportIntervalMs: 1000 },
+    variants: PAPER_VARIANTS.map((v) => ({ name: v.key, granularity: v.granularity, strategy: { name: v.strategy, params: v.params ?? {} } })),
+    replicas: 4,
+    clients: [100, 50, 100, 50, 100, 50, 100, 50].map((rate) => ({ rate })),
+  },
+  'late-joiner': {
+    name: 'late-joiner',
+    description: '4 clients at 50 calls/s all on r1; r2 attaches at 5 s',
+    durationMs: 30_000,
+    seed: 3,
+    initialBinding: 'balancer',
+    group: { granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: 1000 },
+    replicas: [{ name: 'r1' }, { name: 'r2', attachMs: 5000 }],
+    clients: [{ rate: 50, count: 4 }],
+  },
+  'few-heavy': {
+    name: 'few-heavy',
+    description: '2 clients of 400 calls/s on 8 replicas (whole-client bindings leave 6 idle: max/mean 4.00 at best)',
+    seed: 7,
+    initialBinding: 'balancer',
+    group: { reportIntervalMs: 1000 },
+    variants: HEAVY_VARIANTS,
+    replicas: 8,
+    clients: [{ rate: 400, count: 2 }],
+  },
+  'heavy-hitters': {
+    name: 'heavy-hitters',
+    description: '2 clients of 300 calls/s among 24 of 25 calls/s on 8 replicas: 1,200 calls/s, 150 per replica; a heavy client is 2x that (whole-client max/mean 2.00 at best)',
+    seed: 7,
+    initialBinding: 'balancer',
+    group: { reportIntervalMs: 1000 },
+    variants: HEAVY_VARIANTS,
+    replicas: 8,
+    clients: [
+      { rate: 300, count: 2 },
+      { rate: 25, count: 24 },
+    ],
+  },
+  'slow-replica': {
+    name: 'slow-replica',
+    description: '4 replicas, 8 clients of 50 calls/s bound round-robin (100 calls/s each); r1 serves 20x slower from 10 s (50 calls/s: overloaded)',
+    seed: 7,
+    initialBinding: 'round-robin',
+    group: { reportIntervalMs: 1000 },
+    variants: [
+      { name: 'on_demand_minimum_dispersion', granularity: 'on-demand', strategy: 'minimum_dispersion' },
+      { name: 'on_demand_minimum_dispersion_in_flight', granularity: 'on-demand', strategy: 'minimum_dispersion', metric: 'in_flight' },
+      { name: 'per_request_round_robin', granularity: 'per-request', strategy: 'round_robin' },
+      { name: 'per_request_p2c_in_flight', granularity: 'per-request', strategy: 'p2c', metric: 'in_flight' },
+    ],
+    replicas: [{ name: 'r1', speedChanges: [{ atMs: 10_000, speed: 0.05 }] }, { name: 'r2' }, { name: 'r3' }, { name: 'r4' }],
+    clients: [{ rate: 50, count: 8 }],
+  },
+};
+
+/** Names of the built-in scenarios, for --scenario. */
+export const BUILTIN_SCENARIO_NAMES = Object.keys(BUILTIN_SCENARIOS);
