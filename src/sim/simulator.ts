@@ -5,7 +5,7 @@
  * with simulated replicas (report loops) and open-loop clients (calls on a
  * fixed schedule). Same seed, same result.
  */
-import { VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import { Subscription, VirtualAction, VirtualTimeScheduler } from 'rxjs';
 import pino from 'pino';
 import { Analyzer } from '../balancer/analyzer';
 import { parseBalancerConfig } from '../balancer/config';
@@ -131,6 +131,47 @@ interface SimClient {
 
 const silent = pino({ level: 'silent' });
 
+/**
+ * rxjs's VirtualAction re-sorts the whole action list on every schedule;
+ * with one action per call that was most of a run's CPU. This one inserts
+ * in place (binary search) in the same order, (delay, index), so runs are
+ * identical, only faster.
+ */
+class InsertingVirtualAction<T> extends VirtualAction<T> {
+  /** The action the caller holds (the first of a rescheduling chain). */
+  private root: InsertingVirtualAction<T> | undefined;
+
+  override schedule(state?: T, delay = 0): Subscription {
+    if (!Number.isFinite(delay)) return Subscription.EMPTY;
+    if (!this.id) return super.schedule(state, delay);
+    // As VirtualAction does, but the next action is one of ours, and it
+    // hangs off the first action of the chain (unsubscribing that one still
+    // cancels it) instead of off this one: a chain one action per call long
+    // kept every call's action alive for the whole run.
+    this.active = false;
+    const action = new InsertingVirtualAction(this.scheduler, this.work);
+    action.root = this.root ?? this;
+    action.root.remove(this);
+    action.root.add(action);
+    return action.schedule(state, delay);
+  }
+
+  protected override requestAsyncId(scheduler: VirtualTimeScheduler, _id?: unknown, delay = 0): number {
+    this.delay = scheduler.frame + delay;
+    const actions = scheduler.actions as InsertingVirtualAction<unknown>[];
+    let lo = 0;
+    let hi = actions.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const a = actions[mid]!;
+      if (a.delay < this.delay || (a.delay === this.delay && a.index < this.index)) lo = mid + 1;
+      else hi = mid;
+    }
+    actions.splice(lo, 0, this as InsertingVirtualAction<unknown>);
+    return 1;
+  }
+}
+
 /** Runs one scenario to completion on virtual time. */
 export function simulate(scenario: SimScenario): SimResult {
   const random = seededRandom(scenario.seed ?? 1);
@@ -139,7 +180,7 @@ export function simulate(scenario: SimScenario): SimResult {
   const config = parsed.value;
   const interval = config.groups[0]!.reportIntervalMs;
   const sampleMs = scenario.sampleMs ?? 250;
-  const scheduler = new VirtualTimeScheduler(VirtualAction, scenario.durationMs);
+  const scheduler = new VirtualTimeScheduler(InsertingVirtualAction as typeof VirtualAction, scenario.durationMs);
   const now = () => scheduler.now();
   const registry = new Registry(config, silent, random);
   const group: Group = registry.groups.get('sim')!;
