@@ -170,10 +170,12 @@ export function parseScenarioFile(raw: unknown, defaultName = 'scenario'): Confi
     else errors.push('group must be an object of group settings (as in the balancer configuration, without name)');
   }
 
+  // An invalid durationMs checks the rest against the default (one error, not a cascade).
+  const defaultDurationMs = 3 * group.reportIntervalMs + DEFAULT_SIM_HOLD_MS;
   const durationMs =
     raw['durationMs'] === undefined
-      ? 3 * group.reportIntervalMs + DEFAULT_SIM_HOLD_MS
-      : (num(raw['durationMs'], 'durationMs', { min: 1, max: MAX_SIM_DURATION_MS, integer: true, unit: 'ms' }, errors) ?? MAX_SIM_DURATION_MS);
+      ? defaultDurationMs
+      : (num(raw['durationMs'], 'durationMs', { min: 1, max: MAX_SIM_DURATION_MS, integer: true, unit: 'ms' }, errors) ?? defaultDurationMs);
   const seed = raw['seed'] === undefined ? DEFAULT_SIM_SEED : (num(raw['seed'], 'seed', { min: 1, max: 2 ** 32 - 1, integer: true, unit: '' }, errors) ?? DEFAULT_SIM_SEED);
   const sampleMs = raw['sampleMs'] === undefined ? DEFAULT_SIM_SAMPLE_MS : (num(raw['sampleMs'], 'sampleMs', { min: 10, max: 60_000, integer: true, unit: 'ms' }, errors) ?? DEFAULT_SIM_SAMPLE_MS);
   let initialBinding: ScenarioFile['initialBinding'] = 'balancer';

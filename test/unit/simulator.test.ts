@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { lateJoinerScenario, paperScenario, PAPER_VARIANTS } from '../../src/sim/scenarios';
-import { simulate } from '../../src/sim/simulator';
+import { parseScenarioFile, scenarioRuns } from '../../src/sim/scenario-file';
+import { BUILTIN_SCENARIOS } from '../../src/sim/scenarios';
+import { simulate, type SimScenario } from '../../src/sim/simulator';
 
 const variant = (key: string) => PAPER_VARIANTS.find((v) => v.key === key)!;
 const INTERVAL_MS = 1000;
@@ -65,5 +67,75 @@ describe('simulator: a replica joining later', () => {
     expect(r.rebinds).toBe(2);
     const last = r.intervalLoads[r.intervalLoads.length - 1]!;
     expect(last).toEqual([100, 100]);
+  });
+});
+
+describe('simulator: workloads (rate changes, speeds, queues)', () => {
+  const base = (over: Partial<SimScenario>): SimScenario => ({
+    name: 't',
+    description: '',
+    group: { granularity: 'per-session', strategy: 'round_robin', reportIntervalMs: 1000 },
+    replicas: [{ name: 'r1' }],
+    clients: [{ rate: 100 }],
+    initialBinding: 'balancer',
+    durationMs: 10_000,
+    seed: 1,
+    ...over,
+  });
+
+  it('a rate change takes effect at its time: 100 calls/s for 4 s, idle 2 s, 50 calls/s for 4 s', () => {
+    const r = simulate(base({ clients: [{ rate: 100, rateChanges: [{ atMs: 4000, rate: 0 }, { atMs: 6000, rate: 50 }] }] }));
+    expect(r.intervalLoads.map((l) => l[0])).toEqual([100, 100, 100, 100, 0, 0, 50, 50, 50, 50]);
+    expect(r.latency.calls).toBe(600);
+  });
+
+  it('a replica 20x slower (50 calls/s) sent 100 calls/s queues 50 more calls a second', () => {
+    const r = simulate(base({ replicas: [{ name: 'r1', speed: 0.05 }], durationMs: 4000 }));
+    // 400 calls; the last leaves at 400 × 20 ms = 8 s, and at 4 s half of them are still waiting.
+    expect(r.latency.calls).toBe(400);
+    expect(r.maxInFlight[0]).toBeGreaterThanOrEqual(199);
+    expect(r.maxInFlight[0]).toBeLessThanOrEqual(201);
+    expect(r.latency.maxMs).toBeGreaterThan(3990);
+    expect(r.latency.p50Ms).toBeGreaterThan(900);
+  });
+
+  it('speed 1 serves a call in 1 ms; speed 2 in 0.5 ms', () => {
+    expect(simulate(base({})).latency).toEqual({ calls: 1000, p50Ms: 1, p99Ms: 1, maxMs: 1 });
+    expect(simulate(base({ replicas: [{ name: 'r1', speed: 2 }] })).latency.maxMs).toBe(0.5);
+  });
+
+  it('Poisson arrivals queue now and then, and the same seed gives the same run', () => {
+    const s = base({ clients: [{ rate: 500, arrivals: 'poisson' }] });
+    const a = simulate(s);
+    expect(a.latency.p99Ms).toBeGreaterThan(1);
+    expect(a.maxInFlight[0]).toBeGreaterThan(1);
+    expect(simulate(s)).toEqual(a);
+    expect(simulate({ ...s, seed: 2 }).latency).not.toEqual(a.latency);
+  });
+});
+
+describe('simulator: the built-in workloads, as they run today', () => {
+  const run = (name: string, key: string) => {
+    const p = parseScenarioFile(BUILTIN_SCENARIOS[name]);
+    if (!p.ok) throw new Error(p.errors.join());
+    return simulate(scenarioRuns(p.value).find((r) => r.key === key)!.scenario);
+  };
+
+  it('few-heavy: whole-client bindings leave 6 of 8 replicas idle (max/mean 4); per-request reaches 1', () => {
+    expect(run('few-heavy', 'on_demand_minimum_dispersion').steady.max_over_mean).toBe(4);
+    expect(run('few-heavy', 'per_request_round_robin').steady.max_over_mean).toBe(1);
+  });
+
+  it('heavy-hitters: minimum_dispersion reaches the whole-client floor of 2.00', () => {
+    expect(run('heavy-hitters', 'on_demand_minimum_dispersion').steady.max_over_mean).toBeCloseTo(2, 3);
+  });
+
+  it('slow-replica: on calls/s nothing moves and r1 queues thousands of calls; in-flight-aware p2c keeps it far lower', () => {
+    const blind = run('slow-replica', 'on_demand_minimum_dispersion');
+    expect(blind.rebinds).toBe(0);
+    expect(blind.maxInFlight[0]).toBeGreaterThan(2000);
+    expect(blind.latency.p99Ms).toBeGreaterThan(10_000);
+    const p2c = run('slow-replica', 'per_request_p2c_in_flight');
+    expect(p2c.maxInFlight[0]).toBeLessThan(blind.maxInFlight[0]! / 10);
   });
 });
