@@ -157,6 +157,11 @@ export class BindingLedger {
     return this.recent.size;
   }
 
+  /** Members with a pending record (tracked and not forgotten, or bound to since). */
+  get memberCount(): number {
+    return this.pending.size;
+  }
+
   /** Callers with pending-bind credit in the current window. */
   get creditCallerCount(): number {
     return this.creditByCaller.size;
