@@ -42,8 +42,6 @@ export interface GroupEvents {
   stateChanged?(group: Group, member: Member, from: Member['state'], to: Member['state']): void;
 }
 
-export { MAX_CREDIT_CALLERS, MAX_REMEMBERED_BINDINGS, type Transit } from './ledger';
-
 export class Group {
   readonly members = new Map<string, Member>();
   readonly counters: GroupCounters = {
