@@ -8,6 +8,7 @@ import { canonicalAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
 import type { GroupConfig, Granularity } from './config';
+import { BindingLedger } from './ledger';
 import { dampen, shiftLoad } from './load-table';
 import { loadOf, perCallShare } from './metrics';
 import { Member } from './member';
@@ -41,24 +42,6 @@ export interface GroupEvents {
   stateChanged?(group: Group, member: Member, from: Member['state'], to: Member['state']): void;
 }
 
-/** Callers whose pending-bind credit a group tracks per report interval; more get none. */
-export const MAX_CREDIT_CALLERS = 10_000;
-
-/** Clients whose last binding the group remembers, to tell re-binds from first binds. */
-export const MAX_REMEMBERED_BINDINGS = 100_000;
-
-/** A client moved by a plan, until it has fully arrived at its new member. */
-export interface Transit {
-  from: string;
-  to: string;
-  /** The client's load as planned. */
-  load: number;
-  leftSource: boolean;
-  reportsAtTarget: number;
-  /** Give up tracking at this time (the client may have gone idle). */
-  untilMs: number;
-}
-
 export class Group {
   readonly members = new Map<string, Member>();
   readonly counters: GroupCounters = {
@@ -79,12 +62,12 @@ export class Group {
   autoCreated = false;
   /** Since when an auto-created group has had no member (ms), or null. */
   emptySinceMs: number | null = null;
-  /** The member each client was last bound to (least recently bound first), bounded. */
-  private readonly lastBinding = new Map<string, string>();
-  /** Clients held where they are until the given time (ms). */
-  readonly held = new Map<string, number>();
-  /** Clients moved by a plan whose calls may still be split between two members. */
-  readonly transit = new Map<string, Transit>();
+  /**
+   * Who is bound where and since when, binds and calls on their way, holds,
+   * transits and per-caller pending-bind credit: every client-keyed table of
+   * the group (see ledger.ts for their bounds).
+   */
+  readonly ledger = new BindingLedger(() => this.config.reportIntervalMs);
   private strategy: Strategy;
   private sequence = 0;
   private eligibleCache = new Map<string, Member[]>();
@@ -99,11 +82,6 @@ export class Group {
   private estimatesAtMs = Number.NEGATIVE_INFINITY;
   /** Members by canonical address. */
   private readonly byAddress = new Map<string, Member>();
-  /**
-   * The member each client was last bound to, and when. A client whose
-   * first calls race each other gets the same member for all of them.
-   */
-  private readonly recentBinds = new Map<string, { member: Member; atMs: number }>();
 
   constructor(
     public config: GroupConfig,
@@ -139,33 +117,15 @@ export class Group {
   /** Why the last choice found no member, for the caller's error message. */
   lastRefusal: string | null = null;
 
-  /**
-   * Pending-bind credit per caller (the remote address of a data-port
-   * connection) in the current report interval. A bind adds to its member's
-   * projected load until the member's next report (which either shows the
-   * client or shows that it never came); without a bound per caller, one
-   * party minting fresh client ids could push every member over a reject
-   * threshold with binds it never uses.
-   */
-  maxPendingBindsPerCaller = Number.POSITIVE_INFINITY;
-  private readonly creditByCaller = new Map<string, number>();
-  private creditWindowStartMs = Number.NEGATIVE_INFINITY;
+  /** Pending-bind credit a caller may take per report interval (see {@link BindingLedger.maxPendingBindsPerCaller}). */
+  get maxPendingBindsPerCaller(): number {
+    return this.ledger.maxPendingBindsPerCaller;
+  }
+  set maxPendingBindsPerCaller(value: number) {
+    this.ledger.maxPendingBindsPerCaller = value;
+  }
   /** The last bind got no pending credit: its caller was over its share (counted by the caller). */
   lastCreditCapped = false;
-
-  /** Whether a bind by `caller` may add to its member's projected load. */
-  private takeCredit(caller: string | undefined, nowMs: number): boolean {
-    if (caller === undefined) return true;
-    if (nowMs - this.creditWindowStartMs >= this.config.reportIntervalMs) {
-      this.creditByCaller.clear();
-      this.creditWindowStartMs = nowMs;
-    }
-    const taken = this.creditByCaller.get(caller) ?? 0;
-    if (taken >= this.maxPendingBindsPerCaller) return false;
-    if (taken === 0 && this.creditByCaller.size >= MAX_CREDIT_CALLERS) return false;
-    this.creditByCaller.set(caller, taken + 1);
-    return true;
-  }
 
   /** Method paths served by at least one member. */
   methodPaths(): Set<string> {
@@ -192,6 +152,7 @@ export class Group {
   }
 
   addMember(member: Member): void {
+    member.pending = this.ledger.trackMember(member.id);
     this.members.set(member.id, member);
     this.byAddress.set(canonicalAddress(member.address) ?? member.address, member);
     this.eligibleCache.clear();
@@ -206,8 +167,7 @@ export class Group {
       if (this.byAddress.get(key) === member) this.byAddress.delete(key);
       this.eligibleCache.clear();
       this.invalidateEstimates();
-      for (const [clientId, bind] of this.recentBinds) if (bind.member === member) this.recentBinds.delete(clientId);
-      for (const [clientId, t] of this.transit) if (t.from === id || t.to === id) this.transit.delete(clientId);
+      this.ledger.forgetMember(id);
     }
     return member;
   }
@@ -265,8 +225,9 @@ export class Group {
       if (others.length > 0) members = others;
     }
     if (kind === 'bind' && clientId !== null) {
-      const recent = this.recentBinds.get(clientId);
-      if (recent !== undefined && nowMs - recent.atMs < this.config.reportIntervalMs && members.includes(recent.member)) return recent.member;
+      const recentId = this.ledger.recentBinding(clientId, nowMs)?.members[0]?.memberId;
+      const recent = recentId === undefined ? undefined : members.find((m) => m.id === recentId);
+      if (recent !== undefined) return recent;
     }
     if (nowMs - this.estimatesAtMs >= this.estimatesMaxAgeMs) this.invalidateEstimates(nowMs);
     const index = this.strategy.choose({
@@ -282,36 +243,17 @@ export class Group {
       return null;
     }
     const member = members[index] ?? members[0]!;
-    if (kind === 'call') member.pendingCalls++;
-    else if (this.takeCredit(caller, nowMs)) member.pendingBinds++;
-    else this.lastCreditCapped = true;
-    if (kind === 'bind' && clientId !== null) {
-      if (this.recentBinds.size >= 10_000) this.forgetOldBinds(nowMs);
-      this.recentBinds.set(clientId, { member, atMs: nowMs });
-      this.noteBinding(clientId, member);
+    if (kind === 'call') {
+      this.ledger.calledThrough(member.id);
+      return member;
+    }
+    const outcome = this.ledger.bound(clientId, member.id, nowMs, caller, avoid !== undefined && avoid.size > 0 ? 'avoid' : 'bind');
+    if (!outcome.credited) this.lastCreditCapped = true;
+    if (clientId !== null) {
+      this.counters.binds++;
+      if (outcome.rebind) this.counters.rebinds++;
     }
     return member;
-  }
-
-  /** Counts a binding, and a re-binding when the client was bound elsewhere before. */
-  private noteBinding(clientId: string, member: Member): void {
-    this.counters.binds++;
-    const previous = this.lastBinding.get(clientId);
-    if (previous !== undefined) {
-      if (previous !== member.id) this.counters.rebinds++;
-      this.lastBinding.delete(clientId); // re-inserted last: most recently bound
-    } else if (this.lastBinding.size >= MAX_REMEMBERED_BINDINGS) {
-      this.lastBinding.delete(this.lastBinding.keys().next().value!);
-    }
-    this.lastBinding.set(clientId, member.id);
-  }
-
-  private forgetOldBinds(nowMs: number): void {
-    for (const [clientId, bind] of this.recentBinds) {
-      if (nowMs - bind.atMs >= this.config.reportIntervalMs) this.recentBinds.delete(clientId);
-    }
-    // Still full of fresh binds: a flood of new clients; start over rather than grow.
-    if (this.recentBinds.size >= 10_000) this.recentBinds.clear();
   }
 
   /** Load a new client is expected to add: group load per known client. */
@@ -372,17 +314,10 @@ export class Group {
     const listed = new Set<string>();
     for (const c of report.topClients) {
       listed.add(c.clientId);
-      const transit = this.transit.get(c.clientId);
+      const transit = this.ledger.transitOf(c.clientId);
       if (transit !== undefined && (transit.from === member.id || transit.to === member.id)) raw -= c.callsPerS * share;
     }
-    for (const [clientId, transit] of this.transit) {
-      if (transit.to === member.id) {
-        raw += transit.load;
-        if (listed.has(clientId)) transit.reportsAtTarget++;
-      }
-      if (transit.from === member.id && !listed.has(clientId)) transit.leftSource = true;
-      if ((transit.leftSource && transit.reportsAtTarget >= 2) || transit.untilMs <= nowMs) this.transit.delete(clientId);
-    }
+    raw += this.ledger.settleTransits(member.id, listed, nowMs);
     raw = Math.max(0, raw);
     member.rawLoad = raw;
     member.load = dampen(member.reported ? member.load : undefined, raw, d);
@@ -393,11 +328,10 @@ export class Group {
     member.lastSeq = report.seq;
     member.lastReportAtMs = nowMs;
     member.latest = report;
-    member.pendingBinds = 0;
-    member.pendingCalls = 0;
+    this.ledger.reported(member.id);
     if (member.settleLeft > 0) member.settleLeft--;
     for (const c of report.topClients) {
-      const transit = this.transit.get(c.clientId);
+      const transit = this.ledger.transitOf(c.clientId);
       // A client on its way out is no longer this member's; one on its way in keeps its planned load.
       if (transit?.from === member.id || transit?.to === member.id) continue;
       const previous = member.clients.get(c.clientId);
@@ -406,7 +340,7 @@ export class Group {
       else previous.load = dampen(previous.load, load, d);
     }
     for (const id of member.clients.keys()) {
-      if (!listed.has(id) && this.transit.get(id)?.to !== member.id) member.clients.delete(id);
+      if (!listed.has(id) && this.ledger.transitOf(id)?.to !== member.id) member.clients.delete(id);
     }
     if (report.draining) this.setState(member, 'DRAINING');
     else if (member.state === 'ATTACHED' || member.state === 'SUSPECT' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
@@ -425,7 +359,7 @@ export class Group {
    */
   plan(nowMs: number): Move[] {
     if (this.config.granularity !== 'on-demand' || !this.strategy.adaptive || !this.settled()) return [];
-    for (const [id, until] of this.held) if (until <= nowMs) this.held.delete(id);
+    this.ledger.expireHolds(nowMs);
     const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING' && m.state !== 'SUSPECT');
     if (members.length < 2) return [];
     // Too little evidence: a few calls per interval are noise, not load.
@@ -435,7 +369,7 @@ export class Group {
     for (const m of members) m.recentlyShed = nowMs - m.lastShedAtMs < this.config.holdMs;
     const clients: ClientLoad[] = [];
     for (const m of members) {
-      for (const [clientId, c] of m.clients) clients.push({ clientId, memberId: m.id, load: c.load, held: this.held.has(clientId) });
+      for (const [clientId, c] of m.clients) clients.push({ clientId, memberId: m.id, load: c.load, held: this.ledger.isHeld(clientId, nowMs) });
     }
     const moves = this.strategy.plan({ members, clients, nowMs, random: this.random });
     for (const move of moves) this.applyMove(move, nowMs);
@@ -453,8 +387,8 @@ export class Group {
     [from.load, to.load] = shiftLoad(from.load, to.load, move.load);
     from.clients.delete(move.clientId);
     to.clients.set(move.clientId, { load: move.load });
-    this.held.set(move.clientId, nowMs + this.config.holdMs);
-    this.transit.set(move.clientId, { from: move.from, to: move.to, load: move.load, leftSource: false, reportsAtTarget: 0, untilMs: nowMs + this.config.holdMs });
+    this.ledger.hold(move.clientId, nowMs + this.config.holdMs);
+    this.ledger.startTransit(move.clientId, { from: move.from, to: move.to, load: move.load, leftSource: false, reportsAtTarget: 0, untilMs: nowMs + this.config.holdMs });
     for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
     from.lastShedAtMs = nowMs;
     this.setState(from, 'SHEDDING');

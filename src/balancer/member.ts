@@ -4,6 +4,7 @@
 import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
 import type { Method__Output } from '../generated/rebind/v1/Method';
 import type { Advisory } from '../generated/rebind/v1/Advisory';
+import type { PendingCounts } from './ledger';
 import type { MemberLoad } from './strategies/types';
 
 /**
@@ -32,8 +33,20 @@ export class Member implements MemberLoad {
   load = 0;
   rawLoad = 0;
   reported = false;
-  pendingBinds = 0;
-  pendingCalls = 0;
+  /**
+   * Binds and proxied calls sent to this member since its last report. The
+   * group's binding ledger owns and updates the record (Group.addMember
+   * sets it); a member in no group has its own, at zero.
+   */
+  pending: Readonly<PendingCounts> = { binds: 0, calls: 0 };
+  /** Binds since the last report (they add to the projected load). */
+  get pendingBinds(): number {
+    return this.pending.binds;
+  }
+  /** Proxied calls since the last report (they add to the projected load). */
+  get pendingCalls(): number {
+    return this.pending.calls;
+  }
   proxiedInFlight = 0;
   reports = 0;
   lastSeq = 0;

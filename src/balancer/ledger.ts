@@ -1,0 +1,336 @@
+/**
+ * The binding ledger of one replica group: who is bound where, since when,
+ * which binds are still on their way (pending until the member's next
+ * report), which clients a plan moved and has not seen arrive (transits),
+ * which clients are held where they are, and how much pending-bind credit
+ * each caller has taken in the current report interval.
+ *
+ * It is the one place for these client-keyed tables; the group keeps
+ * membership (members, addresses, eligibility) and asks the ledger about
+ * clients. Every table that a remote party can make grow has a bound and an
+ * eviction rule, said where it is declared. Like the group, the ledger is
+ * synchronous and takes the time as an argument (virtual time in the
+ * simulator).
+ *
+ * A binding names its members with shares that add up to 1, so that a
+ * binding can later be a weighted set of members (issue 12); today every
+ * binding has one member with share 1.
+ */
+
+/** Callers whose pending-bind credit the ledger tracks per report interval; a caller beyond them gets no credit. */
+export const MAX_CREDIT_CALLERS = 10_000;
+
+/** Clients whose last binding the ledger remembers (to tell re-binds from first binds); the least recently bound is forgotten first. */
+export const MAX_REMEMBERED_BINDINGS = 100_000;
+
+/** Clients bound within the last report interval the ledger remembers (so racing first calls get the same member). */
+export const MAX_RECENT_BINDS = 10_000;
+
+/** How a binding was made: a bind (forward), a plan's move, or a bind that avoided members the client named. */
+export type BindingVia = 'bind' | 'plan' | 'avoid';
+
+/** One member of a binding and the part of the client's calls it gets (0 < share <= 1). */
+export interface BindingShare {
+  readonly memberId: string;
+  readonly share: number;
+}
+
+/** Where a client is bound, since when, and how. */
+export interface Binding {
+  /** The members, shares adding up to 1 (one member with share 1 today). */
+  readonly members: readonly BindingShare[];
+  /** When the binding was made (ms). */
+  readonly sinceMs: number;
+  readonly via: BindingVia;
+}
+
+/** Binds and proxied calls sent to a member since its last report: they add to its projected load. */
+export interface PendingCounts {
+  binds: number;
+  calls: number;
+}
+
+/** A client moved by a plan, until it has fully arrived at its new member. */
+export interface Transit {
+  from: string;
+  to: string;
+  /** The client's load as planned. */
+  load: number;
+  leftSource: boolean;
+  reportsAtTarget: number;
+  /** Give up tracking at this time (the client may have gone idle). */
+  untilMs: number;
+}
+
+/** What {@link BindingLedger.bound} recorded. */
+export interface BindOutcome {
+  /** The bind added to its member's pending binds (false: its caller had no credit left). */
+  readonly credited: boolean;
+  /** The client had been bound to other members before (a re-bind). */
+  readonly rebind: boolean;
+}
+
+/** Times a ledger's bounds bit (totals since start). */
+export interface LedgerCounters {
+  /** Remembered bindings forgotten because {@link MAX_REMEMBERED_BINDINGS} were remembered. */
+  bindingsEvicted: number;
+  /** Times the recent binds were all forgotten: {@link MAX_RECENT_BINDS} of them were still fresh. */
+  recentBindsCleared: number;
+  /** Binds that got no pending credit: their caller was over its share, or {@link MAX_CREDIT_CALLERS} callers had credit already. */
+  creditRefused: number;
+}
+
+function sameMembers(a: readonly BindingShare[], b: readonly BindingShare[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.memberId !== b[i]!.memberId || a[i]!.share !== b[i]!.share) return false;
+  return true;
+}
+
+function names(binding: Binding, memberId: string): boolean {
+  for (const m of binding.members) if (m.memberId === memberId) return true;
+  return false;
+}
+
+export class BindingLedger {
+  /**
+   * Pending-bind credit a caller (the remote address of a data-port
+   * connection) may take per report interval. A bind adds to its member's
+   * projected load until the member's next report (which either shows the
+   * client or shows that it never came); without a bound per caller, one
+   * party minting fresh client ids could push every member over a reject
+   * threshold with binds it never uses. Binds over it are still made, just
+   * not counted as pending.
+   */
+  maxPendingBindsPerCaller = Number.POSITIVE_INFINITY;
+  readonly counters: LedgerCounters = { bindingsEvicted: 0, recentBindsCleared: 0, creditRefused: 0 };
+
+  /**
+   * Each client's last binding, least recently bound first. Bounded by
+   * {@link MAX_REMEMBERED_BINDINGS}: a new client beyond it evicts the least
+   * recently bound one (counted in `bindingsEvicted`); that client's next
+   * bind then counts as a first bind, not a re-bind.
+   */
+  private readonly bindings = new Map<string, Binding>();
+  /**
+   * Clients bound recently (the same Binding objects as in `bindings`), so
+   * that a client whose first calls race each other gets the same member for
+   * all of them within one report interval. Bounded by
+   * {@link MAX_RECENT_BINDS}: when a bind finds it full, binds older than a
+   * report interval are dropped, and if it is still full (a flood of new
+   * clients) it is cleared (counted in `recentBindsCleared`) rather than grown.
+   * Entries naming a member that left are dropped with it.
+   */
+  private readonly recent = new Map<string, Binding>();
+  /**
+   * Clients held where they are until the given time (ms): a plan moves a
+   * client at most once per hold time. Made only by plans (at most the
+   * strategy's moves per plan), dropped by {@link expireHolds} once over.
+   */
+  private readonly holds = new Map<string, number>();
+  /**
+   * Clients moved by a plan whose calls may still be split between two
+   * members. Made only by plans; dropped when settled, when their time runs
+   * out (checked on every report), or when either member leaves.
+   */
+  private readonly transits = new Map<string, Transit>();
+  /** Pending binds and calls per member, from {@link trackMember} until {@link forgetMember}. */
+  private readonly pending = new Map<string, PendingCounts>();
+  /**
+   * Pending-bind credit taken per caller in the current window (one report
+   * interval from the first bind after the last window ended). Bounded by
+   * {@link MAX_CREDIT_CALLERS}: a caller beyond them gets no credit until the
+   * window ends; the whole table is cleared when it does.
+   */
+  private readonly creditByCaller = new Map<string, number>();
+  private creditWindowStartMs = Number.NEGATIVE_INFINITY;
+
+  /** @param reportIntervalMs the group's report interval (ms), read at each use: it is the length of a recent bind and of a credit window. */
+  constructor(private readonly reportIntervalMs: () => number) {}
+
+  /** Clients whose last binding is remembered. */
+  get bindingCount(): number {
+    return this.bindings.size;
+  }
+
+  /** Clients bound recently (see {@link recentBinding}), counting stale entries not yet dropped. */
+  get recentCount(): number {
+    return this.recent.size;
+  }
+
+  /** Members with a pending record (tracked and not forgotten, or bound to since). */
+  get memberCount(): number {
+    return this.pending.size;
+  }
+
+  /** Callers with pending-bind credit in the current window. */
+  get creditCallerCount(): number {
+    return this.creditByCaller.size;
+  }
+
+  /** The client's last binding, if remembered. */
+  bindingOf(clientId: string): Binding | undefined {
+    return this.bindings.get(clientId);
+  }
+
+  /**
+   * The client's binding if it was made less than one report interval ago
+   * and none of its members has left since: a racing first call gets it again.
+   */
+  recentBinding(clientId: string, nowMs: number): Binding | undefined {
+    const binding = this.recent.get(clientId);
+    return binding !== undefined && nowMs - binding.sinceMs < this.reportIntervalMs() ? binding : undefined;
+  }
+
+  /**
+   * Records a bind to `memberId` at `nowMs`. With a `caller`, the bind adds
+   * to the member's pending binds only while the caller has credit left in
+   * this report interval; without one it always does. With a `clientId`, the
+   * binding is remembered (and recent); without one (a client that did not
+   * name itself) it is only pending.
+   */
+  bound(clientId: string | null, memberId: string, nowMs: number, caller?: string, via: BindingVia = 'bind'): BindOutcome {
+    const credited = this.takeCredit(caller, nowMs);
+    if (credited) this.pendingFor(memberId).binds++;
+    else this.counters.creditRefused++;
+    if (clientId === null) return { credited, rebind: false };
+    const binding: Binding = { members: [{ memberId, share: 1 }], sinceMs: nowMs, via };
+    if (this.recent.size >= MAX_RECENT_BINDS) this.forgetOldBinds(nowMs);
+    this.recent.set(clientId, binding);
+    const previous = this.bindings.get(clientId);
+    let rebind = false;
+    if (previous !== undefined) {
+      rebind = !sameMembers(previous.members, binding.members);
+      this.bindings.delete(clientId); // re-inserted last: most recently bound
+    } else if (this.bindings.size >= MAX_REMEMBERED_BINDINGS) {
+      this.bindings.delete(this.bindings.keys().next().value!);
+      this.counters.bindingsEvicted++;
+    }
+    this.bindings.set(clientId, binding);
+    return { credited, rebind };
+  }
+
+  /** Records a call proxied to `memberId`: it adds to the member's projected load until its next report. */
+  calledThrough(memberId: string): void {
+    this.pendingFor(memberId).calls++;
+  }
+
+  /**
+   * The member's pending binds and calls: a live record, which the member
+   * reads as its `pendingBinds`/`pendingCalls` (see {@link trackMember}).
+   */
+  pendingFor(memberId: string): PendingCounts {
+    let counts = this.pending.get(memberId);
+    if (counts === undefined) {
+      counts = { binds: 0, calls: 0 };
+      this.pending.set(memberId, counts);
+    }
+    return counts;
+  }
+
+  /** Starts tracking a member that joined; returns its live pending record. */
+  trackMember(memberId: string): Readonly<PendingCounts> {
+    return this.pendingFor(memberId);
+  }
+
+  /** The member reported: what was pending is now in its load (or never came). */
+  reported(memberId: string): void {
+    const counts = this.pending.get(memberId);
+    if (counts === undefined) return;
+    counts.binds = 0;
+    counts.calls = 0;
+  }
+
+  /**
+   * A member left: its pending counts, the recent binds naming it (a racing
+   * call must not be sent to it) and the transits from or to it are dropped.
+   * Remembered bindings stay, so that binding its clients elsewhere counts as
+   * a re-bind.
+   */
+  forgetMember(memberId: string): void {
+    this.pending.delete(memberId);
+    for (const [clientId, binding] of this.recent) if (names(binding, memberId)) this.recent.delete(clientId);
+    for (const [clientId, t] of this.transits) if (t.from === memberId || t.to === memberId) this.transits.delete(clientId);
+  }
+
+  /** Holds a client where it is until `untilMs`. */
+  hold(clientId: string, untilMs: number): void {
+    this.holds.set(clientId, untilMs);
+  }
+
+  /** Whether the client is held at `nowMs`. */
+  isHeld(clientId: string, nowMs: number): boolean {
+    const until = this.holds.get(clientId);
+    return until !== undefined && until > nowMs;
+  }
+
+  /** Drops the holds that are over at `nowMs`. */
+  expireHolds(nowMs: number): void {
+    for (const [id, until] of this.holds) if (until <= nowMs) this.holds.delete(id);
+  }
+
+  /** Clients held (counting holds that are over but not yet expired). */
+  get holdCount(): number {
+    return this.holds.size;
+  }
+
+  /** Records a plan's move of a client, tracked until it has arrived (see {@link settleTransits}). */
+  startTransit(clientId: string, transit: Transit): void {
+    this.transits.set(clientId, transit);
+  }
+
+  /** The client's transit, if it is moving. */
+  transitOf(clientId: string): Transit | undefined {
+    return this.transits.get(clientId);
+  }
+
+  /** Clients in transit. */
+  get transitCount(): number {
+    return this.transits.size;
+  }
+
+  /**
+   * Takes a report of `memberId` listing the clients `listed` into the
+   * transits: a transit ends once its client no longer shows at the source
+   * and has shown at the target in two reports, or at its `untilMs`.
+   * Returns the planned load of the transits to this member (including those
+   * ending now), which the member's raw load counts instead of what it reported for them.
+   */
+  settleTransits(memberId: string, listed: ReadonlySet<string>, nowMs: number): number {
+    let arriving = 0;
+    for (const [clientId, transit] of this.transits) {
+      if (transit.to === memberId) {
+        arriving += transit.load;
+        if (listed.has(clientId)) transit.reportsAtTarget++;
+      }
+      if (transit.from === memberId && !listed.has(clientId)) transit.leftSource = true;
+      if ((transit.leftSource && transit.reportsAtTarget >= 2) || transit.untilMs <= nowMs) this.transits.delete(clientId);
+    }
+    return arriving;
+  }
+
+  /** Whether a bind by `caller` may add to its member's pending binds (and takes the credit if so). */
+  private takeCredit(caller: string | undefined, nowMs: number): boolean {
+    if (caller === undefined) return true;
+    if (nowMs - this.creditWindowStartMs >= this.reportIntervalMs()) {
+      this.creditByCaller.clear();
+      this.creditWindowStartMs = nowMs;
+    }
+    const taken = this.creditByCaller.get(caller) ?? 0;
+    if (taken >= this.maxPendingBindsPerCaller) return false;
+    if (taken === 0 && this.creditByCaller.size >= MAX_CREDIT_CALLERS) return false;
+    this.creditByCaller.set(caller, taken + 1);
+    return true;
+  }
+
+  private forgetOldBinds(nowMs: number): void {
+    const interval = this.reportIntervalMs();
+    for (const [clientId, binding] of this.recent) {
+      if (nowMs - binding.sinceMs >= interval) this.recent.delete(clientId);
+    }
+    // Still full of fresh binds: a flood of new clients; start over rather than grow.
+    if (this.recent.size >= MAX_RECENT_BINDS) {
+      this.recent.clear();
+      this.counters.recentBindsCleared++;
+    }
+  }
+}
