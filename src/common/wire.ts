@@ -5,7 +5,7 @@
  * section documents the same names.
  */
 import { status as Status } from '@grpc/grpc-js';
-import { canonicalAddress } from './address';
+import { canonicalAddress, parseHostPort } from './address';
 
 /** Version of the wire conventions and of the control protocol. */
 export const PROTOCOL_VERSION = 1;
@@ -96,7 +96,7 @@ export function vouchPayload(group: string, target: string, notAfterMs: number):
 }
 
 /** Trailers only the balancer or a replica's interceptor may produce; stripped from relayed responses. */
-export const REBIND_TRAILERS = new Set([FORWARD_TRAILER, FORWARD_REASON_TRAILER, VOUCH_TRAILER, BALANCER_KEY_TRAILER]);
+export const REBIND_TRAILERS = new Set([FORWARD_TRAILER, FORWARD_REASON_TRAILER, VOUCH_TRAILER, BALANCER_KEY_TRAILER, 'rebind-binding' /* BINDING_TRAILER */]);
 
 /**
  * Request header a client sends to the balancer when it comes back after a
@@ -170,4 +170,98 @@ function parseUserAgent(userAgent: string): CallerIdentity {
 /** The secondary user-agent a rebind client sends. */
 export function clientUserAgent(clientId: string): string {
   return `${CLIENT_UA_TOKEN} ${CLIENT_ID_UA_PREFIX}${clientId}`;
+}
+
+/**
+ * User-agent token of a client that understands weighted-set bindings
+ * ({@link BINDING_TRAILER}). The balancer sends sets only to such clients;
+ * others get the single `rebind-forward` they have always understood.
+ */
+export const SETS_UA_TOKEN = 'rebind-sets/1';
+
+/** Whether a user-agent carries {@link SETS_UA_TOKEN} (and is a rebind client's). */
+export function understandsSets(userAgent: string | undefined): boolean {
+  if (userAgent === undefined || userAgent.length > 1024) return false;
+  const tokens = userAgent.split(' ');
+  return tokens.includes(CLIENT_UA_TOKEN) && tokens.includes(SETS_UA_TOKEN);
+}
+
+/**
+ * Trailer carrying a client's whole binding: a weighted set of replicas,
+ * `<host:port>=<permille>,...` (see {@link parseBinding}). Sent with
+ * `rebind-forward` naming the heaviest member (for clients that only know
+ * single forwards) and a `rebind-vouch` whose target is this exact string.
+ * On a Trailers-Only forward it binds; on an OK response of a member of the
+ * client's current binding it re-binds later calls ("piggy-backing").
+ */
+export const BINDING_TRAILER = 'rebind-binding';
+/** Members a binding has at most. */
+export const MAX_BINDING_MEMBERS = 16;
+/** What a binding's weights add up to: weights are per-mille shares. */
+export const BINDING_PERMILLE_TOTAL = 1000;
+/** Longest binding string accepted (16 members of a 300-character address and a weight). */
+export const MAX_BINDING_CHARS = MAX_BINDING_MEMBERS * 306;
+
+/** One member of a binding: a replica and its share in per-mille (1..1000). */
+export interface BindingMember {
+  address: string;
+  permille: number;
+}
+
+const PERMILLE = /^[1-9][0-9]{0,3}$/;
+
+/**
+ * Parses a binding string strictly: 1..16 entries `host:port=<permille>`,
+ * addresses canonical (as {@link canonicalAddress} writes them, IPv6
+ * bracketed), sorted by address (JavaScript string order) with no duplicates,
+ * weights integers 1..1000 adding up to exactly 1000. The string must be the
+ * canonical one, because the voucher signs its exact text. Returns the
+ * members in order, or an error message naming what is wrong.
+ */
+export function parseBinding(text: string): BindingMember[] | string {
+  if (typeof text !== 'string' || text.length === 0) return 'binding is empty';
+  if (text.length > MAX_BINDING_CHARS) return `binding is ${text.length} characters long (limit ${MAX_BINDING_CHARS})`;
+  const entries = text.split(',');
+  if (entries.length > MAX_BINDING_MEMBERS) return `binding has ${entries.length} members (limit ${MAX_BINDING_MEMBERS})`;
+  const members: BindingMember[] = [];
+  let total = 0;
+  for (const entry of entries) {
+    const shown = JSON.stringify(entry.slice(0, 100));
+    const eq = entry.lastIndexOf('=');
+    if (eq <= 0) return `binding entry ${shown} is not of the form host:port=permille`;
+    const address = entry.slice(0, eq);
+    const weight = entry.slice(eq + 1);
+    const canonical = canonicalAddress(address);
+    if (canonical === null) return `binding entry ${shown}: ${String(parseHostPort(address))}`;
+    if (canonical !== address) return `binding entry ${shown}: address is not canonical (expected ${canonical})`;
+    if (!PERMILLE.test(weight) || Number(weight) > BINDING_PERMILLE_TOTAL) return `binding entry ${shown}: weight must be an integer 1..${BINDING_PERMILLE_TOTAL}`;
+    const previous = members[members.length - 1];
+    if (previous !== undefined && previous.address === address) return `binding names ${address} twice`;
+    if (previous !== undefined && !(previous.address < address)) return `binding is not sorted by address (${address} after ${previous.address})`;
+    total += Number(weight);
+    members.push({ address, permille: Number(weight) });
+  }
+  if (total !== BINDING_PERMILLE_TOTAL) return `binding weights add up to ${total}, not ${BINDING_PERMILLE_TOTAL}`;
+  return members;
+}
+
+/**
+ * Formats members as the canonical binding string (addresses canonicalized,
+ * sorted); throws if the result would not parse (bad address, duplicate,
+ * weight out of range, sum not 1000, 0 or more than 16 members).
+ */
+export function formatBinding(members: readonly BindingMember[]): string {
+  const canonical = members.map((m) => ({ address: canonicalAddress(m.address) ?? m.address, permille: m.permille }));
+  canonical.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  const text = canonical.map((m) => `${m.address}=${m.permille}`).join(',');
+  const parsed = parseBinding(text);
+  if (typeof parsed === 'string') throw new Error(`formatBinding: ${parsed}`);
+  return text;
+}
+
+/** The member `rebind-forward` names beside a binding: the heaviest (the first in order among equals). */
+export function heaviestMember(members: readonly BindingMember[]): string {
+  let best = members[0]!;
+  for (const m of members) if (m.permille > best.permille) best = m;
+  return best.address;
 }

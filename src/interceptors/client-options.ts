@@ -10,7 +10,7 @@
  */
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { CLIENT_ID_PATTERN, clientUserAgent, parseAffinityToken } from '../common/wire';
+import { CLIENT_ID_PATTERN, clientUserAgent, parseAffinityToken, SETS_UA_TOKEN } from '../common/wire';
 import { DEFAULT_MAX_FORWARDS, MAX_MAX_FORWARDS, POLICY_NAME, registerRebindPolicy } from './client-policy';
 import { idempotentMatcher, idempotentRetryInterceptor } from './idempotent-retry';
 
@@ -105,7 +105,8 @@ export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
     ...(idempotent.length > 0 ? { interceptors: [idempotentRetryInterceptor(idempotentMatcher(idempotent))] } : {}),
     'grpc.keepalive_time_ms': keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': keepaliveTimeoutMs,
-    'grpc.secondary_user_agent': clientUserAgent(clientId),
+    // rebind-sets/1: this client understands weighted-set bindings (rebind-binding).
+    'grpc.secondary_user_agent': `${clientUserAgent(clientId)} ${SETS_UA_TOKEN}`,
     'grpc.service_config': JSON.stringify(serviceConfig),
     'grpc.service_config_disable_resolution': 1,
     'grpc.enable_retries': 1,
