@@ -45,6 +45,19 @@ export interface ClientOptionsInput {
   keepaliveTimeoutMs?: number;
   /** A bound replica not connected within this long is given up for another, ms (default 1000). */
   connectTimeoutMs?: number;
+  /**
+   * A one-member binding that already has this many calls in flight when
+   * another call comes is given up: the channel asks the balancer for a
+   * binding avoiding that replica (calls, default 64).
+   */
+  stallInFlight?: number;
+  /**
+   * A one-member binding whose calls are in flight with none completing for
+   * this long is given up the same way, ms (default 2000). A call that stays
+   * open longer (a long stream) with no other call completing counts as
+   * waiting: raise this for clients whose only calls are long streams.
+   */
+  stallTimeoutMs?: number;
   /** Further channel options to merge in. */
   channelOptions?: ChannelOptions;
 }
@@ -87,6 +100,8 @@ export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
         [POLICY_NAME]: {
           maxForwards,
           ...(input.connectTimeoutMs !== undefined ? { connectTimeoutMs: input.connectTimeoutMs } : {}),
+          ...(input.stallInFlight !== undefined ? { stallInFlight: input.stallInFlight } : {}),
+          ...(input.stallTimeoutMs !== undefined ? { stallTimeoutMs: input.stallTimeoutMs } : {}),
           ...(input.affinity !== undefined ? { affinity: input.affinity } : {}),
         },
       },

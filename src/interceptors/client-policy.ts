@@ -17,6 +17,18 @@
  * After `maxForwards` forwards the next attempt is dropped with UNAVAILABLE
  * and a message naming the hops, so forward loops end.
  *
+ * A binding may be a weighted set of replicas (`rebind-binding`, sent only to
+ * clients that advertise `rebind-sets/1`): the policy then keeps one child
+ * pick_first per member and picks per call by two weighted random draws,
+ * keeping the member with the lower (own calls in flight + 1) / share, so a
+ * member that slows down stops getting new calls within a few calls. A set
+ * arrives on a forward or piggy-backed on an OK response of a member of the
+ * current binding; from a replica it is taken only with the balancer's
+ * voucher for the exact binding string. A one-member binding whose member
+ * stops answering (too many calls in flight, or none completing for a while)
+ * is given up: the channel goes back to the balancer asking it to avoid that
+ * member.
+ *
  * This uses grpc-js's experimental load-balancing API; the package pins
  * @grpc/grpc-js ~1.14 for that reason.
  */
@@ -28,12 +40,16 @@ import {
   AVOID_HEADER,
   MAX_AVOID,
   BALANCER_KEY_TRAILER,
+  BINDING_TRAILER,
+  FORWARD_REASON_TRAILER,
   FORWARD_STATUS,
   FORWARD_TO_BALANCER,
   FORWARD_TRAILER,
   VOUCH_TRAILER,
   identifyCaller,
   parseAffinityToken,
+  parseBinding,
+  type BindingMember,
 } from '../common/wire';
 import { balancerKey, checkVoucher, voucherGroup } from './vouch-check';
 import type { KeyObject } from 'node:crypto';
@@ -56,6 +72,16 @@ export const AVOID_MS = 10_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_FORWARDS = 4;
 export const MAX_MAX_FORWARDS = 8;
+/**
+ * A one-member binding that already has this many of this channel's calls in
+ * flight when another call comes is given up (its member is not keeping up),
+ * and that call goes to the balancer: calls. 64 is far above what a
+ * healthy replica holds for one client at a few ms per call, and low enough
+ * that few calls wait on a hung one.
+ */
+export const DEFAULT_STALL_IN_FLIGHT = 64;
+/** A one-member binding whose calls are in flight with none completing for this long is given up, ms. */
+export const DEFAULT_STALL_TIMEOUT_MS = 2000;
 
 /** The policy's configuration, from the service config's loadBalancingConfig. */
 export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
@@ -65,13 +91,22 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
     readonly affinity: string | null = null,
     /** A bound replica not connected within this long is given up for another, ms. */
     readonly connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
+    /** A one-member binding with this many calls in flight when another comes is given up (calls). */
+    readonly stallInFlight = DEFAULT_STALL_IN_FLIGHT,
+    /** A one-member binding with calls in flight and none completing for this long is given up, ms. */
+    readonly stallTimeoutMs = DEFAULT_STALL_TIMEOUT_MS,
   ) {}
   getLoadBalancerName(): string {
     return POLICY_NAME;
   }
   toJsonObject(): object {
     return {
-      [POLICY_NAME]: { maxForwards: this.maxForwards, connectTimeoutMs: this.connectTimeoutMs, ...(this.affinity !== null ? { affinity: this.affinity } : {}) },
+      [POLICY_NAME]: {
+        maxForwards: this.maxForwards,
+        connectTimeoutMs: this.connectTimeoutMs,
+        stallInFlight: this.stallInFlight,
+        stallTimeoutMs: this.stallTimeoutMs,
+        ...(this.affinity !== null ? { affinity: this.affinity } : {}) },
     };
   }
   static createFromJson(obj: unknown): RebindLbConfig {
@@ -88,7 +123,15 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
     if (typeof connectTimeoutMs !== 'number' || !Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 10 || connectTimeoutMs > 600_000) {
       throw new Error(`rebind config connectTimeoutMs is ${JSON.stringify(connectTimeoutMs)}; it must be an integer 10..600000`);
     }
-    return new RebindLbConfig(maxForwards, affinity as string | null, connectTimeoutMs);
+    const stallInFlight = raw['stallInFlight'] ?? DEFAULT_STALL_IN_FLIGHT;
+    if (typeof stallInFlight !== 'number' || !Number.isInteger(stallInFlight) || stallInFlight < 1 || stallInFlight > 100_000) {
+      throw new Error(`rebind config stallInFlight is ${JSON.stringify(stallInFlight)}; it must be an integer 1..100000`);
+    }
+    const stallTimeoutMs = raw['stallTimeoutMs'] ?? DEFAULT_STALL_TIMEOUT_MS;
+    if (typeof stallTimeoutMs !== 'number' || !Number.isInteger(stallTimeoutMs) || stallTimeoutMs < 10 || stallTimeoutMs > 600_000) {
+      throw new Error(`rebind config stallTimeoutMs is ${JSON.stringify(stallTimeoutMs)}; it must be an integer 10..600000`);
+    }
+    return new RebindLbConfig(maxForwards, affinity as string | null, connectTimeoutMs, stallInFlight, stallTimeoutMs);
   }
 }
 
@@ -195,13 +238,89 @@ class Target {
   }
 }
 
-const DROP_METADATA = new Metadata();
+/** One member of the binding in force: its target, its share, and this channel's own calls there. */
+class Member {
+  /** This channel's calls in flight on this member (picked and started, not ended). */
+  inFlight = 0;
+  /** Since when calls have been in flight here with none completing (ms), or null. */
+  waitingSinceMs: number | null = null;
+  constructor(
+    readonly target: Target,
+    /** Share of the binding, per-mille (1..1000). */
+    public permille: number,
+  ) {}
+}
 
-/** Picks on the current target and watches each attempt's end for forwards. */
+/** The binding in force: 1..16 members; a new epoch each time it changes. */
+class Binding {
+  /** The stall watchdog of a one-member binding (armed while calls wait). */
+  stallTimer: NodeJS.Timeout | null = null;
+  constructor(
+    public members: Member[],
+    /** The `rebind-binding` string it came from; null for a single `rebind-forward`. */
+    readonly text: string | null,
+    /** Increases with every change of binding: an attempt picked in an older epoch reports on a binding gone. */
+    readonly epoch: number,
+  ) {}
+  /** How events name it: the address of a single member, else the binding string. */
+  get label(): string {
+    return this.members.length === 1 && this.text === null ? this.members[0]!.target.label : (this.text ?? this.members.map((m) => `${m.target.label}=${m.permille}`).join(','));
+  }
+}
+
+/** The random source of per-call draws (replaceable by tests, see {@link setPickRandom}). */
+let pickRandom: () => number = Math.random;
+/** Replaces the random source of the per-call draws (tests); no argument restores Math.random. */
+export function setPickRandom(random?: () => number): void {
+  pickRandom = random ?? Math.random;
+}
+
+/** Index of the member a uniform draw `r` in [0, 1) falls on, each member weighted by its share; `skip` is left out. */
+function weightedIndex(members: readonly { permille: number }[], r: number, skip = -1): number {
+  let total = 0;
+  for (let i = 0; i < members.length; i++) if (i !== skip) total += members[i]!.permille;
+  let point = r * total;
+  let last = -1;
+  for (let i = 0; i < members.length; i++) {
+    if (i === skip) continue;
+    last = i;
+    point -= members[i]!.permille;
+    if (point < 0) return i;
+  }
+  return last;
+}
+
+/**
+ * The per-call choice inside a binding: two distinct members drawn by share,
+ * keep the one with fewer of this channel's calls in flight per share (the
+ * first drawn on a tie). When members answer alike, the first draw decides
+ * and calls follow the shares exactly (idle members tie at 0); a member
+ * whose calls pile up loses every duel against one that keeps up, so it
+ * stops getting new calls within a few calls.
+ *
+ * Why not (in flight + 1) / share: the draws are already weighted by share,
+ * so dividing by it again counts the share twice (a 700/300 binding would
+ * send 91% of sequential calls to the first member).
+ */
+export function pickOfTwo(members: readonly { permille: number; inFlight: number }[], random: () => number = pickRandom): number {
+  if (members.length <= 1) return 0;
+  const a = weightedIndex(members, random());
+  const b = weightedIndex(members, random(), a);
+  const load = (i: number) => members[i]!.inFlight / members[i]!.permille;
+  return load(b) < load(a) ? b : a;
+}
+
+const DROP_METADATA = new Metadata();
+const QUEUE: PickResult = { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null };
+
+/** Picks on the current target (or a member of the binding) and watches each attempt's end for forwards and bindings. */
 class RebindPicker implements Picker {
   constructor(
     private readonly policy: RebindLoadBalancer,
+    /** Where picks go when there is no binding: the balancer or the pinned owner. */
     private readonly target: Target,
+    /** The binding picks go to, if any. */
+    private readonly binding: Binding | null,
     private readonly balancerUnreachable: boolean,
     private readonly affinity: string | null,
     /** Picks go to the balancer (not to a bound or pinned replica). */
@@ -225,18 +344,33 @@ class RebindPicker implements Picker {
         onCallEnded: null,
       };
     }
-    const result = this.target.picker.pick(args);
+    const binding = this.binding;
+    let member: Member | null = null;
+    if (binding !== null) {
+      member = this.policy.chooseMember(binding);
+      // The binding was given up (its one member stopped answering): this call never reached it; it is picked again.
+      if (member === null) return QUEUE;
+    }
+    const target = member?.target ?? this.target;
+    const result = target.picker.pick(args);
     if (result.pickResultType === experimental.PickResultType.TRANSIENT_FAILURE && this.balancerUnreachable && result.status !== null) {
       return { ...result, status: { ...result.status, details: `rebind: balancer ${this.target.label} is unreachable: ${result.status.details}` } };
     }
     if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result;
+    const innerStarted = result.onCallStarted;
     const innerEnded = result.onCallEnded;
-    const target = this.target;
+    const epoch = binding?.epoch ?? -1;
     return {
       ...result,
+      onCallStarted: () => {
+        innerStarted?.();
+        if (member !== null) this.policy.callStarted(member);
+      },
       onCallEnded: (code, details, trailers) => {
         innerEnded?.(code, details, trailers);
-        if (code === FORWARD_STATUS) this.policy.attemptEnded(args.extraPickInfo, target, trailers);
+        if (member !== null) this.policy.callEnded(member);
+        if (code === FORWARD_STATUS) this.policy.attemptEnded(args.extraPickInfo, target, trailers, epoch);
+        else if (code === Status.OK && trailers.get(BINDING_TRAILER).length > 0) this.policy.bindingOffered(target, trailers, epoch);
       },
     };
   }
@@ -246,7 +380,10 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   /** Per-call records, keyed by the call's pick-information object. */
   readonly calls = new WeakMap<object, CallRecord>();
   private balancer: Target | null = null;
-  private bound: Target | null = null;
+  /** The binding in force: a single replica or a weighted set; null while calls go to the balancer. */
+  private bound: Binding | null = null;
+  /** Epoch of the latest binding (see {@link Binding.epoch}). */
+  private epoch = 0;
   /** With an affinity token: the owner replica, used for every call while reachable. */
   private pinned: Target | null = null;
   private config = new RebindLbConfig(DEFAULT_MAX_FORWARDS);
@@ -313,21 +450,22 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   }
 
   exitIdle(): void {
-    (this.pinned ?? this.bound ?? this.balancer)?.exitIdle();
+    if (this.pinned !== null) this.pinned.exitIdle();
+    else if (this.bound !== null) for (const m of this.bound.members) m.target.exitIdle();
+    else this.balancer?.exitIdle();
   }
 
   resetBackoff(): void {
     this.balancer?.resetBackoff();
-    this.bound?.resetBackoff();
+    for (const m of this.bound?.members ?? []) m.target.resetBackoff();
     this.pinned?.resetBackoff();
   }
 
   destroy(): void {
     this.balancer?.destroy();
-    this.bound?.destroy();
+    this.dropBinding();
     this.pinned?.destroy();
     this.balancer = null;
-    this.bound = null;
     this.pinned = null;
   }
 
@@ -335,26 +473,44 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     return POLICY_NAME;
   }
 
-  /** host:port the channel is bound to, or null while it uses the balancer. */
+  /** host:port the channel is bound to (the heaviest member of a set), or null while it uses the balancer. */
   get boundAddress(): string | null {
-    return this.bound?.label ?? null;
+    const members = this.bound?.members;
+    if (members === undefined || members.length === 0) return null;
+    return members.reduce((best, m) => (m.permille > best.permille ? m : best)).target.label;
+  }
+
+  /** The members of the binding in force with their shares (per-mille), empty while unbound. */
+  get boundMembers(): BindingMember[] {
+    return (this.bound?.members ?? []).map((m) => ({ address: m.target.label, permille: m.permille }));
   }
 
   /**
    * Where calls go now: the pinned owner while it is reachable (when it is
    * not, the balancer, which routes the call to the owner or says it is
-   * gone); else the bound replica; else the balancer.
+   * gone); else the binding; else the balancer.
    */
-  private current(): Target | null {
+  private route(): Target | Binding | null {
     if (this.pinned !== null && this.pinned.state !== ConnectivityState.TRANSIENT_FAILURE) return this.pinned;
     return this.pinned === null ? (this.bound ?? this.balancer) : this.balancer;
   }
 
   private publish(): void {
-    const target = this.current();
-    if (target === null) return;
-    const unreachable = target === this.balancer && target.state === ConnectivityState.TRANSIENT_FAILURE;
-    this.helper.updateState(target.state, new RebindPicker(this, target, unreachable, this.config.affinity, target === this.balancer), target.error);
+    const route = this.route();
+    if (route === null) return;
+    if (route instanceof Binding) {
+      // Ready as soon as one member is: picks go to ready members first.
+      const states = route.members.map((m) => m.target.state);
+      const state = states.includes(ConnectivityState.READY) ? ConnectivityState.READY : ConnectivityState.CONNECTING;
+      this.helper.updateState(state, new RebindPicker(this, this.balancer!, route, false, this.config.affinity, false), null);
+      return;
+    }
+    const unreachable = route === this.balancer && route.state === ConnectivityState.TRANSIENT_FAILURE;
+    this.helper.updateState(route.state, new RebindPicker(this, route, null, unreachable, this.config.affinity, route === this.balancer), route.error);
+  }
+
+  private memberOf(target: Target): Member | undefined {
+    return this.bound?.members.find((m) => m.target === target);
   }
 
   private targetChanged(target: Target): void {
@@ -362,10 +518,10 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       // The owner stays pinned whatever happens; reconnect when idle.
       if (target.state === ConnectivityState.IDLE) target.exitIdle();
       this.publish();
-    } else if (target === this.bound) {
+    } else if (this.memberOf(target) !== undefined) {
       if (target.state === ConnectivityState.TRANSIENT_FAILURE) {
         this.avoidFor(target.label);
-        this.unbind(`replica ${target.label} unreachable: ${target.error ?? 'connection failed'}`);
+        this.dropMember(target, `replica ${target.label} unreachable: ${target.error ?? 'connection failed'}`);
         return;
       }
       if (target.state === ConnectivityState.IDLE && target.wasReady) {
@@ -373,18 +529,18 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
         // closed it): the balancer, which knows whether the replica is still
         // healthy, binds the channel again rather than us reconnecting blindly
         // to a process that may accept TCP but never answer.
-        this.unbind(`lost the connection to replica ${target.label}`);
+        this.dropMember(target, `lost the connection to replica ${target.label}`);
         return;
       }
       if (target.state === ConnectivityState.IDLE) target.exitIdle();
       this.watchConnect(target);
       this.publish();
-    } else if (target === this.balancer && this.current() === this.balancer) {
+    } else if (target === this.balancer && this.route() === this.balancer) {
       this.publish();
     }
   }
 
-  /** Starts or stops the connect timer of the bound target as its state changes. */
+  /** Starts or stops the connect timer of a bound member as its state changes. */
   private watchConnect(target: Target): void {
     if (target.state === ConnectivityState.READY) {
       if (target.connectTimer !== null) clearTimeout(target.connectTimer);
@@ -394,52 +550,226 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     if (target.connectTimer !== null) return;
     target.connectTimer = setTimeout(() => {
       target.connectTimer = null;
-      if (target !== this.bound || target.state === ConnectivityState.READY) return;
+      if (this.memberOf(target) === undefined || target.state === ConnectivityState.READY) return;
       this.avoidFor(target.label);
-      this.unbind(`replica ${target.label} not connected within ${this.config.connectTimeoutMs} ms`);
+      this.dropMember(target, `replica ${target.label} not connected within ${this.config.connectTimeoutMs} ms`);
     }, this.config.connectTimeoutMs);
     target.connectTimer.unref?.();
   }
 
-  private bind(address: string, reason: string): void {
-    if (this.bound?.label === address) return;
+  /**
+   * A member failed: a set goes on with the others (their shares now divide
+   * its calls); the last member's failure unbinds, and the balancer binds
+   * the channel again.
+   */
+  private dropMember(target: Target, reason: string): void {
+    const binding = this.bound;
+    if (binding === null) return;
+    if (binding.members.length <= 1) {
+      this.unbind(reason);
+      return;
+    }
+    binding.members = binding.members.filter((m) => m.target !== target);
+    target.destroy();
+    emit('unbound', target.label, reason, this.clientId);
+    this.publish();
+  }
+
+  /** The member a call goes to; null if the binding was just given up (the caller re-picks). */
+  chooseMember(binding: Binding): Member | null {
+    const members = binding.members;
+    if (members.length === 1) {
+      const only = members[0]!;
+      if (only.inFlight >= this.config.stallInFlight) {
+        // Not keeping up: give it up before sending it one more call. Deferred: a picker must not change the state it picks on.
+        setImmediate(() => this.giveUp(binding, only, `${only.inFlight} calls in flight on ${only.target.label} (limit ${this.config.stallInFlight})`));
+        return null;
+      }
+      return only;
+    }
+    const ready = members.filter((m) => m.target.state === ConnectivityState.READY);
+    const candidates = ready.length > 0 ? ready : members;
+    return candidates[pickOfTwo(candidates)]!;
+  }
+
+  /** A call started on a member. */
+  callStarted(member: Member): void {
+    member.inFlight++;
+    if (member.waitingSinceMs !== null) return;
+    member.waitingSinceMs = Date.now();
+    const bound = this.bound;
+    if (bound !== null && bound.members.length === 1 && bound.members[0] === member) this.armStallTimer(bound, member, this.config.stallTimeoutMs);
+  }
+
+  /** A call ended on a member (whatever its status: an answer is progress). */
+  callEnded(member: Member): void {
+    member.inFlight = Math.max(0, member.inFlight - 1);
+    member.waitingSinceMs = member.inFlight > 0 ? Date.now() : null;
+  }
+
+  /** Checks a one-member binding when its calls have waited stallTimeoutMs with none completing. */
+  private armStallTimer(binding: Binding, member: Member, delayMs: number): void {
+    if (binding.stallTimer !== null) return;
+    binding.stallTimer = setTimeout(() => {
+      binding.stallTimer = null;
+      if (binding !== this.bound || binding.members.length !== 1 || member.waitingSinceMs === null) return;
+      const waited = Date.now() - member.waitingSinceMs;
+      if (waited >= this.config.stallTimeoutMs) {
+        this.giveUp(binding, member, `no call completed on ${member.target.label} for ${waited} ms with ${member.inFlight} in flight (limit ${this.config.stallTimeoutMs} ms)`);
+      } else {
+        this.armStallTimer(binding, member, this.config.stallTimeoutMs - waited);
+      }
+    }, delayMs);
+    binding.stallTimer.unref?.();
+  }
+
+  /** Gives up a one-member binding whose member stopped answering: back to the balancer, asking it to avoid that member. */
+  private giveUp(binding: Binding, member: Member, reason: string): void {
+    if (binding !== this.bound) return;
+    this.avoidFor(member.target.label);
+    this.unbind(`gave up replica ${member.target.label}: ${reason}`);
+  }
+
+  /** Destroys the binding's targets (and its watchdog) without telling anyone. */
+  private dropBinding(): void {
     const previous = this.bound;
+    if (previous === null) return;
+    this.bound = null;
+    if (previous.stallTimer !== null) clearTimeout(previous.stallTimer);
+    for (const m of previous.members) m.target.destroy();
+  }
+
+  /**
+   * Binds the channel to `members` (a single forward is one member of 1000).
+   * Members also in the current binding keep their connection and their
+   * calls in flight; the others are connected anew, and the ones left are
+   * closed (their calls in flight finish: grpc-js closes a transport
+   * gracefully once no policy uses it).
+   */
+  private bind(members: readonly BindingMember[], text: string | null, reason: string): void {
+    const previous = this.bound;
+    if (previous !== null && previous.text === text && previous.members.length === members.length && members.every((m, i) => previous.members[i]!.target.label === m.address && previous.members[i]!.permille === m.permille)) {
+      return;
+    }
     const from = previous?.label ?? this.balancer?.label ?? 'balancer';
-    const next = new Target(address, this.helper, (t) => this.targetChanged(t));
-    this.bound = next;
-    previous?.destroy();
-    next.connectTo(address, this.options);
-    next.exitIdle();
-    this.watchConnect(next);
-    emit('forwarded', from, address, reason, this.clientId);
+    const kept = new Map((previous?.members ?? []).map((m) => [m.target.label, m]));
+    const next: Member[] = [];
+    const fresh: Member[] = [];
+    for (const m of members) {
+      const old = kept.get(m.address);
+      if (old !== undefined) {
+        kept.delete(m.address);
+        old.permille = m.permille;
+        next.push(old);
+      } else {
+        const member = new Member(new Target(m.address, this.helper, (t) => this.targetChanged(t)), m.permille);
+        next.push(member);
+        fresh.push(member);
+      }
+    }
+    if (previous !== null) {
+      if (previous.stallTimer !== null) clearTimeout(previous.stallTimer);
+      for (const m of kept.values()) m.target.destroy();
+    }
+    const binding = new Binding(next, text, ++this.epoch);
+    this.bound = binding;
+    for (const m of fresh) {
+      m.target.connectTo(m.target.label, this.options);
+      m.target.exitIdle();
+      this.watchConnect(m.target);
+    }
+    // A kept single member with calls waiting keeps its watchdog running.
+    if (next.length === 1 && next[0]!.waitingSinceMs !== null) this.armStallTimer(binding, next[0]!, Math.max(0, next[0]!.waitingSinceMs + this.config.stallTimeoutMs - Date.now()));
+    emit('forwarded', from, binding.label, reason, this.clientId);
     this.publish();
   }
 
   private unbind(reason: string): void {
     const previous = this.bound;
     if (previous === null) return;
-    this.bound = null;
-    previous.destroy();
-    emit('unbound', previous.label, reason, this.clientId);
+    const label = previous.label;
+    this.dropBinding();
+    emit('unbound', label, reason, this.clientId);
     this.balancer?.exitIdle();
     this.publish();
   }
 
+  /** Whether an attempt picked on `from` in binding epoch `epoch` reports on the binding in force (else it is stale). */
+  private current(from: Target, epoch: number): boolean {
+    const route = this.route();
+    if (route instanceof Binding) return route.epoch === epoch && route.members.some((m) => m.target === from);
+    return route === from;
+  }
+
+  /**
+   * Validates a `rebind-binding` trailer: from the balancer it is trusted;
+   * from a replica it needs the pinned balancer's voucher for the exact
+   * string. Returns the members, or null after raising `refused`.
+   */
+  private acceptBinding(from: Target, text: string, trailers: Metadata): BindingMember[] | string {
+    const parsed = parseBinding(text);
+    if (typeof parsed === 'string') return `malformed binding: ${parsed}`;
+    if (from === this.balancer) return parsed;
+    const vouched = checkVoucher(this.balancerKey, this.group, text, trailers.get(VOUCH_TRAILER)[0] as string | undefined);
+    return vouched === true ? parsed : vouched;
+  }
+
+  /** Pins the balancer's key and group from its own trailers. */
+  private pinBalancer(trailers: Metadata): void {
+    const key = trailers.get(BALANCER_KEY_TRAILER)[0];
+    if (key !== undefined) this.balancerKey = balancerKey(String(key)) ?? this.balancerKey;
+    this.group = voucherGroup(trailers.get(VOUCH_TRAILER)[0] as string | undefined) ?? this.group;
+  }
+
+  /**
+   * An OK response carried a binding ("piggy-backed" re-binding): applied to
+   * later calls if it comes from the balancer the channel uses or from a
+   * member of the binding in force (picked in this binding), with a valid
+   * voucher; otherwise ignored (an unvouched one raises `refused`).
+   */
+  bindingOffered(from: Target, trailers: Metadata, epoch: number): void {
+    if (this.config.affinity !== null) return;
+    if (!this.current(from, epoch)) return; // stale: says nothing about the binding in force
+    const text = String(trailers.get(BINDING_TRAILER)[0]);
+    if (from === this.balancer) this.pinBalancer(trailers);
+    const accepted = this.acceptBinding(from, text, trailers);
+    if (typeof accepted === 'string') {
+      emit('refused', from.label, text.slice(0, 100), accepted, this.clientId);
+      return;
+    }
+    this.bind(accepted, text, String(trailers.get(FORWARD_REASON_TRAILER)[0] ?? 'advisory'));
+  }
+
   /** Called when an attempt ended with the forward status. */
-  attemptEnded(callKey: object, from: Target, trailers: Metadata): void {
+  attemptEnded(callKey: object, from: Target, trailers: Metadata, epoch = -1): void {
     const values = trailers.get(FORWARD_TRAILER);
     if (values.length === 0) return; // the application's own ABORTED
     let destination = String(values[0]);
     const record = this.calls.get(callKey) ?? { hops: [from.label], failure: null };
     this.calls.set(callKey, record);
     const fromBalancer = from === this.balancer;
-    if (fromBalancer) {
-      // The balancer is the channel's own target: trust its forwards, and pin its key.
-      const key = trailers.get(BALANCER_KEY_TRAILER)[0];
-      if (key !== undefined) this.balancerKey = balancerKey(String(key)) ?? this.balancerKey;
-      // And its group: replicas' forwards are followed only with vouchers for this group.
-      this.group = voucherGroup(trailers.get(VOUCH_TRAILER)[0] as string | undefined) ?? this.group;
-    } else if (destination !== FORWARD_TO_BALANCER && this.config.affinity === null) {
+    const bindingText = trailers.get(BINDING_TRAILER)[0];
+    let set: BindingMember[] | null = null;
+    // The balancer is the channel's own target: trust its forwards, and pin its key and group
+    // (replicas' forwards are followed only with vouchers for this group).
+    if (fromBalancer) this.pinBalancer(trailers);
+    if (bindingText !== undefined && destination !== FORWARD_TO_BALANCER && this.config.affinity === null) {
+      // A set: vouched as one unit (the voucher's target is the exact binding string).
+      const text = String(bindingText);
+      const accepted = this.acceptBinding(from, text, trailers);
+      if (typeof accepted !== 'string') {
+        set = accepted;
+        destination = text;
+      } else if (accepted.startsWith('malformed binding')) {
+        emit('refused', from.label, text.slice(0, 100), accepted, this.clientId);
+        record.failure = { code: Status.UNAVAILABLE, details: `rebind: ${from.label} sent a ${accepted.slice(0, 200)}; not followed` };
+        return;
+      } else {
+        emit('refused', from.label, text.slice(0, 100), accepted, this.clientId);
+        this.avoidFor(from.label);
+        destination = FORWARD_TO_BALANCER;
+      }
+    } else if (!fromBalancer && destination !== FORWARD_TO_BALANCER && this.config.affinity === null) {
       // A replica may send us elsewhere only where the balancer vouched for.
       const vouched = checkVoucher(this.balancerKey, this.group, destination, trailers.get(VOUCH_TRAILER)[0] as string | undefined);
       if (vouched !== true) {
@@ -457,7 +787,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       return;
     }
     const back = destination === FORWARD_TO_BALANCER;
-    if (!back && typeof parseHostPort(destination) === 'string') {
+    if (!back && set === null && typeof parseHostPort(destination) === 'string') {
       record.failure = { code: Status.UNAVAILABLE, details: `rebind: ${from.label} sent a malformed forward trailer (${JSON.stringify(destination.slice(0, 100))}); not followed` };
       return;
     }
@@ -471,13 +801,15 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       return;
     }
     // A stale forward (the attempt was picked on a target the channel has left
-    // since: a call that was in flight at a replica that drained, or a racing
-    // first call the balancer answered after another bound the channel) says
-    // nothing about the current binding: the call is re-sent, and picks it.
-    if (from !== this.current()) return;
-    const reason = String(trailers.get('rebind-forward-reason')[0] ?? 'bind');
+    // since, or in a binding that has changed since: a call that was in flight
+    // at a replica that drained, or a racing first call the balancer answered
+    // after another bound the channel) says nothing about the current binding:
+    // the call is re-sent, and picks it.
+    if (!this.current(from, epoch)) return;
+    const reason = String(trailers.get(FORWARD_REASON_TRAILER)[0] ?? 'bind');
     if (back) this.unbind(`forwarded back to the balancer by ${from.label} (${reason})`);
-    else this.bind(destination, reason);
+    else if (set !== null) this.bind(set, destination, reason);
+    else this.bind([{ address: destination, permille: 1000 }], null, reason);
   }
 }
 
