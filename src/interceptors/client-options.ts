@@ -53,9 +53,9 @@ export interface ClientOptionsInput {
   stallInFlight?: number;
   /**
    * A one-member binding whose calls are in flight with none completing for
-   * this long is given up the same way, ms (default 2000). A call that stays
-   * open longer (a long stream) with no other call completing counts as
-   * waiting: raise this for clients whose only calls are long streams.
+   * this long is given up the same way, ms; 0 (default) turns it off. A call
+   * that stays open longer (a long stream) with no other call completing
+   * counts as waiting: use it for clients of short calls only.
    */
   stallTimeoutMs?: number;
   /** Further channel options to merge in. */

@@ -80,8 +80,15 @@ export const MAX_MAX_FORWARDS = 8;
  * that few calls wait on a hung one.
  */
 export const DEFAULT_STALL_IN_FLIGHT = 64;
-/** A one-member binding whose calls are in flight with none completing for this long is given up, ms. */
-export const DEFAULT_STALL_TIMEOUT_MS = 2000;
+/**
+ * A one-member binding whose calls are in flight with none completing for
+ * this long is given up, ms; 0 (the default) turns this off. Off by default
+ * because the policy cannot tell a long stream (a subscription open for
+ * minutes) from a hung call: a channel whose only call is a long stream
+ * would give up its binding every few seconds. A stopped replica is caught
+ * by keepalive anyway; a slow one by DEFAULT_STALL_IN_FLIGHT.
+ */
+export const DEFAULT_STALL_TIMEOUT_MS = 0;
 
 /** The policy's configuration, from the service config's loadBalancingConfig. */
 export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
@@ -128,8 +135,8 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
       throw new Error(`rebind config stallInFlight is ${JSON.stringify(stallInFlight)}; it must be an integer 1..100000`);
     }
     const stallTimeoutMs = raw['stallTimeoutMs'] ?? DEFAULT_STALL_TIMEOUT_MS;
-    if (typeof stallTimeoutMs !== 'number' || !Number.isInteger(stallTimeoutMs) || stallTimeoutMs < 10 || stallTimeoutMs > 600_000) {
-      throw new Error(`rebind config stallTimeoutMs is ${JSON.stringify(stallTimeoutMs)}; it must be an integer 10..600000`);
+    if (typeof stallTimeoutMs !== 'number' || !Number.isInteger(stallTimeoutMs) || (stallTimeoutMs !== 0 && (stallTimeoutMs < 10 || stallTimeoutMs > 600_000))) {
+      throw new Error(`rebind config stallTimeoutMs is ${JSON.stringify(stallTimeoutMs)}; it must be 0 (off) or an integer 10..600000`);
     }
     return new RebindLbConfig(maxForwards, affinity as string | null, connectTimeoutMs, stallInFlight, stallTimeoutMs);
   }
@@ -598,7 +605,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     if (member.waitingSinceMs !== null) return;
     member.waitingSinceMs = Date.now();
     const bound = this.bound;
-    if (bound !== null && bound.members.length === 1 && bound.members[0] === member) this.armStallTimer(bound, member, this.config.stallTimeoutMs);
+    if (bound !== null && bound.members.length === 1 && bound.members[0] === member && this.config.stallTimeoutMs > 0) this.armStallTimer(bound, member, this.config.stallTimeoutMs);
   }
 
   /** A call ended on a member (whatever its status: an answer is progress). */
@@ -679,7 +686,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       this.watchConnect(m.target);
     }
     // A kept single member with calls waiting keeps its watchdog running.
-    if (next.length === 1 && next[0]!.waitingSinceMs !== null) this.armStallTimer(binding, next[0]!, Math.max(0, next[0]!.waitingSinceMs + this.config.stallTimeoutMs - Date.now()));
+    if (next.length === 1 && next[0]!.waitingSinceMs !== null && this.config.stallTimeoutMs > 0) this.armStallTimer(binding, next[0]!, Math.max(0, next[0]!.waitingSinceMs + this.config.stallTimeoutMs - Date.now()));
     emit('forwarded', from, binding.label, reason, this.clientId);
     this.publish();
   }
