@@ -75,11 +75,14 @@ export const MAX_MAX_FORWARDS = 8;
 /**
  * A one-member binding that already has this many of this channel's calls in
  * flight when another call comes is given up (its member is not keeping up),
- * and that call goes to the balancer: calls. 64 is far above what a
- * healthy replica holds for one client at a few ms per call, and low enough
- * that few calls wait on a hung one.
+ * and that call goes to the balancer: calls. 1000 is far above what one
+ * channel of a busy service keeps in flight on one healthy replica (a
+ * channel multiplexing a few hundred concurrent calls must not lose its
+ * binding), and reached within a second by a busy channel on a hung one
+ * (keepalive catches a stopped process in 2 s anyway). Lower it for
+ * channels with few calls in flight.
  */
-export const DEFAULT_STALL_IN_FLIGHT = 64;
+export const DEFAULT_STALL_IN_FLIGHT = 1000;
 /**
  * A one-member binding whose calls are in flight with none completing for
  * this long is given up, ms; 0 (the default) turns this off. Off by default
