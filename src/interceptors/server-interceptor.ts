@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import {
   AFFINITY_HEADER,
+  BINDING_TRAILER,
   FORWARD_REASON_TRAILER,
   FORWARD_STATUS,
   FORWARD_TRAILER,
@@ -105,6 +106,8 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
       },
       sendStatus(status, next) {
         end(status.code === grpc.status.OK);
+        // Binding updates are rebind's to make: an application's own never reach the client.
+        if (status.metadata) for (const name of [BINDING_TRAILER, VOUCH_TRAILER]) status.metadata.remove(name);
         if (status.code === FORWARD_STATUS) {
           // The application's own ABORTED: make sure no client retries it as a forward.
           const metadata = status.metadata ?? new grpc.Metadata();

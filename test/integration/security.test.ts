@@ -11,7 +11,7 @@ import { attach, Balancer, clientEvents, clientOptions } from '../../src/index';
 import { tokenMetadata } from '../../src/balancer/auth';
 import { Voucher } from '../../src/balancer/vouch';
 import { controlProto } from '../../src/common/proto';
-import { FORWARD_STATUS, FORWARD_TRAILER, RETRY_PUSHBACK_TRAILER, VOUCH_TRAILER } from '../../src/common/wire';
+import { BINDING_TRAILER, FORWARD_STATUS, FORWARD_TRAILER, RETRY_PUSHBACK_TRAILER, VOUCH_TRAILER } from '../../src/common/wire';
 import { balancerKey, checkVoucher } from '../../src/interceptors/vouch-check';
 import type { AdminClient } from '../../src/generated/rebind/v1/Admin';
 import type { ControlClient } from '../../src/generated/rebind/v1/Control';
@@ -239,5 +239,37 @@ describe('TLS on the data path', () => {
     const err = (await unary(cleartext, { text: 'd' }, new grpc.Metadata(), { deadline: Date.now() + 2000 }).catch((e) => e)) as grpc.ServiceError;
     expect([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL]).toContain(err.code);
     await waitFor(() => true);
+  });
+});
+
+describe('an application cannot send binding updates', () => {
+  it("its own rebind-binding and rebind-vouch trailers on an OK response never reach the client", async () => {
+    const balancer = await balancerWith({}, { granularity: 'per-session', strategy: 'round_robin' });
+    const impl = echoImplementation('app');
+    const server = new grpc.Server();
+    server.addService(EchoService.service, {
+      ...impl,
+      Unary: (call: grpc.ServerUnaryCall<{ text: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const t = new grpc.Metadata();
+        t.set(BINDING_TRAILER, '127.0.0.1:9=1000');
+        t.set(VOUCH_TRAILER, `${Date.now() + 60_000}.ZWNobw.forged`);
+        t.set('x-app', 'kept');
+        callback(null, { text: call.request.text, servedBy: 'app', index: 0 }, t);
+      },
+    } as grpc.UntypedServiceImplementation);
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    cleanups.push(() => server.forceShutdown());
+    const replica = await attach(server, { balancer: balancer.controlAddress, group: 'echo', address: `127.0.0.1:${port}` });
+    cleanups.push(() => replica.detach());
+    // Straight to the replica, reading its trailers.
+    const direct = echoClient(`127.0.0.1:${port}`);
+    cleanups.push(() => direct.close());
+    const trailers = await new Promise<grpc.Metadata>((resolve, reject) => {
+      const call = direct.unary({ text: 'x' }, (err) => err && reject(err));
+      call.on('status', (s: grpc.StatusObject) => resolve(s.metadata));
+    });
+    expect(trailers.get('x-app')).toEqual(['kept']);
+    expect(trailers.get(BINDING_TRAILER)).toEqual([]);
+    expect(trailers.get(VOUCH_TRAILER)).toEqual([]);
   });
 });
