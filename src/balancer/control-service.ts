@@ -51,7 +51,6 @@ export interface ControlDeps {
 /** Messages queued on a control stream beyond which its replica is taken as not reading. */
 export const MAX_QUEUED_CONTROL_MESSAGES = 64;
 
-
 type AttachCall = grpc.ServerDuplexStream<ReplicaMessage__Output, BalancerMessage>;
 
 export function controlHandlers(deps: ControlDeps): ControlHandlers {
@@ -67,7 +66,7 @@ class AttachSession {
   private ended = false;
   private windowStartMs = 0;
   private reportsInWindow = 0;
-  /** Refusals and notices in the current window (of one report interval, or the hello timeout before the hello). */
+  /** Refused messages and notices sent in the current window of one report interval. */
   private refusedInWindow = 0;
   private noticesInWindow = 0;
   /** Waiting for a hello: counted in `pending`, closed at the hello timeout. */
