@@ -5,8 +5,8 @@
  *   stats  process.memoryUsage(), process.cpuUsage(), balancer.refusals
  *   gc     global.gc() (twice: weak references, then what they held)
  */
-import { Balancer, ConfigError } from '../../src/index';
-import { fatal, send, serve } from './worker-util';
+import { Balancer } from '../../src/index';
+import { fatal, send, serveMeasured } from './worker-util';
 
 /** Groups of the bench: rebind clients' on-demand group, and a per-request group for the proxy vectors. */
 const ABUSE_GROUPS = [
@@ -15,39 +15,20 @@ const ABUSE_GROUPS = [
 ];
 
 async function main(): Promise<void> {
-  const base = {
-    listen: '127.0.0.1:0',
-    controlListen: '127.0.0.1:0',
-    adminListen: '127.0.0.1:0',
-    // Worst case: anyone may create a group, and there is no control token.
-    autoCreateGroups: true,
-    groups: ABUSE_GROUPS,
-  };
-  let balancer: Balancer;
-  let adminUnauthenticatedChanges = true;
-  try {
-    // Newer balancers refuse unauthenticated admin changes unless told to allow them;
-    // older ones do not know the key (ConfigError) and allow them anyway.
-    balancer = await Balancer.start({ config: { ...base, security: { adminUnauthenticatedChanges: true } } });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    adminUnauthenticatedChanges = false;
-    balancer = await Balancer.start({ config: base });
-  }
-  serve((m) => {
-    if (m.type === 'stats') {
-      return { memory: process.memoryUsage(), cpu: process.cpuUsage(), refusals: Object.fromEntries(balancer.refusals) };
-    }
-    if (m.type === 'gc') {
-      const gc = (globalThis as { gc?: () => void }).gc;
-      if (gc === undefined) throw new Error('run with --expose-gc');
-      gc();
-      gc();
-      return {};
-    }
-    throw new Error(`unknown request ${m.type}`);
+  const balancer = await Balancer.start({
+    config: {
+      listen: '127.0.0.1:0',
+      controlListen: '127.0.0.1:0',
+      adminListen: '127.0.0.1:0',
+      // Worst case: anyone may create a group, and there is no token (the admin port, on
+      // loopback, takes unauthenticated changes: the viewers vector flips strategies).
+      autoCreateGroups: true,
+      groups: ABUSE_GROUPS,
+      security: { adminUnauthenticatedChanges: true },
+    },
   });
-  send({ type: 'ready', data: balancer.address, control: balancer.controlAddress, admin: balancer.adminAddress, adminUnauthenticatedChanges });
+  serveMeasured(() => ({ refusals: Object.fromEntries(balancer.refusals) }));
+  send({ type: 'ready', data: balancer.address, control: balancer.controlAddress, admin: balancer.adminAddress });
 }
 
 main().catch(fatal);

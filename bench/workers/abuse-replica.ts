@@ -4,29 +4,19 @@
  * one to the per-request group "stream" (ServerStream only). Both serve
  * ORCA (attach's default). Run with --expose-gc.
  *   stats  process.memoryUsage(), process.cpuUsage(), the replicas' refusals
- *          (Replica.refusals, summed over both; {} where the property does
- *          not exist)
+ *          (Replica.refusals, summed over both)
  *   gc     global.gc()
  */
 import * as grpc from '@grpc/grpc-js';
-import { attach, serverMethods, type Replica } from '../../src/index';
+import { attach, serverMethods } from '../../src/index';
 import { ECHO_SERVER_STREAM_PATH, echoImplementation, echoService } from '../lib/echo';
-import { fatal, flag, send, serve } from './worker-util';
+import { fatal, flag, send, serveMeasured } from './worker-util';
 
 async function server(name: string, counter: { served: number }): Promise<{ server: grpc.Server; address: string }> {
   const s = new grpc.Server();
   s.addService(echoService().service, echoImplementation(name, counter));
   const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return { server: s, address: `127.0.0.1:${port}` };
-}
-
-/** Replica.refusals if this version has it (a ReadonlyMap of reason -> count). */
-function refusalsOf(replica: Replica): Record<string, number> {
-  const map = (replica as unknown as { refusals?: unknown }).refusals;
-  if (!(map instanceof Map)) return {};
-  const out: Record<string, number> = {};
-  for (const [k, v] of map as Map<unknown, unknown>) if (typeof k === 'string' && typeof v === 'number') out[k] = v;
-  return out;
 }
 
 async function main(): Promise<void> {
@@ -41,20 +31,10 @@ async function main(): Promise<void> {
     await attach(echo.server, { balancer, group: 'echo', address: echo.address, methods: echoMethods }),
     await attach(stream.server, { balancer, group: 'stream', address: stream.address, methods: streamMethods }),
   ];
-  serve((m) => {
-    if (m.type === 'stats') {
-      const refusals: Record<string, number> = {};
-      for (const r of replicas) for (const [k, v] of Object.entries(refusalsOf(r))) refusals[k] = (refusals[k] ?? 0) + v;
-      return { memory: process.memoryUsage(), cpu: process.cpuUsage(), refusals, served: counter.served };
-    }
-    if (m.type === 'gc') {
-      const gc = (globalThis as { gc?: () => void }).gc;
-      if (gc === undefined) throw new Error('run with --expose-gc');
-      gc();
-      gc();
-      return {};
-    }
-    throw new Error(`unknown request ${m.type}`);
+  serveMeasured(() => {
+    const refusals: Record<string, number> = {};
+    for (const r of replicas) for (const [k, v] of r.refusals) refusals[k] = (refusals[k] ?? 0) + v;
+    return { refusals, served: counter.served };
   });
   send({ type: 'ready', echo: echo.address, stream: stream.address });
 }

@@ -26,6 +26,25 @@ export function serve(handler: (m: WorkerMessage) => Promise<Record<string, unkn
   process.on('SIGTERM', () => process.exit(0));
 }
 
+/**
+ * Answers the memory benchmarks' requests: `stats` (process.memoryUsage(),
+ * process.cpuUsage(), plus what `extra` returns) and `gc` (a full collection,
+ * twice: weak references, then what they held; needs --expose-gc).
+ */
+export function serveMeasured(extra: () => Record<string, unknown>): void {
+  serve((m) => {
+    if (m.type === 'stats') return { memory: process.memoryUsage(), cpu: process.cpuUsage(), ...extra() };
+    if (m.type === 'gc') {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (gc === undefined) throw new Error('run with --expose-gc');
+      gc();
+      gc();
+      return {};
+    }
+    throw new Error(`unknown request ${m.type}`);
+  });
+}
+
 export function fatal(err: unknown): never {
   process.stderr.write(`${process.argv[1] ? require('node:path').basename(process.argv[1]) : 'worker'}: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   send({ type: 'fatal', error: err instanceof Error ? err.message : String(err) });
