@@ -130,9 +130,11 @@ export const FORWARD_REASONS: readonly ForwardReason[] = ['bind', 'advisory', 'r
 export interface CallerIdentity {
   rebindAware: boolean;
   clientId: string | null;
+  /** The client understands weighted bindings ({@link SETS_UA_TOKEN}). */
+  sets: boolean;
 }
 
-const PLAIN: CallerIdentity = Object.freeze({ rebindAware: false, clientId: null });
+const PLAIN: CallerIdentity = Object.freeze({ rebindAware: false, clientId: null, sets: false });
 const uaCache = new Map<string, CallerIdentity>();
 const UA_CACHE_LIMIT = 4096;
 
@@ -164,7 +166,7 @@ function parseUserAgent(userAgent: string): CallerIdentity {
       if (CLIENT_ID_PATTERN.test(candidate)) clientId = Buffer.from(candidate, 'latin1').toString('latin1');
     }
   }
-  return Object.freeze({ rebindAware: true, clientId });
+  return Object.freeze({ rebindAware: true, clientId, sets: tokens.includes(SETS_UA_TOKEN) });
 }
 
 /** The secondary user-agent a rebind client sends. */

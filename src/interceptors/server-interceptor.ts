@@ -25,7 +25,7 @@ import {
   identifyCaller,
   parseAffinityToken,
 } from '../common/wire';
-import type { ForwardDecision, ForwardTable } from '../replica/forward-table';
+import { isPiggyBack, type ForwardDecision, type ForwardTable, type PiggyBack } from '../replica/forward-table';
 import { ORCA_SERVICE_PATH } from '../replica/orca';
 import type { LoadMeter } from '../replica/load-meter';
 
@@ -69,6 +69,8 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
     // The ORCA metrics stream is rebind's own and lasts as long as its client: not load.
     if (method.path === ORCA_SERVICE_PATH) return new grpc.ServerInterceptingCall(call);
     let startedAt = -1;
+    /** A binding to send on this call's OK response (a client that understands weighted bindings). */
+    let piggy: PiggyBack | null = null;
     const end = (ok: boolean) => {
       if (startedAt >= 0) {
         meter.callEnded(performance.now() - startedAt, ok);
@@ -90,24 +92,48 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
                 return;
               }
             } else if (direct) {
-              const decision = forwards.take(caller.clientId);
+              const decision = forwards.take(caller.clientId, caller.sets);
               if (decision !== null) {
-                meter.forwarded();
-                call.sendStatus(forwardStatus(decision));
-                return;
+                if (isPiggyBack(decision)) {
+                  piggy = decision;
+                } else {
+                  meter.forwarded();
+                  call.sendStatus(forwardStatus(decision));
+                  return;
+                }
               }
             }
-            meter.callStarted(direct ? caller.clientId : null);
+            meter.callStarted(direct ? caller.clientId : null, direct && caller.sets);
             startedAt = performance.now();
             mdNext(metadata);
           },
-          onCancel: () => end(false),
+          onCancel: () => {
+            end(false);
+            if (piggy !== null) forwards.settle(piggy, false);
+            piggy = null;
+          },
         });
       },
       sendStatus(status, next) {
         end(status.code === grpc.status.OK);
         // Binding updates are rebind's to make: an application's own never reach the client.
         if (status.metadata) for (const name of [BINDING_TRAILER, VOUCH_TRAILER]) status.metadata.remove(name);
+        if (piggy !== null) {
+          const ok = status.code === grpc.status.OK;
+          forwards.settle(piggy, ok);
+          if (ok) {
+            // A re-binding without a failed call: the client applies it to its later calls.
+            const metadata = status.metadata ?? new grpc.Metadata();
+            metadata.set(BINDING_TRAILER, piggy.binding);
+            metadata.set(VOUCH_TRAILER, piggy.vouch);
+            metadata.set(FORWARD_REASON_TRAILER, 'advisory');
+            meter.forwarded();
+            piggy = null;
+            next({ ...status, metadata });
+            return;
+          }
+          piggy = null;
+        }
         if (status.code === FORWARD_STATUS) {
           // The application's own ABORTED: make sure no client retries it as a forward.
           const metadata = status.metadata ?? new grpc.Metadata();

@@ -4,7 +4,7 @@
  * not turn into forwards to nowhere.
  */
 import { parseHostPort } from '../common/address';
-import { CLIENT_ID_PATTERN } from '../common/wire';
+import { CLIENT_ID_PATTERN, parseBinding } from '../common/wire';
 import type { Advisory__Output } from '../generated/rebind/v1/Advisory';
 
 export const MAX_ADVISORY_MOVES = 10_000;
@@ -30,12 +30,32 @@ export function sanitizeAdvisory(advisory: Advisory__Output): { advisory: Adviso
         return false;
       }
     }
+    if (move.binding !== '') {
+      const parsed = parseBinding(move.binding);
+      if (typeof parsed === 'string') {
+        problems.push(`advisory move ${i}: ${parsed}`);
+        return false;
+      }
+    }
     return true;
   });
+  let offerBinding = advisory.offerBinding;
+  let offerExpireMs = advisory.offerExpireMs;
+  if (offerBinding !== '') {
+    const parsed = parseBinding(offerBinding);
+    if (typeof parsed === 'string') {
+      problems.push(`advisory offer: ${parsed}; no offer made`);
+      offerBinding = '';
+    } else if (!(offerExpireMs >= 1 && offerExpireMs <= MAX_ADVISORY_EXPIRE_MS)) {
+      problems.push(`advisory offer_expire_ms ${offerExpireMs} outside 1..${MAX_ADVISORY_EXPIRE_MS}; no offer made`);
+      offerBinding = '';
+    }
+  }
+  if (offerBinding === '') offerExpireMs = 0;
   let expireMs = advisory.expireMs;
   if (!(expireMs >= 1 && expireMs <= MAX_ADVISORY_EXPIRE_MS)) {
     problems.push(`advisory expire_ms ${expireMs} outside 1..${MAX_ADVISORY_EXPIRE_MS}; using 5000`);
     expireMs = 5000;
   }
-  return { advisory: { ...advisory, moves: valid, expireMs }, problems };
+  return { advisory: { ...advisory, moves: valid, expireMs, offerBinding, offerExpireMs }, problems };
 }

@@ -295,7 +295,7 @@ export async function attach(server: grpc.Server, options: AttachOptions): Promi
   const orca = orcaSettings(options.orca);
   const refusals = new RefusalCounter(log);
   const meter = new LoadMeter(scheduler.now(), { maxTrackedClients: options.maxTrackedClients, refused: refusals.refused });
-  const forwards = new ForwardTable(() => scheduler.now());
+  const forwards = new ForwardTable(() => scheduler.now(), options.maxTrackedClients);
   const affinity = affinityToken(options.address, replicaId);
   if (orca !== null && !(server as unknown as ServerInternals).handlers?.has(ORCA_SERVICE_PATH)) {
     server.addService(orcaServiceDefinition(), orcaHandlers(meter, { ...orca, scheduler: options.scheduler, refused: refusals.refused }));

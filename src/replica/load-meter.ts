@@ -54,6 +54,8 @@ export class LoadMeter {
   /** Calls that ended with a non-OK status since the meter was created. */
   totalErrors = 0;
   private clients = new Map<string, number>();
+  /** Tracked clients of the interval that understand weighted bindings (a subset of `clients`). */
+  private setClients = new Set<string>();
   private readonly maxTrackedClients: number;
   private readonly refused: RefusedCallback | undefined;
   /** Built once: the hot path of a flood must not format strings. */
@@ -73,15 +75,21 @@ export class LoadMeter {
     this.lastCpu = process.cpuUsage();
   }
 
-  /** A call was admitted; `clientId` is set for direct rebind clients (movable). */
-  callStarted(clientId: string | null): void {
+  /**
+   * A call was admitted; `clientId` is set for direct rebind clients
+   * (movable), `sets` when that client understands weighted bindings.
+   */
+  callStarted(clientId: string | null, sets = false): void {
     this.started++;
     this.totalCalls++;
     this.inFlight++;
     if (clientId === null) return;
     const count = this.clients.get(clientId);
     if (count !== undefined) this.clients.set(clientId, count + 1);
-    else if (this.clients.size < this.maxTrackedClients) this.clients.set(clientId, 1);
+    else if (this.clients.size < this.maxTrackedClients) {
+      this.clients.set(clientId, 1);
+      if (sets) this.setClients.add(clientId);
+    }
     // Counted in `started` all the same, so it shows up in otherCallsPerS.
     else this.refused?.('meter_clients_untracked', this.untrackedDetail);
   }
@@ -125,7 +133,7 @@ export class LoadMeter {
       cpuCores: (cpu.user + cpu.system) / 1000 / intervalMs,
       custom: custom ?? 0,
       hasCustom: custom !== undefined,
-      topClients: ranked.map(([clientId, count]) => ({ clientId, callsPerS: count / seconds })),
+      topClients: ranked.map(([clientId, count]) => ({ clientId, callsPerS: count / seconds, sets: this.setClients.has(clientId) })),
       clientCount: this.clients.size,
       otherCallsPerS: Math.max(0, this.started - attributed) / seconds,
       forwards: this.forwardsSent,
@@ -136,6 +144,7 @@ export class LoadMeter {
     this.latencySumMs = 0;
     this.forwardsSent = 0;
     this.clients = new Map();
+    this.setClients = new Set();
     this.lastSnapshotMs = nowMs;
     return snapshot;
   }

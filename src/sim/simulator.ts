@@ -15,7 +15,7 @@ import { Registry } from '../balancer/registry';
 import { FORWARD_TO_BALANCER } from '../common/wire';
 import type { Advisory } from '../generated/rebind/v1/Advisory';
 import { sanitizeAdvisory } from '../replica/advisory';
-import { ForwardTable } from '../replica/forward-table';
+import { ForwardTable, isPiggyBack } from '../replica/forward-table';
 import { LoadMeter } from '../replica/load-meter';
 import { convergenceSeconds, round, steadyState, type SeriesRow } from './quality';
 import { BASE_SERVICE_RATE_PER_S, percentile, ReplicaQueue } from './queue';
@@ -233,7 +233,10 @@ export function simulate(scenario: SimScenario): SimResult {
             seq: Number(advisory.seq ?? 0),
             recallAll: advisory.recallAll ?? false,
             expireMs: advisory.expireMs ?? 5000,
-            moves: (advisory.moves ?? []).map((m) => ({ clientId: m.clientId ?? '', target: m.target ?? '', vouch: m.vouch ?? '' })),
+            moves: (advisory.moves ?? []).map((m) => ({ clientId: m.clientId ?? '', target: m.target ?? '', vouch: m.vouch ?? '', binding: m.binding ?? '', bindingVouch: m.bindingVouch ?? '' })),
+            offerBinding: advisory.offerBinding ?? '',
+            offerVouch: advisory.offerVouch ?? '',
+            offerExpireMs: advisory.offerExpireMs ?? 0,
           };
           r.forwards.apply(sanitizeAdvisory(normalized).advisory);
           return true;
@@ -282,7 +285,7 @@ export function simulate(scenario: SimScenario): SimResult {
     setBinding(client, target);
     for (let hops = 0; target !== null && hops < 5; hops++) {
       const decision = target.forwards.take(client.id);
-      if (decision === null) {
+      if (decision === null || isPiggyBack(decision)) {
         accept(target, client.id);
         return;
       }

@@ -62,7 +62,7 @@ function report(seq: number, clients: Record<string, number>): LoadReport__Outpu
     cpuCores: 0,
     custom: 0,
     hasCustom: false,
-    topClients: Object.entries(clients).map(([clientId, callsPerS]) => ({ clientId, callsPerS })),
+    topClients: Object.entries(clients).map(([clientId, callsPerS]) => ({ clientId, callsPerS, sets: false })),
     otherCallsPerS: 0,
     forwards: 0,
     draining: false,

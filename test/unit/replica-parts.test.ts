@@ -21,11 +21,13 @@ import { RefusalCounter } from '../../src/replica/refusals';
 import { echoImplementation, EchoService } from '../support/echo';
 import { healthImplementation, healthService } from '../support/infra-services';
 
+const NO_OFFER = { offerBinding: '', offerVouch: '', offerExpireMs: 0 };
+
 describe('forward table', () => {
   it('forwards an advised client once, then serves it', () => {
     let now = 0;
     const table = new ForwardTable(() => now);
-    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '10.0.0.2:80', vouch: '' }], recallAll: false, expireMs: 1000 });
+    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '10.0.0.2:80', vouch: '', binding: '', bindingVouch: '' }], recallAll: false, expireMs: 1000, ...NO_OFFER });
     expect(table.take('client-two')).toBeNull();
     expect(table.take('client-one')).toEqual({ target: '10.0.0.2:80', reason: 'advisory' });
     expect(table.take('client-one')).toBeNull();
@@ -33,7 +35,7 @@ describe('forward table', () => {
   it('drops a move the client did not use before it expired', () => {
     let now = 0;
     const table = new ForwardTable(() => now);
-    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '', vouch: '' }], recallAll: false, expireMs: 100 });
+    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '', vouch: '', binding: '', bindingVouch: '' }], recallAll: false, expireMs: 100, ...NO_OFFER });
     now = 101;
     table.sweep();
     expect(table.pending).toBe(0);
@@ -42,12 +44,67 @@ describe('forward table', () => {
   });
   it('an empty target means back to the balancer; recall and drain apply to every rebind client', () => {
     const table = new ForwardTable(() => 0);
-    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '', vouch: '' }], recallAll: false, expireMs: 100 });
+    table.apply({ seq: 1, moves: [{ clientId: 'client-one', target: '', vouch: '', binding: '', bindingVouch: '' }], recallAll: false, expireMs: 100, ...NO_OFFER });
     expect(table.take('client-one')).toEqual({ target: 'balancer', reason: 'advisory' });
-    table.apply({ seq: 2, moves: [], recallAll: true, expireMs: 100 });
+    table.apply({ seq: 2, moves: [], recallAll: true, expireMs: 100, ...NO_OFFER });
     expect(table.take(null)).toEqual({ target: 'balancer', reason: 'recall' });
     table.draining = true;
     expect(table.take('anyone-123')).toEqual({ target: 'balancer', reason: 'drain' });
+  });
+});
+
+describe('forward table: weighted bindings', () => {
+  const SET = '10.0.0.2:80=500,10.0.0.3:80=500';
+  const move = { clientId: 'client-one', target: '10.0.0.2:80', vouch: 'v-target', binding: SET, bindingVouch: 'v-set' };
+  it('gives a client that understands sets its new binding to piggy-back, and others the forward', () => {
+    const table = new ForwardTable(() => 0);
+    table.apply({ seq: 1, moves: [move, { ...move, clientId: 'client-two' }], recallAll: false, expireMs: 1000, ...NO_OFFER });
+    const piggy = table.take('client-one', true);
+    expect(piggy).toMatchObject({ kind: 'move', clientId: 'client-one', binding: SET, vouch: 'v-set' });
+    expect(table.take('client-two', false)).toEqual({ target: '10.0.0.2:80', reason: 'advisory', vouch: 'v-target' });
+  });
+  it('puts a move back when the call that carried it failed, and not when a newer move came meanwhile', () => {
+    const table = new ForwardTable(() => 0);
+    table.apply({ seq: 1, moves: [move], recallAll: false, expireMs: 1000, ...NO_OFFER });
+    const piggy = table.take('client-one', true);
+    expect(table.take('client-one', true)).toBeNull();
+    table.settle(piggy as never, false);
+    const again = table.take('client-one', true);
+    expect(again).toMatchObject({ kind: 'move', binding: SET });
+    table.apply({ seq: 2, moves: [{ ...move, binding: '10.0.0.4:80=1000', target: '10.0.0.4:80' }], recallAll: false, expireMs: 1000, ...NO_OFFER });
+    table.settle(again as never, false);
+    expect(table.take('client-one', true)).toMatchObject({ binding: '10.0.0.4:80=1000' });
+  });
+  it('offers the offer once per client and version, only to clients that understand sets, and not once expired', () => {
+    let now = 0;
+    const table = new ForwardTable(() => now, 2);
+    table.apply({ seq: 1, moves: [], recallAll: true, expireMs: 1000, offerBinding: SET, offerVouch: 'v1', offerExpireMs: 500 });
+    // Per-request: a plain rebind client is recalled; one that understands sets is served and offered.
+    expect(table.take('client-old', false)).toEqual({ target: 'balancer', reason: 'recall' });
+    const offer = table.take('client-one', true);
+    expect(offer).toMatchObject({ kind: 'offer', binding: SET, vouch: 'v1', version: 1 });
+    table.settle(offer as never, false);
+    expect(table.take('client-one', true)).toMatchObject({ kind: 'offer' });
+    table.settle(offer as never, true);
+    expect(table.take('client-one', true)).toBeNull();
+    // Vouched again with the same binding: nothing new for who has it, the new voucher for others.
+    table.apply({ seq: 2, moves: [], recallAll: true, expireMs: 1000, offerBinding: SET, offerVouch: 'v2', offerExpireMs: 500 });
+    expect(table.take('client-one', true)).toBeNull();
+    expect(table.take('client-two', true)).toMatchObject({ vouch: 'v2', version: 1 });
+    // A new binding is offered to everyone again.
+    table.apply({ seq: 3, moves: [], recallAll: true, expireMs: 1000, offerBinding: '10.0.0.2:80=1000', offerVouch: 'v3', offerExpireMs: 500 });
+    const second = table.take('client-one', true);
+    expect(second).toMatchObject({ binding: '10.0.0.2:80=1000', version: 2 });
+    // Bounded: the third client offered forgets the least recently offered one.
+    table.settle(second as never, true);
+    table.settle(table.take('client-two', true) as never, true);
+    table.settle(table.take('client-333', true) as never, true);
+    expect(table.offeredCount).toBe(2);
+    expect(table.offeredForgotten).toBe(1);
+    now = 501;
+    expect(table.take('client-444', true)).toBeNull();
+    table.apply({ seq: 4, moves: [], recallAll: false, expireMs: 1000, ...NO_OFFER });
+    expect(table.offerBinding).toBeNull();
   });
 });
 
@@ -57,15 +114,35 @@ describe('advisory sanitizing on the replica', () => {
       seq: 1,
       recallAll: false,
       expireMs: 0,
+      ...NO_OFFER,
       moves: [
-        { clientId: 'client-good', target: '127.0.0.1:5', vouch: '' },
-        { clientId: '!', target: '127.0.0.1:5', vouch: '' },
-        { clientId: 'client-bad-target', target: 'not an address', vouch: '' },
+        { clientId: 'client-good', target: '127.0.0.1:5', vouch: '', binding: '', bindingVouch: '' },
+        { clientId: '!', target: '127.0.0.1:5', vouch: '', binding: '', bindingVouch: '' },
+        { clientId: 'client-bad-target', target: 'not an address', vouch: '', binding: '', bindingVouch: '' },
       ],
     });
-    expect(advisory.moves).toEqual([{ clientId: 'client-good', target: '127.0.0.1:5', vouch: '' }]);
+    expect(advisory.moves).toEqual([{ clientId: 'client-good', target: '127.0.0.1:5', vouch: '', binding: '', bindingVouch: '' }]);
     expect(advisory.expireMs).toBe(5000);
     expect(problems).toHaveLength(3);
+  });
+  it('drops a move with a malformed binding and an offer with a malformed binding or expiry', () => {
+    const base = { seq: 1, recallAll: false, expireMs: 100 };
+    const bad = sanitizeAdvisory({
+      ...base,
+      moves: [{ clientId: 'client-good', target: '127.0.0.1:5', vouch: '', binding: '127.0.0.1:5=999', bindingVouch: '' }],
+      offerBinding: '127.0.0.1:5=1000,127.0.0.1:5=1000',
+      offerVouch: 'x',
+      offerExpireMs: 100,
+    });
+    expect(bad.advisory.moves).toEqual([]);
+    expect(bad.advisory.offerBinding).toBe('');
+    expect(bad.problems.join('; ')).toMatch(/add up to 999.*names 127.0.0.1:5 twice/);
+    const noExpiry = sanitizeAdvisory({ ...base, moves: [], offerBinding: '127.0.0.1:5=1000', offerVouch: 'x', offerExpireMs: 0 });
+    expect(noExpiry.advisory.offerBinding).toBe('');
+    expect(noExpiry.problems[0]).toMatch(/offer_expire_ms 0/);
+    const good = sanitizeAdvisory({ ...base, moves: [], offerBinding: '127.0.0.1:5=1000', offerVouch: 'x', offerExpireMs: 10 });
+    expect(good.advisory.offerBinding).toBe('127.0.0.1:5=1000');
+    expect(good.problems).toEqual([]);
   });
 });
 
@@ -82,7 +159,15 @@ describe('load meter', () => {
     expect(s.callsPerS).toBe(100); // 50 calls in 0.5 s
     expect(s.inFlight).toBe(2);
     expect(s.latencyMs).toBe(2);
-    expect(s.topClients).toEqual([{ clientId: 'client-aaaa', callsPerS: 60 }]);
+    expect(s.topClients).toEqual([{ clientId: 'client-aaaa', callsPerS: 60, sets: false }]);
+    const m2 = new LoadMeter(0);
+    m2.callStarted('client-sets', true);
+    m2.callStarted('client-sets', false);
+    m2.callStarted('client-plain', false);
+    expect(m2.snapshot(1000, 5, undefined, false).topClients).toEqual([
+      { clientId: 'client-sets', callsPerS: 2, sets: true },
+      { clientId: 'client-plain', callsPerS: 1, sets: false },
+    ]);
     expect(s.otherCallsPerS).toBe(40);
     expect(s.forwards).toBe(1);
     expect(s).toMatchObject({ custom: 7, hasCustom: true });
@@ -109,7 +194,7 @@ describe('load meter bounds', () => {
     expect(new Set(refusals)).toEqual(new Set(['meter_clients_untracked']));
     const s = meter.snapshot(1000, 1_000_000, undefined, false);
     expect(s.topClients).toHaveLength(1000);
-    expect(s.topClients?.[0]).toEqual({ clientId: 'client-0', callsPerS: 11 });
+    expect(s.topClients?.[0]).toEqual({ clientId: 'client-0', callsPerS: 11, sets: false });
     expect(s.callsPerS).toBe(100_010);
     expect(s.otherCallsPerS).toBe(99_000);
     // A new interval starts empty and is capped again.

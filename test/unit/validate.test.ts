@@ -25,7 +25,7 @@ const report = (over: Partial<LoadReport__Output> = {}): LoadReport__Output => (
   cpuCores: 0.2,
   custom: 0,
   hasCustom: false,
-  topClients: [{ clientId: 'client-aaaa', callsPerS: 5 }],
+  topClients: [{ clientId: 'client-aaaa', callsPerS: 5, sets: false }],
   otherCallsPerS: 5,
   forwards: 0,
   draining: false,
@@ -76,7 +76,7 @@ describe('load report validation', () => {
     expect(refusal?.message).toContain(fragment);
   });
   it('refuses more top clients than the group asked for', () => {
-    const many = Array.from({ length: 5 }, (_, i) => ({ clientId: `client-${i}aaaa`, callsPerS: 1 }));
+    const many = Array.from({ length: 5 }, (_, i) => ({ clientId: `client-${i}aaaa`, callsPerS: 1, sets: false }));
     const refusal = validateReport(report({ topClients: many }), 1, { maxMethods: 1, maxPathLength: 1, maxLoad: 1e9, maxInFlight: 1e7, maxTopClients: 4 });
     expect(refusal?.code).toBe(status.RESOURCE_EXHAUSTED);
   });

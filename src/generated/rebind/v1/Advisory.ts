@@ -8,6 +8,9 @@ export interface Advisory {
   'moves'?: (_rebind_v1_Move)[];
   'recallAll'?: (boolean);
   'expireMs'?: (number);
+  'offerBinding'?: (string);
+  'offerVouch'?: (string);
+  'offerExpireMs'?: (number);
 }
 
 export interface Advisory__Output {
@@ -15,4 +18,7 @@ export interface Advisory__Output {
   'moves': (_rebind_v1_Move__Output)[];
   'recallAll': (boolean);
   'expireMs': (number);
+  'offerBinding': (string);
+  'offerVouch': (string);
+  'offerExpireMs': (number);
 }

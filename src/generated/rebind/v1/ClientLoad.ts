@@ -4,9 +4,11 @@
 export interface ClientLoad {
   'clientId'?: (string);
   'callsPerS'?: (number | string);
+  'sets'?: (boolean);
 }
 
 export interface ClientLoad__Output {
   'clientId': (string);
   'callsPerS': (number);
+  'sets': (boolean);
 }

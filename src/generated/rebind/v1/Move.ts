@@ -5,10 +5,14 @@ export interface Move {
   'clientId'?: (string);
   'target'?: (string);
   'vouch'?: (string);
+  'binding'?: (string);
+  'bindingVouch'?: (string);
 }
 
 export interface Move__Output {
   'clientId': (string);
   'target': (string);
   'vouch': (string);
+  'binding': (string);
+  'bindingVouch': (string);
 }
