@@ -7,11 +7,17 @@
  */
 import { timer, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Logger } from '../common/logger';
+import { formatBinding, heaviestMember } from '../common/wire';
+import type { Advisory } from '../generated/rebind/v1/Advisory';
+import type { Move as AdvisoryMove } from '../generated/rebind/v1/Move';
 import type { Group } from './group';
 import type { Member } from './member';
 import type { Registry } from './registry';
 import type { Move } from './strategies/types';
 import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
+
+/** Offer vouchers cached (one per distinct offered binding: a shard's, or a member's own after a switch); the cache starts over beyond it. */
+const MAX_OFFER_VOUCHES = 10_000;
 
 /** Report intervals of silence after which a member is suspect. */
 export const SUSPECT_INTERVALS = 1.5;
@@ -28,6 +34,10 @@ export interface AnalyzerEvents {
 export class Analyzer {
   private readonly loops = new Map<string, Subscription>();
   private readonly advisorySeq = new WeakMap<Member, number>();
+  /** Vouchers of offered bindings, by binding text, until they are half used up (ms); at most a few per member. */
+  private readonly offerVouches = new Map<string, { vouch: string; renewAtMs: number }>();
+  /** When each per-request group's offers were last sent (ms). */
+  private readonly offersSentAtMs = new WeakMap<Group, number>();
   private running = false;
 
   constructor(
@@ -93,6 +103,12 @@ export class Analyzer {
   /** One analysis of one group at time `nowMs`. */
   analyze(group: Group, nowMs: number): Move[] {
     this.checkLiveness(group, nowMs);
+    if (group.granularity === 'per-request') {
+      // Per-request (direct) bindings: sent when they change, and restated before their vouchers run out.
+      const changed = group.refreshOffers();
+      const sentAt = this.offersSentAtMs.get(group);
+      if (changed || sentAt === undefined || nowMs - sentAt >= group.config.advisoryExpireMs / 2) this.sendOffers(group, nowMs);
+    }
     const moves = group.plan(nowMs);
     if (moves.length > 0) this.sendMoves(group, moves, nowMs);
     this.events.analyzed?.(group, moves, nowMs);
@@ -100,52 +116,104 @@ export class Analyzer {
   }
 
   private sendMoves(group: Group, moves: readonly Move[], nowMs: number): void {
-    const bySource = new Map<string, Move[]>();
-    for (const move of moves) {
-      const list = bySource.get(move.from) ?? [];
+    const bySource = new Map<string, AdvisoryMove[]>();
+    const add = (memberId: string, move: AdvisoryMove) => {
+      const list = bySource.get(memberId) ?? [];
       list.push(move);
-      bySource.set(move.from, list);
+      bySource.set(memberId, list);
+    };
+    const plan = group.lastPlan?.atMs === nowMs ? group.lastPlan : null;
+    const sets = new Set<string>();
+    // A client that understands weighted bindings gets its whole new binding,
+    // vouched as one unit, from every member it had load on: whichever it calls
+    // next piggy-backs it on an OK response.
+    for (const b of plan?.bindings ?? []) {
+      if (!b.sets) continue;
+      sets.add(b.clientId);
+      const text = formatBinding(b.members);
+      const target = heaviestMember(b.members);
+      const move: AdvisoryMove = { clientId: b.clientId, target, vouch: this.vouch(group, target), binding: text, bindingVouch: this.vouch(group, text) };
+      for (const source of b.sources) add(source, move);
+    }
+    for (const m of moves) {
+      if (sets.has(m.clientId)) continue;
+      const target = group.members.get(m.to)?.address ?? '';
+      add(m.from, { clientId: m.clientId, target, vouch: target !== '' ? this.vouch(group, target) : '' });
     }
     for (const [memberId, list] of bySource) {
       const member = group.members.get(memberId);
       if (member === undefined) continue;
-      const seq = (this.advisorySeq.get(member) ?? 0) + 1;
-      this.advisorySeq.set(member, seq);
-      const advisory = {
-        seq,
-        moves: list.map((m) => {
-          const target = group.members.get(m.to)?.address ?? '';
-          // Wall-clock expiry (not the scheduler's time): clients check vouchers against their own clocks.
-          const vouch = target !== '' && this.voucher !== null ? this.voucher.vouch(group.name, target, group.config.advisoryExpireMs + VOUCH_MARGIN_MS) : '';
-          return { clientId: m.clientId, target, vouch };
-        }),
-        recallAll: false,
-        expireMs: group.config.advisoryExpireMs,
-      };
+      const advisory = this.advisory(group, member, nowMs, { moves: list, recallAll: false });
       if (member.sink.sendAdvisory(advisory)) {
         group.counters.advisories++;
-        group.counters.movesSent += advisory.moves.length;
-        this.events.advised?.(group, member, advisory.moves, nowMs);
-        this.log.debug(
-          { group: group.name, member: member.id, moves: advisory.moves, at: nowMs },
-          `advisory ${seq} to ${member.id}: move ${list.length} client(s)`,
-        );
+        group.counters.movesSent += list.length;
+        const shown = list.map((m) => ({ clientId: m.clientId ?? '', target: m.binding !== undefined && m.binding !== '' ? m.binding : (m.target ?? '') }));
+        this.events.advised?.(group, member, shown, nowMs);
+        this.log.debug({ group: group.name, member: member.id, moves: shown, at: nowMs }, `advisory ${String(advisory.seq)} to ${member.id}: move ${list.length} client(s)`);
       } else {
         this.registry.detach(member, 'advisory could not be delivered: control stream gone');
       }
     }
   }
 
-  /** Sends a recall (or its end) to every member of a group. */
+  /** The balancer's voucher for `target` (an address or a binding string) in this group (null voucher: none). */
+  private vouch(group: Group, target: string): string {
+    // Wall-clock expiry (not the scheduler's time): clients check vouchers against their own clocks.
+    return this.voucher === null ? '' : this.voucher.vouch(group.name, target, group.config.advisoryExpireMs + VOUCH_MARGIN_MS);
+  }
+
+  /**
+   * An advisory to `member` restating what its replica must do: the given
+   * moves and recall, and the group's offer for it (every advisory restates
+   * the offer in force; none withdraws it).
+   */
+  private advisory(group: Group, member: Member, nowMs: number, body: { moves: AdvisoryMove[]; recallAll: boolean }): Advisory {
+    const seq = (this.advisorySeq.get(member) ?? 0) + 1;
+    this.advisorySeq.set(member, seq);
+    const offer = group.offerFor(member, nowMs);
+    let offerVouch = '';
+    let offerExpireMs = 0;
+    if (offer !== null) {
+      offerExpireMs = group.offersExpireMs(nowMs);
+      const cached = this.offerVouches.get(offer);
+      if (cached !== undefined && Date.now() < cached.renewAtMs) offerVouch = cached.vouch;
+      else {
+        offerVouch = this.vouch(group, offer);
+        if (this.offerVouches.size >= MAX_OFFER_VOUCHES) this.offerVouches.clear();
+        this.offerVouches.set(offer, { vouch: offerVouch, renewAtMs: Date.now() + group.config.advisoryExpireMs / 2 });
+      }
+    }
+    return { seq, ...body, expireMs: group.config.advisoryExpireMs, offerBinding: offer ?? '', offerVouch, offerExpireMs };
+  }
+
+  /** Sends every member of a per-request group its offer (the binding of its shard). */
+  sendOffers(group: Group, nowMs: number): void {
+    this.offersSentAtMs.set(group, nowMs);
+    for (const member of [...group.members.values()]) {
+      if (!member.sink.sendAdvisory(this.advisory(group, member, nowMs, { moves: [], recallAll: group.granularity === 'per-request' }))) {
+        this.registry.detach(member, 'advisory could not be delivered: control stream gone');
+      }
+    }
+  }
+
+  /**
+   * Sends a recall (or its end) to every member of a group. With it go the
+   * offers: a group switching to per-request offers its members' bindings
+   * (clients that understand sets stay direct); one switching away has each
+   * member offer itself alone for advisoryExpireMs, so those clients come
+   * down to one member each without a failed call.
+   */
   sendRecall(group: Group, recallAll: boolean): void {
-    for (const member of group.members.values()) this.sendRecallTo(group, member, recallAll);
+    const nowMs = this.scheduler.now();
+    group.refreshOffers();
+    if (recallAll) this.offersSentAtMs.set(group, nowMs);
+    else group.selfOfferUntilMs = nowMs + group.config.advisoryExpireMs;
+    for (const member of [...group.members.values()]) this.sendRecallTo(group, member, recallAll);
     this.events.recalled?.(group, recallAll);
   }
 
   sendRecallTo(group: Group, member: Member, recallAll: boolean): void {
-    const seq = (this.advisorySeq.get(member) ?? 0) + 1;
-    this.advisorySeq.set(member, seq);
-    if (!member.sink.sendAdvisory({ seq, moves: [], recallAll, expireMs: group.config.advisoryExpireMs })) {
+    if (!member.sink.sendAdvisory(this.advisory(group, member, this.scheduler.now(), { moves: [], recallAll }))) {
       this.registry.detach(member, 'advisory could not be delivered: control stream gone');
     }
   }

@@ -30,6 +30,18 @@ export const DEFAULT_METRIC: Metric = 'calls_per_s';
 export const DEFAULT_MAX_MEMBERS = 1000;
 export const DEFAULT_ADVISORY_EXPIRE_MS = 5000;
 export const DEFAULT_PLAN_MIN_CALLS = 10;
+/**
+ * k: members a planned binding may have, members. 4 lets a client carry up
+ * to 4x a member's mean load at exact balance and gives the per-call pick
+ * inside a binding three other members to steer to when one slows down,
+ * while costing each client at most 4 connections per group (a binding of 16
+ * would be 16 connections per client and 16x the replicas' client count).
+ * Per-request (direct) bindings are not bound by it: they name every member
+ * (up to 16 per shard).
+ */
+export const DEFAULT_MAX_BINDING_SIZE = 4;
+/** The smallest part of a client's load a planned share may carry (no dust), fraction of the client's load. */
+export const DEFAULT_MIN_SHARE = 0.1;
 
 /** Configuration of one replica group. */
 export interface GroupConfig {
@@ -59,6 +71,10 @@ export interface GroupConfig {
    * loads that sparse (a group just started, or idle) are noise to act on.
    */
   planMinCalls: number;
+  /** k: members a planned binding of a client that understands weighted bindings may have. */
+  maxBindingSize: number;
+  /** No planned share carries less than this fraction of its client's load. */
+  minShare: number;
 }
 
 /** TLS files of a listening port. */
@@ -468,6 +484,8 @@ export function builtinGroupDefaults(): Omit<GroupConfig, 'name'> {
     advisoryExpireMs: DEFAULT_ADVISORY_EXPIRE_MS,
     maxMembers: DEFAULT_MAX_MEMBERS,
     planMinCalls: DEFAULT_PLAN_MIN_CALLS,
+    maxBindingSize: DEFAULT_MAX_BINDING_SIZE,
+    minShare: DEFAULT_MIN_SHARE,
   };
 }
 
@@ -490,6 +508,8 @@ const GROUP_NUMBER_RULES: NumberRule[] = [
   { key: 'advisoryExpireMs', min: 1, max: 86_400_000, integer: true, unit: 'ms' },
   { key: 'maxMembers', min: 1, max: 100_000, integer: true, unit: 'members' },
   { key: 'planMinCalls', min: 0, max: 1_000_000, integer: false, unit: 'calls per member per report interval' },
+  { key: 'maxBindingSize', min: 1, max: 16, integer: true, unit: 'members' },
+  { key: 'minShare', min: 0.01, max: 0.5, integer: false, unit: 'fraction of a client\'s load' },
 ];
 
 const GROUP_KEYS = new Set(['name', 'granularity', 'strategy', 'metric', ...GROUP_NUMBER_RULES.map((r) => r.key)]);

@@ -19,6 +19,8 @@ import { respondTrailersOnly } from '../common/grpc-http2';
 import { ABUSE_WINDOW_MS, AbusiveConnections, DEFAULT_MAX_REFUSALS_PER_CONNECTION } from '../common/abusive-connections';
 import {
   AFFINITY_HEADER,
+  BINDING_TRAILER,
+  heaviestMember,
   AVOID_HEADER,
   parseAvoid,
   FORWARD_REASON_TRAILER,
@@ -260,6 +262,27 @@ export class DataPlane {
     const avoid = headers[AVOID_HEADER];
     const avoided = avoid === undefined ? undefined : parseAvoid(avoid);
     const remote = stream.session?.socket?.remoteAddress ?? '';
+    if (caller.sets && group.granularity === 'per-request' && headers[PROXIED_HEADER] === undefined) {
+      // Per-request at direct-call cost: a client that understands weighted
+      // bindings gets every member (of a shard) weighted by capacity, and
+      // spreads its calls itself.
+      const direct = group.directBinding(path, caller.clientId, this.now(), remote);
+      if (group.lastCreditCapped) this.events.refused?.('pending_bind_credit_capped');
+      if (direct !== null) {
+        const target = heaviestMember(direct.members);
+        group.counters.forwards++;
+        this.events.forwarded?.(group.name, caller.clientId, target);
+        respondTrailersOnly(stream, FORWARD_STATUS, `rebind: forward to ${direct.text.slice(0, 200)}`, {
+          [FORWARD_TRAILER]: target,
+          [BINDING_TRAILER]: direct.text,
+          [FORWARD_REASON_TRAILER]: 'bind',
+          [RETRY_PUSHBACK_TRAILER]: '0',
+          [VOUCH_TRAILER]: this.voucher.vouch(group.name, direct.text, group.config.advisoryExpireMs + VOUCH_MARGIN_MS),
+          [BALANCER_KEY_TRAILER]: this.voucher.publicKey,
+        });
+        return;
+      }
+    }
     if (!follows && this.callerAtLimit(stream, remote)) return;
     let member = group.choose(path, follows ? 'bind' : 'call', caller.clientId, this.now(), avoided, remote);
     if (group.lastCreditCapped) this.events.refused?.('pending_bind_credit_capped');

@@ -5,10 +5,11 @@
  * and the simulator can drive a group on virtual time.
  */
 import { canonicalAddress } from '../common/address';
+import { MAX_BINDING_MEMBERS, formatBinding, toPermille, type BindingMember } from '../common/wire';
 import type { Logger } from '../common/logger';
 import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
 import type { GroupConfig, Granularity } from './config';
-import { BindingLedger } from './ledger';
+import { BindingLedger, type BindingShare, type TransitLeg } from './ledger';
 import { dampen, shiftLoad } from './load-table';
 import { loadOf, perCallShare } from './metrics';
 import { Member } from './member';
@@ -41,6 +42,34 @@ export interface GroupCounters {
 export interface GroupEvents {
   stateChanged?(group: Group, member: Member, from: Member['state'], to: Member['state']): void;
 }
+
+/** A client's binding after a plan, as the analyzer sends it. */
+export interface PlannedBinding {
+  readonly clientId: string;
+  /** The client understands weighted bindings: its binding is piggy-backed, vouched as one unit. */
+  readonly sets: boolean;
+  /** Its members after the plan, with addresses and per-mille weights. */
+  readonly members: readonly (BindingMember & { memberId: string })[];
+  /** The members it had load on before the plan: they deliver the new binding. */
+  readonly sources: readonly string[];
+}
+
+/** The planner's last decision, for operators (dashboard, status) and the analyzer. */
+export interface PlanRecord {
+  readonly atMs: number;
+  readonly moves: readonly Move[];
+  readonly bindings: readonly PlannedBinding[];
+  /** Σ(L−μ)² over the planned members before the plan and as the plan expects it after (group metric squared). */
+  readonly dispersionBefore: number;
+  readonly dispersionAfter: number;
+}
+
+/**
+ * Weights of a per-request (direct) binding move only when some member's
+ * weight would change by at least this much, per-mille: each change is one
+ * more trailer per client and member.
+ */
+export const OFFER_WEIGHT_STEP_PERMILLE = 50;
 
 export class Group {
   readonly members = new Map<string, Member>();
@@ -82,6 +111,18 @@ export class Group {
   private estimatesAtMs = Number.NEGATIVE_INFINITY;
   /** Members by canonical address. */
   private readonly byAddress = new Map<string, Member>();
+  /** The last plan that moved clients, if any. */
+  lastPlan: PlanRecord | null = null;
+  /**
+   * Per-request (direct) bindings in force, by member id: the binding text of
+   * the member's shard (members in shards of at most 16, each a binding of
+   * every member of the shard weighted by capacity). Null outside per-request.
+   */
+  private offers: Map<string, string> | null = null;
+  /** Dampened capacity estimates (calls/s per unit of load), by member id. */
+  private readonly capacity = new Map<string, number>();
+  /** After a switch away from per-request, members offer clients a binding to themselves alone until then (ms). */
+  selfOfferUntilMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     public config: GroupConfig,
@@ -314,8 +355,7 @@ export class Group {
     const listed = new Set<string>();
     for (const c of report.topClients) {
       listed.add(c.clientId);
-      const transit = this.ledger.transitOf(c.clientId);
-      if (transit !== undefined && (transit.from === member.id || transit.to === member.id)) raw -= c.callsPerS * share;
+      if (this.ledger.transitOf(c.clientId)?.legs.has(member.id)) raw -= c.callsPerS * share;
     }
     raw += this.ledger.settleTransits(member.id, listed, nowMs);
     raw = Math.max(0, raw);
@@ -329,18 +369,21 @@ export class Group {
     member.lastReportAtMs = nowMs;
     member.latest = report;
     this.ledger.reported(member.id);
+    this.updateCapacity(member, report);
     if (member.settleLeft > 0) member.settleLeft--;
     for (const c of report.topClients) {
-      const transit = this.ledger.transitOf(c.clientId);
-      // A client on its way out is no longer this member's; one on its way in keeps its planned load.
-      if (transit?.from === member.id || transit?.to === member.id) continue;
+      // A client a plan is moving keeps its planned load here until it has settled.
+      if (this.ledger.transitOf(c.clientId)?.legs.has(member.id)) continue;
       const previous = member.clients.get(c.clientId);
       const load = c.callsPerS * share;
-      if (previous === undefined) member.clients.set(c.clientId, { load });
-      else previous.load = dampen(previous.load, load, d);
+      if (previous === undefined) member.clients.set(c.clientId, { load, sets: c.sets });
+      else {
+        previous.load = dampen(previous.load, load, d);
+        previous.sets = c.sets;
+      }
     }
     for (const id of member.clients.keys()) {
-      if (!listed.has(id) && this.ledger.transitOf(id)?.to !== member.id) member.clients.delete(id);
+      if (!listed.has(id) && !((this.ledger.transitOf(id)?.legs.get(member.id)?.load ?? 0) > 0)) member.clients.delete(id);
     }
     if (report.draining) this.setState(member, 'DRAINING');
     else if (member.state === 'ATTACHED' || member.state === 'SUSPECT' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
@@ -354,8 +397,9 @@ export class Group {
 
   /**
    * Runs the strategy's planner on the current loads and applies the plan to
-   * the group's own view (dampened loads shifted, moved clients held).
-   * Returns the moves, for the caller to turn into advisories.
+   * the group's own view (dampened loads shifted, moved clients held, their
+   * new bindings in the ledger). Returns the moves; the bindings they make
+   * are in {@link lastPlan}, for the caller to turn into advisories.
    */
   plan(nowMs: number): Move[] {
     if (this.config.granularity !== 'on-demand' || !this.strategy.adaptive || !this.settled()) return [];
@@ -369,28 +413,211 @@ export class Group {
     for (const m of members) m.recentlyShed = nowMs - m.lastShedAtMs < this.config.holdMs;
     const clients: ClientLoad[] = [];
     for (const m of members) {
-      for (const [clientId, c] of m.clients) clients.push({ clientId, memberId: m.id, load: c.load, held: this.ledger.isHeld(clientId, nowMs) });
+      for (const [clientId, c] of m.clients) clients.push({ clientId, memberId: m.id, load: c.load, held: this.ledger.isHeld(clientId, nowMs), divisible: c.sets });
     }
-    const moves = this.strategy.plan({ members, clients, nowMs, random: this.random });
-    for (const move of moves) this.applyMove(move, nowMs);
-    if (moves.length > 0) {
-      this.counters.movesPlanned += moves.length;
-      this.log.debug({ group: this.name, moves }, `plan: ${moves.length} move(s)`);
-    }
+    const before = dispersion(members.map((m) => m.load));
+    const moves = this.strategy.plan({ members, clients, nowMs, random: this.random, maxBindingSize: this.config.maxBindingSize, minShare: this.config.minShare });
+    if (moves.length === 0) return moves;
+    const bindings = this.applyPlan(moves, nowMs);
+    this.lastPlan = { atMs: nowMs, moves, bindings, dispersionBefore: before, dispersionAfter: dispersion(members.map((m) => m.load)) };
+    this.counters.movesPlanned += moves.length;
+    this.log.debug({ group: this.name, moves }, `plan: ${moves.length} move(s)`);
     return moves;
   }
 
-  private applyMove(move: Move, nowMs: number): void {
-    const from = this.members.get(move.from);
-    const to = this.members.get(move.to);
-    if (from === undefined || to === undefined) return;
-    [from.load, to.load] = shiftLoad(from.load, to.load, move.load);
-    from.clients.delete(move.clientId);
-    to.clients.set(move.clientId, { load: move.load });
-    this.ledger.hold(move.clientId, nowMs + this.config.holdMs);
-    this.ledger.startTransit(move.clientId, { from: move.from, to: move.to, load: move.load, leftSource: false, reportsAtTarget: 0, untilMs: nowMs + this.config.holdMs });
-    for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
-    from.lastShedAtMs = nowMs;
-    this.setState(from, 'SHEDDING');
+  /** Each client's load on each member, as the group sees it now. */
+  private portionsOf(clientId: string): Map<string, number> {
+    const portions = new Map<string, number>();
+    for (const m of this.members.values()) {
+      const c = m.clients.get(clientId);
+      if (c !== undefined && c.load > 0) portions.set(m.id, c.load);
+    }
+    return portions;
   }
+
+  /** Applies a plan's moves to the group's view and the ledger; returns each moved client's new binding. */
+  private applyPlan(moves: readonly Move[], nowMs: number): PlannedBinding[] {
+    const touched = new Map<string, { before: Map<string, number>; after: Map<string, number>; sets: boolean }>();
+    for (const move of moves) {
+      const from = this.members.get(move.from);
+      const to = this.members.get(move.to);
+      if (from === undefined || to === undefined) continue;
+      let t = touched.get(move.clientId);
+      if (t === undefined) {
+        const before = this.portionsOf(move.clientId);
+        const sets = [...before.keys()].some((id) => this.members.get(id)?.clients.get(move.clientId)?.sets === true);
+        t = { before, after: new Map(before), sets };
+        touched.set(move.clientId, t);
+      }
+      const left = (t.after.get(move.from) ?? 0) - move.load;
+      // What is left of a client on a member after a whole move is rounding, not load.
+      if (left > 1e-9 * move.load) t.after.set(move.from, left);
+      else t.after.delete(move.from);
+      t.after.set(move.to, (t.after.get(move.to) ?? 0) + move.load);
+      [from.load, to.load] = shiftLoad(from.load, to.load, move.load);
+      for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
+      from.lastShedAtMs = nowMs;
+      this.setState(from, 'SHEDDING');
+    }
+    const planned: PlannedBinding[] = [];
+    for (const [clientId, t] of touched) {
+      const legs = new Map<string, TransitLeg>();
+      for (const id of new Set([...t.before.keys(), ...t.after.keys()])) {
+        const load = t.after.get(id) ?? 0;
+        const member = this.members.get(id);
+        if (member === undefined) continue;
+        if (load > 0) member.clients.set(clientId, { load, sets: t.sets });
+        else member.clients.delete(clientId);
+        if (load !== (t.before.get(id) ?? 0)) legs.set(id, { load, reportsListing: 0, left: false });
+      }
+      this.ledger.hold(clientId, nowMs + this.config.holdMs);
+      this.ledger.startTransit(clientId, { legs, untilMs: nowMs + this.config.holdMs });
+      const members = toPermille([...t.after].map(([memberId, load]) => ({ memberId, address: this.members.get(memberId)!.address, load })));
+      if (members.length === 0) continue;
+      this.ledger.planned(clientId, members.map((m): BindingShare => ({ memberId: m.memberId, share: m.permille / 1000 })), nowMs);
+      planned.push({ clientId, sets: t.sets, members, sources: [...t.before.keys()] });
+    }
+    return planned;
+  }
+
+  // ---- per-request (direct) bindings -------------------------------------------------------
+
+  /** Folds a report into the member's capacity estimate (calls/s per unit of the group's metric). */
+  private updateCapacity(member: Member, report: LoadReport__Output): void {
+    let estimate: number | null;
+    if (this.config.metric === 'calls_per_s') estimate = 1; // the metric says every call costs the same everywhere
+    else {
+      const load = loadOf(report, this.config.metric);
+      estimate = report.callsPerS > 0 && load > 0 ? report.callsPerS / load : null;
+    }
+    if (estimate === null || !Number.isFinite(estimate)) return;
+    const previous = this.capacity.get(member.id);
+    this.capacity.set(member.id, previous === undefined ? estimate : dampen(previous, estimate, this.dampening));
+  }
+
+  /**
+   * Recomputes the per-request (direct) bindings: the members taking clients,
+   * in shards of at most 16 (by address, round robin), each shard a binding
+   * of its members weighted by capacity (calls/s per unit of load: grpc's
+   * weighted_round_robin uses qps/utilization alike), unknown capacities at
+   * the median, all within 1/4..4x the median. Weights move only when one
+   * changes by {@link OFFER_WEIGHT_STEP_PERMILLE} or membership changes.
+   * Returns whether the bindings changed. Outside per-request, there are none.
+   */
+  refreshOffers(): boolean {
+    if (this.config.granularity !== 'per-request') {
+      const changed = this.offers !== null;
+      this.offers = null;
+      return changed;
+    }
+    for (const id of this.capacity.keys()) if (!this.members.has(id)) this.capacity.delete(id);
+    const members = [...this.members.values()].filter((m) => m.state !== 'DRAINING' && m.state !== 'SUSPECT');
+    members.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const known = members.map((m) => this.capacity.get(m.id)).filter((c): c is number => c !== undefined).sort((a, b) => a - b);
+    const median = known.length > 0 ? known[Math.floor(known.length / 2)]! : 1;
+    const capacityOf = (m: Member) => Math.min(4 * median, Math.max(median / 4, this.capacity.get(m.id) ?? median));
+    const shards = Math.ceil(members.length / MAX_BINDING_MEMBERS);
+    const next = new Map<string, string>();
+    for (let s = 0; s < shards; s++) {
+      const shard = members.filter((_, i) => i % shards === s);
+      const weighted = toPermille(shard.map((m) => ({ memberId: m.id, address: m.address, load: capacityOf(m) })));
+      if (weighted.length === 0) continue;
+      const text = formatBinding(weighted);
+      for (const m of shard) next.set(m.id, text);
+    }
+    if (this.offers !== null && !offersDiffer(this.offers, next)) return false;
+    this.offers = next;
+    return true;
+  }
+
+  /**
+   * The binding member `member` offers clients that understand weighted
+   * bindings: its shard's per-request binding, or itself alone for a while
+   * after a switch away from per-request; null for none.
+   */
+  offerFor(member: Member, nowMs: number): string | null {
+    if (this.offers !== null) return this.offers.get(member.id) ?? null;
+    if (nowMs < this.selfOfferUntilMs && member.state !== 'DRAINING') return formatBinding([{ address: member.address, permille: 1000 }]);
+    return null;
+  }
+
+  /** How long a replica may make the offer from now, ms. */
+  offersExpireMs(nowMs: number): number {
+    if (this.offers !== null) return this.config.advisoryExpireMs;
+    return Math.max(1, Math.round(this.selfOfferUntilMs - nowMs));
+  }
+
+  /**
+   * A per-request (direct) binding for a client that understands weighted
+   * bindings, calling `path`: one shard's binding (a shard drawn by its
+   * capacity), or null when no shard has every member serving `path` (the
+   * call is then proxied). Recorded in the ledger like a bind.
+   */
+  directBinding(path: string, clientId: string | null, nowMs: number, caller?: string): { text: string; members: BindingMember[] } | null {
+    if (this.offers === null) this.refreshOffers();
+    if (this.offers === null || this.offers.size === 0) return null;
+    const serving = new Set(this.eligible(path).map((m) => m.id));
+    const texts = new Map<string, string[]>();
+    for (const [id, text] of this.offers) {
+      const list = texts.get(text) ?? [];
+      list.push(id);
+      texts.set(text, list);
+    }
+    const candidates = [...texts].filter(([, ids]) => ids.every((id) => serving.has(id)));
+    if (candidates.length === 0) return null;
+    let pick = candidates[0]!;
+    if (candidates.length > 1) {
+      const weight = ([, ids]: [string, string[]]) => ids.reduce((sum, id) => sum + (this.capacity.get(id) ?? 1), 0);
+      let r = this.random() * candidates.reduce((sum, c) => sum + weight(c), 0);
+      for (const c of candidates) {
+        r -= weight(c);
+        if (r < 0) {
+          pick = c;
+          break;
+        }
+      }
+    }
+    const [text, ids] = pick;
+    const members = parseShares(text);
+    const shares: BindingShare[] = ids.map((id) => ({ memberId: id, share: (members.find((m) => m.address === this.members.get(id)!.address)?.permille ?? 0) / 1000 }));
+    const outcome = this.ledger.bound(clientId, shares, nowMs, caller, 'bind');
+    if (!outcome.credited) this.lastCreditCapped = true;
+    if (clientId !== null) {
+      this.counters.binds++;
+      if (outcome.rebind) this.counters.rebinds++;
+    }
+    return { text, members };
+  }
+}
+
+/** Σ(L−μ)² of some loads. */
+export function dispersion(loads: readonly number[]): number {
+  if (loads.length === 0) return 0;
+  const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
+  return loads.reduce((sum, l) => sum + (l - mean) ** 2, 0);
+}
+
+function parseShares(text: string): BindingMember[] {
+  return text.split(',').map((entry) => {
+    const eq = entry.lastIndexOf('=');
+    return { address: entry.slice(0, eq), permille: Number(entry.slice(eq + 1)) };
+  });
+}
+
+/** Whether two sets of per-request bindings differ enough to send: other members, or a weight moved by the step. */
+function offersDiffer(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return true;
+  for (const [id, text] of b) {
+    const old = a.get(id);
+    if (old === undefined) return true;
+    if (old === text) continue;
+    const was = new Map(parseShares(old).map((m) => [m.address, m.permille]));
+    const now = parseShares(text);
+    if (now.length !== was.size) return true;
+    for (const m of now) {
+      const w = was.get(m.address);
+      if (w === undefined || Math.abs(w - m.permille) >= OFFER_WEIGHT_STEP_PERMILLE) return true;
+    }
+  }
+  return false;
 }

@@ -12,9 +12,10 @@
  * synchronous and takes the time as an argument (virtual time in the
  * simulator).
  *
- * A binding names its members with shares that add up to 1, so that a
- * binding can later be a weighted set of members (issue 12); today every
- * binding has one member with share 1.
+ * A binding names its members with shares that add up to 1: one member
+ * with share 1 (a bind, a client that does not understand weighted
+ * bindings), or a weighted set (a plan's share moves, a per-request direct
+ * binding).
  */
 
 /** Callers whose pending-bind credit the ledger tracks per report interval; a caller beyond them gets no credit. */
@@ -37,7 +38,7 @@ export interface BindingShare {
 
 /** Where a client is bound, since when, and how. */
 export interface Binding {
-  /** The members, shares adding up to 1 (one member with share 1 today). */
+  /** The members, shares adding up to 1, by member id. */
   readonly members: readonly BindingShare[];
   /** When the binding was made (ms). */
   readonly sinceMs: number;
@@ -50,16 +51,25 @@ export interface PendingCounts {
   calls: number;
 }
 
-/** A client moved by a plan, until it has fully arrived at its new member. */
+/** A client's planned load on one member while its plan settles. */
+export interface TransitLeg {
+  /** The load the plan put there (0: the client is to leave that member). */
+  readonly load: number;
+  /** Reports of that member listing the client since the plan (a leg with load > 0). */
+  reportsListing: number;
+  /** A report of that member no longer listed the client (a leg with load 0). */
+  left: boolean;
+}
+
+/**
+ * A client a plan moved (all of it, or shares of it), until its calls have
+ * settled where the plan put them: its planned load on each member the plan
+ * changed, which those members' loads count instead of what they report.
+ */
 export interface Transit {
-  from: string;
-  to: string;
-  /** The client's load as planned. */
-  load: number;
-  leftSource: boolean;
-  reportsAtTarget: number;
+  readonly legs: ReadonlyMap<string, TransitLeg>;
   /** Give up tracking at this time (the client may have gone idle). */
-  untilMs: number;
+  readonly untilMs: number;
 }
 
 /** What {@link BindingLedger.bound} recorded. */
@@ -89,6 +99,11 @@ function sameMembers(a: readonly BindingShare[], b: readonly BindingShare[]): bo
 function names(binding: Binding, memberId: string): boolean {
   for (const m of binding.members) if (m.memberId === memberId) return true;
   return false;
+}
+
+function settled(transit: Transit): boolean {
+  for (const leg of transit.legs.values()) if (leg.load > 0 ? leg.reportsListing < 2 : !leg.left) return false;
+  return true;
 }
 
 export class BindingLedger {
@@ -188,12 +203,14 @@ export class BindingLedger {
    * binding is remembered (and recent); without one (a client that did not
    * name itself) it is only pending.
    */
-  bound(clientId: string | null, memberId: string, nowMs: number, caller?: string, via: BindingVia = 'bind'): BindOutcome {
+  bound(clientId: string | null, memberId: string | readonly BindingShare[], nowMs: number, caller?: string, via: BindingVia = 'bind'): BindOutcome {
+    const members: readonly BindingShare[] = typeof memberId === 'string' ? [{ memberId, share: 1 }] : memberId;
     const credited = this.takeCredit(caller, nowMs);
-    if (credited) this.pendingFor(memberId).binds++;
+    // A bind to a set adds to each member its share of a client.
+    if (credited) for (const m of members) this.pendingFor(m.memberId).binds += m.share;
     else this.counters.creditRefused++;
     if (clientId === null) return { credited, rebind: false };
-    const binding: Binding = { members: [{ memberId, share: 1 }], sinceMs: nowMs, via };
+    const binding: Binding = { members, sinceMs: nowMs, via };
     if (this.recent.size >= MAX_RECENT_BINDS) this.forgetOldBinds(nowMs);
     this.recent.set(clientId, binding);
     const previous = this.bindings.get(clientId);
@@ -207,6 +224,36 @@ export class BindingLedger {
     }
     this.bindings.set(clientId, binding);
     return { credited, rebind };
+  }
+
+  /**
+   * Records the binding a plan gave a client (its members and shares after
+   * the plan's moves): remembered like a bind's, but not pending (the
+   * client's load is already in the group's view) and not recent.
+   */
+  planned(clientId: string, members: readonly BindingShare[], nowMs: number): void {
+    if (this.bindings.has(clientId)) this.bindings.delete(clientId);
+    else if (this.bindings.size >= MAX_REMEMBERED_BINDINGS) {
+      this.bindings.delete(this.bindings.keys().next().value!);
+      this.counters.bindingsEvicted++;
+    }
+    this.bindings.set(clientId, { members, sinceMs: nowMs, via: 'plan' });
+  }
+
+  /** Every remembered binding, least recently made first. */
+  entries(): IterableIterator<[string, Binding]> {
+    return this.bindings.entries();
+  }
+
+  /** Remembered bindings by number of members: index n counts bindings of n members (index 0 unused). */
+  sizeHistogram(): number[] {
+    const counts: number[] = [0];
+    for (const b of this.bindings.values()) {
+      const n = b.members.length;
+      while (counts.length <= n) counts.push(0);
+      counts[n]!++;
+    }
+    return counts;
   }
 
   /** Records a call proxied to `memberId`: it adds to the member's projected load until its next report. */
@@ -249,7 +296,7 @@ export class BindingLedger {
   forgetMember(memberId: string): void {
     this.pending.delete(memberId);
     for (const [clientId, binding] of this.recent) if (names(binding, memberId)) this.recent.delete(clientId);
-    for (const [clientId, t] of this.transits) if (t.from === memberId || t.to === memberId) this.transits.delete(clientId);
+    for (const [clientId, t] of this.transits) if (t.legs.has(memberId)) this.transits.delete(clientId);
   }
 
   /** Holds a client where it is until `untilMs`. */
@@ -273,7 +320,7 @@ export class BindingLedger {
     return this.holds.size;
   }
 
-  /** Records a plan's move of a client, tracked until it has arrived (see {@link settleTransits}). */
+  /** Records a plan's moves of a client, tracked until they have settled (see {@link settleTransits}). */
   startTransit(clientId: string, transit: Transit): void {
     this.transits.set(clientId, transit);
   }
@@ -290,22 +337,24 @@ export class BindingLedger {
 
   /**
    * Takes a report of `memberId` listing the clients `listed` into the
-   * transits: a transit ends once its client no longer shows at the source
-   * and has shown at the target in two reports, or at its `untilMs`.
-   * Returns the planned load of the transits to this member (including those
-   * ending now), which the member's raw load counts instead of what it reported for them.
+   * transits: a transit ends once every member its plan gave load has listed
+   * the client in two reports and every member it was to leave has reported
+   * without it, or at its `untilMs`. Returns the planned load of the
+   * transits on this member (including those ending now), which the
+   * member's raw load counts instead of what it reported for them.
    */
   settleTransits(memberId: string, listed: ReadonlySet<string>, nowMs: number): number {
-    let arriving = 0;
+    let planned = 0;
     for (const [clientId, transit] of this.transits) {
-      if (transit.to === memberId) {
-        arriving += transit.load;
-        if (listed.has(clientId)) transit.reportsAtTarget++;
+      const leg = transit.legs.get(memberId);
+      if (leg !== undefined) {
+        planned += leg.load;
+        if (leg.load > 0 && listed.has(clientId)) leg.reportsListing++;
+        if (leg.load === 0 && !listed.has(clientId)) leg.left = true;
       }
-      if (transit.from === memberId && !listed.has(clientId)) transit.leftSource = true;
-      if ((transit.leftSource && transit.reportsAtTarget >= 2) || transit.untilMs <= nowMs) this.transits.delete(clientId);
+      if (transit.untilMs <= nowMs || settled(transit)) this.transits.delete(clientId);
     }
-    return arriving;
+    return planned;
   }
 
   /** Whether a bind by `caller` may add to its member's pending binds (and takes the credit if so). */

@@ -25,6 +25,8 @@ export interface AdvisorySink {
 /** A client's dampened load on one member. */
 export interface MemberClient {
   load: number;
+  /** The client understands weighted bindings (its reports say so). */
+  sets: boolean;
 }
 
 export class Member implements MemberLoad {

@@ -267,3 +267,36 @@ export function heaviestMember(members: readonly BindingMember[]): string {
   for (const m of members) if (m.permille > best.permille) best = m;
   return best.address;
 }
+
+/**
+ * Turns each member's part of a load into per-mille weights that add up to
+ * exactly 1000 (largest remainder), keeping at most {@link MAX_BINDING_MEMBERS}
+ * (the largest parts) and dropping parts too small for one per-mille.
+ * Returns [] when no part is positive.
+ */
+export function toPermille<T extends { address: string; load: number }>(parts: readonly T[]): (T & BindingMember)[] {
+  let kept = parts.filter((p) => p.load > 0 && Number.isFinite(p.load));
+  if (kept.length > MAX_BINDING_MEMBERS) kept = [...kept].sort((a, b) => b.load - a.load).slice(0, MAX_BINDING_MEMBERS);
+  for (;;) {
+    const total = kept.reduce((sum, p) => sum + p.load, 0);
+    if (!(total > 0)) return [];
+    const exact = kept.map((p) => (p.load / total) * BINDING_PERMILLE_TOTAL);
+    // A part under half a per-mille would round to 0: drop the smallest and share again.
+    const smallest = exact.indexOf(Math.min(...exact));
+    if (exact[smallest]! < 0.5 && kept.length > 1) {
+      kept = kept.filter((_, i) => i !== smallest);
+      continue;
+    }
+    const weights = exact.map((x) => Math.max(1, Math.floor(x)));
+    let left = BINDING_PERMILLE_TOTAL - weights.reduce((a, b) => a + b, 0);
+    const order = exact.map((x, i) => ({ i, rest: x - Math.floor(x) })).sort((a, b) => b.rest - a.rest || a.i - b.i);
+    for (let n = 0; left > 0; n++, left--) weights[order[n % order.length]!.i]!++;
+    // Floors lifted to 1 can overshoot: take it back from the heaviest.
+    while (left < 0) {
+      const heaviest = weights.indexOf(Math.max(...weights));
+      weights[heaviest]!--;
+      left++;
+    }
+    return kept.map((p, i) => ({ ...p, permille: weights[i]! }));
+  }
+}

@@ -35,6 +35,8 @@
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { formatHostPort, parseHostPort } from '../common/address';
+import { pickOfTwo, smoothNext } from '../common/smooth-wrr';
+export { pickOfTwo };
 import {
   AFFINITY_HEADER,
   AVOID_HEADER,
@@ -265,6 +267,8 @@ class Member {
 class Binding {
   /** The stall watchdog of a one-member binding (armed while calls wait). */
   stallTimer: NodeJS.Timeout | null = null;
+  /** Smooth weighted round robin credits, one per member (see smooth-wrr.ts). */
+  readonly credits: number[] = [];
   constructor(
     public members: Member[],
     /** The `rebind-binding` string it came from; null for a single `rebind-forward`. */
@@ -283,41 +287,6 @@ let pickRandom: () => number = Math.random;
 /** Replaces the random source of the per-call draws (tests); no argument restores Math.random. */
 export function setPickRandom(random?: () => number): void {
   pickRandom = random ?? Math.random;
-}
-
-/** Index of the member a uniform draw `r` in [0, 1) falls on, each member weighted by its share; `skip` is left out. */
-function weightedIndex(members: readonly { permille: number }[], r: number, skip = -1): number {
-  let total = 0;
-  for (let i = 0; i < members.length; i++) if (i !== skip) total += members[i]!.permille;
-  let point = r * total;
-  let last = -1;
-  for (let i = 0; i < members.length; i++) {
-    if (i === skip) continue;
-    last = i;
-    point -= members[i]!.permille;
-    if (point < 0) return i;
-  }
-  return last;
-}
-
-/**
- * The per-call choice inside a binding: two distinct members drawn by share,
- * keep the one with fewer of this channel's calls in flight per share (the
- * first drawn on a tie). When members answer alike, the first draw decides
- * and calls follow the shares exactly (idle members tie at 0); a member
- * whose calls pile up loses every duel against one that keeps up, so it
- * stops getting new calls within a few calls.
- *
- * Why not (in flight + 1) / share: the draws are already weighted by share,
- * so dividing by it again counts the share twice (a 700/300 binding would
- * send 91% of sequential calls to the first member).
- */
-export function pickOfTwo(members: readonly { permille: number; inFlight: number }[], random: () => number = pickRandom): number {
-  if (members.length <= 1) return 0;
-  const a = weightedIndex(members, random());
-  const b = weightedIndex(members, random(), a);
-  const load = (i: number) => members[i]!.inFlight / members[i]!.permille;
-  return load(b) < load(a) ? b : a;
 }
 
 const DROP_METADATA = new Metadata();
@@ -598,8 +567,11 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       return only;
     }
     const ready = members.filter((m) => m.target.state === ConnectivityState.READY);
-    const candidates = ready.length > 0 ? ready : members;
-    return candidates[pickOfTwo(candidates)]!;
+    if (ready.length === members.length || ready.length === 0) {
+      const first = smoothNext(members.map((m) => m.permille), binding.credits);
+      return members[pickOfTwo(members, pickRandom, first)]!;
+    }
+    return ready[pickOfTwo(ready, pickRandom)]!;
   }
 
   /** A call started on a member. */

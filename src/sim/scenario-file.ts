@@ -68,11 +68,13 @@ export interface ScenarioClient {
   stopMs?: number;
   rateChanges: { atMs: number; rate: number }[];
   arrivals: 'periodic' | 'poisson';
+  /** The clients understand weighted bindings (clientOptions() clients do): default true. */
+  sets: boolean;
 }
 
 const TOP_KEYS = ['name', 'description', 'durationMs', 'seed', 'sampleMs', 'initialBinding', 'group', 'variants', 'replicas', 'clients', 'switches'];
 const REPLICA_KEYS = ['name', 'speed', 'attachMs', 'detachMs', 'speedChanges'];
-const CLIENT_KEYS = ['rate', 'count', 'startMs', 'stopMs', 'rateChanges', 'arrivals'];
+const CLIENT_KEYS = ['rate', 'count', 'startMs', 'stopMs', 'rateChanges', 'arrivals', 'sets'];
 const SWITCH_KEYS = ['atMs', 'strategy', 'granularity'];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const NAME_RULE = '1-64 letters, digits, . _ -, starting with a letter or digit';
@@ -237,11 +239,11 @@ export function parseScenarioFile(raw: unknown, defaultName = 'scenario'): Confi
   let calls = 0;
   const rateRange: Range = { min: 0, max: MAX_SIM_RATE_PER_S, integer: false, unit: 'calls/s' };
   if (raw['clients'] === undefined || (Array.isArray(raw['clients']) && raw['clients'].length === 0)) {
-    errors.push('clients is missing; give a list of { rate, count, startMs, stopMs, rateChanges, arrivals }');
+    errors.push('clients is missing; give a list of { rate, count, startMs, stopMs, rateChanges, arrivals, sets }');
   }
   list(raw['clients'], 'clients', MAX_SIM_CLIENTS, errors).forEach((c, i) => {
     const where = `clients[${i}]`;
-    if (!isObject(c)) return void errors.push(`${where} must be an object { rate, count, startMs, stopMs, rateChanges, arrivals }`);
+    if (!isObject(c)) return void errors.push(`${where} must be an object { rate, count, startMs, stopMs, rateChanges, arrivals, sets }`);
     unknownKeys(c, CLIENT_KEYS, where, 'a client setting', errors);
     const count = c['count'] === undefined ? 1 : (num(c['count'], `${where}.count`, { min: 1, max: MAX_SIM_CLIENTS, integer: true, unit: 'clients' }, errors) ?? 1);
     totalClients += count;
@@ -255,8 +257,13 @@ export function parseScenarioFile(raw: unknown, defaultName = 'scenario'): Confi
       if (c['arrivals'] === 'periodic' || c['arrivals'] === 'poisson') arrivals = c['arrivals'];
       else errors.push(`${where}.arrivals is ${JSON.stringify(c['arrivals'])}; it must be one of periodic, poisson`);
     }
+    let sets = true;
+    if (c['sets'] !== undefined) {
+      if (typeof c['sets'] === 'boolean') sets = c['sets'];
+      else errors.push(`${where}.sets is ${JSON.stringify(c['sets'])}; it must be true or false (whether the clients understand weighted bindings)`);
+    }
     calls += (count * Math.max(rate, ...rateChanges.map((x) => x.rate)) * durationMs) / 1000;
-    clients.push({ count, rate, startMs, ...(stopMs !== undefined ? { stopMs } : {}), rateChanges, arrivals });
+    clients.push({ count, rate, startMs, ...(stopMs !== undefined ? { stopMs } : {}), rateChanges, arrivals, sets });
   });
   if (totalClients > MAX_SIM_CLIENTS) errors.push(`clients add up to ${totalClients} clients (with count); at most ${MAX_SIM_CLIENTS} are accepted`);
   if (calls > MAX_SIM_CALLS) {
@@ -338,6 +345,7 @@ export function scenarioRuns(s: ScenarioFile): { key: string; scenario: SimScena
       ...(c.stopMs !== undefined ? { stopMs: c.stopMs } : {}),
       rateChanges: c.rateChanges,
       arrivals: c.arrivals,
+      sets: c.sets,
     })),
   );
   const replicas: SimReplicaSpec[] = s.replicas.map((r) => ({ ...r }));

@@ -51,9 +51,15 @@ export function lateJoinerScenario(strategy = 'minimum_dispersion'): SimScenario
   };
 }
 
-/** Variants for the scenarios with few or heavy clients: the paper's, and per-request round robin as the per-call reference. */
+/**
+ * Variants for the scenarios with few or heavy clients: the paper's,
+ * minimum_dispersion with whole-client bindings (k = 1, TAO's granularity) as
+ * the reference the weighted bindings improve on, and per-request (direct:
+ * these clients understand weighted bindings) as the per-call reference.
+ */
 const HEAVY_VARIANTS = [
   ...PAPER_VARIANTS.map((v) => ({ name: v.key, granularity: v.granularity, strategy: { name: v.strategy, params: v.params ?? {} } })),
+  { name: 'on_demand_minimum_dispersion_whole', granularity: 'on-demand', strategy: { name: 'minimum_dispersion', params: {} }, maxBindingSize: 1 },
   { name: 'per_request_round_robin', granularity: 'per-request', strategy: { name: 'round_robin', params: {} } },
 ];
 
@@ -84,7 +90,8 @@ export const BUILTIN_SCENARIOS: Record<string, Record<string, unknown>> = {
   },
   'few-heavy': {
     name: 'few-heavy',
-    description: '2 clients of 400 calls/s on 8 replicas (whole-client bindings leave 6 idle: max/mean 4.00 at best)',
+    description: '2 clients of 400 calls/s on 8 replicas (whole-client bindings leave 6 idle: max/mean 4.00 at best; weighted bindings spread each over 4)',
+    durationMs: 63_000,
     seed: 7,
     initialBinding: 'balancer',
     group: { reportIntervalMs: 1000 },
@@ -94,7 +101,7 @@ export const BUILTIN_SCENARIOS: Record<string, Record<string, unknown>> = {
   },
   'heavy-hitters': {
     name: 'heavy-hitters',
-    description: '2 clients of 300 calls/s among 24 of 25 calls/s on 8 replicas: 1,200 calls/s, 150 per replica; a heavy client is 2x that (whole-client max/mean 2.00 at best)',
+    description: '2 clients of 300 calls/s among 24 of 25 calls/s on 8 replicas: 1,200 calls/s, 150 per replica; a heavy client is 2x that (whole-client max/mean 2.00 at best; weighted bindings split the heavy ones)',
     seed: 7,
     initialBinding: 'balancer',
     group: { reportIntervalMs: 1000 },

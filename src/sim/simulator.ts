@@ -16,6 +16,8 @@ import { FORWARD_TO_BALANCER } from '../common/wire';
 import type { Advisory } from '../generated/rebind/v1/Advisory';
 import { sanitizeAdvisory } from '../replica/advisory';
 import { ForwardTable, isPiggyBack } from '../replica/forward-table';
+import { parseBinding } from '../common/wire';
+import { pickOfTwo, smoothNext } from '../common/smooth-wrr';
 import { LoadMeter } from '../replica/load-meter';
 import { convergenceSeconds, round, steadyState, type SeriesRow } from './quality';
 import { BASE_SERVICE_RATE_PER_S, percentile, ReplicaQueue } from './queue';
@@ -48,6 +50,12 @@ export interface SimClientSpec {
   rateChanges?: SimRateChange[];
   /** "periodic" (default): one call every 1/rate s; "poisson": exponential gaps of mean 1/rate s. */
   arrivals?: 'periodic' | 'poisson';
+  /**
+   * The client understands weighted bindings, as clients built with
+   * clientOptions() do (default true): the planner may spread it over
+   * several members, and in a per-request group it calls them directly.
+   */
+  sets?: boolean;
 }
 
 export interface SimReplicaSpec {
@@ -109,6 +117,10 @@ export interface SimResult {
   maxInFlight: number[];
   /** Calls that found no live replica to go to (none attached). */
   unservedCalls: number;
+  /** Length of the run, ms. */
+  durationMs: number;
+  /** Members of each client's binding at the end of the run, in client order. */
+  finalBindingSizes: number[];
 }
 
 interface SimReplica {
@@ -125,8 +137,14 @@ interface SimReplica {
 interface SimClient {
   id: string;
   spec: SimClientSpec;
-  bound: SimReplica | null;
+  /** The client's binding: one member, or a weighted set (empty: unbound). */
+  binding: { replica: SimReplica; permille: number }[];
   everBound: boolean;
+  sets: boolean;
+  /** Completion times (ms) of this client's calls in flight, per replica, ascending (each replica serves in order). */
+  inFlight: Map<SimReplica, number[]>;
+  /** Smooth weighted round robin credits of the binding's members. */
+  credits: number[];
 }
 
 const silent = pino({ level: 'silent' });
@@ -201,25 +219,69 @@ export function simulate(scenario: SimScenario): SimResult {
   const latencies: number[] = [];
   let unservedCalls = 0;
   /** The call enters the replica's meter and queue; the meter hears of each completion when it is drained. */
-  const accept = (r: SimReplica, clientId: string | null): void => {
-    r.meter.callStarted(clientId);
+  const accept = (r: SimReplica, clientId: string | null, client?: SimClient): void => {
+    r.meter.callStarted(clientId, client?.sets ?? false);
     r.served++;
-    latencies.push(r.queue.arrive(now(), (latencyMs) => r.meter.callEnded(latencyMs)));
+    const latencyMs = r.queue.arrive(now(), (l) => r.meter.callEnded(l));
+    latencies.push(latencyMs);
+    if (client !== undefined) {
+      const list = client.inFlight.get(r) ?? [];
+      list.push(now() + latencyMs);
+      client.inFlight.set(r, list);
+    }
+  };
+  /** The client's own calls in flight at `r` now. */
+  const inFlightAt = (client: SimClient, r: SimReplica): number => {
+    const list = client.inFlight.get(r);
+    if (list === undefined) return 0;
+    let done = 0;
+    while (done < list.length && list[done]! <= now()) done++;
+    if (done > 0) list.splice(0, done);
+    return list.length;
   };
   const byAddress = new Map(replicas.map((r) => [r.address, r]));
   const byMember = new Map<Member, SimReplica>();
-  const clients: SimClient[] = scenario.clients.map((spec, i) => ({ id: `client-${String(i + 1).padStart(4, '0')}`, spec, bound: null, everBound: false }));
+  const clients: SimClient[] = scenario.clients.map((spec, i) => ({
+    id: `client-${String(i + 1).padStart(4, '0')}`,
+    spec,
+    binding: [],
+    everBound: false,
+    sets: spec.sets ?? true,
+    inFlight: new Map(),
+    credits: [],
+  }));
 
   let rebinds = 0;
   const rebindTimesMs: number[] = [];
   let forwardsAtBalancer = 0;
-  const setBinding = (client: SimClient, replica: SimReplica | null) => {
-    if (client.everBound && replica !== client.bound) {
+  const sameBinding = (a: SimClient['binding'], b: SimClient['binding']) =>
+    a.length === b.length && a.every((m, i) => m.replica === b[i]!.replica && m.permille === b[i]!.permille);
+  const setBinding = (client: SimClient, replica: SimReplica | null | SimClient['binding']) => {
+    const next = replica === null ? [] : Array.isArray(replica) ? replica : [{ replica, permille: 1000 }];
+    if (client.everBound && next.length > 0 && !sameBinding(next, client.binding)) {
       rebinds++;
       rebindTimesMs.push(now());
     }
-    client.bound = replica;
-    if (replica !== null) client.everBound = true;
+    if (!sameBinding(next, client.binding)) client.credits = [];
+    client.binding = next;
+    if (next.length > 0) client.everBound = true;
+  };
+  /** A binding string's members as simulated replicas (members not simulated are left out). */
+  const replicasOf = (text: string): SimClient['binding'] => {
+    const parsed = parseBinding(text);
+    if (typeof parsed === 'string') return [];
+    return parsed.flatMap((m) => {
+      const r = byAddress.get(m.address);
+      return r === undefined ? [] : [{ replica: r, permille: m.permille }];
+    });
+  };
+  /** The client policy's pick inside a binding (pickOfTwo): smooth weighted round robin, challenged by a draw with fewer own calls in flight per share. */
+  const pick = (client: SimClient): SimReplica => {
+    const members = client.binding;
+    if (members.length === 1) return members[0]!.replica;
+    const first = smoothNext(members.map((m) => m.permille), client.credits);
+    const choice = pickOfTwo(members.map((m) => ({ permille: m.permille, inFlight: inFlightAt(client, m.replica) })), random, first);
+    return members[choice]!.replica;
   };
 
   // Replicas attach, report every interval, and detach.
@@ -274,19 +336,39 @@ export function simulate(scenario: SimScenario): SimResult {
   };
 
   const serve = (client: SimClient): void => {
-    if (group.granularity === 'per-request') {
+    if (group.granularity === 'per-request' && !client.sets) {
       const member = group.choose(PATH, 'call', client.id, now());
       const r = member === null ? null : byMember.get(member);
       if (r) accept(r, null);
       else unservedCalls++;
       return;
     }
-    let target = live(client.bound) ? client.bound : bindThroughBalancer(client);
-    setBinding(client, target);
+    // A binding with a member gone loses it (the client's connection fails); an empty one binds again.
+    if (client.binding.some((m) => !live(m.replica))) {
+      const left = client.binding.filter((m) => live(m.replica));
+      setBinding(client, left.length === 0 ? null : left.length === 1 ? left[0]!.replica : left);
+    }
+    if (client.binding.length === 0) {
+      if (group.granularity === 'per-request') {
+        forwardsAtBalancer++;
+        const direct = group.directBinding(PATH, client.id, now());
+        setBinding(client, direct === null ? null : replicasOf(direct.text));
+      } else {
+        setBinding(client, bindThroughBalancer(client));
+      }
+    }
+    let target: SimReplica | null = client.binding.length > 0 ? pick(client) : null;
     for (let hops = 0; target !== null && hops < 5; hops++) {
-      const decision = target.forwards.take(client.id);
+      const decision = target.forwards.take(client.id, client.sets);
       if (decision === null || isPiggyBack(decision)) {
-        accept(target, client.id);
+        accept(target, client.id, client);
+        if (decision !== null) {
+          // Piggy-backed on the OK response: later calls follow the new binding.
+          target.forwards.settle(decision, true);
+          target.meter.forwarded();
+          const next = replicasOf(decision.binding);
+          if (next.length > 0) setBinding(client, next);
+        }
         return;
       }
       target.meter.forwarded();
@@ -341,7 +423,13 @@ export function simulate(scenario: SimScenario): SimResult {
   for (const s of scenario.switches ?? []) {
     scheduler.schedule(() => {
       if (s.strategy !== undefined) group.setStrategy(s.strategy, s.params ?? {});
-      if (s.granularity !== undefined) group.setGranularity(s.granularity);
+      if (s.granularity !== undefined) {
+        const before = group.granularity;
+        group.setGranularity(s.granularity);
+        // As the admin API does: a switch to per-request recalls (and offers), one away from it ends that.
+        if (s.granularity === 'per-request' && before !== 'per-request') analyzer.sendRecall(group, true);
+        else if (before === 'per-request' && s.granularity !== 'per-request') analyzer.sendRecall(group, false);
+      }
     }, s.atMs);
   }
 
@@ -391,6 +479,8 @@ export function simulate(scenario: SimScenario): SimResult {
     },
     maxInFlight: replicas.map((r) => r.queue.maxInFlight),
     unservedCalls,
+    durationMs: scenario.durationMs,
+    finalBindingSizes: clients.map((c) => c.binding.length),
   };
 }
 

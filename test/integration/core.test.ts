@@ -269,9 +269,21 @@ describe('concurrent first calls', () => {
 });
 
 describe('per-request granularity', () => {
-  it('every call passes through the balancer and is spread by the strategy', async () => {
+  it('a client that understands weighted bindings is bound to every member and spreads its calls itself, directly (no proxy hop)', async () => {
     const { balancer, replicas } = await cluster({ granularity: 'per-request', strategy: 'round_robin' }, ['A', 'B']);
     const stub = client(balancer.address, clientOptions());
+    const served: string[] = [];
+    for (let i = 0; i < 20; i++) served.push((await unary(stub, { text: `c${i}` })).servedBy);
+    expect(counters(balancer).proxiedCalls).toBe(0);
+    expect(counters(balancer).forwards).toBe(1);
+    // Equal weights (calls_per_s metric): sequential calls alternate exactly.
+    expect([replicas[0]!.stats.calls, replicas[1]!.stats.calls]).toEqual([10, 10]);
+    for (let i = 1; i < served.length; i++) expect(served[i]).not.toBe(served[i - 1]);
+  });
+
+  it('every call of a plain client passes through the balancer and is spread by the strategy', async () => {
+    const { balancer, replicas } = await cluster({ granularity: 'per-request', strategy: 'round_robin' }, ['A', 'B']);
+    const stub = client(balancer.address);
     const served: string[] = [];
     for (let i = 0; i < 20; i++) served.push((await unary(stub, { text: `c${i}` })).servedBy);
     expect(counters(balancer).proxiedCalls).toBe(20);

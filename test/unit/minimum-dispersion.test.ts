@@ -106,3 +106,82 @@ describe('minimum_dispersion planner', () => {
     expect(strategy.choose({ members, sequence: 0, random: () => 0, expectedClientLoad: 20, expectedCallLoad: 1 })).toBe(1);
   });
 });
+
+describe('minimum_dispersion planner: shares of divisible clients', () => {
+  const ids = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H'];
+  /** 2 clients of 400 on 8 members, each bound to one member (the few-heavy scenario after its first binds). */
+  function fewHeavy(divisible: boolean, k: number, minShare = 0.1): PlanInput {
+    const members = ids.map((id) => member(id, id === 'A' || id === 'B' ? 400 : 0));
+    const clients: ClientLoad[] = [
+      { clientId: 'c1', memberId: 'A', load: 400, held: false, divisible },
+      { clientId: 'c2', memberId: 'B', load: 400, held: false, divisible },
+    ];
+    return { members, clients, nowMs: 0, random: () => 0.5, maxBindingSize: k, minShare };
+  }
+  function spread(moves: Move[]): { loads: Record<string, number>; bindings: Record<string, Record<string, number>> } {
+    const loads: Record<string, number> = Object.fromEntries(ids.map((id) => [id, id === 'A' || id === 'B' ? 400 : 0]));
+    const bindings: Record<string, Record<string, number>> = { c1: { A: 400 }, c2: { B: 400 } };
+    for (const m of moves) {
+      loads[m.from]! -= m.load;
+      loads[m.to]! += m.load;
+      const b = bindings[m.clientId]!;
+      b[m.from]! -= m.load;
+      if (b[m.from] === 0) delete b[m.from];
+      b[m.to] = (b[m.to] ?? 0) + m.load;
+    }
+    return { loads, bindings };
+  }
+
+  it('spreads 2 clients of 400 over 8 members exactly (100 each), each client on the 4 members its load needs, in 6 share moves', () => {
+    const moves = planMinimumDispersion(fewHeavy(true, 4), params);
+    expect(moves).toEqual([
+      { clientId: 'c1', from: 'A', to: 'F', load: 200 },
+      { clientId: 'c2', from: 'B', to: 'E', load: 200 },
+      { clientId: 'c1', from: 'A', to: 'D', load: 100 },
+      { clientId: 'c2', from: 'B', to: 'C', load: 100 },
+      { clientId: 'c2', from: 'E', to: 'G', load: 100 },
+      { clientId: 'c1', from: 'F', to: 'H', load: 100 },
+    ]);
+    const { loads, bindings } = spread(moves);
+    expect(Object.values(loads)).toEqual([100, 100, 100, 100, 100, 100, 100, 100]);
+    expect(bindings).toEqual({ c1: { A: 100, D: 100, F: 100, H: 100 }, c2: { B: 100, C: 100, E: 100, G: 100 } });
+  });
+
+  it('never gives a client more than k members: with k = 2, two halves each (the best k allows)', () => {
+    const { loads, bindings } = spread(planMinimumDispersion(fewHeavy(true, 2), params));
+    expect(bindings).toEqual({ c1: { A: 200, F: 200 }, c2: { B: 200, E: 200 } });
+    expect(loads).toEqual({ A: 200, B: 200, C: 0, D: 0, E: 200, F: 200, G: 0, H: 0 });
+  });
+
+  it('moves clients that do not understand sets only whole (none of these can help), and none with k = 1', () => {
+    expect(planMinimumDispersion(fewHeavy(false, 4), params)).toEqual([]);
+    expect(planMinimumDispersion(fewHeavy(true, 1), params)).toEqual([]);
+  });
+
+  it('leaves no dust: a share under minShare of its client is neither created nor left behind', () => {
+    // A carries 112 (one divisible client), B 88: the best share move (12, 10.7 % of the client) is allowed at minShare 0.1 ...
+    const layout = (minShare: number): PlanInput => ({
+      members: [member('A', 112), member('B', 88)],
+      clients: [
+        { clientId: 'big', memberId: 'A', load: 112, held: false, divisible: true },
+        { clientId: 'other', memberId: 'B', load: 88, held: false, divisible: false },
+      ],
+      nowMs: 0,
+      random: () => 0.5,
+      maxBindingSize: 4,
+      minShare,
+    });
+    expect(planMinimumDispersion(layout(0.1), { ...params, tolerance: 0.05 })).toEqual([{ clientId: 'big', from: 'A', to: 'B', load: 12 }]);
+    // ... and not at minShare 0.2: a share of 12 would be dust.
+    expect(planMinimumDispersion(layout(0.2), { ...params, tolerance: 0.05 })).toEqual([]);
+  });
+
+  it("the paper's case is planned exactly as before when its clients understand sets (whole moves suffice)", () => {
+    const layout = { A: [100, 100], B: [50, 50], C: [100, 100], D: [50, 50] };
+    const plain = planMinimumDispersion(input(layout), params);
+    const withSets = input(layout);
+    const sets = planMinimumDispersion({ ...withSets, clients: withSets.clients.map((c) => ({ ...c, divisible: true })), maxBindingSize: 4 }, params);
+    expect(sets).toEqual(plain);
+    expect(plain).toHaveLength(4);
+  });
+});

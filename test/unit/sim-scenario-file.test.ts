@@ -46,7 +46,7 @@ describe('scenario files: good ones', () => {
       { name: 'r1', attachMs: 0, speed: 1, speedChanges: [] },
       { name: 'r2', attachMs: 0, speed: 1, speedChanges: [] },
     ]);
-    expect(r.value.clients).toEqual([{ count: 1, rate: 10, startMs: 0, rateChanges: [], arrivals: 'periodic' }]);
+    expect(r.value.clients).toEqual([{ count: 1, rate: 10, startMs: 0, rateChanges: [], arrivals: 'periodic', sets: true }]);
   });
 });
 
@@ -72,7 +72,7 @@ const BAD: [string, Edit, string][] = [
   ['replica detachMs before attach', (s) => (s['replicas'][1]['detachMs'] = 1000), 'replicas[1].detachMs is 1000; it must be an integer > 1000 and <= 20000 (ms, after attachMs, up to durationMs)'],
   ['speed change order', (s) => s['replicas'][1]['speedChanges'].push({ atMs: 5000, speed: 1 }), 'replicas[1].speedChanges[1].atMs is 5000; changes must be in strictly ascending atMs (the one before is at 5000)'],
   ['speed change value', (s) => (s['replicas'][1]['speedChanges'][0]['speed'] = -1), 'replicas[1].speedChanges[0].speed is -1; it must be a number > 0 and <= 1000'],
-  ['clients missing', (s) => (s['clients'] = []), 'clients is missing; give a list of { rate, count, startMs, stopMs, rateChanges, arrivals }'],
+  ['clients missing', (s) => (s['clients'] = []), 'clients is missing; give a list of { rate, count, startMs, stopMs, rateChanges, arrivals, sets }'],
   ['client rate', (s) => (s['clients'][0]['rate'] = 100_001), 'clients[0].rate is 100001; it must be a number >= 0 and <= 100000 (calls/s)'],
   ['client rate missing', (s) => delete s['clients'][0]['rate'], 'clients[0].rate is missing; it must be a number >= 0 and <= 100000 (calls/s)'],
   ['client count', (s) => (s['clients'][0]['count'] = 0), 'clients[0].count is 0; it must be an integer >= 1 and <= 10000 (clients)'],
@@ -81,6 +81,7 @@ const BAD: [string, Edit, string][] = [
   ['client rate change', (s) => (s['clients'][0]['rateChanges'][1] = { atMs: 6000, rate: 'fast' }), 'clients[0].rateChanges[1].rate is "fast"; it must be a number >= 0 and <= 100000 (calls/s)'],
   ['rate change key', (s) => (s['clients'][0]['rateChanges'][0]['at'] = 1), 'clients[0].rateChanges[0].at is not a rate change field (accepted: atMs, rate)'],
   ['client arrivals', (s) => (s['clients'][0]['arrivals'] = 'bursty'), 'clients[0].arrivals is "bursty"; it must be one of periodic, poisson'],
+  ['client sets', (s) => (s['clients'][0]['sets'] = 'yes'), 'clients[0].sets is "yes"; it must be true or false (whether the clients understand weighted bindings)'],
   ['calls per variant', (s) => (s['clients'] = [{ rate: 100_000, count: 10 }]), 'clients send up to 20000000 calls in durationMs 20000 (Σ count × highest rate × duration); at most 10000000 per variant are accepted'],
   ['switch changes nothing', (s) => (s['switches'] = [{ atMs: 1 }]), 'switches[0] changes nothing; give strategy (a name or { name, params }) and/or granularity'],
   ['switch key', (s) => (s['switches'][0]['dampening'] = 0.1), 'switches[0].dampening is not a switch setting (accepted: atMs, strategy, granularity)'],

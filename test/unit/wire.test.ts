@@ -9,6 +9,7 @@ import {
   formatBinding,
   heaviestMember,
   identifyCaller,
+  toPermille,
   MAX_BINDING_CHARS,
   parseBinding,
   REBIND_TRAILERS,
@@ -19,16 +20,16 @@ import { clientIdOf, clientOptions } from '../../src/interceptors/client-options
 
 describe('caller identity from the user-agent', () => {
   it('recognizes a rebind client and its id', () => {
-    expect(identifyCaller(`grpc-node-js/1.14.7 ${clientUserAgent('abcdEFGH1234')}`)).toEqual({ rebindAware: true, clientId: 'abcdEFGH1234' });
+    expect(identifyCaller(`grpc-node-js/1.14.7 ${clientUserAgent('abcdEFGH1234')}`)).toEqual({ rebindAware: true, clientId: 'abcdEFGH1234', sets: false });
   });
   it('treats everything else as a plain client', () => {
-    expect(identifyCaller('grpc-go/1.60')).toEqual({ rebindAware: false, clientId: null });
-    expect(identifyCaller(undefined)).toEqual({ rebindAware: false, clientId: null });
-    expect(identifyCaller('x'.repeat(5000) + ' rebind/1')).toEqual({ rebindAware: false, clientId: null });
+    expect(identifyCaller('grpc-go/1.60')).toEqual({ rebindAware: false, clientId: null, sets: false });
+    expect(identifyCaller(undefined)).toEqual({ rebindAware: false, clientId: null, sets: false });
+    expect(identifyCaller('x'.repeat(5000) + ' rebind/1')).toEqual({ rebindAware: false, clientId: null, sets: false });
   });
   it('ignores a malformed client id but keeps rebind-awareness', () => {
-    expect(identifyCaller('rebind/1 rebind-cid/short')).toEqual({ rebindAware: true, clientId: null });
-    expect(identifyCaller('rebind/1 rebind-cid/has$bad!chars')).toEqual({ rebindAware: true, clientId: null });
+    expect(identifyCaller('rebind/1 rebind-cid/short')).toEqual({ rebindAware: true, clientId: null, sets: false });
+    expect(identifyCaller('rebind/1 rebind-cid/has$bad!chars')).toEqual({ rebindAware: true, clientId: null, sets: false });
   });
 });
 
@@ -171,10 +172,26 @@ describe('weighted-set bindings (rebind-binding)', () => {
     const options = clientOptions({ clientId: 'abcdEFGH1234' });
     const ua = String(options['grpc.secondary_user_agent']);
     expect(understandsSets(ua)).toBe(true);
-    expect(identifyCaller(ua)).toEqual({ rebindAware: true, clientId: 'abcdEFGH1234' });
+    expect(identifyCaller(ua)).toEqual({ rebindAware: true, clientId: 'abcdEFGH1234', sets: true });
     expect(clientIdOf(options)).toBe('abcdEFGH1234');
   });
   it('is stripped from relayed responses like the other rebind trailers', () => {
     expect(REBIND_TRAILERS.has(BINDING_TRAILER)).toBe(true);
+  });
+});
+
+describe('toPermille', () => {
+  it('shares out exactly 1000 by largest remainder, each at least 1, dropping parts under half a per-mille', () => {
+    const w = (parts: number[]) => toPermille(parts.map((load, i) => ({ address: `10.0.0.${i + 1}:1`, load }))).map((p) => p.permille);
+    expect(w([1, 1, 1])).toEqual([334, 333, 333]);
+    expect(w([100, 100, 100, 100])).toEqual([250, 250, 250, 250]);
+    expect(w([2, 1])).toEqual([667, 333]);
+    expect(w([10_000, 1])).toEqual([1000]);
+    expect(w([0, 0])).toEqual([]);
+    expect(w([1000, 3, 0])).toEqual([997, 3]);
+    // At most 16 members: the largest parts.
+    const many = w(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(many).toHaveLength(16);
+    expect(many.reduce((a, b) => a + b, 0)).toBe(1000);
   });
 });

@@ -35,6 +35,12 @@ export interface ClientLoad {
   readonly load: number;
   /** True while the client is held where it is (hysteresis). */
   readonly held: boolean;
+  /**
+   * The client understands weighted bindings: a planner may move part of
+   * its load (a share) rather than all of it. A client spread over several
+   * members appears once per member, each with its share's load.
+   */
+  readonly divisible?: boolean;
 }
 
 /** Input of {@link Strategy.choose}: pick a member for a new binding or a proxied call. */
@@ -60,9 +66,16 @@ export interface PlanInput {
   /** Current time, milliseconds (virtual in tests). */
   readonly nowMs: number;
   readonly random: () => number;
+  /** k: members a divisible client's binding may have after the plan (default 1: whole moves only). */
+  readonly maxBindingSize?: number;
+  /** No share a plan creates or leaves carries less than this fraction of its client's load (default 0.1). */
+  readonly minShare?: number;
 }
 
-/** One step of a shedding plan: move `clientId` from `from` to `to`. */
+/**
+ * One step of a shedding plan: move `load` of `clientId`'s load from `from`
+ * to `to` — all of what it has on `from`, or (a divisible client) a share of it.
+ */
 export interface Move {
   readonly clientId: string;
   readonly from: string;
