@@ -16,9 +16,6 @@ import type { Registry } from './registry';
 import type { Move } from './strategies/types';
 import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 
-/** Offer vouchers cached (one per distinct offered binding: a shard's, or a member's own after a switch); the cache starts over beyond it. */
-const MAX_OFFER_VOUCHES = 10_000;
-
 /** Report intervals of silence after which a member is suspect. */
 export const SUSPECT_INTERVALS = 1.5;
 
@@ -34,8 +31,6 @@ export interface AnalyzerEvents {
 export class Analyzer {
   private readonly loops = new Map<string, Subscription>();
   private readonly advisorySeq = new WeakMap<Member, number>();
-  /** Vouchers of offered bindings, by binding text, until they are half used up (ms); at most a few per member. */
-  private readonly offerVouches = new Map<string, { vouch: string; renewAtMs: number }>();
   /** When each per-request group's offers were last sent (ms). */
   private readonly offersSentAtMs = new WeakMap<Group, number>();
   private running = false;
@@ -107,7 +102,7 @@ export class Analyzer {
       // Per-request (direct) bindings: sent when they change, and restated before their vouchers run out.
       const changed = group.refreshOffers();
       const sentAt = this.offersSentAtMs.get(group);
-      if (changed || sentAt === undefined || nowMs - sentAt >= group.config.advisoryExpireMs / 2) this.sendOffers(group, nowMs);
+      if (changed || sentAt === undefined || nowMs - sentAt >= group.offersExpireMs(nowMs) / 2) this.sendOffers(group, nowMs);
     }
     const moves = group.plan(nowMs);
     if (moves.length > 0) this.sendMoves(group, moves, nowMs);
@@ -171,18 +166,9 @@ export class Analyzer {
     const seq = (this.advisorySeq.get(member) ?? 0) + 1;
     this.advisorySeq.set(member, seq);
     const offer = group.offerFor(member, nowMs);
-    let offerVouch = '';
-    let offerExpireMs = 0;
-    if (offer !== null) {
-      offerExpireMs = group.offersExpireMs(nowMs);
-      const cached = this.offerVouches.get(offer);
-      if (cached !== undefined && Date.now() < cached.renewAtMs) offerVouch = cached.vouch;
-      else {
-        offerVouch = this.vouch(group, offer);
-        if (this.offerVouches.size >= MAX_OFFER_VOUCHES) this.offerVouches.clear();
-        this.offerVouches.set(offer, { vouch: offerVouch, renewAtMs: Date.now() + group.config.advisoryExpireMs / 2 });
-      }
-    }
+    // The voucher may be a cached one, half used up: the offer ends before it does (see offersExpireMs).
+    const offerVouch = offer === null ? '' : this.vouch(group, offer);
+    const offerExpireMs = offer === null ? 0 : group.offersExpireMs(nowMs);
     return { seq, ...body, expireMs: group.config.advisoryExpireMs, offerBinding: offer ?? '', offerVouch, offerExpireMs };
   }
 

@@ -5,7 +5,9 @@
  * and the simulator can drive a group on virtual time.
  */
 import { canonicalAddress } from '../common/address';
-import { MAX_BINDING_MEMBERS, formatBinding, toPermille, type BindingMember } from '../common/wire';
+import { formatBinding, toPermille, type BindingMember } from '../common/wire';
+import { VOUCH_MARGIN_MS } from './vouch';
+import { bindingMembers, clampedCapacities, offersDiffer, shardBinding, shards } from './direct-bindings';
 import type { Logger } from '../common/logger';
 import type { LoadReport__Output } from '../generated/rebind/v1/LoadReport';
 import type { GroupConfig, Granularity } from './config';
@@ -63,13 +65,6 @@ export interface PlanRecord {
   readonly dispersionBefore: number;
   readonly dispersionAfter: number;
 }
-
-/**
- * Weights of a per-request (direct) binding move only when some member's
- * weight would change by at least this much, per-mille: each change is one
- * more trailer per client and member.
- */
-export const OFFER_WEIGHT_STEP_PERMILLE = 50;
 
 export class Group {
   readonly members = new Map<string, Member>();
@@ -513,17 +508,13 @@ export class Group {
     for (const id of this.capacity.keys()) if (!this.members.has(id)) this.capacity.delete(id);
     const members = [...this.members.values()].filter((m) => m.state !== 'DRAINING' && m.state !== 'SUSPECT');
     members.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-    const known = members.map((m) => this.capacity.get(m.id)).filter((c): c is number => c !== undefined).sort((a, b) => a - b);
-    const median = known.length > 0 ? known[Math.floor(known.length / 2)]! : 1;
-    const capacityOf = (m: Member) => Math.min(4 * median, Math.max(median / 4, this.capacity.get(m.id) ?? median));
-    const shards = Math.ceil(members.length / MAX_BINDING_MEMBERS);
+    const capacities = clampedCapacities(members.map((m) => this.capacity.get(m.id)));
+    const withCapacity = members.map((m, i) => ({ member: m, address: m.address, capacity: capacities[i]! }));
     const next = new Map<string, string>();
-    for (let s = 0; s < shards; s++) {
-      const shard = members.filter((_, i) => i % shards === s);
-      const weighted = toPermille(shard.map((m) => ({ memberId: m.id, address: m.address, load: capacityOf(m) })));
-      if (weighted.length === 0) continue;
-      const text = formatBinding(weighted);
-      for (const m of shard) next.set(m.id, text);
+    for (const shard of shards(withCapacity)) {
+      const text = shardBinding(shard);
+      if (text === null) continue;
+      for (const m of shard) next.set(m.member.id, text);
     }
     if (this.offers !== null && !offersDiffer(this.offers, next)) return false;
     this.offers = next;
@@ -541,10 +532,16 @@ export class Group {
     return null;
   }
 
-  /** How long a replica may make the offer from now, ms. */
+  /**
+   * How long a replica may make the offer from now, ms: less than what is
+   * left of its voucher (valid advisoryExpireMs + VOUCH_MARGIN_MS, reused
+   * by the voucher's cache during its first half) by a second; after a
+   * switch away from per-request, at most until the self offers end.
+   */
   offersExpireMs(nowMs: number): number {
-    if (this.offers !== null) return this.config.advisoryExpireMs;
-    return Math.max(1, Math.round(this.selfOfferUntilMs - nowMs));
+    const voucherLeftMs = Math.max(1, Math.floor((this.config.advisoryExpireMs + VOUCH_MARGIN_MS) / 2) - 1000);
+    if (this.offers !== null) return voucherLeftMs;
+    return Math.max(1, Math.min(voucherLeftMs, Math.round(this.selfOfferUntilMs - nowMs)));
   }
 
   /**
@@ -578,7 +575,7 @@ export class Group {
       }
     }
     const [text, ids] = pick;
-    const members = parseShares(text);
+    const members = bindingMembers(text);
     const shares: BindingShare[] = ids.map((id) => ({ memberId: id, share: (members.find((m) => m.address === this.members.get(id)!.address)?.permille ?? 0) / 1000 }));
     const outcome = this.ledger.bound(clientId, shares, nowMs, caller, 'bind');
     if (!outcome.credited) this.lastCreditCapped = true;
@@ -595,29 +592,4 @@ export function dispersion(loads: readonly number[]): number {
   if (loads.length === 0) return 0;
   const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
   return loads.reduce((sum, l) => sum + (l - mean) ** 2, 0);
-}
-
-function parseShares(text: string): BindingMember[] {
-  return text.split(',').map((entry) => {
-    const eq = entry.lastIndexOf('=');
-    return { address: entry.slice(0, eq), permille: Number(entry.slice(eq + 1)) };
-  });
-}
-
-/** Whether two sets of per-request bindings differ enough to send: other members, or a weight moved by the step. */
-function offersDiffer(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
-  if (a.size !== b.size) return true;
-  for (const [id, text] of b) {
-    const old = a.get(id);
-    if (old === undefined) return true;
-    if (old === text) continue;
-    const was = new Map(parseShares(old).map((m) => [m.address, m.permille]));
-    const now = parseShares(text);
-    if (now.length !== was.size) return true;
-    for (const m of now) {
-      const w = was.get(m.address);
-      if (w === undefined || Math.abs(w - m.permille) >= OFFER_WEIGHT_STEP_PERMILLE) return true;
-    }
-  }
-  return false;
 }
