@@ -5,7 +5,7 @@
  * and the simulator can drive a group on virtual time.
  */
 import { canonicalAddress } from '../common/address';
-import { formatBinding, toPermille, type BindingMember } from '../common/wire';
+import { formatBinding, MAX_BINDING_MEMBERS, toPermille, type BindingMember } from '../common/wire';
 import { VOUCH_MARGIN_MS } from './vouch';
 import { bindingMembers, clampedCapacities, offersDiffer, shardBinding, shards } from './direct-bindings';
 import type { Logger } from '../common/logger';
@@ -114,6 +114,8 @@ export class Group {
    * every member of the shard weighted by capacity). Null outside per-request.
    */
   private offers: Map<string, string> | null = null;
+  /** The ledger's share list of each offered binding (see {@link directBinding}); bounded, cleared when full. */
+  private readonly offerShares = new Map<string, readonly BindingShare[]>();
   /** Dampened capacity estimates (calls/s per unit of load), by member id. */
   private readonly capacity = new Map<string, number>();
   /** After a switch away from per-request, members offer clients a binding to themselves alone until then (ms). */
@@ -576,7 +578,13 @@ export class Group {
     }
     const [text, ids] = pick;
     const members = bindingMembers(text);
-    const shares: BindingShare[] = ids.map((id) => ({ memberId: id, share: (members.find((m) => m.address === this.members.get(id)!.address)?.permille ?? 0) / 1000 }));
+    // One frozen share list per offered binding, shared by every client bound to it (a ledger of 100,000 clients holds 100,000 references, not 1.6 million entries).
+    let shares = this.offerShares.get(text);
+    if (shares === undefined) {
+      shares = Object.freeze(ids.map((id) => Object.freeze({ memberId: id, share: (members.find((m) => m.address === this.members.get(id)!.address)?.permille ?? 0) / 1000 })));
+      if (this.offerShares.size >= MAX_BINDING_MEMBERS * 64) this.offerShares.clear();
+      this.offerShares.set(text, shares);
+    }
     const outcome = this.ledger.bound(clientId, shares, nowMs, caller, 'bind');
     if (!outcome.credited) this.lastCreditCapped = true;
     if (clientId !== null) {
