@@ -35,7 +35,7 @@ describe('benchmark smoke (--quick)', () => {
     const json = JSON.parse(read('overhead.json'));
     expect(json.iterations).toBeGreaterThan(0);
     expect(json.machine).toMatchObject({ cpus: expect.any(Number), model: expect.any(String), node: expect.any(String) });
-    const keys = ['direct', 'per_session', 'per_request', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'];
+    const keys = ['direct', 'per_session', 'per_request', 'per_request_direct', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'];
     expect(Object.keys(json.variants)).toEqual(keys);
     for (const key of keys) {
       const v = json.variants[key];
@@ -47,7 +47,17 @@ describe('benchmark smoke (--quick)', () => {
       for (const field of ['p50_us', 'p90_us', 'p99_us', 'mean_us', 'stddev_us', 'throughput_rps']) expect(v[field], `${key}.${field}`).toBeGreaterThan(0);
       expect(v.errors).toBe(0);
     }
+    // How the calls reached the replica: per_session's straight from the client, per_request's
+    // (a plain client) all relayed; per_request_direct's either way (relayed until the balancer
+    // hands rebind-aware clients of a per-request group a direct binding), but every one counted.
+    const served = (key: string) => json.variants[key].served as { direct: number; proxied: number };
+    const perVariant = json.iterations + json.warmup;
+    expect(served('per_session')).toEqual({ direct: perVariant, proxied: 0 });
+    expect(served('per_request')).toEqual({ direct: 0, proxied: perVariant });
+    expect(served('per_request_direct').direct + served('per_request_direct').proxied).toBe(perVariant);
+    expect(json.variants.direct.served).toBeUndefined();
     expect(read('overhead.md')).toContain('| direct |');
+    expect(read('overhead.md')).toContain('| per_request_direct |');
     expect(read('overhead.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
 
