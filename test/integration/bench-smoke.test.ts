@@ -61,8 +61,8 @@ describe('benchmark smoke (--quick)', () => {
     expect(read('overhead.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
 
-  it('effectiveness writes every run with its series', async () => {
-    const r = await bench('effectiveness');
+  it('effectiveness writes every run of the paper scenario with its series', async () => {
+    const r = await bench('effectiveness', '--scenario', 'paper');
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const json = JSON.parse(read('effectiveness.json'));
     expect(json).toMatchObject({ report_interval_ms: expect.any(Number), ideal_rps: 150 });
@@ -75,9 +75,44 @@ describe('benchmark smoke (--quick)', () => {
       expect(run.series.length).toBeGreaterThan(10);
       for (const row of run.series) expect(row).toHaveLength(5);
     }
+    // The paper scenario stays at the top level for old readers and is under scenarios too.
+    expect(Object.keys(json.scenarios)).toEqual(['paper']);
+    expect(json.scenarios.paper).toMatchObject({ replicas: 4, rates: [100, 50, 100, 50, 100, 50, 100, 50], ideal_rps: 150 });
+    expect(json.scenarios.paper.runs).toEqual(json.runs);
     expect(read('effectiveness.md')).toContain('| on_demand_minimum_dispersion |');
     expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
+
+  it('effectiveness runs the few-heavy scenario per-request, rebind-aware and plain, and says how calls reached the replicas', async () => {
+    // Two short runs keep the suite short; the full run has every run of both scenarios.
+    const r = await bench('effectiveness', '--scenario', 'few-heavy', '--runs', 'per_request_direct,per_request_proxied', '--duration', '2');
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const json = JSON.parse(read('effectiveness.json'));
+    expect(json.runs).toBeUndefined();
+    expect(Object.keys(json.scenarios)).toEqual(['few-heavy']);
+    const scenario = json.scenarios['few-heavy'];
+    expect(scenario).toMatchObject({ replicas: 8, rates: [400, 400], ideal_rps: 100 });
+    expect(Object.keys(scenario.runs)).toEqual(['per_request_direct', 'per_request_proxied']);
+    for (const [key, run] of Object.entries(scenario.runs) as [string, Record<string, any>][]) {
+      // 2 clients x 400 calls/s x (warm-up 2 s + 2 s + 1 s); a call due in the last tick may stay unsent.
+      expect(run['calls'], key).toBeGreaterThan(3900);
+      expect(run['calls'], key).toBeLessThanOrEqual(4000);
+      expect(run['series'], key).toHaveLength(8);
+      for (const row of run['series']) expect(row).toHaveLength(9);
+      // Served: every call the replicas saw, counted once (a loaded machine may fail some calls).
+      expect(run['served'].direct + run['served'].proxied, `${key} served`).toBeGreaterThan(0);
+      expect(run['served'].direct + run['served'].proxied, `${key} served`).toBeLessThanOrEqual(run['calls'] + 2);
+      expect(run['balancer_cpu_pct'], key).toBeGreaterThan(0);
+      expect(run['clients'].cpu_pct_max, key).toBeGreaterThan(1);
+    }
+    // Plain clients are always relayed.
+    expect(scenario.runs.per_request_proxied.served.direct).toBe(0);
+    const md = read('effectiveness.md');
+    expect(md).toContain('## few-heavy');
+    expect(md).toContain('| per_request_direct |');
+    expect(md).toContain('| per_request_proxied |');
+    expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  }, 120_000);
 
   it('faults runs a crash and a drain and accounts for every call', async () => {
     // Two of the five scenarios keep the suite short; the full run covers all of them.
