@@ -178,8 +178,9 @@ async function runOne(scenario: ScenarioSpec, spec: RunSpec, durationMs: number,
     const wrr = spec.client === 'grpc_wrr';
     const target = wrr ? `ipv4:${replicas.map((r) => r.address).join(',')}` : balancer.data;
     const rebindTimes: number[] = [];
-    // One process per logical client: each is one channel, so one rebind client id (400 calls/s
-    // take a fifth of a core on this machine; the clients' lateness in the results shows it kept up).
+    // One process per logical client: each is one channel, so one rebind client id. 400 calls/s
+    // take 20-35 % of a core on the 2-core development machine; the clients' send lag and CPU in
+    // the results show whether they kept up.
     const clients = await Promise.all(
       scenario.rates.map(async (_, i) => {
         const { worker } = await Worker.start(`c${i + 1}`, 'prime-client.js', ['--mode', spec.client, '--target', target]);
