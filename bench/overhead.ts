@@ -15,13 +15,15 @@ import { ensureNginx, startNginx } from './lib/nginx';
 import { PRIME } from './lib/prime';
 import { startBalancerProcess, Worker, runBenchCommand } from './lib/processes';
 
-export const VARIANTS = ['direct', 'per_session', 'per_request', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'] as const;
+export const VARIANTS = ['direct', 'per_session', 'per_request', 'per_request_direct', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 const DESCRIPTIONS: Record<Variant, string> = {
   direct: 'client -> replica, no balancer, no rebind (the limit)',
   per_session: 'client -> balancer once (forward), then direct; replica attached',
-  per_request: 'every call proxied by the balancer',
+  per_request: 'per-request group, plain client (no rebind options): every call relayed by the balancer',
+  per_request_direct:
+    "per-request group, rebind-aware client (clientOptions()): a direct weighted binding over the group's members where the balancer hands one out (one member here), every call relayed otherwise; the served column says which",
   on_demand: 'forward + load reports + analyzer (minimum_dispersion) active',
   peer_grpc_round_robin: 'grpc-js built-in round_robin over the replica list',
   peer_grpc_weighted_round_robin: 'grpc-js weighted_round_robin fed by ORCA reports from a rebind replica',
@@ -31,6 +33,8 @@ const DESCRIPTIONS: Record<Variant, string> = {
 interface Ready {
   key: Variant;
   client: Worker;
+  /** The replica of a variant with a rebind balancer: asked at the end how the calls reached it. */
+  replica?: Worker;
   stop: () => Promise<void>;
   notes?: string;
 }
@@ -45,9 +49,11 @@ async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
   const stop = async () => {
     for (const s of stops.reverse()) await s();
   };
+  let replicaWorker: Worker | undefined;
   const replica = async (mode: 'plain' | 'rebind', balancer?: string) => {
     const { worker, ready } = await Worker.start(`${key}-replica`, 'prime-replica.js', ['--name', 'r1', '--mode', mode, ...(balancer ? ['--balancer', balancer, '--group', 'bench'] : [])]);
     stops.push(() => worker.stop());
+    replicaWorker = worker;
     return String(ready['address']);
   };
   const client = async (mode: string, target: string) => {
@@ -68,11 +74,13 @@ async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
         return { key, client: await client('direct', await replica('plain')), stop };
       case 'per_session':
       case 'per_request':
+      case 'per_request_direct':
       case 'on_demand': {
-        const granularity = key === 'per_session' ? 'per-session' : key === 'per_request' ? 'per-request' : 'on-demand';
+        const granularity = key === 'per_session' ? 'per-session' : key === 'on_demand' ? 'on-demand' : 'per-request';
         const b = await balancer(granularity, key === 'on_demand' ? 'minimum_dispersion' : 'round_robin');
         await replica('rebind', b.control);
-        return { key, client: await client('rebind', b.data), stop };
+        // per_request stays relayed whatever the balancer offers rebind-aware clients: its client is plain.
+        return { key, client: await client(key === 'per_request' ? 'plain' : 'rebind', b.data), replica: replicaWorker, stop };
       }
       case 'peer_grpc_round_robin':
         return { key, client: await client('grpc_round_robin', `ipv4:${await replica('plain')}`), stop };
@@ -97,7 +105,16 @@ async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
   }
 }
 
-type Result = (LatencySummary & { throughput_rps: number; calls: number; errors: number; notes?: string }) | { skipped: string };
+type Result =
+  | (LatencySummary & {
+      throughput_rps: number;
+      calls: number;
+      errors: number;
+      notes?: string;
+      /** Variants with a rebind balancer: calls the replica served (warm-up included), straight from the client or relayed by the balancer. */
+      served?: { direct: number; proxied: number };
+    })
+  | { skipped: string };
 
 async function chart(results: Record<string, Result>): Promise<string> {
   const rows = Object.entries(results).filter((e): e is [string, Exclude<Result, { skipped: string }>] => !('skipped' in e[1]));
@@ -151,20 +168,27 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
     '',
     `\`${command}\` — ${json.iterations} calls per variant in ${json.rounds} interleaved rounds, one call in flight, workload: is ${PRIME} prime (about 75 µs of CPU).`,
     '',
-    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | p50 / direct | calls/s / direct |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | p50 / direct | calls/s / direct | served direct / proxied |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const [key, r] of Object.entries(json.variants)) {
     if ('skipped' in r) {
-      lines.push(`| ${key} | skipped: ${r.skipped} | | | | | | | |`);
+      lines.push(`| ${key} | skipped: ${r.skipped} | | | | | | | | |`);
       continue;
     }
     const d = direct && !('skipped' in direct) ? direct : null;
     lines.push(
-      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} |`,
+      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} | ${r.served ? `${r.served.direct} / ${r.served.proxied}` : '-'} |`,
     );
   }
-  lines.push('', ...Object.entries(DESCRIPTIONS).map(([k, v]) => `- \`${k}\`: ${v}`));
+  lines.push(
+    '',
+    ...Object.entries(DESCRIPTIONS).map(([k, v]) => `- \`${k}\`: ${v}`),
+    '',
+    'Issue 12 asks of `per_request_direct` (once the balancer gives rebind-aware clients of a per-request group a direct binding): calls/s / direct ≥ 0.95 and p50 / direct ≤ 1.05; `per_request` stays the relayed path of plain clients.',
+    '',
+    'served direct / proxied: calls the replica served (warm-up included) that came straight from the client, and that the balancer relayed (they carry its rebind-proxied header); only for the variants with a rebind balancer.',
+  );
   return lines.join('\n');
 }
 
@@ -212,12 +236,14 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
       continue;
     }
     const acc = merged.get(s.key)!;
+    const served = s.replica ? await s.replica.request({ type: 'served' }) : null;
     variants[s.key] = {
       ...summarize(acc.h),
       throughput_rps: Math.round((acc.calls - acc.errors) / (acc.elapsedMs / 1000)),
       calls: acc.calls,
       errors: acc.errors,
       ...(s.notes ? { notes: s.notes } : {}),
+      ...(served ? { served: { direct: Number(served['served']) - Number(served['proxied']), proxied: Number(served['proxied']) } } : {}),
     };
   }
   for (const s of ready) await s.stop();

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as path from 'node:path';
 import { packageRoot } from '../../src/common/proto';
+import { PROXIED_HEADER } from '../../src/common/wire';
 
 export const PRIME = 1_500_000_001;
 
@@ -33,11 +34,17 @@ export function primeService(): grpc.ServiceClientConstructor {
   return loaded;
 }
 
-/** The Prime implementation; counts the calls it served. `slowdown` repeats the work (a slow replica). */
-export function primeImplementation(name: string, counter: { served: number; slowdown?: number }): grpc.UntypedServiceImplementation {
+/**
+ * The Prime implementation; counts the calls it served and, in `proxied`,
+ * those the balancer relayed (they carry its rebind-proxied header; the
+ * others came straight from the client). `slowdown` repeats the work (a
+ * slow replica).
+ */
+export function primeImplementation(name: string, counter: { served: number; proxied?: number; slowdown?: number }): grpc.UntypedServiceImplementation {
   return {
     IsPrime(call: grpc.ServerUnaryCall<{ number: number }, unknown>, callback: grpc.sendUnaryData<unknown>) {
       counter.served++;
+      if (counter.proxied !== undefined && call.metadata.get(PROXIED_HEADER).length > 0) counter.proxied++;
       let prime = false;
       for (let i = 0; i < (counter.slowdown ?? 1); i++) prime = isPrime(call.request.number);
       callback(null, { prime, served_by: name });

@@ -3,7 +3,10 @@
  *   batch n      closed loop (one call in flight, the paper's Latency test);
  *                replies with an HDR histogram of latencies in µs
  *   open-loop    calls on a fixed schedule at `rate` for `durationMs`
- *                (effectiveness); pushes its re-bind events as they happen
+ *                (effectiveness); pushes its re-bind events as they happen;
+ *                replies with how late calls left against their schedule
+ *                and the CPU the process used, so that a run shows whether
+ *                one process could present the load it was asked for
  * Modes: direct (plain channel), rebind (clientOptions), grpc_round_robin,
  * grpc_wrr (weighted_round_robin fed by ORCA), plain (to a proxy).
  */
@@ -88,9 +91,14 @@ async function main(): Promise<void> {
       let failed = 0;
       const errors: string[] = [];
       const inFlight = new Set<Promise<void>>();
+      // How late each call left against its slot in the schedule (µs): a client that cannot
+      // keep up sends in bursts, and the load it presents is not the load asked for.
+      const late = histogram();
+      const cpuBefore = process.cpuUsage();
       while (performance.now() - begin < durationMs) {
         const due = Math.min(Math.floor((performance.now() - begin) / period) + 1, Math.ceil(durationMs / period));
         while (sent < due) {
+          late.recordValue(Math.max(1, Math.round((performance.now() - begin - sent * period) * 1000)));
           sent++;
           const startedAt = Date.now();
           const t0 = performance.now();
@@ -110,8 +118,18 @@ async function main(): Promise<void> {
         }
         await new Promise((r) => setTimeout(r, Math.max(1, begin + sent * period - performance.now())));
       }
+      const elapsedMs = performance.now() - begin;
       await Promise.all([...inFlight]);
-      return { sent, ok, failed, errors, ...(records !== null ? { records } : {}) };
+      const cpu = process.cpuUsage(cpuBefore);
+      return {
+        sent,
+        ok,
+        failed,
+        errors,
+        lateMs: { p50: late.getValueAtPercentile(50) / 1000, p99: late.getValueAtPercentile(99) / 1000, max: late.maxValue / 1000 },
+        cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsedMs) * 1000) / 10,
+        ...(records !== null ? { records } : {}),
+      };
     }
     throw new Error(`unknown request ${m.type}`);
   });

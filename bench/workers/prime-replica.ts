@@ -1,7 +1,8 @@
 /**
  * A benchmark replica: the Prime service on 127.0.0.1:0, either plain
- * (no rebind) or attached to a balancer. Counts the calls it served; with
- * --push-ms it pushes the count to the orchestrator periodically.
+ * (no rebind) or attached to a balancer. Counts the calls it served, and
+ * how many of them the balancer relayed (proxied); with --push-ms it pushes
+ * both counts to the orchestrator periodically.
  */
 import * as grpc from '@grpc/grpc-js';
 import { attach } from '../../src/index';
@@ -11,7 +12,7 @@ import { fatal, flag, send, serve } from './worker-util';
 async function main(): Promise<void> {
   const name = flag('name');
   const mode = flag('mode', 'plain');
-  const counter = { served: 0, slowdown: 1 };
+  const counter = { served: 0, proxied: 0, slowdown: 1 };
   const server = new grpc.Server();
   server.addService(primeService().service, primeImplementation(name, counter));
   const port = await new Promise<number>((resolve, reject) =>
@@ -23,9 +24,9 @@ async function main(): Promise<void> {
   }
   let draining = false;
   const pushMs = Number(flag('push-ms', '0'));
-  if (pushMs > 0) setInterval(() => send({ type: 'served', t: Date.now(), served: counter.served }), pushMs);
+  if (pushMs > 0) setInterval(() => send({ type: 'served', t: Date.now(), served: counter.served, proxied: counter.proxied }), pushMs);
   serve(async (m) => {
-    if (m.type === 'served') return { served: counter.served };
+    if (m.type === 'served') return { served: counter.served, proxied: counter.proxied };
     if (m.type === 'slow') {
       counter.slowdown = Number(m['factor']);
       return { slowdown: counter.slowdown };

@@ -135,6 +135,9 @@ export class UpstreamPool {
     if (list === undefined) this.byAddress.set(address, [connection]);
     else list.push(connection);
     session.on('connect', () => {
+      // Node emits 'connect' on a session destroyed while its socket was connecting (its member
+      // was removed meanwhile); setLocalWindowSize would throw and take the balancer down.
+      if (session.destroyed) return;
       // The connection window is the sum of its calls' windows: calls that stop
       // reading use up their own window, never the one the other calls need.
       session.setLocalWindowSize(Math.max(HTTP2_DEFAULT_WINDOW_BYTES, streamWindowBytes * maxStreamsPerConnection));

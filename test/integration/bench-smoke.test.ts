@@ -35,7 +35,7 @@ describe('benchmark smoke (--quick)', () => {
     const json = JSON.parse(read('overhead.json'));
     expect(json.iterations).toBeGreaterThan(0);
     expect(json.machine).toMatchObject({ cpus: expect.any(Number), model: expect.any(String), node: expect.any(String) });
-    const keys = ['direct', 'per_session', 'per_request', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'];
+    const keys = ['direct', 'per_session', 'per_request', 'per_request_direct', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'];
     expect(Object.keys(json.variants)).toEqual(keys);
     for (const key of keys) {
       const v = json.variants[key];
@@ -47,12 +47,22 @@ describe('benchmark smoke (--quick)', () => {
       for (const field of ['p50_us', 'p90_us', 'p99_us', 'mean_us', 'stddev_us', 'throughput_rps']) expect(v[field], `${key}.${field}`).toBeGreaterThan(0);
       expect(v.errors).toBe(0);
     }
+    // How the calls reached the replica: per_session's straight from the client, per_request's
+    // (a plain client) all relayed; per_request_direct's either way (relayed until the balancer
+    // hands rebind-aware clients of a per-request group a direct binding), but every one counted.
+    const served = (key: string) => json.variants[key].served as { direct: number; proxied: number };
+    const perVariant = json.iterations + json.warmup;
+    expect(served('per_session')).toEqual({ direct: perVariant, proxied: 0 });
+    expect(served('per_request')).toEqual({ direct: 0, proxied: perVariant });
+    expect(served('per_request_direct').direct + served('per_request_direct').proxied).toBe(perVariant);
+    expect(json.variants.direct.served).toBeUndefined();
     expect(read('overhead.md')).toContain('| direct |');
+    expect(read('overhead.md')).toContain('| per_request_direct |');
     expect(read('overhead.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
 
-  it('effectiveness writes every run with its series', async () => {
-    const r = await bench('effectiveness');
+  it('effectiveness writes every run of the paper scenario with its series', async () => {
+    const r = await bench('effectiveness', '--scenario', 'paper');
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const json = JSON.parse(read('effectiveness.json'));
     expect(json).toMatchObject({ report_interval_ms: expect.any(Number), ideal_rps: 150 });
@@ -65,9 +75,44 @@ describe('benchmark smoke (--quick)', () => {
       expect(run.series.length).toBeGreaterThan(10);
       for (const row of run.series) expect(row).toHaveLength(5);
     }
+    // The paper scenario stays at the top level for old readers and is under scenarios too.
+    expect(Object.keys(json.scenarios)).toEqual(['paper']);
+    expect(json.scenarios.paper).toMatchObject({ replicas: 4, rates: [100, 50, 100, 50, 100, 50, 100, 50], ideal_rps: 150 });
+    expect(json.scenarios.paper.runs).toEqual(json.runs);
     expect(read('effectiveness.md')).toContain('| on_demand_minimum_dispersion |');
     expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
+
+  it('effectiveness runs the few-heavy scenario per-request, rebind-aware and plain, and says how calls reached the replicas', async () => {
+    // Two short runs keep the suite short; the full run has every run of both scenarios.
+    const r = await bench('effectiveness', '--scenario', 'few-heavy', '--runs', 'per_request_direct,per_request_proxied', '--duration', '2');
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const json = JSON.parse(read('effectiveness.json'));
+    expect(json.runs).toBeUndefined();
+    expect(Object.keys(json.scenarios)).toEqual(['few-heavy']);
+    const scenario = json.scenarios['few-heavy'];
+    expect(scenario).toMatchObject({ replicas: 8, rates: [400, 400], ideal_rps: 100 });
+    expect(Object.keys(scenario.runs)).toEqual(['per_request_direct', 'per_request_proxied']);
+    for (const [key, run] of Object.entries(scenario.runs) as [string, Record<string, any>][]) {
+      // 2 clients x 400 calls/s x (warm-up 2 s + 2 s + 1 s); a call due in the last tick may stay unsent.
+      expect(run['calls'], key).toBeGreaterThan(3900);
+      expect(run['calls'], key).toBeLessThanOrEqual(4000);
+      expect(run['series'], key).toHaveLength(8);
+      for (const row of run['series']) expect(row).toHaveLength(9);
+      // Served: every call the replicas saw, counted once (a loaded machine may fail some calls).
+      expect(run['served'].direct + run['served'].proxied, `${key} served`).toBeGreaterThan(0);
+      expect(run['served'].direct + run['served'].proxied, `${key} served`).toBeLessThanOrEqual(run['calls'] + 2);
+      expect(run['balancer_cpu_pct'], key).toBeGreaterThan(0);
+      expect(run['clients'].cpu_pct_max, key).toBeGreaterThan(1);
+    }
+    // Plain clients are always relayed.
+    expect(scenario.runs.per_request_proxied.served.direct).toBe(0);
+    const md = read('effectiveness.md');
+    expect(md).toContain('## few-heavy');
+    expect(md).toContain('| per_request_direct |');
+    expect(md).toContain('| per_request_proxied |');
+    expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  }, 120_000);
 
   it('faults runs a crash and a drain and accounts for every call', async () => {
     // Two of the five scenarios keep the suite short; the full run covers all of them.

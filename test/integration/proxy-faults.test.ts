@@ -7,7 +7,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { UpstreamPool } from '../../src/balancer/proxy';
 import { attach, type Balancer } from '../../src/index';
 import { EchoService, echoImplementation, startEchoServer, type EchoClient, type EchoStats } from '../support/echo';
 import { echoClient, sleep, startBalancer, unary, waitFor } from '../support/cluster';
@@ -217,6 +219,39 @@ describe('proxy: a hung or removed replica (defect 4)', () => {
     expect(end.details).toContain('removed');
     expect(end.atMs - removedAt).toBeLessThan(5000);
   }, 30_000);
+});
+
+describe('proxy: a member removed while its upstream connection is connecting', () => {
+  it('does not throw from the connection\'s connect event (it took the balancer process down)', async () => {
+    // Seen in bench:effectiveness on a loaded machine: a replica's control stream dropped, its
+    // member was removed and the pool destroyed its upstream connection between the socket's
+    // connect and the session's 'connect' event, which Node emits on a destroyed session too.
+    const server = http2.createServer();
+    server.on('stream', (stream) => stream.respond({ ':status': 200 }, { endStream: true }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    const address = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    const thrown: Error[] = [];
+    const onUncaught = (err: Error) => thrown.push(err);
+    process.prependListener('uncaughtException', onUncaught);
+    cleanups.push(() => process.off('uncaughtException', onUncaught));
+    const pool = new UpstreamPool(pino({ level: 'silent' }));
+    const opened = pool.open(address, { ':method': 'POST', ':path': '/rebind.test.Echo/Unary' })!;
+    const closed = new Promise<void>((resolve) => opened.stream.once('close', () => resolve()));
+    opened.stream.on('error', () => undefined);
+    pool.release(address);
+    await closed;
+    // The connect event comes a tick after the socket's; give it a few.
+    await sleep(200);
+    expect(thrown.map((e) => e.message)).toEqual([]);
+    expect(pool.inFlight(address)).toBe(0);
+    // The pool still opens calls to the same replica afterwards.
+    const again = pool.open(address, { ':method': 'POST', ':path': '/rebind.test.Echo/Unary' })!;
+    const status = await new Promise<unknown>((resolve) => again.stream.once('response', (headers) => resolve(headers[':status'])));
+    again.stream.end();
+    expect(status).toBe(200);
+    pool.close();
+  }, 20_000);
 });
 
 describe('proxy: a replica that crashes (defect 5)', () => {
