@@ -15,7 +15,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Balancer } from '../../src/index';
 import { clientOptions } from '../../src/index';
-import { echoClient, startBalancer, startReplica, stopReplica, type TestReplica } from '../support/cluster';
+import { echoClient, startBalancer, startReplica, stopReplica, waitFor, type TestReplica } from '../support/cluster';
 import { openLoop, type LoadClient } from '../support/load';
 
 const root = path.join(__dirname, '../..');
@@ -99,6 +99,18 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('#live').getAttribute('data-state')).toBe('live');
     // The member table lists them, with loads.
     await expect.poll(async () => (await page.locator('.group[data-group="echo"] table.members tbody tr').allTextContents()).length, { timeout: 10_000 }).toBe(3);
+    // The ledger: every client's binding (members with shares), and the planner's last decision with its gain.
+    const bindingRows = page.locator('.group[data-group="echo"] table.bindings tbody tr');
+    await expect.poll(async () => (await bindingRows.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-client')))).sort(), { timeout: 10_000 }).toEqual(
+      [...group.ledger.entries()].map(([id]) => id).sort(),
+    );
+    expect(await bindingRows.count()).toBe(4);
+    for (const text of await bindingRows.allTextContents()) expect(text).toMatch(/^\S+(127\.0\.0\.1:\d+=\d+)+(bind|plan|avoid)\d+ (s|min) ago$/);
+    await waitFor(() => group.lastPlan !== null, 30_000, 50, 'a plan');
+    const plan = page.locator('.group[data-group="echo"] .plan');
+    await expect.poll(() => plan.textContent(), { timeout: 10_000 }).toMatch(/^last plan \d+ s ago: \d+ moves?, expected gain \S+ \(dispersion \S+ → \S+ \(-?\d+ %\), calls_per_s²\)$/);
+    expect(Number(await plan.getAttribute('data-moves'))).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('.group[data-group="echo"] table.plan-moves tbody tr').count()).toBeGreaterThanOrEqual(1);
 
     // Switch the strategy from the page.
     expect(group.strategyName).toBe('minimum_dispersion');
