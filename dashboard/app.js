@@ -1,5 +1,6 @@
 // rebind dashboard: live per-replica load (uPlot), member tables, the
-// decision feed, and the strategy/granularity controls. State arrives as
+// planner's last decision and the most recent bindings, the decision feed,
+// and the strategy/granularity controls. State arrives as
 // Server-Sent Events from /api/events; nothing is polled. Text from the
 // network is only ever set as textContent.
 'use strict';
@@ -161,6 +162,62 @@ function updateMembers(view, g) {
   view.node.querySelector('.members tbody').replaceChildren(...rows);
 }
 
+/** A time span for people, from milliseconds. */
+function ago(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s ago`;
+  if (s < 7200) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+
+/** Rows shown of the last plan's moves (the snapshot carries up to 100). */
+const PLAN_MOVES_SHOWN = 20;
+
+/** The last plan (age, moves, expected gain), clients by binding size, and the most recent bindings. */
+function updateLedger(view, g, nowMs) {
+  const n = view.node;
+  const plan = g.lastPlan;
+  const planLine = n.querySelector('.plan');
+  const movesTable = n.querySelector('.plan-moves');
+  if (plan === null || plan === undefined) {
+    planLine.textContent = 'no plan yet';
+    planLine.dataset.moves = '';
+    movesTable.hidden = true;
+  } else {
+    const before = plan.dispersionBefore;
+    const after = plan.dispersionAfter;
+    const removed = before > 0 ? ` (${Math.round((100 * (after - before)) / before)} %)` : '';
+    planLine.textContent =
+      `last plan ${ago(nowMs - plan.atUnixMs)}: ${plan.moveCount} move${plan.moveCount === 1 ? '' : 's'}, ` +
+      `expected gain ${fmt(before - after)} (dispersion ${fmt(before)} → ${fmt(after)}${removed}, ${g.metric}²)`;
+    planLine.dataset.moves = String(plan.moveCount);
+    const label = (id, address) => (address ? `${id} ${address}` : `${id} (left)`);
+    const rows = plan.moves.slice(0, PLAN_MOVES_SHOWN).map((m) =>
+      el('tr', {}, [
+        el('td', { text: m.clientId }),
+        el('td', { text: label(m.fromMemberId, m.fromAddress) }),
+        el('td', { text: label(m.toMemberId, m.toAddress) }),
+        el('td', { class: 'num', text: fmt(m.load) }),
+      ]),
+    );
+    if (plan.moveCount > rows.length) rows.push(el('tr', {}, [el('td', { colspan: '4', class: 'muted', text: `… ${plan.moveCount - rows.length} more` })]));
+    n.querySelector('.plan-moves tbody').replaceChildren(...rows);
+    movesTable.hidden = false;
+  }
+  const sizes = (g.bindingSizes || []).flatMap((count, size) => (size > 0 && count > 0 ? [`${size} member${size === 1 ? '' : 's'}: ${count}`] : []));
+  n.querySelector('.binding-sizes').textContent =
+    `${g.bindingCount} remembered${sizes.length ? ` · ${sizes.join(', ')}` : ''}${g.bindings.length < g.bindingCount ? ` · ${g.bindings.length} most recent shown` : ''}`;
+  const rows = g.bindings.map((b) =>
+    el('tr', { 'data-client': b.clientId, 'data-via': b.via }, [
+      el('td', { text: b.clientId }),
+      el('td', {}, b.members.map((m) => el('span', { class: 'share', title: m.memberId, text: `${m.address || `${m.memberId} (left)`}=${m.permille}` }))),
+      el('td', { class: `via-${b.via}`, text: b.via }),
+      el('td', { class: 'num', text: ago(nowMs - b.sinceUnixMs) }),
+    ]),
+  );
+  n.querySelector('.bindings tbody').replaceChildren(...rows);
+}
+
 /** Appends one point per member and redraws (a new uPlot when the member set changed). */
 function updateChart(view, g, nowMs) {
   const t = nowMs / 1000;
@@ -219,6 +276,7 @@ function applySnapshot(snapshot) {
     }
     updateGroup(view, g);
     updateMembers(view, g);
+    updateLedger(view, g, snapshot.nowMs);
     updateChart(view, g, snapshot.nowMs);
   }
   for (const [name, view] of groups) {

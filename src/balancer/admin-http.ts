@@ -26,7 +26,7 @@ import { interval, type Subscription } from 'rxjs';
 import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import { WarnLimiter } from '../common/warn-limiter';
-import type { Admin } from './admin';
+import { DEFAULT_BINDINGS_SHOWN, ledgerStatus, MAX_BINDINGS_SHOWN, parseBindingsShown, type Admin, type LedgerView } from './admin';
 import { AUTH_HEADER, bearer, checkBearer } from './auth';
 import { checkAdminOptIn, GRANULARITIES, parseAdminHost } from './config';
 import type { DecisionLog } from './decisions';
@@ -74,8 +74,8 @@ export interface AdminHttpOptions {
   info: () => { address: string; controlAddress: string; startedAtMs: number };
 }
 
-/** The dashboard's view of one group. */
-export interface GroupSnapshot {
+/** The dashboard's view of one group: its members, and its ledger's most recent bindings and last plan. */
+export interface GroupSnapshot extends LedgerView {
   name: string;
   strategy: string;
   params: Record<string, number>;
@@ -98,7 +98,8 @@ export interface GroupSnapshot {
   }[];
 }
 
-export function groupSnapshot(group: Group, nowMs: number): GroupSnapshot {
+/** A group as the dashboard shows it, with its `bindings` most recent bindings (capped at MAX_BINDINGS_SHOWN). */
+export function groupSnapshot(group: Group, nowMs: number, bindings = DEFAULT_BINDINGS_SHOWN): GroupSnapshot {
   const members = [...group.members.values()].slice(0, MAX_MEMBERS_SHOWN);
   return {
     name: group.name,
@@ -121,6 +122,7 @@ export function groupSnapshot(group: Group, nowMs: number): GroupSnapshot {
       reports: m.reports,
       lastReportAgeMs: Math.max(0, nowMs - m.lastReportAtMs),
     })),
+    ...ledgerStatus(group, bindings),
   };
 }
 
@@ -352,7 +354,8 @@ export class AdminHttp {
     });
   }
 
-  private state(): unknown {
+  /** The dashboard's whole state, each group with its `bindings` most recent bindings. */
+  private state(bindings: number): unknown {
     const now = Date.now();
     return {
       ...this.options.info(),
@@ -363,7 +366,7 @@ export class AdminHttp {
       strategies: strategyNames(),
       granularities: GRANULARITIES,
       pushIntervalMs: this.options.pushIntervalMs,
-      groups: [...this.options.registry.groups.values()].map((g) => groupSnapshot(g, now)),
+      groups: [...this.options.registry.groups.values()].map((g) => groupSnapshot(g, now, bindings)),
       decisions: this.options.decisions.recent(),
     };
   }
@@ -434,7 +437,7 @@ export class AdminHttp {
       this.checkHost(req);
       if (url.pathname === '/metrics') return await this.metrics(req, res);
       if (url.pathname === '/healthz') return this.text(req, res, 200, 'ok\n');
-      if (url.pathname === '/api/state') return this.json(req, res, 200, this.state(), ['GET', 'HEAD']);
+      if (url.pathname === '/api/state') return this.json(req, res, 200, this.state(bindingsParam(url)), ['GET', 'HEAD']);
       if (url.pathname === '/api/events') return this.events(req, res);
       const control = /^\/api\/groups\/([^/]+)\/(strategy|granularity)$/.exec(url.pathname);
       if (control !== null) return await this.change(req, res, control[1]!, control[2] as 'strategy' | 'granularity');
@@ -583,6 +586,15 @@ export class AdminHttp {
     // Viewers see the change at once, not at the next push.
     this.broadcastSnapshot();
   }
+}
+
+/** The `bindings` query parameter (how many of each group's most recent bindings to list), or the dashboard's default. */
+function bindingsParam(url: URL): number {
+  const raw = url.searchParams.get('bindings');
+  if (raw === null) return DEFAULT_BINDINGS_SHOWN;
+  const n = /^[0-9]{1,9}$/.test(raw) ? parseBindingsShown(Number(raw)) : null;
+  if (n === null || isRefusal(n)) throw new HttpError(400, `bindings must be an integer 0..${MAX_BINDINGS_SHOWN} (got ${JSON.stringify(raw.slice(0, 20))})`, 'admin_http_bad_request');
+  return n;
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {

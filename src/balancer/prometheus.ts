@@ -6,7 +6,8 @@
  * several balancers in one process (tests, embedding) do not mix.
  */
 import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
-import type { GroupCounters } from './group';
+import { MAX_BINDING_MEMBERS } from '../common/wire';
+import type { Group, GroupCounters } from './group';
 import type { Registry } from './registry';
 
 export interface MetricSources {
@@ -84,6 +85,36 @@ export function balancerMetrics(sources: MetricSources, options: { processMetric
   perMember('rebind_member_in_flight', 'Calls in flight at the member at its last report', (m) => m.latest?.inFlight ?? 0);
   perMember('rebind_member_clients', 'Movable (direct) clients the member reported', (m) => m.clients.size);
   perMember('rebind_member_last_report_age_seconds', "Seconds since the member's last load report (or its attachment)", (m) => Math.max(0, (Date.now() - m.lastReportAtMs) / 1000));
+
+  new Gauge({
+    name: 'rebind_bindings',
+    help: `Clients whose remembered binding has \`size\` members (1..${MAX_BINDING_MEMBERS}), per group`,
+    labelNames: ['group', 'size'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of groups()) {
+        const sizes = g.ledger.sizeHistogram();
+        for (let size = 1; size <= MAX_BINDING_MEMBERS; size++) this.set({ group: g.name, size: String(size) }, sizes[size] ?? 0);
+      }
+    },
+  });
+
+  // The planner's last decision: its expected gain is before - after (absent before the first plan).
+  const lastPlan = (name: string, help: string, value: (p: NonNullable<Group['lastPlan']>) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['group'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const g of groups()) if (g.lastPlan !== null) this.set({ group: g.name }, value(g.lastPlan));
+      },
+    });
+  lastPlan('rebind_plan_dispersion_before', "Σ(L−μ)² of the planned members' loads before the last plan that moved clients (group metric squared)", (p) => p.dispersionBefore);
+  lastPlan('rebind_plan_dispersion_after', 'Σ(L−μ)² the last plan expects after its moves: the expected gain is before - after', (p) => p.dispersionAfter);
+  lastPlan('rebind_plan_moves', 'Moves of the last plan that moved clients', (p) => p.moves.length);
 
   const byName = new Map<string, (typeof GROUP_COUNTERS)[number][]>();
   for (const c of GROUP_COUNTERS) byName.set(c.name, [...(byName.get(c.name) ?? []), c]);

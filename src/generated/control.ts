@@ -5,6 +5,8 @@ import type { AdminClient as _rebind_v1_AdminClient, AdminDefinition as _rebind_
 import type { Advisory as _rebind_v1_Advisory, Advisory__Output as _rebind_v1_Advisory__Output } from './rebind/v1/Advisory';
 import type { Attached as _rebind_v1_Attached, Attached__Output as _rebind_v1_Attached__Output } from './rebind/v1/Attached';
 import type { BalancerMessage as _rebind_v1_BalancerMessage, BalancerMessage__Output as _rebind_v1_BalancerMessage__Output } from './rebind/v1/BalancerMessage';
+import type { BindingMemberStatus as _rebind_v1_BindingMemberStatus, BindingMemberStatus__Output as _rebind_v1_BindingMemberStatus__Output } from './rebind/v1/BindingMemberStatus';
+import type { BindingStatus as _rebind_v1_BindingStatus, BindingStatus__Output as _rebind_v1_BindingStatus__Output } from './rebind/v1/BindingStatus';
 import type { ClientLoad as _rebind_v1_ClientLoad, ClientLoad__Output as _rebind_v1_ClientLoad__Output } from './rebind/v1/ClientLoad';
 import type { ControlClient as _rebind_v1_ControlClient, ControlDefinition as _rebind_v1_ControlDefinition } from './rebind/v1/Control';
 import type { Detach as _rebind_v1_Detach, Detach__Output as _rebind_v1_Detach__Output } from './rebind/v1/Detach';
@@ -17,6 +19,8 @@ import type { MemberStatus as _rebind_v1_MemberStatus, MemberStatus__Output as _
 import type { Method as _rebind_v1_Method, Method__Output as _rebind_v1_Method__Output } from './rebind/v1/Method';
 import type { Move as _rebind_v1_Move, Move__Output as _rebind_v1_Move__Output } from './rebind/v1/Move';
 import type { Notice as _rebind_v1_Notice, Notice__Output as _rebind_v1_Notice__Output } from './rebind/v1/Notice';
+import type { PlanMove as _rebind_v1_PlanMove, PlanMove__Output as _rebind_v1_PlanMove__Output } from './rebind/v1/PlanMove';
+import type { PlanStatus as _rebind_v1_PlanStatus, PlanStatus__Output as _rebind_v1_PlanStatus__Output } from './rebind/v1/PlanStatus';
 import type { ReplicaMessage as _rebind_v1_ReplicaMessage, ReplicaMessage__Output as _rebind_v1_ReplicaMessage__Output } from './rebind/v1/ReplicaMessage';
 import type { SetGranularityRequest as _rebind_v1_SetGranularityRequest, SetGranularityRequest__Output as _rebind_v1_SetGranularityRequest__Output } from './rebind/v1/SetGranularityRequest';
 import type { SetStrategyRequest as _rebind_v1_SetStrategyRequest, SetStrategyRequest__Output as _rebind_v1_SetStrategyRequest__Output } from './rebind/v1/SetStrategyRequest';
@@ -32,6 +36,8 @@ export interface ProtoGrpcType {
       Advisory: MessageTypeDefinition<_rebind_v1_Advisory, _rebind_v1_Advisory__Output>
       Attached: MessageTypeDefinition<_rebind_v1_Attached, _rebind_v1_Attached__Output>
       BalancerMessage: MessageTypeDefinition<_rebind_v1_BalancerMessage, _rebind_v1_BalancerMessage__Output>
+      BindingMemberStatus: MessageTypeDefinition<_rebind_v1_BindingMemberStatus, _rebind_v1_BindingMemberStatus__Output>
+      BindingStatus: MessageTypeDefinition<_rebind_v1_BindingStatus, _rebind_v1_BindingStatus__Output>
       CallKind: EnumTypeDefinition
       ClientLoad: MessageTypeDefinition<_rebind_v1_ClientLoad, _rebind_v1_ClientLoad__Output>
       Control: SubtypeConstructor<typeof grpc.Client, _rebind_v1_ControlClient> & { service: _rebind_v1_ControlDefinition }
@@ -45,6 +51,8 @@ export interface ProtoGrpcType {
       Method: MessageTypeDefinition<_rebind_v1_Method, _rebind_v1_Method__Output>
       Move: MessageTypeDefinition<_rebind_v1_Move, _rebind_v1_Move__Output>
       Notice: MessageTypeDefinition<_rebind_v1_Notice, _rebind_v1_Notice__Output>
+      PlanMove: MessageTypeDefinition<_rebind_v1_PlanMove, _rebind_v1_PlanMove__Output>
+      PlanStatus: MessageTypeDefinition<_rebind_v1_PlanStatus, _rebind_v1_PlanStatus__Output>
       ReplicaMessage: MessageTypeDefinition<_rebind_v1_ReplicaMessage, _rebind_v1_ReplicaMessage__Output>
       SetGranularityRequest: MessageTypeDefinition<_rebind_v1_SetGranularityRequest, _rebind_v1_SetGranularityRequest__Output>
       SetStrategyRequest: MessageTypeDefinition<_rebind_v1_SetStrategyRequest, _rebind_v1_SetStrategyRequest__Output>

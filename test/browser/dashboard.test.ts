@@ -99,6 +99,24 @@ describe('dashboard in Chromium', () => {
     expect(await page.locator('#live').getAttribute('data-state')).toBe('live');
     // The member table lists them, with loads.
     await expect.poll(async () => (await page.locator('.group[data-group="echo"] table.members tbody tr').allTextContents()).length, { timeout: 10_000 }).toBe(3);
+    // The ledger: every client's binding (members with shares), and the planner's last decision with its gain.
+    const bindingRows = page.locator('.group[data-group="echo"] table.bindings tbody tr');
+    await expect.poll(async () => (await bindingRows.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-client')))).sort(), { timeout: 10_000 }).toEqual(
+      [...group.ledger.entries()].map(([id]) => id).sort(),
+    );
+    expect(await bindingRows.count()).toBe(4);
+    for (const text of await bindingRows.allTextContents()) expect(text).toMatch(/^\S+(127\.0\.0\.1:\d+=\d+)+(bind|plan|avoid)\d+ (s|min) ago$/);
+    // Whether the planner has moved anyone yet depends on where the first binds landed: the panel shows what the group has.
+    const plan = page.locator('.group[data-group="echo"] .plan');
+    const serverMoves = () => (group.lastPlan === null ? '' : String(group.lastPlan.moves.length));
+    await expect.poll(async () => (await plan.getAttribute('data-moves')) === serverMoves(), { timeout: 10_000 }).toBe(true);
+    // (Read in one go: a push may update the panel between two reads.)
+    const shownPlan = await plan.evaluate((node) => ({ moves: (node as HTMLElement).dataset['moves'], text: node.textContent }));
+    if (shownPlan.moves === '') expect(shownPlan.text).toBe('no plan yet');
+    else {
+      expect(shownPlan.text).toMatch(/^last plan \d+ s ago: \d+ moves?, expected gain \S+ \(dispersion \S+ → \S+ \(-?\d+ %\), calls_per_s²\)$/);
+      expect(await page.locator('.group[data-group="echo"] table.plan-moves tbody tr').count()).toBeGreaterThanOrEqual(1);
+    }
 
     // Switch the strategy from the page.
     expect(group.strategyName).toBe('minimum_dispersion');

@@ -108,6 +108,15 @@ describe('Prometheus metrics', () => {
       await sleep(intervalMs);
       metrics = await scrape(balancer);
     }
+    // Operators see the plan that moved them and the bindings it made.
+    const shown = JSON.parse((await request(balancer.adminAddress, '/api/state')).body).groups[0];
+    expect(shown.lastPlan.moveCount).toBeGreaterThanOrEqual(1);
+    expect(shown.lastPlan.dispersionAfter).toBeLessThan(shown.lastPlan.dispersionBefore);
+    expect(shown.bindingCount).toBe(4);
+    expect(shown.bindings.filter((b: { via: string }) => b.via === 'plan').length).toBeGreaterThanOrEqual(2);
+    // (A plan may spread a client over members: count every size.)
+    expect(Array.from({ length: 16 }, (_, i) => metrics.get(`rebind_bindings{group="echo",size="${i + 1}"}`)!).reduce((a, b) => a + b, 0)).toBe(4);
+    expect(metrics.get('rebind_plan_moves{group="echo"}')).toBeGreaterThanOrEqual(1);
     // The live picture: who is in, how loaded, how many clients each.
     expect(metrics.get('rebind_group_info{group="echo",strategy="minimum_dispersion",granularity="on-demand",metric="calls_per_s"}')).toBe(1);
     const states = ['ATTACHED', 'NOMINAL', 'SHEDDING', 'DRAINING', 'SUSPECT'];

@@ -2,6 +2,8 @@
 
 import type { MemberStatus as _rebind_v1_MemberStatus, MemberStatus__Output as _rebind_v1_MemberStatus__Output } from '../../rebind/v1/MemberStatus';
 import type { Method as _rebind_v1_Method, Method__Output as _rebind_v1_Method__Output } from '../../rebind/v1/Method';
+import type { BindingStatus as _rebind_v1_BindingStatus, BindingStatus__Output as _rebind_v1_BindingStatus__Output } from '../../rebind/v1/BindingStatus';
+import type { PlanStatus as _rebind_v1_PlanStatus, PlanStatus__Output as _rebind_v1_PlanStatus__Output } from '../../rebind/v1/PlanStatus';
 import type { Long } from '@grpc/proto-loader';
 
 export interface GroupStatus {
@@ -15,6 +17,10 @@ export interface GroupStatus {
   'forwards'?: (number | string | Long);
   'proxiedCalls'?: (number | string | Long);
   'advisories'?: (number | string | Long);
+  'bindings'?: (_rebind_v1_BindingStatus)[];
+  'bindingCount'?: (number);
+  'bindingSizes'?: (number)[];
+  'lastPlan'?: (_rebind_v1_PlanStatus | null);
 }
 
 export interface GroupStatus__Output {
@@ -28,4 +34,8 @@ export interface GroupStatus__Output {
   'forwards': (number);
   'proxiedCalls': (number);
   'advisories': (number);
+  'bindings': (_rebind_v1_BindingStatus__Output)[];
+  'bindingCount': (number);
+  'bindingSizes': (number)[];
+  'lastPlan': (_rebind_v1_PlanStatus__Output | null);
 }

@@ -3,8 +3,10 @@
 
 export interface ListGroupsRequest {
   'group'?: (string);
+  'bindings'?: (number);
 }
 
 export interface ListGroupsRequest__Output {
   'group': (string);
+  'bindings': (number);
 }
