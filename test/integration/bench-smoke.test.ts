@@ -1,13 +1,15 @@
 /**
- * CI smoke test of the benchmarks: their --quick modes run to the end and
+ * CI smoke test of the benchmarks (overhead and faults; split in two files so that
+ * vitest runs them side by side): their --quick modes run to the end and
  * write complete result files (the figures themselves are not checked: CI
  * machines are shared and noisy).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildOnce } from '../support/build-once';
 
 const root = path.join(__dirname, '../..');
 const out = mkdtempSync(path.join(tmpdir(), 'rebind-bench-smoke-'));
@@ -25,7 +27,7 @@ function read(file: string): string {
 }
 
 beforeAll(() => {
-  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  buildOnce();
 }, 60_000);
 
 describe('benchmark smoke (--quick)', () => {
@@ -60,60 +62,6 @@ describe('benchmark smoke (--quick)', () => {
     expect(read('overhead.md')).toContain('| per_request_direct |');
     expect(read('overhead.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
-
-  it('effectiveness writes every run of the paper scenario with its series', async () => {
-    const r = await bench('effectiveness', '--scenario', 'paper');
-    expect(r.code, r.stderr.slice(-2000)).toBe(0);
-    const json = JSON.parse(read('effectiveness.json'));
-    expect(json).toMatchObject({ report_interval_ms: expect.any(Number), ideal_rps: 150 });
-    const keys = ['per_session_round_robin', 'on_demand_minimum_dispersion', 'on_demand_least_loaded', 'on_demand_load_average', 'peer_grpc_weighted_round_robin'];
-    expect(Object.keys(json.runs)).toEqual(keys);
-    for (const key of keys) {
-      const run = json.runs[key];
-      expect(run).toMatchObject({ steady: { max_over_mean: expect.any(Number), cv: expect.any(Number) }, rebinds: expect.any(Number), rebinds_after_convergence: expect.any(Number) });
-      expect(run.convergence_s === null || typeof run.convergence_s === 'number').toBe(true);
-      expect(run.series.length).toBeGreaterThan(10);
-      for (const row of run.series) expect(row).toHaveLength(5);
-    }
-    // The paper scenario stays at the top level for old readers and is under scenarios too.
-    expect(Object.keys(json.scenarios)).toEqual(['paper']);
-    expect(json.scenarios.paper).toMatchObject({ replicas: 4, rates: [100, 50, 100, 50, 100, 50, 100, 50], ideal_rps: 150 });
-    expect(json.scenarios.paper.runs).toEqual(json.runs);
-    expect(read('effectiveness.md')).toContain('| on_demand_minimum_dispersion |');
-    expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
-  }, 240_000);
-
-  it('effectiveness runs the few-heavy scenario per-request, rebind-aware and plain, and says how calls reached the replicas', async () => {
-    // Two short runs keep the suite short; the full run has every run of both scenarios.
-    const r = await bench('effectiveness', '--scenario', 'few-heavy', '--runs', 'per_request_direct,per_request_proxied', '--duration', '2');
-    expect(r.code, r.stderr.slice(-2000)).toBe(0);
-    const json = JSON.parse(read('effectiveness.json'));
-    expect(json.runs).toBeUndefined();
-    expect(Object.keys(json.scenarios)).toEqual(['few-heavy']);
-    const scenario = json.scenarios['few-heavy'];
-    expect(scenario).toMatchObject({ replicas: 8, rates: [400, 400], ideal_rps: 100 });
-    expect(Object.keys(scenario.runs)).toEqual(['per_request_direct', 'per_request_proxied']);
-    for (const [key, run] of Object.entries(scenario.runs) as [string, Record<string, any>][]) {
-      // 2 clients x 400 calls/s x (warm-up 2 s + 2 s + 1 s); a call due in the last tick may stay unsent.
-      expect(run['calls'], key).toBeGreaterThan(3900);
-      expect(run['calls'], key).toBeLessThanOrEqual(4000);
-      expect(run['series'], key).toHaveLength(8);
-      for (const row of run['series']) expect(row).toHaveLength(9);
-      // Served: every call the replicas saw, counted once (a loaded machine may fail some calls).
-      expect(run['served'].direct + run['served'].proxied, `${key} served`).toBeGreaterThan(0);
-      expect(run['served'].direct + run['served'].proxied, `${key} served`).toBeLessThanOrEqual(run['calls'] + 2);
-      expect(run['balancer_cpu_pct'], key).toBeGreaterThan(0);
-      expect(run['clients'].cpu_pct_max, key).toBeGreaterThan(1);
-    }
-    // Plain clients are always relayed.
-    expect(scenario.runs.per_request_proxied.served.direct).toBe(0);
-    const md = read('effectiveness.md');
-    expect(md).toContain('## few-heavy');
-    expect(md).toContain('| per_request_direct |');
-    expect(md).toContain('| per_request_proxied |');
-    expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
-  }, 120_000);
-
   it('faults runs a crash and a drain and accounts for every call', async () => {
     // Two of the five scenarios keep the suite short; the full run covers all of them.
     const r = await bench('faults', '--scenarios', 'replica_crash,replica_drain');
@@ -130,42 +78,4 @@ describe('benchmark smoke (--quick)', () => {
     expect(read('faults.md')).toContain('| replica_crash |');
     expect(read('faults.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
-  it('abuse runs two vectors against fresh processes and records every field, legitimate calls included', async () => {
-    // Two short vectors keep the suite short; the acceptance verdicts are not checked (they
-    // depend on the defences in the code under test), the measurements and their fields are.
-    const r = await bench('abuse', '--vectors', 'refused_hellos,fresh_client_binds', '--duration', '2', '--settle', '1');
-    expect(r.code, r.stderr.slice(-2000)).toBe(0);
-    const json = JSON.parse(read('abuse.json'));
-    expect(json.machine).toMatchObject({ cpus: expect.any(Number), node: expect.any(String) });
-    expect(Object.keys(json.vectors)).toEqual(['refused_hellos', 'fresh_client_binds']);
-    expect(json.summary.passed + json.summary.failed).toBe(2);
-    for (const [key, v] of Object.entries(json.vectors) as [string, Record<string, any>][]) {
-      expect(v['error'], key).toBeUndefined();
-      expect(v['attacker'].sent, `${key} attacker.sent`).toBeGreaterThan(0);
-      for (const proc of ['balancer', 'replica', 'replica2']) {
-        const m = v[proc];
-        expect(m.heap_start_mb, `${key} ${proc}.heap_start_mb`).toBeGreaterThan(1);
-        expect(m.rss_start_mb, `${key} ${proc}.rss_start_mb`).toBeGreaterThan(m.heap_start_mb / 4);
-        for (const field of ['heap_live_peak_growth_mb', 'heap_peak_growth_mb', 'heap_after_growth_mb', 'rss_peak_growth_mb', 'rss_after_growth_mb', 'cpu_pct']) expect(typeof m[field], `${key} ${proc}.${field}`).toBe('number');
-      }
-      // The attacked balancer worked for it.
-      expect(v['balancer'].cpu_pct, key).toBeGreaterThan(1);
-      expect(Object.keys(v['defence']).length, key).toBeGreaterThan(0);
-      for (const n of Object.values(v['defence'])) expect(typeof n).toBe('number');
-      // Steady legitimate traffic ran through every vector (4 callers at 10 calls/s for 3+ s).
-      expect(v['legit'].calls, `${key} legit.calls`).toBeGreaterThan(40);
-      expect(typeof v['legit'].failures).toBe('number');
-      expect(Object.keys(v['legit'].by_kind).sort()).toEqual(['plain_stream', 'plain_unary', 'rebind_unary']);
-      expect(typeof v['acceptance'].pass).toBe('boolean');
-      expect(v['acceptance'].reason.length).toBeGreaterThan(10);
-      expect(v['timeline'].length, `${key} timeline`).toBeGreaterThan(4);
-    }
-    // Each vector did what it claims: the hellos were refused, the binds were answered with forwards.
-    expect(json.vectors.refused_hellos.refusals.balancer.attach_refused).toBe(json.vectors.refused_hellos.attacker.sent);
-    expect(json.vectors.fresh_client_binds.attacker.notes).toMatch(/grpc-status 10 \(forward\)/);
-    const md = read('abuse.md');
-    expect(md).toContain('| refused_hellos |');
-    expect(md).toContain('| fresh_client_binds |');
-    expect(read('abuse.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
-  }, 120_000);
 });

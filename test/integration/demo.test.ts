@@ -5,6 +5,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { buildOnce } from '../support/build-once';
 import { sleep, waitFor } from '../support/cluster';
 
 const root = path.join(__dirname, '../..');
@@ -25,7 +26,7 @@ function cliProcesses(): number[] {
 
 beforeAll(() => {
   // The demo runs the compiled code; make sure it is this tree's.
-  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  buildOnce();
 }, 60_000);
 
 describe('npm run demo', () => {

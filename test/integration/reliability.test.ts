@@ -4,9 +4,9 @@
  * own processes (the compiled benchmark worker).
  */
 import * as grpc from '@grpc/grpc-js';
-import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildOnce } from '../support/build-once';
 import { Balancer, clientOptions } from '../../src/index';
 import { freePort } from '../../bench/lib/common';
 import { PRIME, primeService, type PrimeClient } from '../../bench/lib/prime';
@@ -20,7 +20,7 @@ type WorkerModule = typeof import('../../bench/lib/processes');
 let processes: WorkerModule;
 
 beforeAll(() => {
-  execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+  buildOnce();
   processes = require(path.join(root, 'dist/bench/lib/processes.js')) as WorkerModule;
 }, 60_000);
 
