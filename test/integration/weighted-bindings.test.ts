@@ -323,3 +323,82 @@ describe('a one-member binding whose member stops answering', () => {
     expect((await Promise.all(held)).map((r) => r.servedBy)).toEqual(['a', 'a', 'a', 'a']);
   });
 });
+
+describe('the adaptive stall bound of a one-member binding', () => {
+  /** Sends `count` unary calls `gapMs` apart without waiting for them; resolves with every reply. */
+  async function paced(stub: EchoClient, count: number, gapMs: number, text: string): Promise<EchoReply__Output[]> {
+    const calls: Promise<EchoReply__Output>[] = [];
+    for (let i = 0; i < count; i++) {
+      calls.push(unary(stub, { text: `${text}${i}` }));
+      await sleep(gapMs);
+    }
+    return Promise.all(calls);
+  }
+
+  it('a light channel at 50 calls/s gives up a member that stops answering within 16 calls, binds elsewhere, and fails no call', async () => {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address);
+    // 2 s at 50 calls/s with about one call in flight: the channel's baseline.
+    expect(new Set((await paced(stub, 100, 20, 'warm')).map((r) => r.servedBy))).toEqual(new Set(['a']));
+    a.holdMs = 3000;
+    const before = a.arrived;
+    const replies = await paced(stub, 60, 20, 'after');
+    const heldAtA = a.arrived - before;
+    expect(seen.unbound).toHaveLength(1);
+    expect(seen.unbound[0]).toMatch(/gave up replica .*: 16 calls in flight .*floor 16/);
+    // At most the floor (one warm call may have been caught by the hang too).
+    expect(heldAtA).toBeGreaterThanOrEqual(15);
+    expect(heldAtA).toBeLessThanOrEqual(16);
+    expect(replies.filter((r) => r.servedBy === 'a')).toHaveLength(heldAtA);
+    expect(replies.filter((r) => r.servedBy === 'b')).toHaveLength(60 - heldAtA);
+    expect(balancer.avoids.at(-1)).toContain(a.address);
+  });
+
+  /** 64 callers in closed loops of 100 ms calls on a healthy member for `ms`; returns the number of give-ups. */
+  async function busy(extra: Parameters<typeof clientOptions>[0], ms: number): Promise<{ unbound: number; calls: number }> {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address, extra);
+    const end = Date.now() + ms;
+    let calls = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (Date.now() < end) {
+          await new Promise<void>((resolve, reject) => stub.unary({ text: 'busy', delayMs: 100 }, (err) => (err ? reject(err) : resolve())));
+          calls++;
+        }
+      }),
+    );
+    return { unbound: seen.unbound.length, calls };
+  }
+
+  it('a channel that multiplexes 64 calls on a healthy member keeps it (a fixed bound of 16 would give it up)', async () => {
+    const adaptive = await busy({}, 2000);
+    expect(adaptive.unbound).toBe(0);
+    expect(adaptive.calls).toBeGreaterThan(64 * 5);
+    // The same load with the bound capped at 16: given up (so the check above can fail).
+    const fixed = await busy({ stallInFlight: 16 }, 1000);
+    expect(fixed.unbound).toBeGreaterThan(0);
+  });
+
+  it('long streams open on the member do not make the calls beside them give it up (a fixed bound of 16 would)', async () => {
+    async function run(extra: Parameters<typeof clientOptions>[0]): Promise<number> {
+      const [a, b] = [await replica('a'), await replica('b')];
+      const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+      const seen = listen();
+      const stub = client(balancer.address, extra);
+      await unary(stub, { text: 'bind' });
+      // 20 streams of 2 s each, opened at once, then 50 calls/s beside them for 1 s.
+      const streams = Array.from({ length: 20 }, () => serverStream(stub, 'long', 40, 50));
+      await sleep(100);
+      await paced(stub, 50, 20, 'beside');
+      expect((await Promise.all(streams)).every((s) => s.length === 40)).toBe(true);
+      return seen.unbound.length;
+    }
+    expect(await run({})).toBe(0);
+    expect(await run({ stallInFlight: 16 })).toBeGreaterThan(0);
+  });
+});
