@@ -62,16 +62,25 @@ interface FakeReplica {
   holdMs: number;
   /** Trailers added to every OK response (piggy-backing), or null. */
   piggyBack: Record<string, string> | null;
+  /** Unary calls are served one at a time, each taking this long, ms (a slow replica whose queue grows). */
+  serialMs: number;
+  /** The tail of that queue. */
+  queue: Promise<void>;
 }
 
 async function replica(name: string): Promise<FakeReplica> {
   const stats: EchoStats = { calls: 0, byMethod: {} };
   const impl = echoImplementation(name, stats);
-  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null };
+  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null, serialMs: 0, queue: Promise.resolve() };
   const unaryImpl = impl.Unary.bind(impl);
   impl.Unary = async (call, callback) => {
     r.arrived++;
     if (r.holdMs > 0) await sleep(r.holdMs);
+    if (r.serialMs > 0) {
+      const mine = r.queue.then(() => sleep(r.serialMs));
+      r.queue = mine;
+      await mine;
+    }
     unaryImpl(call, callback);
   };
   const { server, address } = await startEchoServer(name, impl);
@@ -354,6 +363,24 @@ describe('the adaptive stall bound of a one-member binding', () => {
     expect(replies.filter((r) => r.servedBy === 'a')).toHaveLength(heldAtA);
     expect(replies.filter((r) => r.servedBy === 'b')).toHaveLength(60 - heldAtA);
     expect(balancer.avoids.at(-1)).toContain(a.address);
+  });
+
+  it('a light channel at 50 calls/s gives up a member that serves only 10 calls/s (its queue grows) within 40 calls, and fails no call', async () => {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address);
+    expect(new Set((await paced(stub, 100, 20, 'warm')).map((r) => r.servedBy))).toEqual(new Set(['a']));
+    a.serialMs = 100;
+    const before = a.arrived;
+    const replies = await paced(stub, 100, 20, 'after');
+    const atA = a.arrived - before;
+    expect(seen.unbound).toHaveLength(1);
+    expect(seen.unbound[0]).toMatch(/gave up replica .*: \d+ calls in flight/);
+    // 16 in flight (the floor) after some 20 calls: 50 calls/s arrive, 10/s are served.
+    expect(atA).toBeLessThanOrEqual(40);
+    expect(replies.filter((r) => r.servedBy === 'a')).toHaveLength(atA);
+    expect(replies.filter((r) => r.servedBy === 'b')).toHaveLength(100 - atA);
   });
 
   /** 64 callers in closed loops of 100 ms calls on a healthy member for `ms`; returns the number of give-ups. */
