@@ -365,7 +365,12 @@ export function pickOfTwo(members: readonly { permille: number; inFlight: number
  * (samples and weights), so the average is exact from the first sample on
  * (no warm-up bias toward 0) and, after a quiet spell, the next sample
  * counts almost alone. A pile-up of a few hundred ms barely moves it: at
- * 50 calls/s the weights of the last tau hold some 250 call starts.
+ * 50 calls/s the weights of the last tau hold some 250 call starts. What it
+ * cannot tell from a legitimate rise in concurrency: a pile-up that grows
+ * by fewer than about 2 x factor^2 x baseline / tau calls per second (6.4 x
+ * baseline per second with the defaults) is followed by the baseline and
+ * never reaches the bound; a burst of calls started together (a flush of
+ * calls queued while connecting) raises it for a few tau.
  *
  * Times are passed in (ms, any monotonic clock) so tests can drive it.
  */
