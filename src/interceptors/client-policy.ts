@@ -290,6 +290,14 @@ class Target {
 class Member {
   /** This channel's calls in flight on this member (picked and started, not ended). */
   inFlight = 0;
+  /**
+   * Of those, the calls whose first attempt this is: what the stall bound
+   * counts. Re-attempts come in bursts (the calls a hung replica held,
+   * re-sent together when keepalive closes its connection; the calls that
+   * waited for a binding, forwarded together) that say nothing about the
+   * member they land on.
+   */
+  firstInFlight = 0;
   /** Since when calls have been in flight here with none completing (ms), or null. */
   waitingSinceMs: number | null = null;
   constructor(
@@ -458,15 +466,18 @@ class RebindPicker implements Picker {
     const innerStarted = result.onCallStarted;
     const innerEnded = result.onCallEnded;
     const epoch = binding?.epoch ?? -1;
+    // A call's later attempt (re-sent after a forward or a failure) is not a new call (see Member.firstInFlight).
+    const first = !this.policy.attempted.has(args.extraPickInfo);
     return {
       ...result,
       onCallStarted: () => {
         innerStarted?.();
-        if (member !== null) this.policy.callStarted(member);
+        this.policy.attempted.add(args.extraPickInfo);
+        if (member !== null) this.policy.callStarted(member, first);
       },
       onCallEnded: (code, details, trailers) => {
         innerEnded?.(code, details, trailers);
-        if (member !== null) this.policy.callEnded(member);
+        if (member !== null) this.policy.callEnded(member, first);
         if (code === FORWARD_STATUS) this.policy.attemptEnded(args.extraPickInfo, target, trailers, epoch);
         else if (code === Status.OK && trailers.get(BINDING_TRAILER).length > 0) this.policy.bindingOffered(target, trailers, epoch);
       },
@@ -477,6 +488,12 @@ class RebindPicker implements Picker {
 export class RebindLoadBalancer implements experimental.LoadBalancer {
   /** Per-call records, keyed by the call's pick-information object. */
   readonly calls = new WeakMap<object, CallRecord>();
+  /**
+   * Calls (their pick-information objects) with an attempt started: a later
+   * pick for one is a re-attempt (after a forward, or a failure the retry
+   * policy re-sends). Weak: an entry lives as long as its call.
+   */
+  readonly attempted = new WeakSet<object>();
   private balancer: Target | null = null;
   /** The binding in force: a single replica or a weighted set; null while calls go to the balancer. */
   private bound: Binding | null = null;
@@ -681,9 +698,9 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     if (members.length === 1) {
       const only = members[0]!;
       const limit = stallLimit(this.config, this.baseline.value);
-      if (only.inFlight >= limit) {
+      if (only.firstInFlight >= limit) {
         // Not keeping up: give it up before sending it one more call. Deferred: a picker must not change the state it picks on.
-        const why = `${only.inFlight} calls in flight on ${only.target.label} (limit ${Math.ceil(limit)}: baseline ${this.baseline.value.toFixed(2)} x ${this.config.stallFactor}, floor ${this.config.stallInFlightFloor}${this.config.stallInFlight !== null ? `, cap ${this.config.stallInFlight}` : ''})`;
+        const why = `${only.firstInFlight} calls in flight on ${only.target.label} (limit ${Math.ceil(limit)}: baseline ${this.baseline.value.toFixed(2)} x ${this.config.stallFactor}, floor ${this.config.stallInFlightFloor}${this.config.stallInFlight !== null ? `, cap ${this.config.stallInFlight}` : ''})`;
         setImmediate(() => this.giveUp(binding, only, why));
         return null;
       }
@@ -694,17 +711,20 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     return candidates[pickOfTwo(candidates)]!;
   }
 
-  /** A call started on a member. */
-  callStarted(member: Member): void {
-    // The baseline samples the channel's calls in flight on its binding (all members: if a set
-    // shrinks to one member, that one gets them all), as this call found them.
+  /** An attempt started on a member (`first`: the call's first attempt). */
+  callStarted(member: Member, first: boolean): void {
+    // Each new call samples the channel's new calls in flight on its binding (all members: if a
+    // set shrinks to one member, that one gets them all), as it found them.
     const bound = this.bound;
-    let inFlight = member.inFlight;
-    if (bound !== null && bound.members.includes(member)) {
-      inFlight = 0;
-      for (const m of bound.members) inFlight += m.inFlight;
+    if (first) {
+      let inFlight = member.firstInFlight;
+      if (bound !== null && bound.members.includes(member)) {
+        inFlight = 0;
+        for (const m of bound.members) inFlight += m.firstInFlight;
+      }
+      this.baseline.sample(inFlight, performance.now());
+      member.firstInFlight++;
     }
-    this.baseline.sample(inFlight, performance.now());
     emit('callSent', member.target.label, this.clientId);
     member.inFlight++;
     if (member.waitingSinceMs !== null) return;
@@ -712,9 +732,10 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     if (bound !== null && bound.members.length === 1 && bound.members[0] === member && this.config.stallTimeoutMs > 0) this.armStallTimer(bound, member, this.config.stallTimeoutMs);
   }
 
-  /** A call ended on a member (whatever its status: an answer is progress). */
-  callEnded(member: Member): void {
+  /** An attempt ended on a member (whatever its status: an answer is progress). */
+  callEnded(member: Member, first: boolean): void {
     member.inFlight = Math.max(0, member.inFlight - 1);
+    if (first) member.firstInFlight = Math.max(0, member.firstInFlight - 1);
     member.waitingSinceMs = member.inFlight > 0 ? Date.now() : null;
   }
 

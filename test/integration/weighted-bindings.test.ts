@@ -66,15 +66,35 @@ interface FakeReplica {
   serialMs: number;
   /** The tail of that queue. */
   queue: Promise<void>;
+  /**
+   * While set: a unary call with text "gated…" seen for the first time waits
+   * for this promise and then fails UNAVAILABLE; its re-attempt is held
+   * `reattemptHoldMs` and served.
+   */
+  gate: Promise<void> | null;
+  reattemptHoldMs: number;
 }
 
 async function replica(name: string): Promise<FakeReplica> {
   const stats: EchoStats = { calls: 0, byMethod: {} };
   const impl = echoImplementation(name, stats);
-  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null, serialMs: 0, queue: Promise.resolve() };
+  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null, serialMs: 0, queue: Promise.resolve(), gate: null, reattemptHoldMs: 0 };
+  const gatedSeen = new Set<string>();
   const unaryImpl = impl.Unary.bind(impl);
   impl.Unary = async (call, callback) => {
     r.arrived++;
+    const text = call.request.text;
+    if (r.gate !== null && text.startsWith('gated')) {
+      if (!gatedSeen.has(text)) {
+        gatedSeen.add(text);
+        await r.gate;
+        callback({ code: grpc.status.UNAVAILABLE, details: 'gated' });
+        return;
+      }
+      await sleep(r.reattemptHoldMs);
+      unaryImpl(call, callback);
+      return;
+    }
     if (r.holdMs > 0) await sleep(r.holdMs);
     if (r.serialMs > 0) {
       const mine = r.queue.then(() => sleep(r.serialMs));
@@ -381,6 +401,28 @@ describe('the adaptive stall bound of a one-member binding', () => {
     expect(atA).toBeLessThanOrEqual(40);
     expect(replies.filter((r) => r.servedBy === 'a')).toHaveLength(atA);
     expect(replies.filter((r) => r.servedBy === 'b')).toHaveLength(100 - atA);
+  });
+
+  it('re-sent attempts landing together do not count: a burst of 12 re-sent calls beside slow new calls keeps the member', async () => {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address, { idempotent: ['rebind.test.Echo'] });
+    expect(new Set((await paced(stub, 100, 20, 'warm')).map((r) => r.servedBy))).toEqual(new Set(['a']));
+    // 12 calls wait at a (below the floor of 16), then all fail at once and are re-sent together,
+    // each re-attempt held 600 ms; meanwhile new calls of 100 ms each come every 20 ms (about 5 in flight).
+    let release!: () => void;
+    a.gate = new Promise<void>((resolve) => (release = resolve));
+    a.reattemptHoldMs = 600;
+    const gated = Array.from({ length: 12 }, (_, i) => unary(stub, { text: `gated${i}` }));
+    await waitFor(() => a.arrived === 100 + 12, 3000, 5, '12 gated calls at a');
+    a.holdMs = 100;
+    release();
+    const fresh = await paced(stub, 25, 20, 'new');
+    expect((await Promise.all(gated)).map((r) => r.servedBy)).toEqual(Array(12).fill('a'));
+    expect(fresh.every((r) => r.servedBy === 'a')).toBe(true);
+    // With every attempt counted, a new call would find 12 re-sent + about 5 new calls >= 16 in flight.
+    expect(seen.unbound).toEqual([]);
   });
 
   /** 64 callers in closed loops of 100 ms calls on a healthy member for `ms`; returns the number of give-ups. */
