@@ -367,9 +367,10 @@ export function pickOfTwo(members: readonly { permille: number; inFlight: number
 }
 
 /**
- * A channel's usual calls in flight: the calls in flight that each call
- * start found (before counting itself), averaged over call starts with
- * weights decaying by age, e^(-age / tau). Kept as two decayed sums
+ * A channel's usual calls in flight: the calls in flight (on their first
+ * attempt, see Member.firstInFlight) that each new call found when it
+ * started (not counting itself), averaged over those starts with weights
+ * decaying by age, e^(-age / tau). Kept as two decayed sums
  * (samples and weights), so the average is exact from the first sample on
  * (no warm-up bias toward 0) and, after a quiet spell, the next sample
  * counts almost alone. A pile-up of a few hundred ms barely moves it: at
