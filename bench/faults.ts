@@ -8,7 +8,12 @@
  *   replica_drain     one replica shuts down gracefully (drain) — its clients'
  *                     calls are NOT declared idempotent: a drain must lose none
  * Other scenarios' calls are declared idempotent (clientOptions idempotent).
- * Writes bench/results/faults.{json,md,svg}.
+ * Per scenario: calls, failures, recovery, p99 / p99.9 of the calls started
+ * in the 5 s before the fault, 0-5 s and 1-5 s after it, and the attempts
+ * clients sent to the faulty replica after the fault (from the policy's
+ * callSent event), with the last one's time.
+ * Writes bench/results/faults.{json,md,svg}; --quick keeps each scenario
+ * to 10 s of load (5 s before, 5 s after the fault).
  */
 import { Command } from 'commander';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,8 +34,30 @@ interface ScenarioResult {
   calls: number;
   failed_calls: number;
   recovery_ms: number | null;
-  p99_us_during: number | null;
+  /** Successful calls started in the 5 s before the fault: p99 and p99.9, µs. */
   p99_us_before: number | null;
+  p999_us_before: number | null;
+  /** Started 0-5 s after the fault. */
+  p99_us_during: number | null;
+  p999_us_during: number | null;
+  /** Started 1-5 s after the fault (the first second is the clients' reaction). */
+  p99_us_after_1_5s: number | null;
+  p999_us_after_1_5s: number | null;
+  /** Address of the faulty replica (null: the fault is not a replica's). */
+  faulty_replica: string | null;
+  /** Clients that sent an attempt to the faulty replica in the second before the fault. */
+  clients_on_faulty: number;
+  /** Attempts sent to the faulty replica at or after the fault, and 500 ms or more after it. */
+  sent_to_faulty_after_fault: number;
+  sent_to_faulty_after_500ms: number;
+  /** The last attempt sent to the faulty replica, ms after the fault; null: none after the fault. */
+  last_sent_to_faulty_ms: number | null;
+  /** The same per client (index as the clients were started). */
+  last_sent_to_faulty_ms_by_client: (number | null)[];
+  /** Per client: its attempts to the faulty replica from the fault on, ms after the fault. */
+  sent_to_faulty_ms_by_client: number[][];
+  /** Per client: its binding changes from 1 s before the fault on: [ms after the fault, 'bound' | 'unbound', from, to or reason]. */
+  binding_events_by_client: (string | number)[][][];
   notes: string;
   /** [seconds since the fault, successful calls/s, failed calls/s] per 100 ms. */
   timeline: number[][];
@@ -54,13 +81,14 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
     );
     let balancer: BalancerProcess = await startBalancerProcess(file);
     stops.push(() => balancer.stop());
-    const replicas = await Promise.all(
+    const started = await Promise.all(
       [0, 1, 2, 3].map(async (i) => {
-        const { worker } = await Worker.start(`r${i + 1}`, 'prime-replica.js', ['--name', `r${i + 1}`, '--mode', 'rebind', '--balancer', balancer.control, '--group', 'bench']);
+        const { worker, ready } = await Worker.start(`r${i + 1}`, 'prime-replica.js', ['--name', `r${i + 1}`, '--mode', 'rebind', '--balancer', balancer.control, '--group', 'bench']);
         stops.push(() => worker.stop());
-        return worker;
+        return { worker, address: String(ready['address']) };
       }),
     );
+    const replicas = started.map((r) => r.worker);
     const idempotent = name !== 'replica_drain';
     const clients = await Promise.all(
       Array.from({ length: CLIENTS }, async (_, i) => {
@@ -123,6 +151,12 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
     }
     const replies = await Promise.all(loads);
     const records = replies.flatMap((r, client) => ((r['records'] as number[][]) ?? []).map(([start, us, ok]) => ({ client, start: start!, end: start! + us! / 1000, us: us!, ok: ok === 1 })));
+    // Attempts each client sent to the faulty replica (the policy's callSent event, see prime-client.ts).
+    const faulty = name === 'balancer_restart' ? null : started[0]!.address;
+    const toFaulty = replies.map((r) => ((r['sends'] as [number, string][]) ?? []).filter(([, to]) => to === faulty).map(([t]) => t));
+    const afterFault = toFaulty.map((ts) => ts.filter((t) => t >= faultAt));
+    const lastByClient = afterFault.map((ts) => (ts.length === 0 ? null : Math.max(...ts) - faultAt));
+    const lasts = lastByClient.filter((v): v is number => v !== null);
     const errors = [...new Set(replies.flatMap((r) => (r['errors'] as string[]) ?? []))].slice(0, 10);
     // Recovery: every client has completed a successful call that started after the fault.
     let recovery: number | null = 0;
@@ -135,11 +169,15 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
       recovery = Math.max(recovery!, first.end - faultAt);
     }
     if (name === 'balancer_restart' && rebuiltAt !== null) recovery = rebuiltAt - faultAt - 1000;
-    const p99 = (from: number, to: number) => {
+    /** Percentiles (µs) of the successful calls started in [from, to). */
+    const percentiles = (from: number, to: number): [number | null, number | null] => {
       const h = histogram();
       for (const r of records) if (r.ok && r.start >= from && r.start < to) h.recordValue(Math.max(1, r.us));
-      return h.totalCount > 0 ? h.getValueAtPercentile(99) : null;
+      return h.totalCount > 0 ? [h.getValueAtPercentile(99), h.getValueAtPercentile(99.9)] : [null, null];
     };
+    const before = percentiles(faultAt - 5000, faultAt);
+    const during = percentiles(faultAt, faultAt + 5000);
+    const after = percentiles(faultAt + 1000, faultAt + 5000);
     const timeline: number[][] = [];
     for (let t = faultAt - opts.beforeMs; t < faultAt + opts.afterMs; t += 100) {
       const inWindow = records.filter((r) => r.end >= t && r.end < t + 100);
@@ -149,8 +187,25 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
       calls: records.length,
       failed_calls: records.filter((r) => !r.ok).length,
       recovery_ms: recovery === null ? null : Math.round(recovery),
-      p99_us_during: p99(faultAt, faultAt + 5000),
-      p99_us_before: p99(faultAt - opts.beforeMs, faultAt),
+      p99_us_before: before[0],
+      p999_us_before: before[1],
+      p99_us_during: during[0],
+      p999_us_during: during[1],
+      p99_us_after_1_5s: after[0],
+      p999_us_after_1_5s: after[1],
+      faulty_replica: faulty,
+      clients_on_faulty: toFaulty.filter((ts) => ts.some((t) => t >= faultAt - 1000 && t < faultAt)).length,
+      sent_to_faulty_after_fault: afterFault.reduce((n, ts) => n + ts.length, 0),
+      sent_to_faulty_after_500ms: afterFault.reduce((n, ts) => n + ts.filter((t) => t >= faultAt + 500).length, 0),
+      last_sent_to_faulty_ms: lasts.length === 0 ? null : Math.round(Math.max(...lasts)),
+      last_sent_to_faulty_ms_by_client: lastByClient.map((v) => (v === null ? null : Math.round(v))),
+      sent_to_faulty_ms_by_client: afterFault.map((ts) => ts.map((t) => t - faultAt)),
+      binding_events_by_client: clients.map((c) =>
+        c.events
+          .filter((e) => (e.type === 'rebind' || e.type === 'unbound') && Number(e['t']) >= faultAt - 1000)
+          .slice(0, 50)
+          .map((e) => [Number(e['t']) - faultAt, e.type === 'rebind' ? 'bound' : 'unbound', String(e['from']), String(e.type === 'rebind' ? e['to'] : e['reason']).slice(0, 200)]),
+      ),
       notes,
       timeline,
       errors,
@@ -190,19 +245,29 @@ async function chart(results: Record<string, ScenarioResult>): Promise<string> {
   });
 }
 
+/** µs as ms with one decimal, or '-'. */
+function ms(us: number | null): string {
+  return us === null ? '-' : (us / 1000).toFixed(1);
+}
+
 function markdown(json: { scenarios: Record<string, ScenarioResult>; report_interval_ms: number }, command: string): string {
   return [
     '# Faults',
     '',
     `\`${command}\` — 4 replicas, 8 rebind clients at ${RATE} calls/s each (open loop), on-demand minimum_dispersion, report interval ${json.report_interval_ms} ms.`,
     '',
-    '| scenario | calls | failed | recovery ms | p99 before µs | p99 during µs | what happened |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...Object.entries(json.scenarios).map(
-      ([key, r]) => `| ${key} | ${r.calls} | ${r.failed_calls} | ${r.recovery_ms ?? 'never'} | ${r.p99_us_before ?? '-'} | ${r.p99_us_during ?? '-'} | ${r.notes} |`,
-    ),
+    '| scenario | calls | failed | recovery ms | p99 / p99.9 ms, 5 s before | p99 / p99.9 ms, 0-5 s after | p99 / p99.9 ms, 1-5 s after | p99 1-5 s after ÷ before | attempts to the faulty replica after the fault (≥ 500 ms after) | last attempt to it, ms after the fault | what happened |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...Object.entries(json.scenarios).map(([key, r]) => {
+      const pair = (a: number | null, b: number | null) => `${ms(a)} / ${ms(b)}`;
+      const ratio = r.p99_us_after_1_5s !== null && r.p99_us_before !== null ? `${(r.p99_us_after_1_5s / r.p99_us_before).toFixed(2)}x` : '-';
+      const none = r.faulty_replica === null;
+      return `| ${key} | ${r.calls} | ${r.failed_calls} | ${r.recovery_ms ?? 'never'} | ${pair(r.p99_us_before, r.p999_us_before)} | ${pair(r.p99_us_during, r.p999_us_during)} | ${pair(r.p99_us_after_1_5s, r.p999_us_after_1_5s)} | ${ratio} | ${none ? '-' : `${r.sent_to_faulty_after_fault} (${r.sent_to_faulty_after_500ms})`} | ${none ? '-' : (r.last_sent_to_faulty_ms ?? 'none')} | ${r.notes} |`;
+    }),
     '',
-    'recovery: until every client has completed a successful call started after the fault (balancer_restart: until all 4 replicas are attached to the new balancer and have reported). p99 during: calls started in the 5 s after the fault.',
+    'recovery: until every client has completed a successful call started after the fault (balancer_restart: until all 4 replicas are attached to the new balancer and have reported).',
+    'Latency columns: successful calls by the time they started: in the 5 s before the fault, in the 5 s after it, and from 1 s to 5 s after it (the first second is the clients\' reaction; the issue 12 acceptance compares this column with the one before).',
+    'Attempts to the faulty replica (r1; none for balancer_restart): every attempt a client started on a connection to it, as the rebind policy reports it (`callSent` client event: raised when the attempt\'s HTTP/2 stream is opened to that replica, answered or not), counted from the fault on; the last column is the latest of them over all clients.',
   ].join('\n');
 }
 
@@ -210,7 +275,8 @@ async function main(opts: { quick?: boolean; out: string; scenarios?: string }):
   const wanted = (opts.scenarios?.split(',') ?? [...SCENARIOS]) as Scenario[];
   const unknown = wanted.filter((w) => !SCENARIOS.includes(w));
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; accepted: ${SCENARIOS.join(', ')}`);
-  const timing = opts.quick ? { beforeMs: 2000, afterMs: 5000, reportIntervalMs: 500 } : { beforeMs: 3000, afterMs: 10_000, reportIntervalMs: 1000 };
+  // At least 5 s before the fault: the "before" percentiles cover the 5 s before it.
+  const timing = opts.quick ? { beforeMs: 5000, afterMs: 5000, reportIntervalMs: 500 } : { beforeMs: 6000, afterMs: 10_000, reportIntervalMs: 1000 };
   const tmp = mkdtempSync(path.join(tmpdir(), 'rebind-faults-'));
   const scenarios: Record<string, ScenarioResult> = {};
   const progress = new Progress('faults', wanted.length);
@@ -219,7 +285,7 @@ async function main(opts: { quick?: boolean; out: string; scenarios?: string }):
     scenarios[name] = await runScenario(name, timing, tmp);
     const r = scenarios[name]!;
     progress.tick(`${name} done`);
-    say(`  calls ${r.calls}, failed ${r.failed_calls}, recovery ${r.recovery_ms} ms, p99 during ${r.p99_us_during} µs${r.errors.length ? `; errors: ${r.errors.join(' | ')}` : ''}`);
+    say(`  calls ${r.calls}, failed ${r.failed_calls}, recovery ${r.recovery_ms} ms, p99 before ${r.p99_us_before} µs, 1-5 s after ${r.p99_us_after_1_5s} µs, last attempt to the faulty replica ${r.last_sent_to_faulty_ms ?? '-'} ms after the fault${r.errors.length ? `; errors: ${r.errors.join(' | ')}` : ''}`);
   }
   progress.stop();
   rmSync(tmp, { recursive: true, force: true });
@@ -233,7 +299,7 @@ async function main(opts: { quick?: boolean; out: string; scenarios?: string }):
 
 const program = new Command('bench:faults')
   .description('What clients see when a replica crashes, hangs, slows down or drains, or the balancer restarts.')
-  .option('--quick', 'shorter scenarios (2 s before, 5 s after the fault, 500 ms reports)')
+  .option('--quick', 'shorter scenarios (5 s before, 5 s after the fault, 500 ms reports)')
   .option('--scenarios <list>', `comma-separated subset of ${SCENARIOS.join(', ')}`)
   .option('--out <dir>', 'where to write faults.{json,md,svg}', RESULTS_DIR);
 

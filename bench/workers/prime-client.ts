@@ -3,10 +3,16 @@
  *   batch n      closed loop (one call in flight, the paper's Latency test);
  *                replies with an HDR histogram of latencies in µs
  *   open-loop    calls on a fixed schedule at `rate` for `durationMs`
- *                (effectiveness); pushes its re-bind events as they happen;
- *                replies with how late calls left against their schedule
- *                and the CPU the process used, so that a run shows whether
- *                one process could present the load it was asked for
+ *                (effectiveness); pushes its re-bind and unbind events as
+ *                they happen; replies with how late calls left against
+ *                their schedule and the CPU the process used, so that a run
+ *                shows whether one process could present the load it was
+ *                asked for.
+ *                With `record`, also every call ([start, µs, ok]) and, in
+ *                rebind mode, every attempt sent to a replica ([epoch ms,
+ *                replica address], from the policy's callSent event: the
+ *                moment the attempt's stream was opened on a connection to
+ *                that replica, whether or not it is ever answered)
  * Modes: direct (plain channel), rebind (clientOptions), grpc_round_robin,
  * grpc_wrr (weighted_round_robin fed by ORCA), plain (to a proxy).
  */
@@ -45,7 +51,12 @@ async function main(): Promise<void> {
   const client = new Prime(target, grpc.credentials.createInsecure(), options) as unknown as PrimeClient;
   const clientId = clientIdOf(options);
   let bound = false;
+  /** While an open loop records: [epoch ms, replica address] per attempt sent to a replica. */
+  let sends: [number, string][] | null = null;
   clientEvents.add({
+    callSent(to, id) {
+      if (id === clientId && sends !== null) sends.push([Date.now(), to]);
+    },
     forwarded(from, to, reason, id) {
       if (id !== clientId) return;
       if (!bound) {
@@ -53,6 +64,9 @@ async function main(): Promise<void> {
         return;
       }
       send({ type: 'rebind', t: Date.now(), from, to, reason });
+    },
+    unbound(from, reason, id) {
+      if (id === clientId) send({ type: 'unbound', t: Date.now(), from, reason });
     },
   });
 
@@ -84,6 +98,7 @@ async function main(): Promise<void> {
       const durationMs = Number(m['durationMs']);
       // With `record`, every call's [start (epoch ms), latency µs, ok 1/0] comes back.
       const records: number[][] | null = m['record'] === true ? [] : null;
+      sends = m['record'] === true ? [] : null;
       const period = 1000 / rate;
       const begin = performance.now();
       let sent = 0;
@@ -121,6 +136,8 @@ async function main(): Promise<void> {
       const elapsedMs = performance.now() - begin;
       await Promise.all([...inFlight]);
       const cpu = process.cpuUsage(cpuBefore);
+      const attempts = sends;
+      sends = null;
       return {
         sent,
         ok,
@@ -128,7 +145,7 @@ async function main(): Promise<void> {
         errors,
         lateMs: { p50: late.getValueAtPercentile(50) / 1000, p99: late.getValueAtPercentile(99) / 1000, max: late.maxValue / 1000 },
         cpuPct: Math.round(((cpu.user + cpu.system) / 1000 / elapsedMs) * 1000) / 10,
-        ...(records !== null ? { records } : {}),
+        ...(records !== null ? { records, sends: attempts } : {}),
       };
     }
     throw new Error(`unknown request ${m.type}`);

@@ -11,7 +11,7 @@
 import type { ChannelOptions } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { CLIENT_ID_PATTERN, clientUserAgent, parseAffinityToken, SETS_UA_TOKEN } from '../common/wire';
-import { DEFAULT_MAX_FORWARDS, MAX_MAX_FORWARDS, POLICY_NAME, registerRebindPolicy } from './client-policy';
+import { DEFAULT_MAX_FORWARDS, MAX_MAX_FORWARDS, POLICY_NAME, RebindLbConfig, registerRebindPolicy } from './client-policy';
 import { idempotentMatcher, idempotentRetryInterceptor } from './idempotent-retry';
 
 export interface ClientOptionsInput {
@@ -46,11 +46,19 @@ export interface ClientOptionsInput {
   /** A bound replica not connected within this long is given up for another, ms (default 1000). */
   connectTimeoutMs?: number;
   /**
-   * A one-member binding that already has this many calls in flight when
-   * another call comes is given up: the channel asks the balancer for a
-   * binding avoiding that replica (calls, default 64).
+   * A one-member binding is given up (the channel asks the balancer for a
+   * binding avoiding that replica; the call that found it goes there, calls
+   * in flight stay) when a new call finds this channel's calls in flight on
+   * it at or above max(stallInFlightFloor, stallFactor x baseline), the
+   * baseline being the channel's usual calls in flight (an average over
+   * call starts of the last ~5 s). `stallInFlight`, when set, caps that
+   * bound: calls, 1..100000; default none (the adaptive bound alone).
    */
   stallInFlight?: number;
+  /** Floor of the adaptive stall bound, calls in flight (1..100000, default 16). */
+  stallInFlightFloor?: number;
+  /** Factor of the adaptive stall bound over the channel's baseline in flight (2..1000, default 4). */
+  stallFactor?: number;
   /**
    * A one-member binding whose calls are in flight with none completing for
    * this long is given up the same way, ms; 0 (default) turns it off. A call
@@ -102,6 +110,8 @@ export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
           ...(input.connectTimeoutMs !== undefined ? { connectTimeoutMs: input.connectTimeoutMs } : {}),
           ...(input.stallInFlight !== undefined ? { stallInFlight: input.stallInFlight } : {}),
           ...(input.stallTimeoutMs !== undefined ? { stallTimeoutMs: input.stallTimeoutMs } : {}),
+          ...(input.stallInFlightFloor !== undefined ? { stallInFlightFloor: input.stallInFlightFloor } : {}),
+          ...(input.stallFactor !== undefined ? { stallFactor: input.stallFactor } : {}),
           ...(input.affinity !== undefined ? { affinity: input.affinity } : {}),
         },
       },
@@ -113,6 +123,12 @@ export function clientOptions(input: ClientOptionsInput = {}): ChannelOptions {
       ...(idempotent.length > 0 ? [{ name: idempotent, retryPolicy: retryPolicy(maxAttempts, ['ABORTED', 'UNAVAILABLE']) }] : []),
     ],
   };
+  // Checked here, so that a bad value fails clientOptions() (naming the field and its range) rather than the channel later.
+  try {
+    RebindLbConfig.createFromJson(serviceConfig.loadBalancingConfig[0]![POLICY_NAME]);
+  } catch (err) {
+    throw new Error(`rebind clientOptions: ${(err as Error).message.replace(/^rebind config /, '')}`);
+  }
   return {
     ...input.channelOptions,
     // A client option (grpc-js reads it from the same options object as the channel's):

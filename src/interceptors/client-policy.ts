@@ -34,6 +34,7 @@
  */
 import { connectivityState as ConnectivityState, experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { formatHostPort, parseHostPort } from '../common/address';
 import { pickOfTwo, smoothNext } from '../common/smooth-wrr';
 export { pickOfTwo };
@@ -75,23 +76,40 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_MAX_FORWARDS = 4;
 export const MAX_MAX_FORWARDS = 8;
 /**
- * A one-member binding that already has this many of this channel's calls in
- * flight when another call comes is given up (its member is not keeping up),
- * and that call goes to the balancer: calls. 1000 is far above what one
- * channel of a busy service keeps in flight on one healthy replica (a
- * channel multiplexing a few hundred concurrent calls must not lose its
- * binding), and reached within a second by a busy channel on a hung one
- * (keepalive catches a stopped process in 2 s anyway). Lower it for
- * channels with few calls in flight.
+ * The stall bound of a one-member binding is adaptive: a call that finds
+ * this channel's calls in flight on the member at or above
+ * max(stallInFlightFloor, stallFactor x baseline) gives the binding up,
+ * where the baseline is the channel's usual calls in flight (see
+ * {@link InFlightBaseline}). `stallInFlight`, when set, caps that bound.
+ *
+ * Floor 16 calls: a light channel (1-2 calls in flight) on a member that
+ * hangs or becomes many times slower reaches it within 16 calls, 320 ms at
+ * 50 calls/s; lower floors give up on harmless fan-outs (a handler sending
+ * 10 calls at once from a channel that usually has 1 in flight).
  */
-export const DEFAULT_STALL_IN_FLIGHT = 1000;
+export const DEFAULT_STALL_IN_FLIGHT_FLOOR = 16;
+/**
+ * Factor over the baseline, see {@link DEFAULT_STALL_IN_FLIGHT_FLOOR}: 4.
+ * Above 2 because a burst of calls started at once from a cold channel sees,
+ * at its k-th call, k in flight against a baseline of about k/2; a channel
+ * that normally multiplexes 300 calls keeps its binding up to 1200.
+ */
+export const DEFAULT_STALL_FACTOR = 4;
+/**
+ * Time constant of the in-flight baseline, ms: 5000. Several seconds, so
+ * that a pile-up of a few hundred ms on a hung member hardly moves it (at
+ * 50 calls/s the baseline weighs some 250 recent call starts), while a
+ * channel whose concurrency really changed is followed within seconds.
+ */
+export const STALL_BASELINE_TAU_MS = 5000;
+
 /**
  * A one-member binding whose calls are in flight with none completing for
  * this long is given up, ms; 0 (the default) turns this off. Off by default
  * because the policy cannot tell a long stream (a subscription open for
  * minutes) from a hung call: a channel whose only call is a long stream
  * would give up its binding every few seconds. A stopped replica is caught
- * by keepalive anyway; a slow one by DEFAULT_STALL_IN_FLIGHT.
+ * by keepalive anyway; a slow one by the in-flight bound (DEFAULT_STALL_FACTOR).
  */
 export const DEFAULT_STALL_TIMEOUT_MS = 0;
 
@@ -103,10 +121,14 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
     readonly affinity: string | null = null,
     /** A bound replica not connected within this long is given up for another, ms. */
     readonly connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
-    /** A one-member binding with this many calls in flight when another comes is given up (calls). */
-    readonly stallInFlight = DEFAULT_STALL_IN_FLIGHT,
+    /** Absolute cap on the stall bound (calls); null: the adaptive bound alone. */
+    readonly stallInFlight: number | null = null,
     /** A one-member binding with calls in flight and none completing for this long is given up, ms. */
     readonly stallTimeoutMs = DEFAULT_STALL_TIMEOUT_MS,
+    /** The adaptive stall bound is never below this many calls in flight. */
+    readonly stallInFlightFloor = DEFAULT_STALL_IN_FLIGHT_FLOOR,
+    /** The adaptive stall bound is this many times the channel's baseline in flight. */
+    readonly stallFactor = DEFAULT_STALL_FACTOR,
   ) {}
   getLoadBalancerName(): string {
     return POLICY_NAME;
@@ -116,8 +138,10 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
       [POLICY_NAME]: {
         maxForwards: this.maxForwards,
         connectTimeoutMs: this.connectTimeoutMs,
-        stallInFlight: this.stallInFlight,
+        ...(this.stallInFlight !== null ? { stallInFlight: this.stallInFlight } : {}),
         stallTimeoutMs: this.stallTimeoutMs,
+        stallInFlightFloor: this.stallInFlightFloor,
+        stallFactor: this.stallFactor,
         ...(this.affinity !== null ? { affinity: this.affinity } : {}) },
     };
   }
@@ -135,15 +159,23 @@ export class RebindLbConfig implements experimental.TypedLoadBalancingConfig {
     if (typeof connectTimeoutMs !== 'number' || !Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 10 || connectTimeoutMs > 600_000) {
       throw new Error(`rebind config connectTimeoutMs is ${JSON.stringify(connectTimeoutMs)}; it must be an integer 10..600000`);
     }
-    const stallInFlight = raw['stallInFlight'] ?? DEFAULT_STALL_IN_FLIGHT;
-    if (typeof stallInFlight !== 'number' || !Number.isInteger(stallInFlight) || stallInFlight < 1 || stallInFlight > 100_000) {
-      throw new Error(`rebind config stallInFlight is ${JSON.stringify(stallInFlight)}; it must be an integer 1..100000`);
+    const stallInFlight = raw['stallInFlight'] ?? null;
+    if (stallInFlight !== null && (typeof stallInFlight !== 'number' || !Number.isInteger(stallInFlight) || stallInFlight < 1 || stallInFlight > 100_000)) {
+      throw new Error(`rebind config stallInFlight is ${JSON.stringify(stallInFlight)}; it must be an integer 1..100000 (or absent: no cap)`);
+    }
+    const stallInFlightFloor = raw['stallInFlightFloor'] ?? DEFAULT_STALL_IN_FLIGHT_FLOOR;
+    if (typeof stallInFlightFloor !== 'number' || !Number.isInteger(stallInFlightFloor) || stallInFlightFloor < 1 || stallInFlightFloor > 100_000) {
+      throw new Error(`rebind config stallInFlightFloor is ${JSON.stringify(stallInFlightFloor)}; it must be an integer 1..100000`);
+    }
+    const stallFactor = raw['stallFactor'] ?? DEFAULT_STALL_FACTOR;
+    if (typeof stallFactor !== 'number' || !Number.isFinite(stallFactor) || stallFactor < 2 || stallFactor > 1000) {
+      throw new Error(`rebind config stallFactor is ${JSON.stringify(stallFactor)}; it must be a number 2..1000`);
     }
     const stallTimeoutMs = raw['stallTimeoutMs'] ?? DEFAULT_STALL_TIMEOUT_MS;
     if (typeof stallTimeoutMs !== 'number' || !Number.isInteger(stallTimeoutMs) || (stallTimeoutMs !== 0 && (stallTimeoutMs < 10 || stallTimeoutMs > 600_000))) {
       throw new Error(`rebind config stallTimeoutMs is ${JSON.stringify(stallTimeoutMs)}; it must be 0 (off) or an integer 10..600000`);
     }
-    return new RebindLbConfig(maxForwards, affinity as string | null, connectTimeoutMs, stallInFlight, stallTimeoutMs);
+    return new RebindLbConfig(maxForwards, affinity as string | null, connectTimeoutMs, stallInFlight as number | null, stallTimeoutMs, stallInFlightFloor, stallFactor);
   }
 }
 
@@ -158,6 +190,12 @@ export interface RebindClientEvents {
   /** A channel's binding moved; clientId is the channel's rebind client id. */
   forwarded?(from: string, to: string, reason: string, clientId: string | null): void;
   unbound?(from: string, reason: string, clientId: string | null): void;
+  /**
+   * An attempt of a call started on a connection to replica `to` (a member
+   * of the channel's binding); raised per attempt, only where a listener
+   * has this method. For measurements (which replica got calls when).
+   */
+  callSent?(to: string, clientId: string | null): void;
   /** A forward to `to` was not followed (no valid voucher); the call went back to the balancer. */
   refused?(from: string, to: string, why: string, clientId: string | null): void;
 }
@@ -254,6 +292,14 @@ class Target {
 class Member {
   /** This channel's calls in flight on this member (picked and started, not ended). */
   inFlight = 0;
+  /**
+   * Of those, the calls whose first attempt this is: what the stall bound
+   * counts. Re-attempts come in bursts (the calls a hung replica held,
+   * re-sent together when keepalive closes its connection; the calls that
+   * waited for a binding, forwarded together) that say nothing about the
+   * member they land on.
+   */
+  firstInFlight = 0;
   /** Since when calls have been in flight here with none completing (ms), or null. */
   waitingSinceMs: number | null = null;
   constructor(
@@ -287,6 +333,57 @@ let pickRandom: () => number = Math.random;
 /** Replaces the random source of the per-call draws (tests); no argument restores Math.random. */
 export function setPickRandom(random?: () => number): void {
   pickRandom = random ?? Math.random;
+}
+
+/**
+ * A channel's usual calls in flight: the calls in flight (on their first
+ * attempt, see Member.firstInFlight) that each new call found when it
+ * started (not counting itself), averaged over those starts with weights
+ * decaying by age, e^(-age / tau). Kept as two decayed sums
+ * (samples and weights), so the average is exact from the first sample on
+ * (no warm-up bias toward 0) and, after a quiet spell, the next sample
+ * counts almost alone. A pile-up of a few hundred ms barely moves it: at
+ * 50 calls/s the weights of the last tau hold some 250 call starts. What it
+ * cannot tell from a legitimate rise in concurrency: a pile-up that grows
+ * by fewer than about 2 x factor^2 x baseline / tau calls per second (6.4 x
+ * baseline per second with the defaults) is followed by the baseline and
+ * never reaches the bound; a burst of calls started together (a flush of
+ * calls queued while connecting) raises it for a few tau.
+ *
+ * Times are passed in (ms, any monotonic clock) so tests can drive it.
+ */
+export class InFlightBaseline {
+  private sum = 0;
+  private weight = 0;
+  private lastMs: number | null = null;
+  constructor(readonly tauMs: number = STALL_BASELINE_TAU_MS) {}
+
+  /** A call started at `nowMs` finding `inFlight` of the channel's calls in flight. */
+  sample(inFlight: number, nowMs: number): void {
+    if (this.lastMs !== null) {
+      // A clock that steps back decays nothing rather than growing the weights.
+      const decay = Math.exp(-Math.max(0, nowMs - this.lastMs) / this.tauMs);
+      this.sum *= decay;
+      this.weight *= decay;
+    }
+    this.lastMs = Math.max(nowMs, this.lastMs ?? nowMs);
+    this.sum += inFlight;
+    this.weight += 1;
+  }
+
+  /** The baseline, calls in flight; 0 before the first sample. */
+  get value(): number {
+    return this.weight === 0 ? 0 : this.sum / this.weight;
+  }
+}
+
+/**
+ * The stall bound of a one-member binding, calls in flight:
+ * max(floor, factor x baseline), capped by `stallInFlight` when set.
+ */
+export function stallLimit(config: Pick<RebindLbConfig, 'stallInFlight' | 'stallInFlightFloor' | 'stallFactor'>, baseline: number): number {
+  const adaptive = Math.max(config.stallInFlightFloor, config.stallFactor * baseline);
+  return config.stallInFlight === null ? adaptive : Math.min(config.stallInFlight, adaptive);
 }
 
 const DROP_METADATA = new Metadata();
@@ -339,15 +436,18 @@ class RebindPicker implements Picker {
     const innerStarted = result.onCallStarted;
     const innerEnded = result.onCallEnded;
     const epoch = binding?.epoch ?? -1;
+    // A call's later attempt (re-sent after a forward or a failure) is not a new call (see Member.firstInFlight).
+    const first = !this.policy.attempted.has(args.extraPickInfo);
     return {
       ...result,
       onCallStarted: () => {
         innerStarted?.();
-        if (member !== null) this.policy.callStarted(member);
+        this.policy.attempted.add(args.extraPickInfo);
+        if (member !== null) this.policy.callStarted(member, first);
       },
       onCallEnded: (code, details, trailers) => {
         innerEnded?.(code, details, trailers);
-        if (member !== null) this.policy.callEnded(member);
+        if (member !== null) this.policy.callEnded(member, first);
         if (code === FORWARD_STATUS) this.policy.attemptEnded(args.extraPickInfo, target, trailers, epoch);
         else if (code === Status.OK && trailers.get(BINDING_TRAILER).length > 0) this.policy.bindingOffered(target, trailers, epoch);
       },
@@ -358,6 +458,12 @@ class RebindPicker implements Picker {
 export class RebindLoadBalancer implements experimental.LoadBalancer {
   /** Per-call records, keyed by the call's pick-information object. */
   readonly calls = new WeakMap<object, CallRecord>();
+  /**
+   * Calls (their pick-information objects) with an attempt started: a later
+   * pick for one is a re-attempt (after a forward, or a failure the retry
+   * policy re-sends). Weak: an entry lives as long as its call.
+   */
+  readonly attempted = new WeakSet<object>();
   private balancer: Target | null = null;
   /** The binding in force: a single replica or a weighted set; null while calls go to the balancer. */
   private bound: Binding | null = null;
@@ -372,6 +478,8 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   private balancerKey: KeyObject | null = null;
   /** The group the balancer bound this channel in (from its vouchers). */
   private group: string | null = null;
+  /** This channel's usual calls in flight on its binding, for the stall bound (kept across bindings: it is the channel's own concurrency). */
+  private readonly baseline = new InFlightBaseline();
   /** Replicas that failed this channel lately (unreachable, bad forward), until a time (ms). */
   private readonly avoid = new Map<string, number>();
 
@@ -559,9 +667,11 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     const members = binding.members;
     if (members.length === 1) {
       const only = members[0]!;
-      if (only.inFlight >= this.config.stallInFlight) {
+      const limit = stallLimit(this.config, this.baseline.value);
+      if (only.firstInFlight >= limit) {
         // Not keeping up: give it up before sending it one more call. Deferred: a picker must not change the state it picks on.
-        setImmediate(() => this.giveUp(binding, only, `${only.inFlight} calls in flight on ${only.target.label} (limit ${this.config.stallInFlight})`));
+        const why = `${only.firstInFlight} calls in flight on ${only.target.label} (limit ${Math.ceil(limit)}: baseline ${this.baseline.value.toFixed(2)} x ${this.config.stallFactor}, floor ${this.config.stallInFlightFloor}${this.config.stallInFlight !== null ? `, cap ${this.config.stallInFlight}` : ''})`;
+        setImmediate(() => this.giveUp(binding, only, why));
         return null;
       }
       return only;
@@ -574,18 +684,31 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     return ready[pickOfTwo(ready, pickRandom)]!;
   }
 
-  /** A call started on a member. */
-  callStarted(member: Member): void {
+  /** An attempt started on a member (`first`: the call's first attempt). */
+  callStarted(member: Member, first: boolean): void {
+    // Each new call samples the channel's new calls in flight on its binding (all members: if a
+    // set shrinks to one member, that one gets them all), as it found them.
+    const bound = this.bound;
+    if (first) {
+      let inFlight = member.firstInFlight;
+      if (bound !== null && bound.members.includes(member)) {
+        inFlight = 0;
+        for (const m of bound.members) inFlight += m.firstInFlight;
+      }
+      this.baseline.sample(inFlight, performance.now());
+      member.firstInFlight++;
+    }
+    emit('callSent', member.target.label, this.clientId);
     member.inFlight++;
     if (member.waitingSinceMs !== null) return;
     member.waitingSinceMs = Date.now();
-    const bound = this.bound;
     if (bound !== null && bound.members.length === 1 && bound.members[0] === member && this.config.stallTimeoutMs > 0) this.armStallTimer(bound, member, this.config.stallTimeoutMs);
   }
 
-  /** A call ended on a member (whatever its status: an answer is progress). */
-  callEnded(member: Member): void {
+  /** An attempt ended on a member (whatever its status: an answer is progress). */
+  callEnded(member: Member, first: boolean): void {
     member.inFlight = Math.max(0, member.inFlight - 1);
+    if (first) member.firstInFlight = Math.max(0, member.firstInFlight - 1);
     member.waitingSinceMs = member.inFlight > 0 ? Date.now() : null;
   }
 

@@ -62,16 +62,45 @@ interface FakeReplica {
   holdMs: number;
   /** Trailers added to every OK response (piggy-backing), or null. */
   piggyBack: Record<string, string> | null;
+  /** Unary calls are served one at a time, each taking this long, ms (a slow replica whose queue grows). */
+  serialMs: number;
+  /** The tail of that queue. */
+  queue: Promise<void>;
+  /**
+   * While set: a unary call with text "gated…" seen for the first time waits
+   * for this promise and then fails UNAVAILABLE; its re-attempt is held
+   * `reattemptHoldMs` and served.
+   */
+  gate: Promise<void> | null;
+  reattemptHoldMs: number;
 }
 
 async function replica(name: string): Promise<FakeReplica> {
   const stats: EchoStats = { calls: 0, byMethod: {} };
   const impl = echoImplementation(name, stats);
-  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null };
+  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null, serialMs: 0, queue: Promise.resolve(), gate: null, reattemptHoldMs: 0 };
+  const gatedSeen = new Set<string>();
   const unaryImpl = impl.Unary.bind(impl);
   impl.Unary = async (call, callback) => {
     r.arrived++;
+    const text = call.request.text;
+    if (r.gate !== null && text.startsWith('gated')) {
+      if (!gatedSeen.has(text)) {
+        gatedSeen.add(text);
+        await r.gate;
+        callback({ code: grpc.status.UNAVAILABLE, details: 'gated' });
+        return;
+      }
+      await sleep(r.reattemptHoldMs);
+      unaryImpl(call, callback);
+      return;
+    }
     if (r.holdMs > 0) await sleep(r.holdMs);
+    if (r.serialMs > 0) {
+      const mine = r.queue.then(() => sleep(r.serialMs));
+      r.queue = mine;
+      await mine;
+    }
     unaryImpl(call, callback);
   };
   const { server, address } = await startEchoServer(name, impl);
@@ -321,5 +350,124 @@ describe('a one-member binding whose member stops answering', () => {
     expect(seen.unbound[0]).toContain('4 calls in flight');
     expect(balancer.avoids[1]).toContain(a.address);
     expect((await Promise.all(held)).map((r) => r.servedBy)).toEqual(['a', 'a', 'a', 'a']);
+  });
+});
+
+describe('the adaptive stall bound of a one-member binding', () => {
+  /** Sends `count` unary calls `gapMs` apart without waiting for them; resolves with every reply. */
+  async function paced(stub: EchoClient, count: number, gapMs: number, text: string): Promise<EchoReply__Output[]> {
+    const calls: Promise<EchoReply__Output>[] = [];
+    for (let i = 0; i < count; i++) {
+      calls.push(unary(stub, { text: `${text}${i}` }));
+      await sleep(gapMs);
+    }
+    return Promise.all(calls);
+  }
+
+  it('a light channel at 50 calls/s gives up a member that stops answering within 16 calls, binds elsewhere, and fails no call', async () => {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address);
+    // 2 s at 50 calls/s with about one call in flight: the channel's baseline.
+    expect(new Set((await paced(stub, 100, 20, 'warm')).map((r) => r.servedBy))).toEqual(new Set(['a']));
+    a.holdMs = 3000;
+    const before = a.arrived;
+    const replies = await paced(stub, 60, 20, 'after');
+    const heldAtA = a.arrived - before;
+    expect(seen.unbound).toHaveLength(1);
+    expect(seen.unbound[0]).toMatch(/gave up replica .*: 16 calls in flight .*floor 16/);
+    // At most the floor (one warm call may have been caught by the hang too).
+    expect(heldAtA).toBeGreaterThanOrEqual(15);
+    expect(heldAtA).toBeLessThanOrEqual(16);
+    expect(replies.filter((r) => r.servedBy === 'a')).toHaveLength(heldAtA);
+    expect(replies.filter((r) => r.servedBy === 'b')).toHaveLength(60 - heldAtA);
+    expect(balancer.avoids.at(-1)).toContain(a.address);
+  });
+
+  it('a light channel at 50 calls/s gives up a member that serves only 10 calls/s (its queue grows) within 40 calls, and fails no call', async () => {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address);
+    expect(new Set((await paced(stub, 100, 20, 'warm')).map((r) => r.servedBy))).toEqual(new Set(['a']));
+    a.serialMs = 100;
+    const before = a.arrived;
+    const replies = await paced(stub, 100, 20, 'after');
+    const atA = a.arrived - before;
+    expect(seen.unbound).toHaveLength(1);
+    expect(seen.unbound[0]).toMatch(/gave up replica .*: \d+ calls in flight/);
+    // 16 in flight (the floor) after some 20 calls: 50 calls/s arrive, 10/s are served.
+    expect(atA).toBeLessThanOrEqual(40);
+    expect(replies.filter((r) => r.servedBy === 'a')).toHaveLength(atA);
+    expect(replies.filter((r) => r.servedBy === 'b')).toHaveLength(100 - atA);
+  });
+
+  it('re-sent attempts landing together do not count: a burst of 12 re-sent calls beside slow new calls keeps the member', async () => {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address, { idempotent: ['rebind.test.Echo'] });
+    expect(new Set((await paced(stub, 100, 20, 'warm')).map((r) => r.servedBy))).toEqual(new Set(['a']));
+    // 12 calls wait at a (below the floor of 16), then all fail at once and are re-sent together,
+    // each re-attempt held 600 ms; meanwhile new calls of 100 ms each come every 20 ms (about 5 in flight).
+    let release!: () => void;
+    a.gate = new Promise<void>((resolve) => (release = resolve));
+    a.reattemptHoldMs = 600;
+    const gated = Array.from({ length: 12 }, (_, i) => unary(stub, { text: `gated${i}` }));
+    await waitFor(() => a.arrived === 100 + 12, 3000, 5, '12 gated calls at a');
+    a.holdMs = 100;
+    release();
+    const fresh = await paced(stub, 25, 20, 'new');
+    expect((await Promise.all(gated)).map((r) => r.servedBy)).toEqual(Array(12).fill('a'));
+    expect(fresh.every((r) => r.servedBy === 'a')).toBe(true);
+    // With every attempt counted, a new call would find 12 re-sent + about 5 new calls >= 16 in flight.
+    expect(seen.unbound).toEqual([]);
+  });
+
+  /** 64 callers in closed loops of 100 ms calls on a healthy member for `ms`; returns the number of give-ups. */
+  async function busy(extra: Parameters<typeof clientOptions>[0], ms: number): Promise<{ unbound: number; calls: number }> {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+    const seen = listen();
+    const stub = client(balancer.address, extra);
+    const end = Date.now() + ms;
+    let calls = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (Date.now() < end) {
+          await new Promise<void>((resolve, reject) => stub.unary({ text: 'busy', delayMs: 100 }, (err) => (err ? reject(err) : resolve())));
+          calls++;
+        }
+      }),
+    );
+    return { unbound: seen.unbound.length, calls };
+  }
+
+  it('a channel that multiplexes 64 calls on a healthy member keeps it (a fixed bound of 16 would give it up)', async () => {
+    const adaptive = await busy({}, 2000);
+    expect(adaptive.unbound).toBe(0);
+    expect(adaptive.calls).toBeGreaterThan(64 * 5);
+    // The same load with the bound capped at 16: given up (so the check above can fail).
+    const fixed = await busy({ stallInFlight: 16 }, 1000);
+    expect(fixed.unbound).toBeGreaterThan(0);
+  });
+
+  it('long streams open on the member do not make the calls beside them give it up (a fixed bound of 16 would)', async () => {
+    async function run(extra: Parameters<typeof clientOptions>[0]): Promise<number> {
+      const [a, b] = [await replica('a'), await replica('b')];
+      const balancer = await fakeBalancer((avoid) => formatBinding([{ address: avoid.includes(a.address) ? b.address : a.address, permille: 1000 }]));
+      const seen = listen();
+      const stub = client(balancer.address, extra);
+      await unary(stub, { text: 'bind' });
+      // 20 streams of 2 s each, opened at once, then 50 calls/s beside them for 1 s.
+      const streams = Array.from({ length: 20 }, () => serverStream(stub, 'long', 40, 50));
+      await sleep(100);
+      await paced(stub, 50, 20, 'beside');
+      expect((await Promise.all(streams)).every((s) => s.length === 40)).toBe(true);
+      return seen.unbound.length;
+    }
+    expect(await run({})).toBe(0);
+    expect(await run({ stallInFlight: 16 })).toBeGreaterThan(0);
   });
 });
