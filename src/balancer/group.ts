@@ -38,6 +38,8 @@ export interface GroupCounters {
   attaches: number;
   /** Attaches of a replica id that had attached before (a control stream re-established). */
   reattaches: number;
+  /** Times a member was set aside because clients gave it up (see {@link Group.noteAvoided}). */
+  membersAvoided: number;
 }
 
 /** What a group tells about its decisions as they happen (metrics, dashboard). */
@@ -66,6 +68,13 @@ export interface PlanRecord {
   readonly dispersionAfter: number;
 }
 
+/** Distinct clients giving a member up (rebind-avoid) within a hold time that set it aside. */
+export const AVOIDS_TO_SET_ASIDE = 2;
+/** A member whose mean latency is this many times the other members' median is set aside by one client's avoid. */
+export const SLOW_LATENCY_FACTOR = 4;
+/** Client ids remembered per member as having avoided it (enough to count to {@link AVOIDS_TO_SET_ASIDE}). */
+const MAX_AVOIDERS_PER_MEMBER = 8;
+
 export class Group {
   readonly members = new Map<string, Member>();
   readonly counters: GroupCounters = {
@@ -80,6 +89,7 @@ export class Group {
     reports: 0,
     attaches: 0,
     reattaches: 0,
+    membersAvoided: 0,
   };
   events: GroupEvents = {};
   /** Created on a replica's first attach rather than configured (removed again once idle). */
@@ -118,6 +128,13 @@ export class Group {
   private readonly offerShares = new Map<string, readonly BindingShare[]>();
   /** Dampened capacity estimates (calls/s per unit of load), by member id. */
   private readonly capacity = new Map<string, number>();
+  /**
+   * Clients that recently gave up a member (they asked, with rebind-avoid,
+   * to be bound elsewhere), by member id: who and when the latest did. At
+   * most {@link MAX_AVOIDERS_PER_MEMBER} ids per member; dropped with the
+   * member.
+   */
+  private readonly avoiders = new Map<string, { clients: Set<string>; lastMs: number }>();
   /** After a switch away from per-request, members offer clients a binding to themselves alone until then (ms). */
   selfOfferUntilMs = Number.NEGATIVE_INFINITY;
 
@@ -206,6 +223,7 @@ export class Group {
       this.eligibleCache.clear();
       this.invalidateEstimates();
       this.ledger.forgetMember(id);
+      this.avoiders.delete(id);
     }
     return member;
   }
@@ -259,7 +277,13 @@ export class Group {
     }
     // Members the client asked not to be sent to again, unless nobody else is left.
     if (avoid !== undefined && avoid.size > 0) {
+      if (kind === 'bind' && clientId !== null) for (const address of avoid) this.noteAvoided(address, clientId, nowMs);
       const others = members.filter((m) => !avoid.has(canonicalAddress(m.address) ?? m.address));
+      if (others.length > 0) members = others;
+    }
+    // Members clients are giving up get no new client while any other can take it.
+    if (members.some((m) => m.setAsideUntilMs > nowMs)) {
+      const others = members.filter((m) => m.setAsideUntilMs <= nowMs);
       if (others.length > 0) members = others;
     }
     if (kind === 'bind' && clientId !== null) {
@@ -386,6 +410,49 @@ export class Group {
     else if (member.state === 'ATTACHED' || member.state === 'SUSPECT' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
   }
 
+  /**
+   * A client gave up the member at `address` and asks to be bound elsewhere
+   * (its calls piled up there: slow or hung). Plain calls/s make such a
+   * member look underloaded, so plans would send it more clients, each of
+   * which would give it up again. When {@link AVOIDS_TO_SET_ASIDE} distinct
+   * clients did so within a hold time — or one did and the member's mean
+   * latency is {@link SLOW_LATENCY_FACTOR} times the others' median — the
+   * member is set aside for `holdMs` from the latest avoid: no new clients,
+   * no plan moves to or from it. Its bound clients stay (each gives it up by
+   * itself if it must). Clients can mint ids, so one party can set members
+   * aside; the cost is bounded: never all members (binds then ignore it),
+   * and only for a hold time after its last avoid.
+   */
+  noteAvoided(address: string, clientId: string, nowMs: number): void {
+    const member = this.memberAt(address);
+    if (member === undefined) return;
+    let entry = this.avoiders.get(member.id);
+    if (entry === undefined || nowMs - entry.lastMs > this.config.holdMs) {
+      entry = { clients: new Set(), lastMs: nowMs };
+      this.avoiders.set(member.id, entry);
+    }
+    if (entry.clients.size < MAX_AVOIDERS_PER_MEMBER) entry.clients.add(clientId);
+    entry.lastMs = nowMs;
+    const slow = this.latencyFactor(member) >= SLOW_LATENCY_FACTOR;
+    if (entry.clients.size < AVOIDS_TO_SET_ASIDE && !slow) return;
+    if (member.setAsideUntilMs <= nowMs) {
+      this.counters.membersAvoided++;
+      this.log.warn(
+        { group: this.name, member: member.id, address: member.address, avoiders: entry.clients.size, slow },
+        `member ${member.id} (${member.address}) set aside for ${this.config.holdMs} ms: ${entry.clients.size} client(s) gave it up${slow ? ' and its latency is far above the others\'' : ''}`,
+      );
+    }
+    member.setAsideUntilMs = nowMs + this.config.holdMs;
+  }
+
+  /** The member's mean latency over the median of the other members' (0 when unknown). */
+  private latencyFactor(member: Member): number {
+    const own = member.latest?.latencyMs ?? 0;
+    const others = [...this.members.values()].filter((m) => m !== member && m.latest !== null && m.latest.latencyMs > 0).map((m) => m.latest!.latencyMs).sort((a, b) => a - b);
+    if (!(own > 0) || others.length === 0) return 0;
+    return own / others[Math.floor(others.length / 2)]!;
+  }
+
   /** Whether the last plan has settled (every member reported enough since). */
   settled(): boolean {
     for (const m of this.members.values()) if (m.settleLeft > 0) return false;
@@ -401,7 +468,8 @@ export class Group {
   plan(nowMs: number): Move[] {
     if (this.config.granularity !== 'on-demand' || !this.strategy.adaptive || !this.settled()) return [];
     this.ledger.expireHolds(nowMs);
-    const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING' && m.state !== 'SUSPECT');
+    // A member clients are giving up is neither a source nor a target: its calls/s understate its load.
+    const members = [...this.members.values()].filter((m) => m.reported && m.state !== 'DRAINING' && m.state !== 'SUSPECT' && m.setAsideUntilMs <= nowMs);
     if (members.length < 2) return [];
     // Too little evidence: a few calls per interval are noise, not load.
     let calls = 0;

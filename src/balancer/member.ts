@@ -56,6 +56,8 @@ export class Member implements MemberLoad {
   latest: LoadReport__Output | null = null;
   /** Movable clients seen in the latest report, with dampened loads. */
   readonly clients = new Map<string, MemberClient>();
+  /** Clients are giving this member up: no new client, no plan move, until then (ms; see Group.noteAvoided). */
+  setAsideUntilMs = Number.NEGATIVE_INFINITY;
   /** Reports still to wait for before the group may plan again. */
   settleLeft = 0;
   /** When this member last sent clients away in a plan (ms), or -Infinity. */

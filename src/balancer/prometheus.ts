@@ -28,6 +28,7 @@ const GROUP_COUNTERS: { name: string; help: string; value: (c: GroupCounters) =>
   { name: 'rebind_rebinds_total', help: '', value: (c) => c.rebinds, labels: { via: 'balancer' } },
   { name: 'rebind_load_reports_total', help: 'Load reports applied', value: (c) => c.reports },
   { name: 'rebind_control_attaches_total', help: 'Replica attachments accepted', value: (c) => c.attaches },
+  { name: 'rebind_members_set_aside_total', help: 'Times a member was set aside (no new clients, no plan moves for holdMs) because clients gave it up with rebind-avoid', value: (c) => c.membersAvoided },
   { name: 'rebind_control_reconnects_total', help: 'Attachments of a replica that had attached before (its control stream re-established)', value: (c) => c.reattaches },
 ];
 

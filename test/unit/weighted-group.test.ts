@@ -174,3 +174,48 @@ describe('per-request groups offer direct bindings weighted by capacity', () => 
     expect(group.offerFor(members[0]!.member, 2000)).toBeNull();
   });
 });
+
+describe('members clients give up are set aside', () => {
+  function twoMembers(holdMs = 5000) {
+    const s = setup({ granularity: 'on-demand', strategy: 'least_loaded', dampening: 0, holdMs }, ['10.0.0.1:1', '10.0.0.2:1']);
+    // A looks idle (it is slow: few calls complete), B busy: least_loaded would bind to A.
+    s.group.applyReport(s.members[0]!.member, report(1, 10, 20, {}), 100);
+    s.group.applyReport(s.members[1]!.member, report(1, 100, 1, {}), 100);
+    return s;
+  }
+  const bind = (group: ReturnType<typeof twoMembers>['group'], clientId: string, nowMs: number, avoid?: string) =>
+    group.choose('/p.S/M', 'bind', clientId, nowMs, avoid === undefined ? undefined : new Set([avoid]))?.address;
+
+  it('two clients giving a member up set it aside for holdMs: no new client goes there meanwhile, then it is back', () => {
+    const { group } = twoMembers();
+    expect(bind(group, 'client-first', 200)).toBe('10.0.0.1:1');
+    expect(bind(group, 'client-aaaa', 300, '10.0.0.1:1')).toBe('10.0.0.2:1');
+    // One avoid (and A's latency, 1 ms, is like B's): A still takes others.
+    expect(bind(group, 'client-other1', 400)).toBe('10.0.0.1:1');
+    expect(bind(group, 'client-bbbb', 500, '10.0.0.1:1')).toBe('10.0.0.2:1');
+    expect(group.counters.membersAvoided).toBe(1);
+    expect(bind(group, 'client-other2', 600)).toBe('10.0.0.2:1');
+    expect(bind(group, 'client-other3', 5499)).toBe('10.0.0.2:1');
+    expect(bind(group, 'client-other4', 5500)).toBe('10.0.0.1:1');
+  });
+
+  it('one client is enough when the member is slow (mean latency 4x the others), and plans leave a set-aside member alone', () => {
+    const { group, members } = twoMembers();
+    group.applyReport(members[0]!.member, { ...report(2, 10, 20, {}), latencyMs: 40 }, 150);
+    expect(bind(group, 'client-aaaa', 200, '10.0.0.1:1')).toBe('10.0.0.2:1');
+    expect(group.counters.membersAvoided).toBe(1);
+    expect(bind(group, 'client-other', 300)).toBe('10.0.0.2:1');
+    // minimum_dispersion would move B's clients to the idle-looking A; not while A is set aside.
+    group.setStrategy('minimum_dispersion', { tolerance: 0.1, minGain: 0.02, maxMoves: 32 });
+    group.applyReport(members[1]!.member, report(2, 100, 1, { 'client-x1': 50, 'client-x2': 50 }, false), 400);
+    expect(group.plan(400)).toEqual([]);
+  });
+
+  it('never sets aside every member: with all of them set aside, binds go on', () => {
+    const { group } = twoMembers();
+    for (const [id, t] of [['client-a1', 200], ['client-a2', 210]] as const) bind(group, id, t, '10.0.0.1:1');
+    for (const [id, t] of [['client-b1', 220], ['client-b2', 230]] as const) bind(group, id, t, '10.0.0.2:1');
+    expect(group.counters.membersAvoided).toBe(2);
+    expect(bind(group, 'client-new', 300)).toBeDefined();
+  });
+});
