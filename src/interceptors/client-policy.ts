@@ -657,6 +657,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       return;
     }
     binding.members = binding.members.filter((m) => m.target !== target);
+    binding.credits.length = 0; // the smooth round robin starts over on the members left
     target.destroy();
     emit('unbound', target.label, reason, this.clientId);
     this.publish();
@@ -912,7 +913,11 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     // the call is re-sent, and picks it.
     if (!this.current(from, epoch)) return;
     const reason = String(trailers.get(FORWARD_REASON_TRAILER)[0] ?? 'bind');
-    if (back) this.unbind(`forwarded back to the balancer by ${from.label} (${reason})`);
+    const bound = this.bound;
+    if (back && reason === 'drain' && bound !== null && bound.members.length > 1 && bound.members.some((m) => m.target === from)) {
+      // One member of a set is shutting down: the others carry on (the call is re-sent and picks one of them).
+      this.dropMember(from, `${from.label} is draining`);
+    } else if (back) this.unbind(`forwarded back to the balancer by ${from.label} (${reason})`);
     else if (set !== null) this.bind(set, destination, reason);
     else this.bind([{ address: destination, permille: 1000 }], null, reason);
   }

@@ -73,12 +73,14 @@ interface FakeReplica {
    */
   gate: Promise<void> | null;
   reattemptHoldMs: number;
+  /** Answer every call with a drain forward (back to the balancer), as a replica shutting down does. */
+  draining: boolean;
 }
 
 async function replica(name: string): Promise<FakeReplica> {
   const stats: EchoStats = { calls: 0, byMethod: {} };
   const impl = echoImplementation(name, stats);
-  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null, serialMs: 0, queue: Promise.resolve(), gate: null, reattemptHoldMs: 0 };
+  const r: FakeReplica = { name, address: '', stats, arrived: 0, holdMs: 0, piggyBack: null, serialMs: 0, queue: Promise.resolve(), gate: null, reattemptHoldMs: 0, draining: false };
   const gatedSeen = new Set<string>();
   const unaryImpl = impl.Unary.bind(impl);
   impl.Unary = async (call, callback) => {
@@ -107,6 +109,17 @@ async function replica(name: string): Promise<FakeReplica> {
   r.address = address;
   (server as unknown as { interceptors: grpc.ServerInterceptor[] }).interceptors.unshift((_method, call) =>
     new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, mdNext) => {
+            if (!r.draining) return mdNext(metadata);
+            call.sendStatus({
+              code: FORWARD_STATUS,
+              details: 'rebind: forward to balancer (drain)',
+              metadata: toMetadata({ [FORWARD_TRAILER]: 'balancer', [FORWARD_REASON_TRAILER]: 'drain', [RETRY_PUSHBACK_TRAILER]: '0' }),
+            });
+          },
+        }),
       sendStatus: (status, next) => {
         if (r.piggyBack !== null && status.code === grpc.status.OK) next({ ...status, metadata: toMetadata(r.piggyBack, status.metadata ?? new grpc.Metadata()) });
         else next(status);
@@ -267,6 +280,28 @@ describe('a client bound to a weighted set', () => {
     for (let i = 0; i < 50; i++) await unary(stub, { text: 'after' });
     expect(a.stats.calls).toBe(aBefore);
     expect(c.stats.calls - cBefore).toBeGreaterThan(25);
+  });
+
+  it('a member that drains leaves the set; the others carry the calls, with no failed call and no trip to the balancer', async () => {
+    const [a, b] = [await replica('a'), await replica('b')];
+    const set = formatBinding([
+      { address: a.address, permille: 500 },
+      { address: b.address, permille: 500 },
+    ]);
+    const seen = listen();
+    const balancer = await fakeBalancer(() => set);
+    const stub = client(balancer.address);
+    for (let i = 0; i < 10; i++) await unary(stub, { text: 'before' });
+    expect(balancer.calls()).toBe(1);
+    a.draining = true;
+    const bBefore = b.stats.calls;
+    const replies = [];
+    for (let i = 0; i < 20; i++) replies.push(await unary(stub, { text: 'during' }));
+    expect(replies.every((r) => r.servedBy === 'b')).toBe(true);
+    expect(b.stats.calls - bBefore).toBe(20);
+    // Still bound to b: the drain did not send the channel back to the balancer.
+    expect(balancer.calls()).toBe(1);
+    expect(seen.unbound).toEqual([`${a.address}: ${a.address} is draining`]);
   });
 
   it.each([
