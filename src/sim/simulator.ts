@@ -18,6 +18,10 @@ import { sanitizeAdvisory } from '../replica/advisory';
 import { ForwardTable, isPiggyBack } from '../replica/forward-table';
 import { parseBinding } from '../common/wire';
 import { pickOfTwo, smoothNext } from '../common/smooth-wrr';
+import { DEFAULT_STALL_FACTOR, DEFAULT_STALL_IN_FLIGHT_FLOOR, InFlightBaseline, stallLimit } from '../interceptors/client-policy';
+
+/** The stall bound of clientOptions() clients with the default options. */
+const STALL_DEFAULTS = { stallInFlight: null, stallInFlightFloor: DEFAULT_STALL_IN_FLIGHT_FLOOR, stallFactor: DEFAULT_STALL_FACTOR };
 import { LoadMeter } from '../replica/load-meter';
 import { convergenceSeconds, round, steadyState, type SeriesRow } from './quality';
 import { BASE_SERVICE_RATE_PER_S, percentile, ReplicaQueue } from './queue';
@@ -119,6 +123,8 @@ export interface SimResult {
   unservedCalls: number;
   /** Length of the run, ms. */
   durationMs: number;
+  /** One-member bindings given up by their clients (calls piled up past the stall bound). */
+  givenUp: number;
   /** Members of each client's binding at the end of the run, in client order. */
   finalBindingSizes: number[];
 }
@@ -145,6 +151,8 @@ interface SimClient {
   inFlight: Map<SimReplica, number[]>;
   /** Smooth weighted round robin credits of the binding's members. */
   credits: number[];
+  /** The client policy's in-flight baseline (stall bound of a one-member binding). */
+  baseline: InFlightBaseline;
 }
 
 const silent = pino({ level: 'silent' });
@@ -249,9 +257,12 @@ export function simulate(scenario: SimScenario): SimResult {
     sets: spec.sets ?? true,
     inFlight: new Map(),
     credits: [],
+    baseline: new InFlightBaseline(),
   }));
 
   let rebinds = 0;
+  /** One-member bindings the clients gave up (stall bound). */
+  let givenUp = 0;
   const rebindTimesMs: number[] = [];
   let forwardsAtBalancer = 0;
   const sameBinding = (a: SimClient['binding'], b: SimClient['binding']) =>
@@ -356,6 +367,19 @@ export function simulate(scenario: SimScenario): SimResult {
       } else {
         setBinding(client, bindThroughBalancer(client));
       }
+    }
+    // The client policy's stall bound: a one-member binding whose calls pile up is given up, back to
+    // the balancer asking to avoid that member (the call itself goes where the new binding says).
+    if (client.binding.length === 1) {
+      const only = client.binding[0]!.replica;
+      const inFlight = inFlightAt(client, only);
+      if (inFlight >= stallLimit(STALL_DEFAULTS, client.baseline.value)) {
+        forwardsAtBalancer++;
+        givenUp++;
+        const member = group.choose(PATH, 'bind', client.id, now(), new Set([only.address]));
+        setBinding(client, member === null ? null : (byMember.get(member) ?? null));
+      }
+      client.baseline.sample(inFlight, now());
     }
     let target: SimReplica | null = client.binding.length > 0 ? pick(client) : null;
     for (let hops = 0; target !== null && hops < 5; hops++) {
@@ -480,6 +504,7 @@ export function simulate(scenario: SimScenario): SimResult {
     maxInFlight: replicas.map((r) => r.queue.maxInFlight),
     unservedCalls,
     durationMs: scenario.durationMs,
+    givenUp,
     finalBindingSizes: clients.map((c) => c.binding.length),
   };
 }

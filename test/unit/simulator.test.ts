@@ -141,12 +141,12 @@ describe('simulator: the built-in workloads, as they run today', () => {
     expect(run('heavy-hitters', 'on_demand_minimum_dispersion_whole').steady.max_over_mean).toBeCloseTo(2, 3);
   });
 
-  it('slow-replica: on calls/s nothing moves and r1 queues thousands of calls; in-flight-aware p2c keeps it far lower', () => {
-    const blind = run('slow-replica', 'on_demand_minimum_dispersion');
-    expect(blind.rebinds).toBe(0);
-    expect(blind.maxInFlight[0]).toBeGreaterThan(2000);
-    expect(blind.latency.p99Ms).toBeGreaterThan(10_000);
+  it('slow-replica: clients give r1 up at the stall bound and the balancer sets it aside, so its queue stays short (it grew to thousands of calls on calls/s alone)', () => {
+    const r = run('slow-replica', 'on_demand_minimum_dispersion');
+    expect(r.givenUp).toBeGreaterThanOrEqual(2);
+    expect(r.maxInFlight[0]).toBeLessThan(100);
+    expect(r.latency.p99Ms).toBeLessThan(1000);
     const p2c = run('slow-replica', 'per_request_p2c_in_flight');
-    expect(p2c.maxInFlight[0]).toBeLessThan(blind.maxInFlight[0]! / 10);
+    expect(p2c.maxInFlight[0]).toBeLessThan(100);
   });
 });
