@@ -31,8 +31,8 @@ export interface AnalyzerEvents {
 export class Analyzer {
   private readonly loops = new Map<string, Subscription>();
   private readonly advisorySeq = new WeakMap<Member, number>();
-  /** When each per-request group's offers were last sent (ms). */
-  private readonly offersSentAtMs = new WeakMap<Group, number>();
+  /** Which offers of each per-request group were last sent, and when (ms). */
+  private readonly offersSent = new WeakMap<Group, { version: number; atMs: number }>();
   private running = false;
 
   constructor(
@@ -100,9 +100,9 @@ export class Analyzer {
     this.checkLiveness(group, nowMs);
     if (group.granularity === 'per-request') {
       // Per-request (direct) bindings: sent when they change, and restated before their vouchers run out.
-      const changed = group.refreshOffers();
-      const sentAt = this.offersSentAtMs.get(group);
-      if (changed || sentAt === undefined || nowMs - sentAt >= group.offersExpireMs(nowMs) / 2) this.sendOffers(group, nowMs);
+      group.refreshOffers();
+      const sent = this.offersSent.get(group);
+      if (sent === undefined || sent.version !== group.offersVersion || nowMs - sent.atMs >= group.offersExpireMs(nowMs) / 2) this.sendOffers(group, nowMs);
     }
     const moves = group.plan(nowMs);
     if (moves.length > 0) this.sendMoves(group, moves, nowMs);
@@ -174,7 +174,7 @@ export class Analyzer {
 
   /** Sends every member of a per-request group its offer (the binding of its shard). */
   sendOffers(group: Group, nowMs: number): void {
-    this.offersSentAtMs.set(group, nowMs);
+    this.offersSent.set(group, { version: group.offersVersion, atMs: nowMs });
     for (const member of [...group.members.values()]) {
       if (!member.sink.sendAdvisory(this.advisory(group, member, nowMs, { moves: [], recallAll: group.granularity === 'per-request' }))) {
         this.registry.detach(member, 'advisory could not be delivered: control stream gone');
@@ -192,7 +192,7 @@ export class Analyzer {
   sendRecall(group: Group, recallAll: boolean): void {
     const nowMs = this.scheduler.now();
     group.refreshOffers();
-    if (recallAll) this.offersSentAtMs.set(group, nowMs);
+    if (recallAll) this.offersSent.set(group, { version: group.offersVersion, atMs: nowMs });
     else group.selfOfferUntilMs = nowMs + group.config.advisoryExpireMs;
     for (const member of [...group.members.values()]) this.sendRecallTo(group, member, recallAll);
     this.events.recalled?.(group, recallAll);

@@ -124,6 +124,10 @@ export class Group {
    * every member of the shard weighted by capacity). Null outside per-request.
    */
   private offers: Map<string, string> | null = null;
+  /** Membership changed since the offers were computed: the next direct bind recomputes them first. */
+  private offersStale = false;
+  /** Increases whenever the offers change (the analyzer sends them to the members when it sees a new one). */
+  offersVersion = 0;
   /** The ledger's share list of each offered binding (see {@link directBinding}); bounded, cleared when full. */
   private readonly offerShares = new Map<string, readonly BindingShare[]>();
   /** Dampened capacity estimates (calls/s per unit of load), by member id. */
@@ -212,6 +216,7 @@ export class Group {
     this.byAddress.set(canonicalAddress(member.address) ?? member.address, member);
     this.eligibleCache.clear();
     this.invalidateEstimates();
+    this.offersStale = true;
   }
 
   removeMember(id: string): Member | undefined {
@@ -224,6 +229,7 @@ export class Group {
       this.invalidateEstimates();
       this.ledger.forgetMember(id);
       this.avoiders.delete(id);
+      this.offersStale = true;
     }
     return member;
   }
@@ -570,9 +576,11 @@ export class Group {
    * Returns whether the bindings changed. Outside per-request, there are none.
    */
   refreshOffers(): boolean {
+    this.offersStale = false;
     if (this.config.granularity !== 'per-request') {
       const changed = this.offers !== null;
       this.offers = null;
+      if (changed) this.offersVersion++;
       return changed;
     }
     for (const id of this.capacity.keys()) if (!this.members.has(id)) this.capacity.delete(id);
@@ -588,6 +596,7 @@ export class Group {
     }
     if (this.offers !== null && !offersDiffer(this.offers, next)) return false;
     this.offers = next;
+    this.offersVersion++;
     return true;
   }
 
@@ -621,7 +630,8 @@ export class Group {
    * call is then proxied). Recorded in the ledger like a bind.
    */
   directBinding(path: string, clientId: string | null, nowMs: number, caller?: string): { text: string; members: BindingMember[] } | null {
-    if (this.offers === null) this.refreshOffers();
+    // A member joined or left since: the binding handed out now must name the members there are.
+    if (this.offers === null || this.offersStale) this.refreshOffers();
     if (this.offers === null || this.offers.size === 0) return null;
     const serving = new Set(this.eligible(path).map((m) => m.id));
     const texts = new Map<string, string[]>();

@@ -164,3 +164,34 @@ describe('per-request (direct) bindings', () => {
     expect(balancer.registry.groups.get('echo')!.counters.proxiedCalls).toBe(proxiedBefore);
   });
 });
+
+describe('per-request (direct) bindings follow membership at once', () => {
+  it('a client binding right after replicas attach is bound to all of them directly, not proxied until the next analysis', async () => {
+    const intervalMs = 2000;
+    const balancer = await startBalancer([{ name: 'echo', granularity: 'per-request', strategy: 'round_robin', reportIntervalMs: intervalMs }]);
+    cleanups.push(() => balancer.stop());
+    const group = balancer.registry.groups.get('echo')!;
+    // Let one analysis run on the empty group (it computes the group's bindings: none).
+    await sleep(intervalMs + 200);
+    const replicas: TestReplica[] = [];
+    for (const name of ['A', 'B']) {
+      const r = await startReplica(balancer, name);
+      replicas.push(r);
+      cleanups.push(() => stopReplica(r));
+    }
+    const seen = listen();
+    const stub = echoClient(balancer.address, clientOptions());
+    cleanups.push(() => stub.close());
+    for (let i = 0; i < 4; i++) await unary(stub, { text: 'x' });
+    expect(group.counters.proxiedCalls).toBe(0);
+    expect(seen.forwarded.map((f) => f.to.split(',').length)).toEqual([2]);
+    // A third replica: the next client's binding names it.
+    const c = await startReplica(balancer, 'C');
+    cleanups.push(() => stopReplica(c));
+    const stub2 = echoClient(balancer.address, clientOptions());
+    cleanups.push(() => stub2.close());
+    await unary(stub2, { text: 'y' });
+    expect(seen.forwarded.map((f) => f.to.split(',').length)).toEqual([2, 3]);
+    expect(group.counters.proxiedCalls).toBe(0);
+  });
+});
