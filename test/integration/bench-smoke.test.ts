@@ -4,27 +4,11 @@
  * write complete result files (the figures themselves are not checked: CI
  * machines are shared and noisy).
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildOnce } from '../support/build-once';
+import { benchRunner } from '../support/bench-smoke';
 
-const root = path.join(__dirname, '../..');
-const out = mkdtempSync(path.join(tmpdir(), 'rebind-bench-smoke-'));
-
-function bench(name: string, ...extra: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(root, `dist/bench/${name}.js`), '--quick', '--out', out, ...extra], { encoding: 'utf8', timeout: 240_000, maxBuffer: 10_000_000 }, (err, _stdout, stderr) =>
-      resolve({ code: err ? 1 : 0, stderr }),
-    );
-  });
-}
-
-function read(file: string): string {
-  return readFileSync(path.join(out, file), 'utf8');
-}
+const { bench, read } = benchRunner();
 
 beforeAll(() => {
   buildOnce();
