@@ -258,7 +258,11 @@ export class Group {
     const level = state === 'SUSPECT' ? 'warn' : 'info';
     this.log[level]({ group: this.name, member: member.id, address: member.address }, `member ${member.id}: ${member.state} -> ${state}`);
     const ineligible = (s: Member['state']) => s === 'DRAINING' || s === 'SUSPECT';
-    if (ineligible(member.state) || ineligible(state)) this.eligibleCache.clear();
+    if (ineligible(member.state) !== ineligible(state)) {
+      this.eligibleCache.clear();
+      // Per-request bindings name the members taking clients: recomputed at the next direct bind.
+      this.offersStale = true;
+    }
     const from = member.state;
     member.state = state;
     this.events.stateChanged?.(this, member, from, state);

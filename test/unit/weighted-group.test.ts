@@ -219,3 +219,14 @@ describe('members clients give up are set aside', () => {
     expect(bind(group, 'client-new', 300)).toBeDefined();
   });
 });
+
+describe('per-request bindings follow eligibility', () => {
+  it('a member that comes back from SUSPECT is in the next direct binding, without waiting for an analysis', () => {
+    const { members, group } = setup({ granularity: 'per-request', strategy: 'round_robin', dampening: 0 }, ['10.0.0.1:1', '10.0.0.2:1']);
+    group.suspect(members[0]!.member);
+    expect(group.directBinding('/p.S/M', 'client-aaaa', 100)?.text).toBe('10.0.0.2:1=1000');
+    // A reports again: NOMINAL.
+    group.applyReport(members[0]!.member, report(1, 10, 0, {}), 200);
+    expect(group.directBinding('/p.S/M', 'client-bbbb', 210)?.text).toBe('10.0.0.1:1=500,10.0.0.2:1=500');
+  });
+});
