@@ -123,6 +123,8 @@ class AdsStream {
     const resources = this.server.resourcesFor(this, type, state);
     const json = JSON.stringify(resources);
     if (!force && (json === state.sentJson || json === state.nackedJson)) return;
+    // A changed assignment on a stream that had one: a re-binding pushed to the client.
+    if (type === ENDPOINT_TYPE_URL && state.sentJson !== null) this.server.pushes++;
     state.sentJson = json;
     state.version++;
     state.nonce = this.nextNonce();
@@ -143,6 +145,8 @@ export class XdsServer {
   private readonly byClient = new Map<string, Set<AdsStream>>();
   /** NACKs seen (for tests and metrics). */
   nacks = 0;
+  /** EDS responses that changed a client's assignment after its first (re-bindings pushed). */
+  pushes = 0;
 
   constructor(private readonly deps: XdsDeps) {
     deps.registry.listen({
