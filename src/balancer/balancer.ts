@@ -151,7 +151,10 @@ export class Balancer {
       memberAdded: (group, member) => this.decisions.record('member-joined', group.name, `member ${member.id} (${member.address}) attached`),
       memberRemoved: (group, member, reason) => this.decisions.record('member-left', group.name, `member ${member.id} (${member.address}) removed: ${reason}`),
     });
-    this.metrics = balancerMetrics({ registry: this.registry, refusals: this.refusals }, { processMetrics: options.processMetrics ?? true });
+    this.metrics = balancerMetrics(
+      { registry: this.registry, refusals: this.refusals, xds: () => (this.xds === null ? null : { streams: this.xds.streamCount, pushes: this.xds.pushes, nacks: this.xds.nacks }) },
+      { processMetrics: options.processMetrics ?? true },
+    );
     const upstreamCa = config.security.upstreamCaFile !== null ? readFile(config.security.upstreamCaFile, 'security.upstreamCaFile') : null;
     this.dataPlane = new DataPlane(
       this.registry,

@@ -84,6 +84,7 @@ describe('xDS: bad input is refused, counted, and leaves the server running', ()
     expect((await second.ended)?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(balancer.refusals.get('xds_stream_limit')).toBe(1);
     expect(first.responses[0]!.resources).toHaveLength(1);
+    expect(await balancer.metrics.getSingleMetricAsString('rebind_xds_streams')).toMatch(/^rebind_xds_streams 1$/m);
   });
 
   it('a NACK is counted and its content is not sent again; an ACK gets nothing new', async () => {
