@@ -142,7 +142,11 @@ export class Balancer {
     this.admin = new Admin(this.registry, this.analyzer, moduleLogger('balancer.admin', options.logger), (kind, group, text) => this.decisions.record(kind, group, text));
     const watchGroup = (group: Group) => {
       group.events = {
-        stateChanged: (g, member, from, to) => this.decisions.record('member-state', g.name, `member ${member.id} (${member.address}): ${from} -> ${to}`),
+        stateChanged: (g, member, from, to) => {
+          this.decisions.record('member-state', g.name, `member ${member.id} (${member.address}): ${from} -> ${to}`);
+          // A draining member takes no client: xDS clients bound to it get a binding without it now.
+          if (to === 'DRAINING') this.xds?.memberGone(g, member);
+        },
       };
     };
     for (const group of this.registry.groups.values()) watchGroup(group);

@@ -47,4 +47,21 @@ describe('a grpc-js-xds client (xds:///echo, bootstrap from rebind xds-bootstrap
     expect(balancer.xds!.streamCount).toBe(1);
     expect(group.ledger.bindingOf(xdsClientId(NODE_ID))?.members).toHaveLength(2);
   });
+
+  it('a member that drains is pushed out of the client\'s assignment at once: later calls all go to the other, none fails', async () => {
+    const group = balancer.registry.groups.get('echo')!;
+    const pushesBefore = balancer.xds!.pushes;
+    let pushesAtRemoval = -1;
+    balancer.registry.listen({ memberRemoved: () => void (pushesAtRemoval = balancer.xds!.pushes) });
+    await replicas[1]!.replica.drain({ timeoutMs: 2000 });
+    await waitFor(() => pushesAtRemoval >= 0, 5000, 10, 'B removed');
+    // Pushed when B said it was draining, before it left.
+    expect(pushesAtRemoval).toBeGreaterThan(pushesBefore);
+    // The client applies the push asynchronously; give it a moment, then every call goes to A.
+    await new Promise((r) => setTimeout(r, 300));
+    const served: string[] = [];
+    for (let i = 0; i < 20; i++) served.push((await unary(stub, { text: `d${i}` })).servedBy);
+    expect(served.every((s) => s === 'A')).toBe(true);
+    expect(group.counters.proxiedCalls).toBe(0);
+  });
 });

@@ -330,8 +330,8 @@ export class XdsServer {
     return true;
   }
 
-  /** A member left (or stopped taking clients): each xDS client bound to it gets a binding without it. */
-  private memberGone(group: Group, member: Member): void {
+  /** A member left (or is draining): each xDS client bound to it gets a binding without it. */
+  memberGone(group: Group, member: Member): void {
     for (const stream of this.streams) {
       const members = stream.bindings.get(group.name);
       if (members === undefined || !members.some((m) => m.memberId === member.id)) continue;
