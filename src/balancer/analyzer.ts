@@ -10,7 +10,7 @@ import type { Logger } from '../common/logger';
 import { formatBinding, heaviestMember } from '../common/wire';
 import type { Advisory } from '../generated/rebind/v1/Advisory';
 import type { Move as AdvisoryMove } from '../generated/rebind/v1/Move';
-import type { Group } from './group';
+import type { Group, PlannedBinding } from './group';
 import type { Member } from './member';
 import type { Registry } from './registry';
 import type { Move } from './strategies/types';
@@ -34,6 +34,10 @@ export class Analyzer {
   /** Which offers of each per-request group were last sent, and when (ms). */
   private readonly offersSent = new WeakMap<Group, { version: number; atMs: number }>();
   private running = false;
+  /** Told when a per-request group's bindings changed (xDS clients get theirs pushed). Set by the balancer. */
+  offersChanged: ((group: Group) => void) | null = null;
+  /** Delivers a plan's binding to an xDS client (an EDS push); false if the client is not one. Set by the balancer. */
+  pushXds: ((group: Group, binding: PlannedBinding) => boolean) | null = null;
 
   constructor(
     private readonly registry: Registry,
@@ -125,6 +129,8 @@ export class Analyzer {
     for (const b of plan?.bindings ?? []) {
       if (!b.sets) continue;
       sets.add(b.clientId);
+      // An xDS client's binding is its ClusterLoadAssignment: pushed on its own stream.
+      if (this.pushXds?.(group, b) === true) continue;
       const text = formatBinding(b.members);
       const target = heaviestMember(b.members);
       const move: AdvisoryMove = { clientId: b.clientId, target, vouch: this.vouch(group, target), binding: text, bindingVouch: this.vouch(group, text) };
@@ -174,6 +180,8 @@ export class Analyzer {
 
   /** Sends every member of a per-request group its offer (the binding of its shard). */
   sendOffers(group: Group, nowMs: number): void {
+    const sent = this.offersSent.get(group);
+    if (sent?.version !== group.offersVersion) this.offersChanged?.(group);
     this.offersSent.set(group, { version: group.offersVersion, atMs: nowMs });
     for (const member of [...group.members.values()]) {
       if (!member.sink.sendAdvisory(this.advisory(group, member, nowMs, { moves: [], recallAll: group.granularity === 'per-request' }))) {

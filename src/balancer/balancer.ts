@@ -21,7 +21,10 @@ import { controlHandlers } from './control-service';
 import { DataPlane, type DataPlaneEvents } from './data-plane';
 import { readFileSync } from 'node:fs';
 import { controlAuthInterceptor } from './auth';
-import { isLoopbackHost, parseListenAddress } from '../common/address';
+import { isLoopbackHost, isLoopbackPeer, parseListenAddress } from '../common/address';
+import { XdsServer } from './xds/ads';
+import { lrsHandlers } from './xds/lrs';
+import { xdsServices } from './xds/protos';
 import { Registry } from './registry';
 import { Voucher } from './vouch';
 import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './validate';
@@ -103,6 +106,8 @@ export class Balancer {
   /** Inputs refused, by reason (control and data plane). */
   readonly refusals = new Map<string, number>();
   private readonly controlServer: grpc.Server;
+  /** The xDS management server (ADS, LRS) on the control port; null when `xds.enabled` is false. */
+  readonly xds: XdsServer | null = null;
   private readonly log: Logger;
 
   private constructor(options: BalancerOptions) {
@@ -137,7 +142,11 @@ export class Balancer {
     this.admin = new Admin(this.registry, this.analyzer, moduleLogger('balancer.admin', options.logger), (kind, group, text) => this.decisions.record(kind, group, text));
     const watchGroup = (group: Group) => {
       group.events = {
-        stateChanged: (g, member, from, to) => this.decisions.record('member-state', g.name, `member ${member.id} (${member.address}): ${from} -> ${to}`),
+        stateChanged: (g, member, from, to) => {
+          this.decisions.record('member-state', g.name, `member ${member.id} (${member.address}): ${from} -> ${to}`);
+          // A draining member takes no client: xDS clients bound to it get a binding without it now.
+          if (to === 'DRAINING') this.xds?.memberGone(g, member);
+        },
       };
     };
     for (const group of this.registry.groups.values()) watchGroup(group);
@@ -146,7 +155,10 @@ export class Balancer {
       memberAdded: (group, member) => this.decisions.record('member-joined', group.name, `member ${member.id} (${member.address}) attached`),
       memberRemoved: (group, member, reason) => this.decisions.record('member-left', group.name, `member ${member.id} (${member.address}) removed: ${reason}`),
     });
-    this.metrics = balancerMetrics({ registry: this.registry, refusals: this.refusals }, { processMetrics: options.processMetrics ?? true });
+    this.metrics = balancerMetrics(
+      { registry: this.registry, refusals: this.refusals, xds: () => (this.xds === null ? null : { streams: this.xds.streamCount, pushes: this.xds.pushes, nacks: this.xds.nacks }) },
+      { processMetrics: options.processMetrics ?? true },
+    );
     const upstreamCa = config.security.upstreamCaFile !== null ? readFile(config.security.upstreamCaFile, 'security.upstreamCaFile') : null;
     this.dataPlane = new DataPlane(
       this.registry,
@@ -193,6 +205,22 @@ export class Balancer {
       }),
     );
     this.controlServer.addService(proto.rebind.v1.Admin.service, adminHandlers(this.admin));
+    if (config.xds.enabled) {
+      const xdsLog = moduleLogger('balancer.xds', options.logger);
+      const xdsWarn = new WarnLimiter(xdsLog);
+      const mtls = config.security.controlTls?.requireClientCert === true;
+      // An xDS client is served if the control port verified its certificate, it is on loopback, or configuration says anyone may.
+      const admit = (call: grpc.ServerDuplexStream<unknown, unknown>): boolean => mtls || config.xds.allowUnauthenticated || isLoopbackPeer(call.getPeer());
+      const now = () => scheduler.now();
+      this.xds = new XdsServer({ registry: this.registry, log: xdsLog, warn: xdsWarn, refused, now, admit, limits: { maxStreams: config.xds.maxStreams, maxNamesPerType: config.xds.maxNamesPerType } });
+      const services = xdsServices();
+      this.controlServer.addService(services.ads, this.xds.handlers() as never);
+      const intervalMs = () => Math.min(...[...this.registry.groups.values()].map((g) => g.config.reportIntervalMs), 60_000);
+      this.controlServer.addService(services.lrs, lrsHandlers({ registry: this.registry, log: xdsLog, warn: xdsWarn, refused, now, admit, intervalMs, maxStreams: config.xds.maxStreams }) as never);
+      const xds = this.xds;
+      this.analyzer.pushXds = (group, binding) => xds.rebind(group, binding.clientId, binding.members);
+      this.analyzer.offersChanged = (group) => xds.membershipChanged(group);
+    }
     const controlTls = config.security.controlTls;
     this.adminHttp =
       config.adminListen === null

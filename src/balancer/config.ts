@@ -175,6 +175,57 @@ export const DEFAULT_MAX_STREAMS_PER_DATA_CONNECTION = 1000;
 export const DEFAULT_DATA_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_PROXIED_CALLS_PER_CALLER = 100;
 
+/** The xDS management server (ADS + LRS on the control port) for proxyless gRPC clients in any language. */
+export interface XdsConfig {
+  /** Serve xDS on the control port. */
+  enabled: boolean;
+  /** ADS streams served at once; more are refused with RESOURCE_EXHAUSTED. */
+  maxStreams: number;
+  /** Resource names one stream may subscribe to per resource type. */
+  maxNamesPerType: number;
+  /**
+   * Serve xDS clients that neither come from loopback nor present a client
+   * certificate the control port verified (mTLS). Off: such streams are
+   * refused with UNAUTHENTICATED.
+   */
+  allowUnauthenticated: boolean;
+}
+
+export const DEFAULT_XDS_MAX_STREAMS = 10_000;
+export const DEFAULT_XDS_MAX_NAMES_PER_TYPE = 64;
+
+/** Built-in xDS settings. */
+export function builtinXds(): XdsConfig {
+  return { enabled: true, maxStreams: DEFAULT_XDS_MAX_STREAMS, maxNamesPerType: DEFAULT_XDS_MAX_NAMES_PER_TYPE, allowUnauthenticated: false };
+}
+
+const XDS_NUMBER_RULES: NumberRule<'maxStreams' | 'maxNamesPerType'>[] = [
+  { key: 'maxStreams', min: 1, max: 1_000_000, integer: true, unit: 'streams' },
+  { key: 'maxNamesPerType', min: 1, max: 10_000, integer: true, unit: 'resource names' },
+];
+
+function parseXds(raw: unknown, errors: string[]): XdsConfig {
+  const out = builtinXds();
+  if (raw === undefined) return out;
+  if (!isObject(raw)) {
+    errors.push('xds must be an object');
+    return out;
+  }
+  const keys = ['enabled', 'allowUnauthenticated', ...XDS_NUMBER_RULES.map((r) => r.key)];
+  for (const key of Object.keys(raw)) if (!keys.includes(key)) errors.push(`xds.${key} is not an xds setting (accepted: ${keys.join(', ')})`);
+  for (const key of ['enabled', 'allowUnauthenticated'] as const) {
+    if (raw[key] === undefined) continue;
+    if (typeof raw[key] !== 'boolean') errors.push(`xds.${key} must be true or false`);
+    else out[key] = raw[key] as boolean;
+  }
+  for (const rule of XDS_NUMBER_RULES) {
+    if (raw[rule.key] === undefined) continue;
+    const v = checkNumber(raw[rule.key], rule, `xds.${rule.key}`, errors);
+    if (v !== undefined) out[rule.key] = v;
+  }
+  return out;
+}
+
 /** How the proxy reaches replicas (the per-request path's upstream connections). */
 export interface ProxyConfig {
   /** Ping each upstream connection this often while it carries calls, ms. */
@@ -248,6 +299,7 @@ export interface BalancerConfig {
   security: SecurityConfig;
   limits: LimitsConfig;
   proxy: ProxyConfig;
+  xds: XdsConfig;
 }
 
 /** No token, no TLS. */
@@ -596,7 +648,7 @@ function checkAddress(value: unknown, where: string, errors: string[], fallback:
   return value;
 }
 
-const TOP_KEYS = new Set(['listen', 'controlListen', 'adminListen', 'dashboardPushIntervalMs', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits', 'proxy']);
+const TOP_KEYS = new Set(['listen', 'controlListen', 'adminListen', 'dashboardPushIntervalMs', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits', 'proxy', 'xds']);
 
 /** Validates a whole configuration object (already parsed from JSON/YAML). */
 export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> {
@@ -650,8 +702,9 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
   if (adminOptInError !== null) errors.push(adminOptInError);
   const limits = parseLimits(raw['limits'], errors);
   const proxy = parseProxy(raw['proxy'], errors);
+  const xds = parseXds(raw['xds'], errors);
   if (errors.length > 0) return { ok: false, errors };
-  const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits, proxy };
+  const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits, proxy, xds };
   VALIDATED.add(value);
   return { ok: true, value };
 }
@@ -701,6 +754,7 @@ export function serializeBalancerConfig(config: BalancerConfig): Record<string, 
     },
     limits: { ...config.limits },
     proxy: { ...config.proxy },
+    xds: { ...config.xds },
   };
 }
 

@@ -413,7 +413,12 @@ export class Group {
         previous.sets = c.sets;
       }
     }
-    for (const id of member.clients.keys()) {
+    for (const [id, c] of member.clients) {
+      // An xDS client is not in replicas' reports: its load comes from LRS, and goes when LRS stops telling it.
+      if (c.lrsAtMs !== undefined) {
+        if (nowMs - c.lrsAtMs > 3 * this.config.reportIntervalMs) member.clients.delete(id);
+        continue;
+      }
       if (!listed.has(id) && !((this.ledger.transitOf(id)?.legs.get(member.id)?.load ?? 0) > 0)) member.clients.delete(id);
     }
     if (report.draining) this.setState(member, 'DRAINING');
@@ -461,6 +466,23 @@ export class Group {
     const others = [...this.members.values()].filter((m) => m !== member && m.latest !== null && m.latest.latencyMs > 0).map((m) => m.latest!.latencyMs).sort((a, b) => a - b);
     if (!(own > 0) || others.length === 0) return 0;
     return own / others[Math.floor(others.length / 2)]!;
+  }
+
+  /**
+   * An xDS client's calls/s to `member` over its last LRS interval: its
+   * load there, as a replica's report gives other clients' (dampened the
+   * same way). xDS clients understand weighted bindings (locality weights).
+   */
+  applyXdsLoad(member: Member, clientId: string, callsPerS: number, nowMs: number): void {
+    const share = member.latest === null ? 1 : perCallShare(member.latest, this.config.metric);
+    const load = callsPerS * share;
+    const previous = member.clients.get(clientId);
+    if (previous === undefined) member.clients.set(clientId, { load, sets: true, lrsAtMs: nowMs });
+    else {
+      previous.load = dampen(previous.load, load, this.dampening);
+      previous.sets = true;
+      previous.lrsAtMs = nowMs;
+    }
   }
 
   /** Whether the last plan has settled (every member reported enough since). */
@@ -512,7 +534,7 @@ export class Group {
 
   /** Applies a plan's moves to the group's view and the ledger; returns each moved client's new binding. */
   private applyPlan(moves: readonly Move[], nowMs: number): PlannedBinding[] {
-    const touched = new Map<string, { before: Map<string, number>; after: Map<string, number>; sets: boolean }>();
+    const touched = new Map<string, { before: Map<string, number>; after: Map<string, number>; sets: boolean; lrs: boolean }>();
     for (const move of moves) {
       const from = this.members.get(move.from);
       const to = this.members.get(move.to);
@@ -520,8 +542,10 @@ export class Group {
       let t = touched.get(move.clientId);
       if (t === undefined) {
         const before = this.portionsOf(move.clientId);
-        const sets = [...before.keys()].some((id) => this.members.get(id)?.clients.get(move.clientId)?.sets === true);
-        t = { before, after: new Map(before), sets };
+        const entries = [...before.keys()].map((id) => this.members.get(id)?.clients.get(move.clientId));
+        const sets = entries.some((c) => c?.sets === true);
+        const lrs = entries.some((c) => c?.lrsAtMs !== undefined);
+        t = { before, after: new Map(before), sets, lrs };
         touched.set(move.clientId, t);
       }
       const left = (t.after.get(move.from) ?? 0) - move.load;
@@ -541,12 +565,14 @@ export class Group {
         const load = t.after.get(id) ?? 0;
         const member = this.members.get(id);
         if (member === undefined) continue;
-        if (load > 0) member.clients.set(clientId, { load, sets: t.sets });
+        if (load > 0) member.clients.set(clientId, t.lrs ? { load, sets: t.sets, lrsAtMs: nowMs } : { load, sets: t.sets });
         else member.clients.delete(clientId);
         if (load !== (t.before.get(id) ?? 0)) legs.set(id, { load, reportsListing: 0, left: false });
       }
       this.ledger.hold(clientId, nowMs + this.config.holdMs);
-      this.ledger.startTransit(clientId, { legs, untilMs: nowMs + this.config.holdMs });
+      // An xDS client's calls are in its members' own counts (as other calls), never listed: a transit
+      // would count them twice. Its new binding is pushed at once; the settle reports cover the rest.
+      if (!t.lrs) this.ledger.startTransit(clientId, { legs, untilMs: nowMs + this.config.holdMs });
       const members = toPermille([...t.after].map(([memberId, load]) => ({ memberId, address: this.members.get(memberId)!.address, load })));
       if (members.length === 0) continue;
       this.ledger.planned(clientId, members.map((m): BindingShare => ({ memberId: m.memberId, share: m.permille / 1000 })), nowMs);

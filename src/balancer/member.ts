@@ -27,6 +27,8 @@ export interface MemberClient {
   load: number;
   /** The client understands weighted bindings (its reports say so). */
   sets: boolean;
+  /** The load comes from the client's own LRS reports (an xDS client), last at this time (ms): replicas' reports do not list it. */
+  lrsAtMs?: number;
 }
 
 export class Member implements MemberLoad {

@@ -14,6 +14,8 @@ export interface MetricSources {
   registry: Registry;
   /** Inputs refused, by reason (control, admin and data plane). */
   refusals: ReadonlyMap<string, number>;
+  /** The xDS server's figures, if it runs. */
+  xds?: () => { streams: number; pushes: number; nacks: number } | null;
 }
 
 /** Per-group counters exported as `rebind_<name>_total`, with their help text. */
@@ -132,6 +134,24 @@ export function balancerMetrics(sources: MetricSources, options: { processMetric
       },
     });
   }
+
+  new Gauge({
+    name: 'rebind_xds_streams',
+    help: 'xDS (ADS) streams open: proxyless gRPC clients connected',
+    registers: [registry],
+    collect() {
+      this.set(sources.xds?.()?.streams ?? 0);
+    },
+  });
+  new Counter({
+    name: 'rebind_xds_pushes_total',
+    help: "Re-bindings pushed to xDS clients: EDS responses that changed a client's assignment after its first",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.xds?.()?.pushes ?? 0);
+    },
+  });
 
   new Counter({
     name: 'rebind_refused_inputs_total',

@@ -10,6 +10,7 @@ import { registerAdminCommands } from './admin-commands';
 import { registerBalancerCommand } from './balancer-command';
 import { registerExampleCommands } from './example-commands';
 import { registerStatusCommand } from './status-command';
+import { registerXdsCommands } from './xds-command';
 
 export function buildProgram(): Command {
   const program = new Command('rebind')
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerAdminCommands(program);
   registerExampleCommands(program);
+  registerXdsCommands(program);
   return program;
 }
 

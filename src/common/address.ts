@@ -69,3 +69,14 @@ export function isLoopbackHost(host: string): boolean {
   if (h === 'localhost' || h === '::1') return true;
   return isIP(h) === 4 && h.startsWith('127.');
 }
+
+/**
+ * Whether a grpc-js peer string ("127.0.0.1:5000", "[::1]:5000",
+ * "ipv4:…", "ipv6:[…]:…", "unix:…") names a loopback peer.
+ */
+export function isLoopbackPeer(peer: string): boolean {
+  const bare = peer.replace(/^ipv[46]:/, '');
+  if (bare.startsWith('unix:')) return true;
+  const parsed = parseHostPort(bare);
+  return typeof parsed !== 'string' && isLoopbackHost(parsed.host);
+}

@@ -90,3 +90,20 @@ describe('rebind set-strategy / set-granularity', () => {
     expect(r.stderr).toContain("cannot reach the balancer's control address 127.0.0.1:1");
   });
 });
+
+describe('rebind xds-bootstrap', () => {
+  it('prints a bootstrap naming the control address, the node id and xds_v3; refuses a bad group or node id with exit 2', async () => {
+    const ok = await rebind('xds-bootstrap', '--group', 'stock.SessionFactory', '--node-id', 'trader-7', '--balancer', '127.0.0.1:50052');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({
+      xds_servers: [{ server_uri: '127.0.0.1:50052', channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+      node: { id: 'trader-7', locality: {}, metadata: { rebind_group: 'stock.SessionFactory' } },
+    });
+    const random = JSON.parse((await rebind('xds-bootstrap', '--group', 'echo')).stdout) as { node: { id: string } };
+    expect(random.node.id).toMatch(/^rebind-xds-[A-Za-z0-9_-]{12}$/);
+    const badGroup = await rebind('xds-bootstrap', '--group', 'no spaces');
+    expect([badGroup.code, badGroup.stderr]).toEqual([2, expect.stringContaining('--group must be')]);
+    const badNode = await rebind('xds-bootstrap', '--group', 'echo', '--node-id', 'x'.repeat(300));
+    expect([badNode.code, badNode.stderr]).toEqual([2, expect.stringContaining('--node-id must be')]);
+  });
+});
