@@ -43,6 +43,13 @@ export const MAX_RESOURCE_NAME_CHARS = 256;
 
 const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 
+/** Why a node id is refused (null: it is valid): 1-256 printable ASCII characters without spaces. */
+export function nodeIdProblem(nodeId: unknown): string | null {
+  if (typeof nodeId === 'string' && NODE_ID.test(nodeId)) return null;
+  const shown = typeof nodeId === 'string' ? `${JSON.stringify(nodeId.slice(0, 64))}${nodeId.length > 64 ? '…' : ''} (${nodeId.length} characters)` : 'missing';
+  return `node.id must be 1-${MAX_NODE_ID_CHARS} printable ASCII characters without spaces; got ${shown}`;
+}
+
 export interface XdsLimits {
   maxStreams: number;
   maxNamesPerType: number;
@@ -216,10 +223,10 @@ export class XdsServer {
     if (stream.ended) return;
     const nodeId = request.node?.id;
     if (stream.nodeId === null) {
-      if (typeof nodeId !== 'string' || !NODE_ID.test(nodeId)) {
+      const problem = nodeIdProblem(nodeId);
+      if (problem !== null || typeof nodeId !== 'string') {
         this.deps.refused('xds_bad_node');
-        const shown = typeof nodeId === 'string' ? `${JSON.stringify(nodeId.slice(0, 64))}${nodeId.length > 64 ? '…' : ''} (${nodeId.length} characters)` : 'missing';
-        stream.fail(Status.INVALID_ARGUMENT, `rebind: the first xDS request must carry node.id: 1-${MAX_NODE_ID_CHARS} printable ASCII characters without spaces; got ${shown}`);
+        stream.fail(Status.INVALID_ARGUMENT, `rebind: the first xDS request must carry a node id: ${problem}`);
         return;
       }
       stream.nodeId = nodeId;

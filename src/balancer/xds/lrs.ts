@@ -11,7 +11,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../../common/logger';
 import type { WarnLimiter } from '../../common/warn-limiter';
 import type { Registry } from '../registry';
-import { MAX_NODE_ID_CHARS, xdsClientId } from './ads';
+import { nodeIdProblem, xdsClientId } from './ads';
 import { memberOfLocality } from './resources';
 
 /** Locality entries accepted in one cluster's stats (more are ignored and counted). */
@@ -78,9 +78,10 @@ export function lrsHandlers(deps: LrsDeps): { StreamLoadStats: (call: LrsCall) =
       call.on('data', (request: LoadStatsRequest) => {
         if (clientId === null) {
           const id = request.node?.id;
-          if (typeof id !== 'string' || id.length === 0 || id.length > MAX_NODE_ID_CHARS || !/^[\x21-\x7e]+$/.test(id)) {
+          const problem = nodeIdProblem(id);
+          if (problem !== null || typeof id !== 'string') {
             deps.refused('xds_bad_node');
-            call.emit('error', { code: Status.INVALID_ARGUMENT, details: `rebind: the first LRS request must carry node.id: 1-${MAX_NODE_ID_CHARS} printable ASCII characters without spaces` });
+            call.emit('error', { code: Status.INVALID_ARGUMENT, details: `rebind: the first LRS request must carry a node id: ${problem}` });
             return;
           }
           nodeId = id;
