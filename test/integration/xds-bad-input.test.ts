@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isLoopbackPeer } from '../../src/common/address';
 import { ENDPOINT_TYPE_URL, LISTENER_TYPE_URL } from '../../src/balancer/xds/resources';
+import { xdsClientId } from '../../src/balancer/xds/ads';
 import { xdsProtoDirs } from '../../src/balancer/xds/protos';
 import { loadSync } from '@grpc/proto-loader';
 import type { Balancer } from '../../src/index';
@@ -19,6 +20,8 @@ afterEach(async () => {
 });
 
 const definition = loadSync(['envoy/service/discovery/v3/ads.proto'], { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, json: true, includeDirs: xdsProtoDirs() });
+const lrsDefinition = loadSync(['envoy/service/load_stats/v3/lrs.proto'], { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true, json: true, includeDirs: xdsProtoDirs() });
+const Lrs = (grpc.loadPackageDefinition(lrsDefinition) as unknown as { envoy: { service: { load_stats: { v3: { LoadReportingService: grpc.ServiceClientConstructor } } } } }).envoy.service.load_stats.v3.LoadReportingService;
 const Ads = (grpc.loadPackageDefinition(definition) as unknown as { envoy: { service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } } } }).envoy.service.discovery.v3.AggregatedDiscoveryService;
 
 interface Response {
@@ -102,6 +105,47 @@ describe('xDS: bad input is refused, counted, and leaves the server running', ()
     expect(responses).toHaveLength(1);
     expect(balancer.refusals.get('xds_nack')).toBe(2);
     expect(balancer.xds!.nacks).toBe(2);
+  });
+
+  it('LRS: a report without a node id is refused; a valid one sets the interval and its loads reach the member, other localities ignored', async () => {
+    const balancer = await xdsBalancer();
+    const r = await startReplica(balancer, 'A');
+    cleanups.push(() => stopReplica(r));
+    const group = balancer.registry.groups.get('echo')!;
+    const member = [...group.members.values()][0]!;
+    const client = new Lrs(balancer.controlAddress, grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    const open = () => (client as unknown as { StreamLoadStats(): grpc.ClientDuplexStream<Record<string, unknown>, Record<string, unknown>> }).StreamLoadStats();
+    const bad = open();
+    const badEnd = new Promise<grpc.ServiceError>((resolve) => bad.on('error', resolve));
+    bad.on('data', () => undefined);
+    bad.write({ cluster_stats: [] });
+    expect((await badEnd).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(balancer.refusals.get('xds_bad_node')).toBe(1);
+    const good = open();
+    cleanups.push(() => good.cancel());
+    const answers: Record<string, unknown>[] = [];
+    good.on('data', (m: Record<string, unknown>) => answers.push(m));
+    good.on('error', () => undefined);
+    good.write({
+      node: { id: 'reporter' },
+      cluster_stats: [
+        {
+          cluster_name: 'echo',
+          load_report_interval: { seconds: 2, nanos: 0 },
+          upstream_locality_stats: [
+            { locality: { region: 'rebind', zone: 'echo', sub_zone: member.id }, total_issued_requests: '100' },
+            { locality: { region: 'other', zone: 'x', sub_zone: member.id }, total_issued_requests: '999' },
+            { locality: { region: 'rebind', zone: 'echo', sub_zone: 'no-such-member' }, total_issued_requests: '999' },
+          ],
+        },
+        { cluster_name: 'no-such-group', load_report_interval: { seconds: 1 }, upstream_locality_stats: [] },
+      ],
+    });
+    await waitFor(() => answers.length === 1 && member.clients.size === 1, 5000);
+    expect(answers[0]).toMatchObject({ send_all_clusters: true, load_reporting_interval: { seconds: '0', nanos: 250_000_000 } });
+    // 100 calls in 2 s: 50 calls/s, the client's load on A (calls_per_s metric).
+    expect([...member.clients]).toEqual([[xdsClientId('reporter'), { load: 50, sets: true, lrsAtMs: expect.any(Number) }]]);
   });
 
   it('knows a loopback peer in every grpc-js spelling', () => {
