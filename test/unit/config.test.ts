@@ -21,6 +21,24 @@ describe('balancer configuration', () => {
     expect(b).toMatchObject({ granularity: 'per-request', strategy: { name: 'round_robin', params: {} }, reportIntervalMs: 1000, dampening: 0.5 });
   });
 
+  it('xds: defaults, given values kept, each bad field named with its range', () => {
+    const defaults = parseBalancerConfig(valid);
+    expect(defaults.ok && defaults.value.xds).toEqual({ enabled: true, maxStreams: 10_000, maxNamesPerType: 64, allowUnauthenticated: false });
+    const given = parseBalancerConfig({ ...valid, xds: { enabled: false, maxStreams: 5, maxNamesPerType: 2, allowUnauthenticated: true } });
+    expect(given.ok && given.value.xds).toEqual({ enabled: false, maxStreams: 5, maxNamesPerType: 2, allowUnauthenticated: true });
+    const bad = parseBalancerConfig({ ...valid, xds: { enabled: 'yes', maxStreams: 0, maxNamesPerType: 1.5, port: 1 } });
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.errors.filter((e) => e.startsWith('xds.'))).toEqual([
+      'xds.port is not an xds setting (accepted: enabled, allowUnauthenticated, maxStreams, maxNamesPerType)',
+      'xds.enabled must be true or false',
+      expect.stringMatching(/^xds\.maxStreams .*1.*1000000/),
+      expect.stringMatching(/^xds\.maxNamesPerType .*integer/),
+    ]);
+    const round = parseBalancerConfig(JSON.parse(JSON.stringify(serializeBalancerConfig((given as { value: never }).value))));
+    expect(round.ok && round.value.xds).toEqual({ enabled: false, maxStreams: 5, maxNamesPerType: 2, allowUnauthenticated: true });
+  });
+
   it('round-trips: parse -> serialize -> parse gives the same configuration', () => {
     const first = parseBalancerConfig(valid);
     expect(first.ok).toBe(true);
