@@ -167,6 +167,8 @@ export class Worker {
 export interface BalancerProcess {
   data: string;
   control: string;
+  /** The admin HTTP port's base URL (http://host:port/), when the configuration opens one. */
+  admin?: string;
   process: ChildProcess;
   pid: number;
   stop(): Promise<void>;
@@ -187,6 +189,7 @@ export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LE
         resolve({
           data: m[1]!,
           control: m[2]!,
+          ...(m[3] !== undefined ? { admin: m[3] } : {}),
           process: child,
           pid: child.pid!,
           stop: () => tracked.stop(),
