@@ -27,6 +27,8 @@ import { convergenceSeconds, round, steadyState, type SeriesRow } from '../src/s
 import { renderSvg } from './lib/charts';
 import { cpuSeconds, machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
 import { startBalancerProcess, Worker, type BalancerProcess, type WorkerMessage, runBenchCommand } from './lib/processes';
+import { pythonGrpcVersion, startPythonClient } from './lib/python';
+import { xdsBootstrap } from '../src/balancer/xds/bootstrap';
 
 interface RunSpec {
   key: string;
@@ -37,9 +39,11 @@ interface RunSpec {
    * The clients' channels: `rebind` (clientOptions(), through the balancer),
    * `plain` (no rebind options, through the balancer's data port: always
    * proxied), `grpc_wrr` (no balancer: grpc-js weighted_round_robin over
-   * ORCA straight to the replicas).
+   * ORCA straight to the replicas), `xds` (proxyless xDS clients, target
+   * xds:///bench: the first XDS_PYTHON_CLIENTS are Python (python3-grpcio),
+   * the rest Node (@grpc/grpc-js-xds), one process and one xDS node each).
    */
-  client: 'rebind' | 'plain' | 'grpc_wrr';
+  client: 'rebind' | 'plain' | 'grpc_wrr' | 'xds';
   /** The group's granularity from the start; per-session round-robin when absent. */
   granularity?: 'per-request';
 }
@@ -83,13 +87,24 @@ function commonRuns(ideal: number, replicas: number): RunSpec[] {
   ];
 }
 
+/** In the xds run, clients 1..XDS_PYTHON_CLIENTS are Python xDS clients (100/50/100/50 calls/s), the others Node xDS clients. */
+export const XDS_PYTHON_CLIENTS = 4;
+
 export const SCENARIOS: ScenarioSpec[] = [
   {
     key: 'paper',
     summary: '4 replicas, 8 open-loop clients at 100/50/100/50/... calls/s. Every run starts from round-robin bindings (200/100/200/100)',
     replicas: 4,
     rates: [100, 50, 100, 50, 100, 50, 100, 50],
-    runs: commonRuns(150, 4),
+    runs: [
+      ...commonRuns(150, 4),
+      {
+        key: 'xds',
+        description: `on-demand minimum_dispersion, default parameters, with proxyless xDS clients instead of rebind clients: clients 1-${XDS_PYTHON_CLIENTS} Python (python3-grpcio), ${XDS_PYTHON_CLIENTS + 1}-8 Node (@grpc/grpc-js-xds), target xds:///bench, one process and one xDS node each. They bind in order (each one's first call completes before the next starts) while the group is per-session round_robin, so ADS hands out round-robin bindings as for the others; the planner sees their loads over LRS and moves them by EDS pushes (re-binds: the balancer's rebind_xds_pushes_total, polled)`,
+        strategy: { name: 'minimum_dispersion', params: {} },
+        client: 'xds',
+      },
+    ],
   },
   {
     key: 'few-heavy',
@@ -178,22 +193,49 @@ async function runOne(scenario: ScenarioSpec, spec: RunSpec, durationMs: number,
     const wrr = spec.client === 'grpc_wrr';
     const target = wrr ? `ipv4:${replicas.map((r) => r.address).join(',')}` : balancer.data;
     const rebindTimes: number[] = [];
-    // One process per logical client: each is one channel, so one rebind client id. 400 calls/s
-    // take 20-35 % of a core on the 2-core development machine; the clients' send lag and CPU in
-    // the results show whether they kept up.
-    const clients = await Promise.all(
-      scenario.rates.map(async (_, i) => {
-        const { worker } = await Worker.start(`c${i + 1}`, 'prime-client.js', ['--mode', spec.client, '--target', target]);
-        worker.onEvent = (m) => {
-          if (m.type === 'rebind') rebindTimes.push(Number(m['t']));
-        };
+    const xds = spec.client === 'xds';
+    /** xds: the replica each client's first call reached (its initial binding). */
+    const initial: string[] = [];
+    let clients: Worker[];
+    if (xds) {
+      const python = pythonGrpcVersion();
+      if (typeof python === 'object') throw new Error(python.missing);
+      // One at a time, each one's first call before the next starts: ADS binds them in this order
+      // (round-robin, as the rebind clients below), which a client cannot ask for itself.
+      clients = [];
+      for (const [i] of scenario.rates.entries()) {
+        const env = { GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(xdsBootstrap(balancer.control, 'bench', `bench-c${i + 1}`)), GRPC_XDS_BOOTSTRAP: '' };
+        const worker =
+          i < XDS_PYTHON_CLIENTS
+            ? await startPythonClient(`c${i + 1}`, 'xds:///bench', env)
+            : (await Worker.start(`c${i + 1}`, 'prime-client.js', ['--mode', 'xds', '--target', 'xds:///bench'], env)).worker;
         stops.push(() => worker.stop());
-        return worker;
-      }),
-    );
-    // One call each, in order: round-robin binds clients i and i + replicas to the same replica
-    // (paper: 200/100/200/100; few-heavy: 400/400/0/...). Per-request groups bind nobody to one replica.
-    if (!wrr) for (const c of clients) await c.request({ type: 'first' });
+        clients.push(worker);
+        const first = await worker.request({ type: 'first' });
+        if (first.type === 'error') throw new Error(`c${i + 1}'s first call failed: ${String(first['error'])}`);
+        initial.push(String(first['servedBy']));
+      }
+    } else {
+      // One process per logical client: each is one channel, so one rebind client id. 400 calls/s
+      // take 20-35 % of a core on the 2-core development machine; the clients' send lag and CPU in
+      // the results show whether they kept up.
+      clients = await Promise.all(
+        scenario.rates.map(async (_, i) => {
+          const { worker } = await Worker.start(`c${i + 1}`, 'prime-client.js', ['--mode', spec.client, '--target', target]);
+          worker.onEvent = (m) => {
+            if (m.type === 'rebind') rebindTimes.push(Number(m['t']));
+          };
+          stops.push(() => worker.stop());
+          return worker;
+        }),
+      );
+      // One call each, in order: round-robin binds clients i and i + replicas to the same replica
+      // (paper: 200/100/200/100; few-heavy: 400/400/0/...). Per-request groups bind nobody to one replica.
+      if (!wrr) for (const c of clients) await c.request({ type: 'first' });
+    }
+    // xDS clients tell nobody when they are re-bound: count the EDS pushes the balancer makes.
+    const pushPoller = xds ? pollXdsPushes(balancer, rebindTimes) : null;
+    if (pushPoller) stops.push(async () => pushPoller.stop());
     const admin = adminClient(balancer.control);
     stops.push(async () => admin.close());
     // The clients run for a warm-up first (as in the paper, balancing takes over running clients),
@@ -229,7 +271,16 @@ async function runOne(scenario: ScenarioSpec, spec: RunSpec, durationMs: number,
     const durationS = durationMs / 1000;
     return {
       description: spec.description,
-      config: wrr
+      config: xds
+        ? {
+            clients: scenario.rates.map((_, i) => (i < XDS_PYTHON_CLIENTS ? 'python xds' : 'node xds')),
+            initial: 'per-session round_robin, bound in client order through ADS',
+            initial_servers: initial,
+            warmup_ms: warmupMs,
+            from_t0: { granularity: 'on-demand', strategy: spec.strategy },
+            report_interval_ms: reportIntervalMs,
+          }
+        : wrr
         ? { client_policy: 'weighted_round_robin', enable_oob_load_report: true, oob_load_reporting_period: '1s', warmup_ms: warmupMs }
         : spec.granularity === 'per-request'
           ? { granularity: 'per-request', strategy: 'round_robin', client: spec.client === 'rebind' ? 'clientOptions()' : 'plain', warmup_ms: warmupMs, report_interval_ms: reportIntervalMs }
@@ -252,6 +303,38 @@ async function runOne(scenario: ScenarioSpec, spec: RunSpec, durationMs: number,
   } finally {
     for (const s of stops.reverse()) await s();
   }
+}
+
+/**
+ * Polls the balancer's rebind_xds_pushes_total (admin /metrics) every
+ * SAMPLE_MS and appends the poll's time once per push it counted, so that
+ * re-binds of xDS clients land in the same series as rebind clients' events
+ * (to within one poll).
+ */
+function pollXdsPushes(balancer: BalancerProcess, times: number[]): { stop(): void } {
+  if (balancer.admin === undefined) throw new Error('the xds run needs the balancer\'s admin port (adminListen)');
+  let last: number | null = null;
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    fetch(new URL('metrics', balancer.admin))
+      .then((r) => {
+        if (!r.ok) throw new Error(`GET /metrics: HTTP ${r.status}`);
+        return r.text();
+      })
+      .then((text) => {
+        const m = /^rebind_xds_pushes_total (\d+)/m.exec(text);
+        if (m === null) return;
+        const now = Date.now();
+        const count = Number(m[1]);
+        if (last !== null) for (let i = last; i < count; i++) times.push(now);
+        last = count;
+      })
+      .catch((err: Error) => say(`xds pushes poll: ${err.message}`))
+      .finally(() => (busy = false));
+  }, SAMPLE_MS);
+  return { stop: () => clearInterval(timer) };
 }
 
 /** Up to 5 distinct failures the clients reported (a worker's error reply counts as one). */

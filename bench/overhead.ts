@@ -14,8 +14,22 @@ import { decodeHistogram, histogram, machine, Progress, ratio, RESULTS_DIR, say,
 import { ensureNginx, startNginx } from './lib/nginx';
 import { PRIME } from './lib/prime';
 import { startBalancerProcess, Worker, runBenchCommand } from './lib/processes';
+import { pythonGrpcVersion, startPythonClient } from './lib/python';
+import { xdsBootstrap } from '../src/balancer/xds/bootstrap';
 
-export const VARIANTS = ['direct', 'per_session', 'per_request', 'per_request_direct', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'] as const;
+export const VARIANTS = [
+  'direct',
+  'per_session',
+  'per_request',
+  'per_request_direct',
+  'on_demand',
+  'peer_grpc_round_robin',
+  'peer_grpc_weighted_round_robin',
+  'peer_nginx',
+  'xds_node',
+  'direct_python',
+  'xds_python',
+] as const;
 type Variant = (typeof VARIANTS)[number];
 
 const DESCRIPTIONS: Record<Variant, string> = {
@@ -28,7 +42,16 @@ const DESCRIPTIONS: Record<Variant, string> = {
   peer_grpc_round_robin: 'grpc-js built-in round_robin over the replica list',
   peer_grpc_weighted_round_robin: 'grpc-js weighted_round_robin fed by ORCA reports from a rebind replica',
   peer_nginx: 'nginx grpc_pass (least_conn) as a per-request proxy',
+  xds_node:
+    "Node client with @grpc/grpc-js-xds (own process: one xDS node, one bootstrap), target xds:///bench: binding by ADS/EDS from the balancer's control port, load reports over LRS, then direct calls; on-demand group (minimum_dispersion)",
+  direct_python: "Python client (Debian's python3-grpcio, gRPC C core, stub-free) -> replica, no balancer: the Python baseline",
+  xds_python: 'Python client (python3-grpcio) through xDS, target xds:///bench: as xds_node, on-demand group (minimum_dispersion)',
 };
+
+/** Each variant's baseline for the ratio columns: the direct client of its own language (a Python call costs more than a Node one). */
+function baselineOf(key: string): Variant {
+  return key.endsWith('_python') ? 'direct_python' : 'direct';
+}
 
 interface Ready {
   key: Variant;
@@ -88,6 +111,32 @@ async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
         const b = await balancer('per-session', 'round_robin');
         return { key, client: await client('grpc_wrr', `ipv4:${await replica('rebind', b.control)}`), stop };
       }
+      case 'xds_node':
+      case 'direct_python':
+      case 'xds_python': {
+        const python = key !== 'xds_node' ? pythonGrpcVersion() : null;
+        if (typeof python === 'object' && python !== null) {
+          await stop();
+          return { key, skipped: python.missing };
+        }
+        const notes = python !== null ? `python3-grpcio ${python}` : undefined;
+        if (key === 'direct_python') {
+          const worker = await startPythonClient(`${key}-client`, `ipv4:${await replica('plain')}`);
+          stops.push(() => worker.stop());
+          return { key, client: worker, stop, notes };
+        }
+        const b = await balancer('on-demand', 'minimum_dispersion');
+        await replica('rebind', b.control);
+        const env = { GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(xdsBootstrap(b.control, 'bench')), GRPC_XDS_BOOTSTRAP: '' };
+        let worker: Worker;
+        if (key === 'xds_python') {
+          worker = await startPythonClient(`${key}-client`, 'xds:///bench', env);
+        } else {
+          worker = (await Worker.start(`${key}-client`, 'prime-client.js', ['--mode', 'xds', '--target', 'xds:///bench'], env)).worker;
+        }
+        stops.push(() => worker.stop());
+        return { key, client: worker, replica: replicaWorker, stop, notes };
+      }
       case 'peer_nginx': {
         const nginx = await ensureNginx();
         if (typeof nginx === 'string') {
@@ -110,6 +159,8 @@ type Result =
       throughput_rps: number;
       calls: number;
       errors: number;
+      /** The variant the ratios compare with: the direct client of the same language. */
+      baseline: string;
       notes?: string;
       /** Variants with a rebind balancer: calls the replica served (warm-up included), straight from the client or relayed by the balancer. */
       served?: { direct: number; proxied: number };
@@ -162,23 +213,24 @@ async function chart(results: Record<string, Result>): Promise<string> {
 }
 
 function markdown(json: { iterations: number; rounds: number; variants: Record<string, Result> }, command: string): string {
-  const direct = json.variants['direct'];
   const lines = [
     `# Overhead (paper Figures 3-4)`,
     '',
     `\`${command}\` — ${json.iterations} calls per variant in ${json.rounds} interleaved rounds, one call in flight, workload: is ${PRIME} prime (about 75 µs of CPU).`,
     '',
-    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | p50 / direct | calls/s / direct | served direct / proxied |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | baseline | p50 / baseline | calls/s / baseline | served direct / proxied |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
   ];
   for (const [key, r] of Object.entries(json.variants)) {
     if ('skipped' in r) {
-      lines.push(`| ${key} | skipped: ${r.skipped} | | | | | | | | |`);
+      lines.push(`| ${key} | skipped: ${r.skipped} | | | | | | | | | |`);
       continue;
     }
-    const d = direct && !('skipped' in direct) ? direct : null;
+    const base = baselineOf(key);
+    const b = json.variants[base];
+    const d = b && !('skipped' in b) ? b : null;
     lines.push(
-      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} | ${r.served ? `${r.served.direct} / ${r.served.proxied}` : '-'} |`,
+      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? base : `${base} (not run)`} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} | ${r.served ? `${r.served.direct} / ${r.served.proxied}` : '-'} |`,
     );
   }
   lines.push(
@@ -186,6 +238,8 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
     ...Object.entries(DESCRIPTIONS).map(([k, v]) => `- \`${k}\`: ${v}`),
     '',
     'Target for `per_request_direct` (issue 12): calls/s / direct ≥ 0.95 and p50 / direct ≤ 1.05; `per_request` stays the relayed path of plain clients.',
+    '',
+    'baseline: the ratios compare each variant with the direct client of its own language: `direct_python` for the `*_python` variants, `direct` (Node) for the others. Target for `xds_node` and `xds_python` (issue 13): p50 / baseline ≤ 1.05 and calls/s / baseline ≥ 0.95.',
     '',
     'served direct / proxied: calls the replica served (warm-up included) that came straight from the client, and that the balancer relayed (they carry its rebind-proxied header); only for the variants with a rebind balancer.',
   );
@@ -221,7 +275,9 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
       const reply = await r.client.request({ type: 'batch', n: perRound });
       if (reply.type === 'error') throw new Error(`${r.key}: ${String(reply['error'])}`);
       const acc = merged.get(r.key)!;
-      acc.h.add(decodeHistogram(String(reply['histogram'])));
+      // Node workers send an HDR histogram; the Python worker its raw latencies (µs).
+      if (Array.isArray(reply['latenciesUs'])) for (const us of reply['latenciesUs'] as number[]) acc.h.recordValue(us);
+      else acc.h.add(decodeHistogram(String(reply['histogram'])));
       acc.elapsedMs += Number(reply['elapsedMs']);
       acc.calls += perRound;
       acc.errors += Number(reply['errors']);
@@ -242,6 +298,7 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
       throughput_rps: Math.round((acc.calls - acc.errors) / (acc.elapsedMs / 1000)),
       calls: acc.calls,
       errors: acc.errors,
+      baseline: baselineOf(s.key),
       ...(s.notes ? { notes: s.notes } : {}),
       ...(served ? { served: { direct: Number(served['served']) - Number(served['proxied']), proxied: Number(served['proxied']) } } : {}),
     };

@@ -66,9 +66,12 @@ export class Worker {
   readonly exited: Promise<number | null>;
   private readonly tracked: Tracked;
 
+  /** How requests reach the process: its IPC channel (Node workers) or a line of JSON on its stdin (other languages). */
+  private readonly post: (m: WorkerMessage) => void;
+
   private constructor(readonly name: string, readonly process: ChildProcess) {
     this.tracked = track(process);
-    process.on('message', (m: WorkerMessage) => {
+    const receive = (m: WorkerMessage) => {
       if (m.id !== undefined && this.pending.has(m.id)) {
         const resolve = this.pending.get(m.id)!;
         this.pending.delete(m.id);
@@ -77,7 +80,26 @@ export class Worker {
         this.events.push(m);
         this.onEvent?.(m);
       }
-    });
+    };
+    if (process.send !== undefined && process.connected) {
+      process.on('message', receive);
+      this.post = (m) => process.send!(m);
+    } else {
+      // Line-delimited JSON over stdio: one message per line each way.
+      createInterface({ input: process.stdout! }).on('line', (line) => {
+        let m: WorkerMessage;
+        try {
+          m = JSON.parse(line) as WorkerMessage;
+        } catch {
+          say(`${name}: not a JSON line: ${line.slice(0, 200)}`);
+          return;
+        }
+        process.emit('message', m);
+        receive(m);
+      });
+      process.stdin!.on('error', () => undefined);
+      this.post = (m) => void process.stdin!.write(`${JSON.stringify(m)}\n`);
+    }
     this.exited = this.tracked.exited;
     process.once('exit', (code) => {
       for (const [, r] of this.pending) r({ type: 'error', error: `${name} exited (code ${code})` });
@@ -95,6 +117,24 @@ export class Worker {
       execArgv: [...process.execArgv, ...execArgv],
       env: { ...process.env, REBIND_LOG_LEVEL: BENCH_LOG_LEVEL, ...env },
     });
+    return Worker.whenReady(name, child);
+  }
+
+  /**
+   * Runs a worker in another language (`command args`, e.g. /usr/bin/python3
+   * bench/workers/prime_client.py) that speaks the same protocol as
+   * line-delimited JSON on its stdin and stdout (it must exit when its stdin
+   * closes), and waits for its `ready` message. `env` replaces nothing of
+   * this process's environment but the keys it names; a key set to '' is removed.
+   */
+  static async startProcess(name: string, command: string, args: string[], env: Record<string, string> = {}): Promise<{ worker: Worker; ready: WorkerMessage }> {
+    const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
+    for (const [k, v] of Object.entries(env)) if (v === '') delete merged[k];
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], env: merged });
+    return Worker.whenReady(name, child);
+  }
+
+  private static async whenReady(name: string, child: ChildProcess): Promise<{ worker: Worker; ready: WorkerMessage }> {
     const worker = new Worker(name, child);
     const ready = await new Promise<WorkerMessage>((resolve, reject) => {
       const onMessage = (m: WorkerMessage) => {
@@ -115,7 +155,7 @@ export class Worker {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.process.send({ ...message, id });
+      this.post({ ...message, id });
     });
   }
 
@@ -127,6 +167,8 @@ export class Worker {
 export interface BalancerProcess {
   data: string;
   control: string;
+  /** The admin HTTP port's base URL (http://host:port/), when the configuration opens one. */
+  admin?: string;
   process: ChildProcess;
   pid: number;
   stop(): Promise<void>;
@@ -147,6 +189,7 @@ export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LE
         resolve({
           data: m[1]!,
           control: m[2]!,
+          ...(m[3] !== undefined ? { admin: m[3] } : {}),
           process: child,
           pid: child.pid!,
           stop: () => tracked.stop(),

@@ -14,7 +14,10 @@
  *                moment the attempt's stream was opened on a connection to
  *                that replica, whether or not it is ever answered)
  * Modes: direct (plain channel), rebind (clientOptions), grpc_round_robin,
- * grpc_wrr (weighted_round_robin fed by ORCA), plain (to a proxy).
+ * grpc_wrr (weighted_round_robin fed by ORCA), plain (to a proxy), xds
+ * (@grpc/grpc-js-xds: target xds:///<group>, bootstrap from
+ * GRPC_XDS_BOOTSTRAP_CONFIG; grpc-js-xds keeps one xDS node per process, so
+ * one xDS client per worker process).
  */
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
@@ -35,6 +38,11 @@ function channelOptions(mode: string): grpc.ChannelOptions {
           loadBalancingConfig: [{ weighted_round_robin: { enable_oob_load_report: true, oob_load_reporting_period: '1s', weight_update_period: '1s' } }],
         }),
       };
+    case 'xds':
+      // Registers the xds: resolver and the xDS LB policies; reads the bootstrap from the environment.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('@grpc/grpc-js-xds') as { register(): void }).register();
+      return {};
     case 'direct':
     case 'plain':
       return {};

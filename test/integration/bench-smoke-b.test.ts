@@ -20,7 +20,7 @@ describe('benchmark smoke (--quick)', () => {
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const json = JSON.parse(read('effectiveness.json'));
     expect(json).toMatchObject({ report_interval_ms: expect.any(Number), ideal_rps: 150 });
-    const keys = ['per_session_round_robin', 'on_demand_minimum_dispersion', 'on_demand_least_loaded', 'on_demand_load_average', 'peer_grpc_weighted_round_robin'];
+    const keys = ['per_session_round_robin', 'on_demand_minimum_dispersion', 'on_demand_least_loaded', 'on_demand_load_average', 'peer_grpc_weighted_round_robin', 'xds'];
     expect(Object.keys(json.runs)).toEqual(keys);
     for (const key of keys) {
       const run = json.runs[key];
@@ -34,6 +34,15 @@ describe('benchmark smoke (--quick)', () => {
     expect(json.scenarios.paper).toMatchObject({ replicas: 4, rates: [100, 50, 100, 50, 100, 50, 100, 50], ideal_rps: 150 });
     expect(json.scenarios.paper.runs).toEqual(json.runs);
     expect(read('effectiveness.md')).toContain('| on_demand_minimum_dispersion |');
+    // The xds run: 4 Python and 4 Node xDS clients bound round-robin in client order through ADS
+    // (clients i and i + 4 on one replica, four replicas), then calling the replicas directly.
+    const xds = json.runs.xds;
+    expect(xds.config.clients).toEqual([...Array(4).fill('python xds'), ...Array(4).fill('node xds')]);
+    const initial = xds.config.initial_servers as string[];
+    expect(new Set(initial.slice(0, 4)).size).toBe(4);
+    expect(initial.slice(4)).toEqual(initial.slice(0, 4));
+    expect(xds.served.proxied).toBe(0);
+    expect(xds.served.direct).toBeGreaterThan(1000);
     expect(read('effectiveness.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
   it('effectiveness runs the few-heavy scenario per-request, rebind-aware and plain, and says how calls reached the replicas', async () => {

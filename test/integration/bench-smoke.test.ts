@@ -21,7 +21,7 @@ describe('benchmark smoke (--quick)', () => {
     const json = JSON.parse(read('overhead.json'));
     expect(json.iterations).toBeGreaterThan(0);
     expect(json.machine).toMatchObject({ cpus: expect.any(Number), model: expect.any(String), node: expect.any(String) });
-    const keys = ['direct', 'per_session', 'per_request', 'per_request_direct', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx'];
+    const keys = ['direct', 'per_session', 'per_request', 'per_request_direct', 'on_demand', 'peer_grpc_round_robin', 'peer_grpc_weighted_round_robin', 'peer_nginx', 'xds_node', 'direct_python', 'xds_python'];
     expect(Object.keys(json.variants)).toEqual(keys);
     for (const key of keys) {
       const v = json.variants[key];
@@ -42,6 +42,11 @@ describe('benchmark smoke (--quick)', () => {
     expect(served('per_request')).toEqual({ direct: 0, proxied: perVariant });
     expect(served('per_request_direct').direct + served('per_request_direct').proxied).toBe(perVariant);
     expect(json.variants.direct.served).toBeUndefined();
+    // xDS clients (Node, Python) call the replica straight from their EDS assignment; each ratio uses its own language's direct.
+    expect(served('xds_node')).toEqual({ direct: perVariant, proxied: 0 });
+    expect(served('xds_python')).toEqual({ direct: perVariant, proxied: 0 });
+    expect(json.variants.xds_python.baseline).toBe('direct_python');
+    expect(json.variants.xds_node.baseline).toBe('direct');
     expect(read('overhead.md')).toContain('| direct |');
     expect(read('overhead.md')).toContain('| per_request_direct |');
     expect(read('overhead.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
