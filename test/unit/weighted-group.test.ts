@@ -216,7 +216,8 @@ describe('members clients give up are set aside', () => {
     for (const [id, t] of [['client-a1', 200], ['client-a2', 210]] as const) bind(group, id, t, '10.0.0.1:1');
     for (const [id, t] of [['client-b1', 220], ['client-b2', 230]] as const) bind(group, id, t, '10.0.0.2:1');
     expect(group.counters.membersAvoided).toBe(2);
-    expect(bind(group, 'client-new', 300)).toBeDefined();
+    // Both set aside: binds ignore the set-aside rather than refuse (least_loaded's choice: A, the idle-looking one).
+    expect(bind(group, 'client-new', 300)).toBe('10.0.0.1:1');
   });
 });
 
