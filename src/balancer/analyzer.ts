@@ -175,7 +175,9 @@ export class Analyzer {
     // The voucher may be a cached one, half used up: the offer ends before it does (see offersExpireMs).
     const offerVouch = offer === null ? '' : this.vouch(group, offer);
     const offerExpireMs = offer === null ? 0 : group.offersExpireMs(nowMs);
-    return { seq, ...body, expireMs: group.config.advisoryExpireMs, offerBinding: offer ?? '', offerVouch, offerExpireMs };
+    // The key chain rides on every advisory: the replica sends it beside each voucher, so clients that pinned an older key follow.
+    const keyChain = this.voucher === null ? '' : this.voucher.chain;
+    return { seq, ...body, expireMs: group.config.advisoryExpireMs, offerBinding: offer ?? '', offerVouch, offerExpireMs, keyChain };
   }
 
   /** Sends every member of a per-request group its offer (the binding of its shard). */

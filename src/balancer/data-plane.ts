@@ -29,6 +29,7 @@ import {
   PROXIED_HEADER,
   RETRY_PUSHBACK_TRAILER,
   BALANCER_KEY_TRAILER,
+  BALANCER_KEYS_TRAILER,
   VOUCH_TRAILER,
   identifyCaller,
   parseAffinityToken,
@@ -279,6 +280,7 @@ export class DataPlane {
           [RETRY_PUSHBACK_TRAILER]: '0',
           [VOUCH_TRAILER]: this.voucher.vouch(group.name, direct.text, group.config.advisoryExpireMs + VOUCH_MARGIN_MS),
           [BALANCER_KEY_TRAILER]: this.voucher.publicKey,
+          [BALANCER_KEYS_TRAILER]: this.voucher.publicKeysTrailer,
         });
         return;
       }
@@ -306,6 +308,7 @@ export class DataPlane {
         [RETRY_PUSHBACK_TRAILER]: '0',
         [VOUCH_TRAILER]: this.voucher.vouch(group.name, member.address, group.config.advisoryExpireMs + VOUCH_MARGIN_MS),
         [BALANCER_KEY_TRAILER]: this.voucher.publicKey,
+        [BALANCER_KEYS_TRAILER]: this.voucher.publicKeysTrailer,
       });
       return;
     }

@@ -87,16 +87,96 @@ export function parseAffinityToken(token: string): { address: string; replicaId:
  * balancer. Forwards back to the balancer need none.
  */
 export const VOUCH_TRAILER = 'rebind-vouch';
-/** Trailer of the balancer's own forwards: its Ed25519 public key (SPKI DER, base64url). */
+/**
+ * Trailer of the balancer's own forwards: the Ed25519 public key (SPKI DER,
+ * base64url) it signs vouchers with now (the newest of its key ring).
+ */
 export const BALANCER_KEY_TRAILER = 'rebind-balancer-key';
+/**
+ * Trailer of the balancer's own forwards: every public key of its vouching
+ * key ring, oldest first, comma-joined. A client pins them all (a voucher
+ * is valid under any); {@link BALANCER_KEY_TRAILER} stays for clients that
+ * only know one key.
+ */
+export const BALANCER_KEYS_TRAILER = 'rebind-balancer-keys';
+/**
+ * Trailer a replica adds beside every voucher it sends (forward, piggy-backed
+ * binding, offer): the balancer's key chain (see {@link parseKeyChain}), so a
+ * client bound before a key rotation can extend its pinned keys by the
+ * endorsements of keys it already trusts.
+ */
+export const KEY_CHAIN_TRAILER = 'rebind-key-chain';
+/** Entries a key chain has at most: one endorsement per key of a ring (MAX_RING_KEYS in balancer/keyring.ts). */
+export const MAX_KEY_CHAIN_ENTRIES = 4;
+/** Longest key chain accepted: an entry is a 59-character key, a dot and an 86-character signature. */
+export const MAX_KEY_CHAIN_CHARS = MAX_KEY_CHAIN_ENTRIES * 160;
 
 /** The bytes a voucher signs. */
 export function vouchPayload(group: string, target: string, notAfterMs: number): Buffer {
   return Buffer.from(`rebind-vouch-v2|${group}|${target}|${notAfterMs}`);
 }
 
+/** The bytes an endorsement signs: the previous key of a ring vouching for `publicKey` (SPKI DER, base64url). */
+export function endorsePayload(publicKey: string): Buffer {
+  return Buffer.from(`rebind-key-endorse\0${publicKey}`);
+}
+
+/** One entry of a key chain: a public key and the endorsement of it by the key before it in the ring. */
+export interface KeyChainEntry {
+  /** SPKI DER, base64url. */
+  publicKey: string;
+  /** Ed25519 signature over {@link endorsePayload}(publicKey), base64url. */
+  signature: string;
+}
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+/** An Ed25519 SPKI DER public key is 44 bytes: 59 characters of base64url. */
+const PUBLIC_KEY_CHARS = 59;
+/** An Ed25519 signature is 64 bytes: 86 characters of base64url. */
+const SIGNATURE_CHARS = 86;
+
+/**
+ * Parses a key chain strictly: '' (no entries) or up to
+ * {@link MAX_KEY_CHAIN_ENTRIES} entries `<publicKey>.<signature>` joined by
+ * `,`, each field base64url of an Ed25519 key's / signature's length, no key
+ * twice. Says nothing about whether the signatures verify (the client checks
+ * them against the keys it pinned). Returns the entries, or why it is malformed.
+ */
+export function parseKeyChain(text: string): KeyChainEntry[] | string {
+  if (typeof text !== 'string') return 'key chain is not a string';
+  if (text.length === 0) return [];
+  if (text.length > MAX_KEY_CHAIN_CHARS) return `key chain is ${text.length} characters long (limit ${MAX_KEY_CHAIN_CHARS})`;
+  const parts = text.split(',');
+  if (parts.length > MAX_KEY_CHAIN_ENTRIES) return `key chain has ${parts.length} entries (limit ${MAX_KEY_CHAIN_ENTRIES})`;
+  const out: KeyChainEntry[] = [];
+  const seen = new Set<string>();
+  for (const [i, part] of parts.entries()) {
+    const [publicKey, signature, extra] = part.split('.');
+    if (publicKey === undefined || signature === undefined || extra !== undefined) return `key chain entry ${i} is not of the form publicKey.signature`;
+    if (publicKey.length !== PUBLIC_KEY_CHARS || !B64URL.test(publicKey)) return `key chain entry ${i}: the key is not ${PUBLIC_KEY_CHARS} characters of base64url`;
+    if (signature.length !== SIGNATURE_CHARS || !B64URL.test(signature)) return `key chain entry ${i}: the signature is not ${SIGNATURE_CHARS} characters of base64url`;
+    if (seen.has(publicKey)) return `key chain entry ${i} names a key twice`;
+    seen.add(publicKey);
+    out.push({ publicKey, signature });
+  }
+  return out;
+}
+
+/** Formats key chain entries as the trailer's text (the inverse of {@link parseKeyChain}). */
+export function formatKeyChain(entries: readonly KeyChainEntry[]): string {
+  return entries.map((e) => `${e.publicKey}.${e.signature}`).join(',');
+}
+
 /** Trailers only the balancer or a replica's interceptor may produce; stripped from relayed responses. */
-export const REBIND_TRAILERS = new Set([FORWARD_TRAILER, FORWARD_REASON_TRAILER, VOUCH_TRAILER, BALANCER_KEY_TRAILER, 'rebind-binding' /* BINDING_TRAILER */]);
+export const REBIND_TRAILERS = new Set([
+  FORWARD_TRAILER,
+  FORWARD_REASON_TRAILER,
+  VOUCH_TRAILER,
+  BALANCER_KEY_TRAILER,
+  BALANCER_KEYS_TRAILER,
+  KEY_CHAIN_TRAILER,
+  'rebind-binding' /* BINDING_TRAILER */,
+]);
 
 /**
  * Request header a client sends to the balancer when it comes back after a

@@ -43,19 +43,20 @@ import {
   AVOID_HEADER,
   MAX_AVOID,
   BALANCER_KEY_TRAILER,
+  BALANCER_KEYS_TRAILER,
   BINDING_TRAILER,
   FORWARD_REASON_TRAILER,
   FORWARD_STATUS,
   FORWARD_TO_BALANCER,
   FORWARD_TRAILER,
+  KEY_CHAIN_TRAILER,
   VOUCH_TRAILER,
   identifyCaller,
   parseAffinityToken,
   parseBinding,
   type BindingMember,
 } from '../common/wire';
-import { balancerKey, checkVoucher, voucherGroup } from './vouch-check';
-import type { KeyObject } from 'node:crypto';
+import { MAX_PINNED_KEYS, PinnedKeys, UNKNOWN_KEY, voucherGroup } from './vouch-check';
 
 type Endpoint = experimental.Endpoint;
 type Picker = experimental.Picker;
@@ -474,8 +475,11 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
   private config = new RebindLbConfig(DEFAULT_MAX_FORWARDS);
   private options: ChannelOptions = {};
   private clientId: string | null = null;
-  /** The balancer's voucher key, pinned from its own forwards. */
-  private balancerKey: KeyObject | null = null;
+  /**
+   * The balancer's voucher keys (its key ring), pinned from its own
+   * forwards and extended by endorsements in replicas' key chains.
+   */
+  private readonly pinnedKeys = new PinnedKeys();
   /** The group the balancer bound this channel in (from its vouchers). */
   private group: string | null = null;
   /** This channel's usual calls in flight on its binding, for the stall bound (kept across bindings: it is the channel's own concurrency). */
@@ -809,21 +813,33 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
 
   /**
    * Validates a `rebind-binding` trailer: from the balancer it is trusted;
-   * from a replica it needs the pinned balancer's voucher for the exact
-   * string. Returns the members, or null after raising `refused`.
+   * from a replica it needs the balancer's voucher for the exact string.
+   * Returns the members, or why not.
    */
   private acceptBinding(from: Target, text: string, trailers: Metadata): BindingMember[] | string {
     const parsed = parseBinding(text);
     if (typeof parsed === 'string') return `malformed binding: ${parsed}`;
     if (from === this.balancer) return parsed;
-    const vouched = checkVoucher(this.balancerKey, this.group, text, trailers.get(VOUCH_TRAILER)[0] as string | undefined);
+    const vouched = this.checkReplicaVoucher(text, trailers);
     return vouched === true ? parsed : vouched;
   }
 
-  /** Pins the balancer's key and group from its own trailers. */
+  /**
+   * Checks a replica's voucher for `target` under the pinned keys, extended
+   * by its key chain if need be (see {@link PinnedKeys.check}).
+   */
+  private checkReplicaVoucher(target: string, trailers: Metadata): true | string {
+    const chain = trailers.get(KEY_CHAIN_TRAILER)[0];
+    return this.pinnedKeys.check(this.group, target, trailers.get(VOUCH_TRAILER)[0] as string | undefined, chain === undefined ? undefined : String(chain));
+  }
+
+  /** Pins the balancer's keys (its whole ring when it sends it, else its one key) and group from its own trailers. */
   private pinBalancer(trailers: Metadata): void {
-    const key = trailers.get(BALANCER_KEY_TRAILER)[0];
-    if (key !== undefined) this.balancerKey = balancerKey(String(key)) ?? this.balancerKey;
+    const ring = trailers.get(BALANCER_KEYS_TRAILER)[0];
+    const single = trailers.get(BALANCER_KEY_TRAILER)[0];
+    if (ring !== undefined) for (const key of String(ring).split(',').slice(-MAX_PINNED_KEYS)) this.pinnedKeys.pin(key);
+    // The signing key last: it is the most recently pinned.
+    if (single !== undefined) this.pinnedKeys.pin(String(single));
     this.group = voucherGroup(trailers.get(VOUCH_TRAILER)[0] as string | undefined) ?? this.group;
   }
 
@@ -844,6 +860,19 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
       return;
     }
     this.bind(accepted, text, String(trailers.get(FORWARD_REASON_TRAILER)[0] ?? 'advisory'));
+  }
+
+  /**
+   * After refusing a replica's forward: a replica that sent us somewhere the
+   * balancer never vouched for is avoided for a while, unless the only fault
+   * was a key this channel does not know. That is what a healthy replica
+   * sends after the balancer rotated its key past what the channel can
+   * reach, and the balancer, which re-pins the channel's keys, may well bind
+   * it to that replica again. (A replica bent on bouncing clients gains
+   * nothing: it can forward them to the balancer without any voucher.)
+   */
+  private avoidAfterRefusal(from: Target, why: string): void {
+    if (!why.startsWith(UNKNOWN_KEY)) this.avoidFor(from.label);
   }
 
   /** Called when an attempt ended with the forward status. */
@@ -872,16 +901,15 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
         return;
       } else {
         emit('refused', from.label, text.slice(0, 100), accepted, this.clientId);
-        this.avoidFor(from.label);
+        this.avoidAfterRefusal(from, accepted);
         destination = FORWARD_TO_BALANCER;
       }
     } else if (!fromBalancer && destination !== FORWARD_TO_BALANCER && this.config.affinity === null) {
       // A replica may send us elsewhere only where the balancer vouched for.
-      const vouched = checkVoucher(this.balancerKey, this.group, destination, trailers.get(VOUCH_TRAILER)[0] as string | undefined);
+      const vouched = this.checkReplicaVoucher(destination, trailers);
       if (vouched !== true) {
         emit('refused', from.label, destination.slice(0, 100), vouched, this.clientId);
-        // That replica sent us somewhere the balancer never vouched for: do not go back to it.
-        this.avoidFor(from.label);
+        this.avoidAfterRefusal(from, vouched);
         destination = FORWARD_TO_BALANCER;
       }
     }

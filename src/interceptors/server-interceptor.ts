@@ -19,6 +19,7 @@ import {
   FORWARD_REASON_TRAILER,
   FORWARD_STATUS,
   FORWARD_TRAILER,
+  KEY_CHAIN_TRAILER,
   PROXIED_HEADER,
   RETRY_PUSHBACK_TRAILER,
   VOUCH_TRAILER,
@@ -36,6 +37,8 @@ export function forwardStatus(decision: ForwardDecision): grpc.StatusObject {
   metadata.set(FORWARD_REASON_TRAILER, decision.reason);
   metadata.set(RETRY_PUSHBACK_TRAILER, '0');
   if (decision.vouch !== undefined) metadata.set(VOUCH_TRAILER, decision.vouch);
+  // The chain lets a client that pinned an older key of the balancer's ring check the voucher.
+  if (decision.vouch !== undefined && decision.chain !== undefined && decision.chain !== '') metadata.set(KEY_CHAIN_TRAILER, decision.chain);
   return { code: FORWARD_STATUS, details: `rebind: forward to ${decision.target} (${decision.reason})`, metadata };
 }
 
@@ -117,7 +120,7 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
       sendStatus(status, next) {
         end(status.code === grpc.status.OK);
         // Binding updates are rebind's to make: an application's own never reach the client.
-        if (status.metadata) for (const name of [BINDING_TRAILER, VOUCH_TRAILER]) status.metadata.remove(name);
+        if (status.metadata) for (const name of [BINDING_TRAILER, VOUCH_TRAILER, KEY_CHAIN_TRAILER]) status.metadata.remove(name);
         if (piggy !== null) {
           const ok = status.code === grpc.status.OK;
           forwards.settle(piggy, ok);
@@ -126,6 +129,7 @@ export function createServerInterceptor(meter: LoadMeter, forwards: ForwardTable
             const metadata = status.metadata ?? new grpc.Metadata();
             metadata.set(BINDING_TRAILER, piggy.binding);
             metadata.set(VOUCH_TRAILER, piggy.vouch);
+            if (piggy.chain !== '') metadata.set(KEY_CHAIN_TRAILER, piggy.chain);
             metadata.set(FORWARD_REASON_TRAILER, 'advisory');
             meter.forwarded();
             piggy = null;

@@ -4,14 +4,15 @@
  * not turn into forwards to nowhere.
  */
 import { parseHostPort } from '../common/address';
-import { CLIENT_ID_PATTERN, parseBinding } from '../common/wire';
+import { CLIENT_ID_PATTERN, parseBinding, parseKeyChain } from '../common/wire';
 import type { Advisory__Output } from '../generated/rebind/v1/Advisory';
+import type { AdvisoryInput } from './forward-table';
 
 export const MAX_ADVISORY_MOVES = 10_000;
 export const MAX_ADVISORY_EXPIRE_MS = 86_400_000;
 
-/** Returns the advisory with only its valid moves, plus the problems found. */
-export function sanitizeAdvisory(advisory: Advisory__Output): { advisory: Advisory__Output; problems: string[] } {
+/** Returns the advisory with only its valid moves (and a well-formed key chain or none), plus the problems found. */
+export function sanitizeAdvisory(advisory: AdvisoryInput): { advisory: Advisory__Output; problems: string[] } {
   const problems: string[] = [];
   let moves = advisory.moves;
   if (moves.length > MAX_ADVISORY_MOVES) {
@@ -57,5 +58,12 @@ export function sanitizeAdvisory(advisory: Advisory__Output): { advisory: Adviso
     problems.push(`advisory expire_ms ${expireMs} outside 1..${MAX_ADVISORY_EXPIRE_MS}; using 5000`);
     expireMs = 5000;
   }
-  return { advisory: { ...advisory, moves: valid, expireMs, offerBinding, offerExpireMs }, problems };
+  // Bounded and well-formed (parseKeyChain); whether its endorsements verify is each client's to check.
+  let keyChain = advisory.keyChain ?? '';
+  const chain = parseKeyChain(keyChain);
+  if (typeof chain === 'string') {
+    problems.push(`advisory key_chain: ${chain}; no key chain sent with vouchers`);
+    keyChain = '';
+  }
+  return { advisory: { ...advisory, moves: valid, expireMs, offerBinding, offerExpireMs, keyChain }, problems };
 }

@@ -7,6 +7,12 @@
 import { FORWARD_TO_BALANCER, type ForwardReason } from '../common/wire';
 import type { Advisory__Output } from '../generated/rebind/v1/Advisory';
 
+/**
+ * An advisory as the replica reads it: `keyChain` may be absent (an advisory
+ * built by hand, or one from a balancer older than key rings): no chain.
+ */
+export type AdvisoryInput = Omit<Advisory__Output, 'keyChain'> & { keyChain?: string };
+
 /** Clients a table remembers having made the current offer to (default; the least recently offered is forgotten first). */
 export const DEFAULT_MAX_OFFERED_CLIENTS = 10_000;
 
@@ -16,6 +22,8 @@ export interface ForwardDecision {
   reason: ForwardReason;
   /** The balancer's voucher for target (none for "balancer"). */
   vouch?: string;
+  /** The balancer's key chain, sent beside the voucher ('' or absent: none). */
+  chain?: string;
 }
 
 /**
@@ -31,6 +39,8 @@ export interface PiggyBack {
   readonly binding: string;
   /** The balancer's voucher for the exact binding string. */
   readonly vouch: string;
+  /** The balancer's key chain, sent beside the voucher ('' for none). */
+  readonly chain: string;
   /** The move this comes from (kind "move"), to restore if the call fails. */
   readonly move?: PendingMove;
   /** Version of the offer (kind "offer"). */
@@ -69,6 +79,12 @@ export class ForwardTable {
   private offer: Offer | null = null;
   private offerVersion = 0;
   /**
+   * The balancer's key chain from its latest advisory (validated, at most
+   * MAX_KEY_CHAIN_CHARS), sent beside every voucher. Kept across reset():
+   * it only helps clients check vouchers and replaces nothing they trust.
+   */
+  keyChain = '';
+  /**
    * Clients that got the current offer (version), least recently offered
    * first. Bounded by `maxOfferedClients`: the least recently offered is
    * forgotten (counted in `offeredForgotten`) and would get the same offer
@@ -96,8 +112,9 @@ export class ForwardTable {
   }
 
   /** Applies an advisory from the balancer (already validated). */
-  apply(advisory: Advisory__Output): void {
+  apply(advisory: AdvisoryInput): void {
     this.recallAll = advisory.recallAll;
+    this.keyChain = advisory.keyChain ?? '';
     const now = this.now();
     const expiresAtMs = now + advisory.expireMs;
     for (const move of advisory.moves) {
@@ -150,9 +167,10 @@ export class ForwardTable {
         if (move.expiresAtMs < this.now()) {
           this.expired++;
         } else if (sets && move.binding !== '') {
-          return { kind: 'move', clientId, binding: move.binding, vouch: move.bindingVouch, move };
+          return { kind: 'move', clientId, binding: move.binding, vouch: move.bindingVouch, chain: this.keyChain, move };
         } else {
-          return move.vouch !== '' ? { target: move.target, reason: 'advisory', vouch: move.vouch } : { target: move.target, reason: 'advisory' };
+          if (move.vouch === '') return { target: move.target, reason: 'advisory' };
+          return this.keyChain === '' ? { target: move.target, reason: 'advisory', vouch: move.vouch } : { target: move.target, reason: 'advisory', vouch: move.vouch, chain: this.keyChain };
         }
       }
     }
@@ -160,7 +178,7 @@ export class ForwardTable {
     const offer = this.offer;
     if (offer === null || clientId === null || this.offered.get(clientId) === offer.version) return null;
     if (offer.expiresAtMs < this.now()) return null;
-    return { kind: 'offer', clientId, binding: offer.binding, vouch: offer.vouch, version: offer.version };
+    return { kind: 'offer', clientId, binding: offer.binding, vouch: offer.vouch, chain: this.keyChain, version: offer.version };
   }
 
   /**

@@ -11,6 +11,7 @@ export interface Advisory {
   'offerBinding'?: (string);
   'offerVouch'?: (string);
   'offerExpireMs'?: (number);
+  'keyChain'?: (string);
 }
 
 export interface Advisory__Output {
@@ -21,4 +22,5 @@ export interface Advisory__Output {
   'offerBinding': (string);
   'offerVouch': (string);
   'offerExpireMs': (number);
+  'keyChain': (string);
 }
