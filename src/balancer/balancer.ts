@@ -164,7 +164,7 @@ export class Balancer {
       };
     };
     for (const group of this.registry.groups.values()) watchGroup(group);
-    if (config.ha !== null) this.coordinator = this.coordinate(config.ha, options.logger);
+    if (config.ha !== null) this.coordinator = this.coordinate(config.ha, options.logger, refused);
     this.registry.listen({
       groupAdded: watchGroup,
       memberAdded: (group, member) => this.decisions.record('member-joined', group.name, `member ${member.id} (${member.address}) attached`),
@@ -275,9 +275,10 @@ export class Balancer {
    * this balancer is its proven leader; run-time changes go through etcd and
    * are applied from it (at start over the file's values, then on every change).
    */
-  private coordinate(ha: NonNullable<BalancerConfig['ha']>, logger: Logger | undefined): Coordinator {
+  private coordinate(ha: NonNullable<BalancerConfig['ha']>, logger: Logger | undefined, ignored: (reason: string) => void): Coordinator {
     const coordinator = new Coordinator({
       config: ha,
+      ignored,
       self: () => ({ address: this.address, controlAddress: this.controlAddress, adminAddress: this.adminAddress, startedAtMs: this.startedAtMs }),
       groups: () => [...this.registry.groups.keys()],
       log: moduleLogger('balancer.ha', logger),

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
 import { parseBalancerConfig } from '../../src/balancer/config';
 import { Coordinator } from '../../src/balancer/ha/coordinator';
+import { Etcd3 } from 'etcd3';
 import { sleep, waitFor } from '../support/cluster';
 import { freshPrefix, haSection } from '../support/ha-coord';
 
@@ -111,6 +112,26 @@ describe('HA coordinator on etcd', () => {
     expect(crashHandOffMs).toBeLessThan(2000 + 1000 + 1000);
     expect(survivor.leaderGains.get('g1')).toBeGreaterThanOrEqual(1);
   }, 30_000);
+
+  it('ignores (and counts) registrations it cannot use: a bad key, a value that is not JSON', async () => {
+    const prefix = freshPrefix();
+    const c = coordinator(prefix, ['g'], 'good');
+    c.start();
+    await waitFor(() => c.isLeader('g') && c.balancers().length === 1, 10_000, 20, 'registered and leading');
+    const raw = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      await raw.put(`${prefix}balancers/bad id!`).value('{}');
+      await raw.put(`${prefix}balancers/garbled`).value('not json');
+      await raw.put(`${prefix}balancers/other`).value(JSON.stringify({ id: 'spoofed', address: 'x:1', controlAddress: 'y:1', adminAddress: '', startedAtMs: 5 }));
+      await waitFor(() => c.ignoredEntries === 2 && c.balancers().length === 2, 5000, 20, 'two ignored, one more balancer');
+      // The key names the balancer, whatever its value says; its delete removes it.
+      expect(c.balancers().map((b) => b.id)).toEqual(['good', 'other']);
+      await raw.delete().key(`${prefix}balancers/other`);
+      await waitFor(() => c.balancers().length === 1, 5000, 20, 'the deleted registration gone');
+    } finally {
+      raw.close();
+    }
+  });
 
   it('start() with etcd down returns at once, reports etcd down, and campaigns when etcd comes up', async () => {
     const prefix = freshPrefix();

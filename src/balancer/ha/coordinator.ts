@@ -39,6 +39,7 @@ export const CONFIG_WRITE_ATTEMPTS = 5;
 /** Largest value accepted from etcd for a registration or config entry, bytes. */
 export const MAX_ETCD_VALUE_BYTES = 64 * 1024;
 const DOC_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+const BALANCER_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** A balancer as registered in etcd. */
 export interface BalancerInfo {
@@ -87,6 +88,8 @@ export interface CoordinatorOptions {
   log: Logger;
   /** Wall clock, ms (injected in tests). */
   now?: () => number;
+  /** Told of each etcd entry ignored, by reason (the balancer counts them with its refused inputs). */
+  ignored?: (reason: string) => void;
 }
 
 /** The default balancer id: `${hostname}-${pid}-${4 random hex}`, cut to the accepted 64 characters. */
@@ -169,7 +172,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   etcdDownSinceMs: number | null;
   /** Times this balancer gained the leadership of a group, by group. */
   readonly leaderGains = new Map<string, number>();
-  /** Registrations ignored beyond MAX_KNOWN_BALANCERS, and etcd values that did not parse. */
+  /** etcd entries ignored: registrations beyond MAX_KNOWN_BALANCERS, values that did not parse (also told to options.ignored). */
   ignoredEntries = 0;
   private readonly client: Etcd3;
   private readonly ns: Namespace;
@@ -568,9 +571,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     try {
       return decodeURIComponent(rel.slice(under.length));
     } catch {
-      this.ignoredEntries++;
+      this.ignore('ha_etcd_bad_key');
       return null;
     }
+  }
+
+  private ignore(reason: string): void {
+    this.ignoredEntries++;
+    this.options.ignored?.(reason);
   }
 
   private onPut(kv: IKeyValue): void {
@@ -601,17 +609,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   private applyBalancer(kv: IKeyValue): void {
+    // The key names the balancer (its delete removes it); the value describes it.
+    const id = this.relativeKey(kv).slice('balancers/'.length);
     const info = parseJson(kv.value) as Partial<BalancerInfo> | null;
-    if (info === null || typeof info.id !== 'string') {
-      this.ignoredEntries++;
+    if (!BALANCER_ID.test(id) || info === null || typeof info !== 'object') {
+      this.ignore('ha_etcd_bad_registration');
       return;
     }
-    if (!this.known.has(info.id) && this.known.size >= MAX_KNOWN_BALANCERS) {
-      this.ignoredEntries++;
+    if (!this.known.has(id) && this.known.size >= MAX_KNOWN_BALANCERS) {
+      this.ignore('ha_etcd_too_many_balancers');
       return;
     }
-    this.known.set(info.id, {
-      id: info.id.slice(0, 64),
+    this.known.set(id, {
+      id,
       address: String(info.address ?? '').slice(0, 300),
       controlAddress: String(info.controlAddress ?? '').slice(0, 300),
       adminAddress: String(info.adminAddress ?? '').slice(0, 300),
@@ -624,7 +634,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (group === null || !this.options.groups().includes(group)) return;
     const cfg = kv.value.length > MAX_ETCD_VALUE_BYTES ? null : parseRuntimeConfig(kv.value.toString('utf8'));
     if (cfg === null) {
-      this.ignoredEntries++;
+      this.ignore('ha_etcd_bad_config');
       this.log.warn({ group }, `ha: ignored the run-time configuration of group ${group} in etcd: not a JSON object`);
       return;
     }
