@@ -72,6 +72,10 @@ export interface AdminHttpOptions {
   refused: (reason: string) => void;
   /** Addresses and start time shown on the dashboard. */
   info: () => { address: string; controlAddress: string; startedAtMs: number };
+  /** The /healthz text (200 either way: a degraded balancer still serves); absent: "ok". */
+  health?: () => string;
+  /** The `ha` object of /api/state (balancers, leader per group, etcd health); absent without HA. */
+  ha?: () => unknown;
 }
 
 /** The dashboard's view of one group: its members, and its ledger's most recent bindings and last plan. */
@@ -359,6 +363,7 @@ export class AdminHttp {
     const now = Date.now();
     return {
       ...this.options.info(),
+      ...(this.options.ha !== undefined ? { ha: this.options.ha() } : {}),
       nowMs: now,
       authRequired: this.options.token !== null,
       /** 'token': changes need the token; 'open': allowed without one (loopback opt-in); 'disabled': refused. */
@@ -436,7 +441,7 @@ export class AdminHttp {
     try {
       this.checkHost(req);
       if (url.pathname === '/metrics') return await this.metrics(req, res);
-      if (url.pathname === '/healthz') return this.text(req, res, 200, 'ok\n');
+      if (url.pathname === '/healthz') return this.text(req, res, 200, `${this.options.health?.() ?? 'ok'}\n`);
       if (url.pathname === '/api/state') return this.json(req, res, 200, this.state(bindingsParam(url)), ['GET', 'HEAD']);
       if (url.pathname === '/api/events') return this.events(req, res);
       const control = /^\/api\/groups\/([^/]+)\/(strategy|granularity)$/.exec(url.pathname);
@@ -575,10 +580,10 @@ export class AdminHttp {
       if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) {
         throw new HttpError(400, 'body.params must be an object of numbers', 'admin_http_bad_request');
       }
-      result = this.options.admin.setStrategy(group, input['strategy'], params === undefined ? '' : JSON.stringify(params));
+      result = await this.options.admin.changeStrategy(group, input['strategy'], params === undefined ? '' : JSON.stringify(params));
     } else {
       if (typeof input['granularity'] !== 'string') throw new HttpError(400, `body.granularity must be one of ${GRANULARITIES.join(', ')}`, 'admin_http_bad_request');
-      result = this.options.admin.setGranularity(group, input['granularity']);
+      result = await this.options.admin.changeGranularity(group, input['granularity']);
     }
     if (isRefusal(result)) throw new HttpError(httpStatus(result.code), result.message, 'admin_http_refused');
     const g = this.options.registry.groups.get(group);

@@ -7,10 +7,11 @@
 import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger';
 import type { GroupStatus } from '../generated/rebind/v1/GroupStatus';
+import type { HaStatus } from '../generated/rebind/v1/HaStatus';
 import type { AdminHandlers } from '../generated/rebind/v1/Admin';
 import type { Method__Output } from '../generated/rebind/v1/Method';
 import type { Analyzer } from './analyzer';
-import { GRANULARITIES, type Granularity } from './config';
+import { GRANULARITIES, parseGroupSettings, type Granularity } from './config';
 import type { Group } from './group';
 import type { Binding, BindingVia } from './ledger';
 import type { Registry } from './registry';
@@ -136,7 +137,28 @@ export function ledgerStatus(group: Group, n: number): LedgerView {
   };
 }
 
+/** A group's run-time settings as stored for every balancer (HA: in etcd). */
+export interface RuntimeSettings {
+  strategy?: { name: string; params: Record<string, number> };
+  granularity?: string;
+}
+
+/**
+ * Where run-time changes are stored with several balancers (HA: etcd). Every
+ * balancer applies what is stored (applyRuntime); a change is only in force
+ * once it is stored.
+ */
+export interface RuntimeConfigStore {
+  /** Stores `change` (merged over what is stored, or over `current` when nothing is). Rejects when the store is unreachable. */
+  write(group: string, change: RuntimeSettings, current: RuntimeSettings): Promise<unknown>;
+}
+
 export class Admin {
+  /** With HA: changes go through this store (etcd) and reach every balancer from there; null: changes are local. */
+  runtime: RuntimeConfigStore | null = null;
+  /** With HA: the balancers, leader per group and etcd health that ListGroups answers with; null without HA. */
+  haStatus: (() => HaStatus) | null = null;
+
   constructor(
     private readonly registry: Registry,
     private readonly analyzer: Analyzer,
@@ -191,7 +213,8 @@ export class Admin {
     return isRefusal(group) ? group : [this.groupStatus(group, n)];
   }
 
-  setStrategy(groupName: string, strategy: string, paramsJson: string): GroupStatus | Refusal {
+  /** Checks a strategy change; the group, strategy name and parsed parameters, or a refusal. */
+  private checkStrategy(groupName: string, strategy: string, paramsJson: string): { group: Group; name: string; params: Record<string, number> } | Refusal {
     const group = this.find(groupName);
     if (isRefusal(group)) return group;
     const factory = strategyFactory(strategy);
@@ -208,30 +231,119 @@ export class Admin {
     }
     const parsed = parseParams(factory, raw as Record<string, unknown> | undefined, 'params');
     if (!parsed.ok) return { code: Status.INVALID_ARGUMENT, message: parsed.errors.join('; ') };
-    const before = `${group.strategyName} ${JSON.stringify(group.config.strategy.params)}`;
-    group.setStrategy(factory.name, parsed.params);
-    const text = `strategy ${before} -> ${factory.name} ${JSON.stringify(parsed.params)}`;
-    this.log.info({ group: group.name, from: before, to: factory.name, params: parsed.params }, `group ${group.name}: ${text}`);
-    this.onChange('strategy', group.name, text);
-    return this.groupStatus(group);
+    return { group, name: factory.name, params: parsed.params };
   }
 
-  setGranularity(groupName: string, granularity: string): GroupStatus | Refusal {
+  /** Changes a group's strategy in this balancer at once (without HA, what every change does). */
+  setStrategy(groupName: string, strategy: string, paramsJson: string): GroupStatus | Refusal {
+    const checked = this.checkStrategy(groupName, strategy, paramsJson);
+    if (isRefusal(checked)) return checked;
+    this.applyStrategy(checked.group, checked.name, checked.params);
+    return this.groupStatus(checked.group);
+  }
+
+  private applyStrategy(group: Group, name: string, params: Record<string, number>, by = ''): void {
+    const before = `${group.strategyName} ${JSON.stringify(group.config.strategy.params)}`;
+    group.setStrategy(name, params);
+    const text = `strategy ${before} -> ${name} ${JSON.stringify(params)}${by}`;
+    this.log.info({ group: group.name, from: before, to: name, params }, `group ${group.name}: ${text}`);
+    this.onChange('strategy', group.name, text);
+  }
+
+  private checkGranularity(groupName: string, granularity: string): { group: Group; granularity: Granularity } | Refusal {
     const group = this.find(groupName);
     if (isRefusal(group)) return group;
     if (!(GRANULARITIES as readonly string[]).includes(granularity)) {
       return { code: Status.INVALID_ARGUMENT, message: `granularity "${granularity.slice(0, 100)}" is unknown; accepted: ${GRANULARITIES.join(', ')}` };
     }
+    return { group, granularity: granularity as Granularity };
+  }
+
+  /** Changes a group's granularity in this balancer at once (without HA, what every change does). */
+  setGranularity(groupName: string, granularity: string): GroupStatus | Refusal {
+    const checked = this.checkGranularity(groupName, granularity);
+    if (isRefusal(checked)) return checked;
+    this.applyGranularity(checked.group, checked.granularity);
+    return this.groupStatus(checked.group);
+  }
+
+  private applyGranularity(group: Group, next: Granularity, by = ''): void {
     const before = group.granularity;
-    const next = granularity as Granularity;
-    if (before === next) return this.groupStatus(group);
+    if (before === next) return;
     group.setGranularity(next);
     // Direct clients must come back through the balancer in per-request mode.
     if (next === 'per-request') this.analyzer.sendRecall(group, true);
     else if (before === 'per-request') this.analyzer.sendRecall(group, false);
-    this.log.info({ group: group.name, from: before, to: next }, `group ${group.name}: granularity ${before} -> ${next}`);
-    this.onChange('granularity', group.name, `granularity ${before} -> ${next}`);
-    return this.groupStatus(group);
+    this.log.info({ group: group.name, from: before, to: next }, `group ${group.name}: granularity ${before} -> ${next}${by}`);
+    this.onChange('granularity', group.name, `granularity ${before} -> ${next}${by}`);
+  }
+
+  /**
+   * A strategy change as the Admin API and the dashboard make it: checked,
+   * then stored for every balancer when there is a run-time store (HA), else
+   * applied here. UNAVAILABLE when the store cannot be reached (nothing changes).
+   */
+  async changeStrategy(groupName: string, strategy: string, paramsJson: string): Promise<GroupStatus | Refusal> {
+    const checked = this.checkStrategy(groupName, strategy, paramsJson);
+    if (isRefusal(checked)) return checked;
+    if (this.runtime === null) return this.setStrategy(groupName, strategy, paramsJson);
+    const refused = await this.store(checked.group, { strategy: { name: checked.name, params: checked.params } });
+    return refused ?? this.groupStatus(checked.group);
+  }
+
+  /** A granularity change as the Admin API and the dashboard make it (see changeStrategy). */
+  async changeGranularity(groupName: string, granularity: string): Promise<GroupStatus | Refusal> {
+    const checked = this.checkGranularity(groupName, granularity);
+    if (isRefusal(checked)) return checked;
+    if (this.runtime === null) return this.setGranularity(groupName, granularity);
+    const refused = await this.store(checked.group, { granularity: checked.granularity });
+    return refused ?? this.groupStatus(checked.group);
+  }
+
+  /** Writes a change to the run-time store and applies it here; a refusal when the store cannot be reached. */
+  private async store(group: Group, change: RuntimeSettings): Promise<Refusal | null> {
+    if (this.runtime === null) throw new Error('no run-time store');
+    try {
+      await this.runtime.write(group.name, change, { strategy: { name: group.strategyName, params: { ...group.config.strategy.params } }, granularity: group.granularity });
+    } catch (err) {
+      return {
+        code: Status.UNAVAILABLE,
+        message: `etcd is unreachable: run-time changes are stored in etcd so that every balancer applies them, and this one could not be stored; nothing changed (${String((err as Error).message ?? err).slice(0, 200)})`,
+      };
+    }
+    // The writer applies it now (the answer shows it); the watch brings the same value again, a no-op.
+    this.applyRuntime(group.name, change, '');
+    return null;
+  }
+
+  /**
+   * Applies a group's stored run-time settings (HA: from etcd, at start and
+   * on every change): checked like the configuration file, applied when they
+   * differ from what runs. Invalid stored settings are logged and ignored.
+   */
+  applyRuntime(groupName: string, settings: RuntimeSettings, by: string): boolean {
+    const group = this.registry.groups.get(groupName);
+    if (group === undefined) return false;
+    const errors: string[] = [];
+    const raw: Record<string, unknown> = {};
+    if (settings.strategy !== undefined) raw['strategy'] = settings.strategy;
+    if (settings.granularity !== undefined) raw['granularity'] = settings.granularity;
+    const parsed = parseGroupSettings(raw, { ...group.config, granularity: group.granularity }, `etcd config/groups/${groupName}`, errors, false);
+    if (errors.length > 0) {
+      this.log.warn({ group: groupName, errors }, `group ${groupName}: ignored the run-time configuration stored in etcd: ${errors.join('; ')}`);
+      return false;
+    }
+    const suffix = by === '' ? '' : ` (by ${by})`;
+    let changed = false;
+    if (settings.strategy !== undefined && (parsed.strategy.name !== group.strategyName || JSON.stringify(parsed.strategy.params) !== JSON.stringify(group.config.strategy.params))) {
+      this.applyStrategy(group, parsed.strategy.name, parsed.strategy.params, suffix);
+      changed = true;
+    }
+    if (settings.granularity !== undefined && parsed.granularity !== group.granularity) {
+      this.applyGranularity(group, parsed.granularity, suffix);
+      changed = true;
+    }
+    return changed;
   }
 }
 
@@ -247,9 +359,9 @@ export function adminHandlers(admin: Admin): AdminHandlers {
   return {
     ListGroups: (call, callback) => {
       const result = admin.listGroups(call.request.group, call.request.bindings);
-      answer(Array.isArray(result) ? { groups: result } : result, callback);
+      answer(Array.isArray(result) ? { groups: result, ...(admin.haStatus !== null ? { ha: admin.haStatus() } : {}) } : result, callback);
     },
-    SetStrategy: (call, callback) => answer(admin.setStrategy(call.request.group, call.request.strategy, call.request.paramsJson), callback),
-    SetGranularity: (call, callback) => answer(admin.setGranularity(call.request.group, call.request.granularity), callback),
+    SetStrategy: (call, callback) => void admin.changeStrategy(call.request.group, call.request.strategy, call.request.paramsJson).then((result) => answer(result, callback)),
+    SetGranularity: (call, callback) => void admin.changeGranularity(call.request.group, call.request.granularity).then((result) => answer(result, callback)),
   };
 }

@@ -38,6 +38,15 @@ export class Analyzer {
   offersChanged: ((group: Group) => void) | null = null;
   /** Delivers a plan's binding to an xDS client (an EDS push); false if the client is not one. Set by the balancer. */
   pushXds: ((group: Group, binding: PlannedBinding) => boolean) | null = null;
+  /**
+   * With several balancers (HA): whether this balancer may plan for and
+   * advise a group (it is the group's proven leader). When it returns false
+   * the analyzer makes no plan and sends the group's members no advisory of
+   * any kind (moves, recalls, offers); liveness checks go on. null: always.
+   */
+  mayAdvise: ((group: string) => boolean) | null = null;
+  /** Groups whose advisory state must be restated to every member at the next analysis (leadership just gained). */
+  private readonly mustRestate = new Set<string>();
 
   constructor(
     private readonly registry: Registry,
@@ -99,9 +108,36 @@ export class Analyzer {
     }
   }
 
+  private advises(group: Group): boolean {
+    if (this.mayAdvise === null) return true;
+    if (this.mayAdvise(group.name)) return true;
+    // Whoever leads next restates; so does this balancer if it leads again.
+    this.mustRestate.add(group.name);
+    return false;
+  }
+
   /** One analysis of one group at time `nowMs`. */
   analyze(group: Group, nowMs: number): Move[] {
     this.checkLiveness(group, nowMs);
+    if (!this.advises(group)) {
+      // Not the group's leader: no plan, no advisory. xDS clients of this balancer still learn of a per-request group's new offers.
+      if (group.granularity === 'per-request') {
+        group.refreshOffers();
+        const sent = this.offersSent.get(group);
+        if (sent?.version !== group.offersVersion) {
+          this.offersSent.set(group, { version: group.offersVersion, atMs: sent?.atMs ?? 0 });
+          this.offersChanged?.(group);
+        }
+      }
+      this.events.analyzed?.(group, [], nowMs);
+      return [];
+    }
+    if (this.mustRestate.delete(group.name)) {
+      // Leadership just gained: the previous leader's recall and offers may be stale or unknown here; state ours to every member.
+      this.log.info({ group: group.name }, `restating the advisory state of group ${group.name} to its ${group.members.size} member(s)`);
+      group.refreshOffers();
+      this.sendOffers(group, nowMs);
+    }
     if (group.granularity === 'per-request') {
       // Per-request (direct) bindings: sent when they change, and restated before their vouchers run out.
       group.refreshOffers();
@@ -115,6 +151,7 @@ export class Analyzer {
   }
 
   private sendMoves(group: Group, moves: readonly Move[], nowMs: number): void {
+    if (!this.advises(group)) return;
     const bySource = new Map<string, AdvisoryMove[]>();
     const add = (memberId: string, move: AdvisoryMove) => {
       const list = bySource.get(memberId) ?? [];
@@ -182,6 +219,7 @@ export class Analyzer {
 
   /** Sends every member of a per-request group its offer (the binding of its shard). */
   sendOffers(group: Group, nowMs: number): void {
+    if (!this.advises(group)) return;
     const sent = this.offersSent.get(group);
     if (sent?.version !== group.offersVersion) this.offersChanged?.(group);
     this.offersSent.set(group, { version: group.offersVersion, atMs: nowMs });
@@ -201,6 +239,12 @@ export class Analyzer {
    */
   sendRecall(group: Group, recallAll: boolean): void {
     const nowMs = this.scheduler.now();
+    if (!this.advises(group)) {
+      // The leader sends the recall; keep the local view of offers current for this balancer's binds.
+      group.refreshOffers();
+      if (!recallAll) group.selfOfferUntilMs = nowMs + group.config.advisoryExpireMs;
+      return;
+    }
     group.refreshOffers();
     if (recallAll) this.offersSent.set(group, { version: group.offersVersion, atMs: nowMs });
     else group.selfOfferUntilMs = nowMs + group.config.advisoryExpireMs;
@@ -209,6 +253,7 @@ export class Analyzer {
   }
 
   sendRecallTo(group: Group, member: Member, recallAll: boolean): void {
+    if (!this.advises(group)) return;
     if (!member.sink.sendAdvisory(this.advisory(group, member, this.scheduler.now(), { moves: [], recallAll }))) {
       this.registry.detach(member, 'advisory could not be delivered: control stream gone');
     }

@@ -14,7 +14,7 @@ import { Admin, adminHandlers } from './admin';
 import { AdminHttp } from './admin-http';
 import { DecisionLog } from './decisions';
 import type { Group } from './group';
-import { balancerMetrics } from './prometheus';
+import { balancerMetrics, type HaMetricSource } from './prometheus';
 import { Analyzer } from './analyzer';
 import { isValidatedConfig, MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig, type TlsFiles } from './config';
 import { controlHandlers } from './control-service';
@@ -27,7 +27,19 @@ import { lrsHandlers } from './xds/lrs';
 import { xdsServices } from './xds/protos';
 import { Registry } from './registry';
 import { Voucher } from './vouch';
+import { Coordinator } from './ha/coordinator';
 import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './validate';
+
+/**
+ * How long start() waits for etcd's run-time configuration before serving
+ * with the file's, ms (etcd down: start goes on; the values apply when etcd answers).
+ */
+export const HA_START_SYNC_WAIT_MS = 2000;
+
+/** The rebind_ha_* metrics' source. */
+function haMetrics(c: Coordinator, registry: Registry): () => HaMetricSource {
+  return () => ({ etcdUp: c.etcdUp, leading: [...registry.groups.keys()].map((g): [string, boolean] => [g, c.isLeader(g)]), balancers: c.balancers().length, leaderGains: c.leaderGains });
+}
 
 export interface BalancerOptions {
   /** Validated configuration, or a raw object to validate. */
@@ -109,6 +121,8 @@ export class Balancer {
   /** The xDS management server (ADS, LRS) on the control port; null when `xds.enabled` is false. */
   readonly xds: XdsServer | null = null;
   private readonly log: Logger;
+  /** Coordination with the other balancers through etcd (configuration `ha`); null: a single balancer. */
+  readonly coordinator: Coordinator | null = null;
 
   private constructor(options: BalancerOptions) {
     let config: BalancerConfig;
@@ -150,13 +164,19 @@ export class Balancer {
       };
     };
     for (const group of this.registry.groups.values()) watchGroup(group);
+    if (config.ha !== null) this.coordinator = this.coordinate(config.ha, options.logger, refused);
     this.registry.listen({
       groupAdded: watchGroup,
       memberAdded: (group, member) => this.decisions.record('member-joined', group.name, `member ${member.id} (${member.address}) attached`),
       memberRemoved: (group, member, reason) => this.decisions.record('member-left', group.name, `member ${member.id} (${member.address}) removed: ${reason}`),
     });
     this.metrics = balancerMetrics(
-      { registry: this.registry, refusals: this.refusals, xds: () => (this.xds === null ? null : { streams: this.xds.streamCount, pushes: this.xds.pushes, nacks: this.xds.nacks }) },
+      {
+        registry: this.registry,
+        refusals: this.refusals,
+        xds: () => (this.xds === null ? null : { streams: this.xds.streamCount, pushes: this.xds.pushes, nacks: this.xds.nacks }),
+        ...(this.coordinator !== null ? { ha: haMetrics(this.coordinator, this.registry) } : {}),
+      },
       { processMetrics: options.processMetrics ?? true },
     );
     const upstreamCa = config.security.upstreamCaFile !== null ? readFile(config.security.upstreamCaFile, 'security.upstreamCaFile') : null;
@@ -246,7 +266,61 @@ export class Balancer {
             log: moduleLogger('balancer.admin-http', options.logger),
             refused,
             info: () => ({ address: this.address, controlAddress: this.controlAddress, startedAtMs: this.startedAtMs }),
+            ...(this.coordinator !== null ? { health: () => this.health(), ha: () => this.haView() } : {}),
           });
+  }
+
+  /**
+   * Wires the coordinator: the analyzer plans and advises a group only while
+   * this balancer is its proven leader; run-time changes go through etcd and
+   * are applied from it (at start over the file's values, then on every change).
+   */
+  private coordinate(ha: NonNullable<BalancerConfig['ha']>, logger: Logger | undefined, ignored: (reason: string) => void): Coordinator {
+    const coordinator = new Coordinator({
+      config: ha,
+      ignored,
+      self: () => ({ address: this.address, controlAddress: this.controlAddress, adminAddress: this.adminAddress, startedAtMs: this.startedAtMs }),
+      groups: () => [...this.registry.groups.keys()],
+      log: moduleLogger('balancer.ha', logger),
+    });
+    this.analyzer.mayAdvise = (group) => coordinator.isLeader(group);
+    this.admin.runtime = { write: (group, change, current) => coordinator.writeGroupConfig(group, change, current) };
+    this.admin.haStatus = () => {
+      const view = this.haView();
+      return {
+        balancerId: view.balancerId,
+        etcdUp: view.etcdUp,
+        etcdDownSinceUnixMs: view.etcdDownSinceMs ?? 0,
+        balancers: view.balancers.map((b) => ({ id: b.id, address: b.address, controlAddress: b.controlAddress, adminAddress: b.adminAddress, startedAtUnixMs: b.startedAtMs })),
+        leaders: view.leaders.map((l) => ({ group: l.group, balancerId: l.leader ?? '', leading: l.leading })),
+      };
+    };
+    coordinator.on('configChanged', (group, cfg) => this.admin.applyRuntime(group, cfg, cfg.by));
+    coordinator.on('leadershipChanged', (group, leading) =>
+      this.decisions.record('leader', group, leading ? `this balancer (${coordinator.id}) leads the group: it plans and advises` : `this balancer (${coordinator.id}) no longer leads the group`),
+    );
+    this.registry.listen({ groupAdded: (group) => coordinator.addGroup(group.name) });
+    return coordinator;
+  }
+
+  /** /healthz: "ok", or degraded while etcd is unreachable (the balancer still serves binds, forwards and proxied calls). */
+  private health(): string {
+    const c = this.coordinator;
+    if (c === null || c.etcdUp) return 'ok';
+    const since = c.etcdDownSinceMs === null ? 'start' : new Date(c.etcdDownSinceMs).toISOString();
+    return `degraded: etcd unreachable since ${since}, not planning`;
+  }
+
+  /** The `ha` object of /api/state: this balancer, etcd health, the balancers and the leader of each group. */
+  haView(): { balancerId: string; etcdUp: boolean; etcdDownSinceMs: number | null; balancers: ReturnType<Coordinator['balancers']>; leaders: { group: string; leader: string | null; leading: boolean }[] } {
+    const c = this.coordinator!;
+    return {
+      balancerId: c.id,
+      etcdUp: c.etcdUp,
+      etcdDownSinceMs: c.etcdDownSinceMs,
+      balancers: c.balancers(),
+      leaders: [...this.registry.groups.keys()].map((group) => ({ group, leader: c.leaderOf(group), leading: c.isLeader(group) })),
+    };
   }
 
   /** Validates the configuration, binds both ports and starts the analyzer. */
@@ -274,6 +348,11 @@ export class Balancer {
       await balancer.stop();
       throw err;
     }
+    if (balancer.coordinator !== null) {
+      balancer.coordinator.start();
+      // Serve with etcd's run-time configuration from the first bind when etcd answers; never wait longer for it.
+      await balancer.coordinator.synced(HA_START_SYNC_WAIT_MS);
+    }
     balancer.analyzer.start();
     balancer.log.info(
       {
@@ -285,6 +364,7 @@ export class Balancer {
         adminToken: balancer.config.security.adminToken !== null || balancer.config.security.adminTokenFile !== null,
         controlTls: balancer.config.security.controlTls !== null,
         dataTls: balancer.config.security.dataTls !== null,
+        ...(balancer.coordinator !== null ? { ha: { id: balancer.coordinator.id, etcdUp: balancer.coordinator.etcdUp } } : {}),
       },
       'balancer started',
     );
@@ -294,6 +374,8 @@ export class Balancer {
   /** Stops both ports and the analyzer. Attached replicas see their stream end. */
   async stop(): Promise<void> {
     this.analyzer.stop();
+    // Revoking the lease hands this balancer's leaderships over at once.
+    await this.coordinator?.stop();
     await this.adminHttp?.close();
     this.controlServer.forceShutdown();
     await this.dataPlane.close();

@@ -226,6 +226,129 @@ function parseXds(raw: unknown, errors: string[]): XdsConfig {
   return out;
 }
 
+/** etcd's TLS files (the client side: the CA that signs etcd's certificate, and an optional client certificate). */
+export interface EtcdTlsFiles {
+  caFile: string;
+  certFile: string | null;
+  keyFile: string | null;
+}
+
+/** Where the balancers' shared etcd is and how to reach it. */
+export interface EtcdConfig {
+  /** Client URLs of the etcd cluster, http(s)://host:port. */
+  endpoints: string[];
+  /** Every key the balancers write starts with this. */
+  prefix: string;
+  tls: EtcdTlsFiles | null;
+  /** etcd user and a file holding its password (read at start). */
+  auth: { username: string; passwordFile: string } | null;
+}
+
+/** High availability: several balancers coordinated through etcd (README "HA"). */
+export interface HaConfig {
+  etcd: EtcdConfig;
+  /** This balancer's name in etcd; null: `${hostname}-${pid}-${4 random hex}` chosen at start. */
+  balancerId: string | null;
+  /** TTL of the balancer's etcd lease, ms (whole seconds: etcd leases are in s). A crashed leader hands off after at most this. */
+  leaseTtlMs: number;
+  /** How often the lead balancer rotates the vouching key ring, ms. */
+  keyRotationMs: number;
+}
+
+export const DEFAULT_HA_ETCD_PREFIX = '/rebind/';
+export const DEFAULT_HA_LEASE_TTL_MS = 2000;
+export const DEFAULT_HA_KEY_ROTATION_MS = 86_400_000;
+/** Most etcd endpoints accepted. */
+export const MAX_HA_ETCD_ENDPOINTS = 16;
+const BALANCER_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const ETCD_ENDPOINT = /^https?:\/\/[^/\s]+:[0-9]{1,5}\/?$/;
+const ETCD_PREFIX = /^[A-Za-z0-9._/-]{1,100}$/;
+
+const HA_NUMBER_RULES: NumberRule<'leaseTtlMs' | 'keyRotationMs'>[] = [
+  { key: 'leaseTtlMs', min: 1000, max: 60_000, integer: true, unit: 'ms, whole seconds' },
+  { key: 'keyRotationMs', min: 60_000, max: 365 * 86_400_000, integer: true, unit: 'ms' },
+];
+
+function parseHa(raw: unknown, errors: string[]): HaConfig | null {
+  if (raw === undefined || raw === null) return null;
+  if (!isObject(raw)) {
+    errors.push('ha must be an object with etcd: { endpoints }');
+    return null;
+  }
+  const keys = ['etcd', 'balancerId', ...HA_NUMBER_RULES.map((r) => r.key)];
+  for (const key of Object.keys(raw)) if (!keys.includes(key)) errors.push(`ha.${key} is not an ha setting (accepted: ${keys.join(', ')})`);
+  const out: HaConfig = {
+    etcd: { endpoints: [], prefix: DEFAULT_HA_ETCD_PREFIX, tls: null, auth: null },
+    balancerId: null,
+    leaseTtlMs: DEFAULT_HA_LEASE_TTL_MS,
+    keyRotationMs: DEFAULT_HA_KEY_ROTATION_MS,
+  };
+  if (raw['balancerId'] !== undefined) {
+    if (typeof raw['balancerId'] === 'string' && BALANCER_ID.test(raw['balancerId'])) out.balancerId = raw['balancerId'];
+    else errors.push(`ha.balancerId is ${JSON.stringify(raw['balancerId'])}; it must be 1-64 characters of letters, digits, . _ -`);
+  }
+  for (const rule of HA_NUMBER_RULES) {
+    if (raw[rule.key] === undefined) continue;
+    const v = checkNumber(raw[rule.key], rule, `ha.${rule.key}`, errors);
+    if (v === undefined) continue;
+    if (rule.key === 'leaseTtlMs' && v % 1000 !== 0) errors.push(`ha.leaseTtlMs is ${v}; it must be whole seconds (a multiple of 1000 ms): etcd leases are granted in seconds`);
+    else out[rule.key] = v;
+  }
+  const etcd = raw['etcd'];
+  if (!isObject(etcd)) {
+    errors.push(`ha.etcd is ${JSON.stringify(etcd)}; it must be an object with endpoints: ["http(s)://host:port", ...]`);
+    return out;
+  }
+  const etcdKeys = ['endpoints', 'prefix', 'tls', 'auth'];
+  for (const key of Object.keys(etcd)) if (!etcdKeys.includes(key)) errors.push(`ha.etcd.${key} is not an etcd setting (accepted: ${etcdKeys.join(', ')})`);
+  const endpoints = etcd['endpoints'];
+  if (!Array.isArray(endpoints) || endpoints.length < 1 || endpoints.length > MAX_HA_ETCD_ENDPOINTS) {
+    errors.push(`ha.etcd.endpoints must be a list of 1-${MAX_HA_ETCD_ENDPOINTS} URLs http(s)://host:port`);
+  } else {
+    endpoints.forEach((e, i) => {
+      if (typeof e === 'string' && ETCD_ENDPOINT.test(e)) out.etcd.endpoints.push(e.replace(/\/$/, ''));
+      else errors.push(`ha.etcd.endpoints[${i}] is ${JSON.stringify(e)}; it must be a URL http(s)://host:port`);
+    });
+    const schemes = new Set(out.etcd.endpoints.map((e) => e.split(':')[0]));
+    if (schemes.size > 1) errors.push('ha.etcd.endpoints mix http and https; use one scheme for every endpoint');
+  }
+  if (etcd['prefix'] !== undefined) {
+    const p = etcd['prefix'];
+    if (typeof p === 'string' && ETCD_PREFIX.test(p) && p.endsWith('/')) out.etcd.prefix = p;
+    else errors.push(`ha.etcd.prefix is ${JSON.stringify(p)}; it must be 1-100 characters of letters, digits, . _ / -, ending with /`);
+  }
+  const tls = etcd['tls'];
+  if (tls !== undefined) {
+    if (!isObject(tls)) errors.push('ha.etcd.tls must be an object { caFile, certFile?, keyFile? }');
+    else {
+      for (const key of Object.keys(tls)) if (!['caFile', 'certFile', 'keyFile'].includes(key)) errors.push(`ha.etcd.tls.${key} is not an etcd TLS setting (accepted: caFile, certFile, keyFile)`);
+      const file = (key: string): string | null => {
+        const v = tls[key];
+        if (v === undefined) return null;
+        if (typeof v === 'string' && v.length > 0) return v;
+        errors.push(`ha.etcd.tls.${key} is ${JSON.stringify(v)}; it must be a file path`);
+        return null;
+      };
+      const caFile = file('caFile');
+      const certFile = file('certFile');
+      const keyFile = file('keyFile');
+      if (caFile === null && tls['caFile'] === undefined) errors.push('ha.etcd.tls.caFile is missing; it must be the file of the CA that signs etcd\'s certificate');
+      if ((certFile === null) !== (keyFile === null)) errors.push('ha.etcd.tls.certFile and ha.etcd.tls.keyFile go together (a client certificate and its key)');
+      if (caFile !== null) out.etcd.tls = { caFile, certFile, keyFile };
+    }
+  }
+  const auth = etcd['auth'];
+  if (auth !== undefined) {
+    if (!isObject(auth) || typeof auth['username'] !== 'string' || auth['username'].length === 0 || auth['username'].length > 128 || typeof auth['passwordFile'] !== 'string' || auth['passwordFile'].length === 0) {
+      errors.push('ha.etcd.auth must be { username: 1-128 characters, passwordFile: a file path }');
+    } else {
+      for (const key of Object.keys(auth)) if (!['username', 'passwordFile'].includes(key)) errors.push(`ha.etcd.auth.${key} is not an etcd auth setting (accepted: username, passwordFile)`);
+      out.etcd.auth = { username: auth['username'], passwordFile: auth['passwordFile'] };
+    }
+  }
+  return out;
+}
+
 /** How the proxy reaches replicas (the per-request path's upstream connections). */
 export interface ProxyConfig {
   /** Ping each upstream connection this often while it carries calls, ms. */
@@ -300,6 +423,8 @@ export interface BalancerConfig {
   limits: LimitsConfig;
   proxy: ProxyConfig;
   xds: XdsConfig;
+  /** Several balancers coordinated through etcd; null: one balancer, no etcd (the default). */
+  ha: HaConfig | null;
 }
 
 /** No token, no TLS. */
@@ -648,7 +773,7 @@ function checkAddress(value: unknown, where: string, errors: string[], fallback:
   return value;
 }
 
-const TOP_KEYS = new Set(['listen', 'controlListen', 'adminListen', 'dashboardPushIntervalMs', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits', 'proxy', 'xds']);
+const TOP_KEYS = new Set(['listen', 'controlListen', 'adminListen', 'dashboardPushIntervalMs', 'groups', 'autoCreateGroups', 'groupDefaults', 'security', 'limits', 'proxy', 'xds', 'ha']);
 
 /** Validates a whole configuration object (already parsed from JSON/YAML). */
 export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> {
@@ -703,8 +828,9 @@ export function parseBalancerConfig(raw: unknown): ConfigResult<BalancerConfig> 
   const limits = parseLimits(raw['limits'], errors);
   const proxy = parseProxy(raw['proxy'], errors);
   const xds = parseXds(raw['xds'], errors);
+  const ha = parseHa(raw['ha'], errors);
   if (errors.length > 0) return { ok: false, errors };
-  const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits, proxy, xds };
+  const value: BalancerConfig = { listen, controlListen, adminListen, dashboardPushIntervalMs, groups, autoCreateGroups, groupDefaults, security, limits, proxy, xds, ha };
   VALIDATED.add(value);
   return { ok: true, value };
 }
@@ -755,6 +881,22 @@ export function serializeBalancerConfig(config: BalancerConfig): Record<string, 
     limits: { ...config.limits },
     proxy: { ...config.proxy },
     xds: { ...config.xds },
+    ...(config.ha !== null ? { ha: haToJson(config.ha) } : {}),
+  };
+}
+
+function haToJson(ha: HaConfig): Record<string, unknown> {
+  const { tls, auth } = ha.etcd;
+  return {
+    etcd: {
+      endpoints: [...ha.etcd.endpoints],
+      prefix: ha.etcd.prefix,
+      ...(tls !== null ? { tls: { caFile: tls.caFile, ...(tls.certFile !== null ? { certFile: tls.certFile } : {}), ...(tls.keyFile !== null ? { keyFile: tls.keyFile } : {}) } } : {}),
+      ...(auth !== null ? { auth: { ...auth } } : {}),
+    },
+    ...(ha.balancerId !== null ? { balancerId: ha.balancerId } : {}),
+    leaseTtlMs: ha.leaseTtlMs,
+    keyRotationMs: ha.keyRotationMs,
   };
 }
 

@@ -5,7 +5,7 @@
  * entries plus listeners (the dashboard's live feed).
  */
 
-export type DecisionKind = 'advisory' | 'member-joined' | 'member-left' | 'member-state' | 'recall' | 'strategy' | 'granularity';
+export type DecisionKind = 'advisory' | 'member-joined' | 'member-left' | 'member-state' | 'recall' | 'strategy' | 'granularity' | 'leader';
 
 export interface Decision {
   /** Increases by one per entry. */

@@ -16,6 +16,19 @@ export interface MetricSources {
   refusals: ReadonlyMap<string, number>;
   /** The xDS server's figures, if it runs. */
   xds?: () => { streams: number; pushes: number; nacks: number } | null;
+  /** The HA coordinator's view (only with `ha`: the rebind_ha_* metrics exist only then). */
+  ha?: () => HaMetricSource;
+}
+
+/** What the rebind_ha_* metrics read. */
+export interface HaMetricSource {
+  etcdUp: boolean;
+  /** Groups this balancer campaigns for, and whether it leads each. */
+  leading: [group: string, leading: boolean][];
+  /** Live balancers registered in etcd (as last seen). */
+  balancers: number;
+  /** Times this balancer became a group's leader, by group. */
+  leaderGains: ReadonlyMap<string, number>;
 }
 
 /** Per-group counters exported as `rebind_<name>_total`, with their help text. */
@@ -152,6 +165,46 @@ export function balancerMetrics(sources: MetricSources, options: { processMetric
       this.inc(sources.xds?.()?.pushes ?? 0);
     },
   });
+
+  const ha = sources.ha;
+  if (ha !== undefined) {
+    new Gauge({
+      name: 'rebind_ha_etcd_up',
+      help: 'Whether etcd answered this balancer\'s last call (1) or not (0: serving from what it has, not planning)',
+      registers: [registry],
+      collect() {
+        this.set(ha().etcdUp ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'rebind_ha_leader',
+      help: "1 if this balancer is the group's proven planning leader, else 0",
+      labelNames: ['group'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [group, leading] of ha().leading) this.set({ group }, leading ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'rebind_ha_balancers',
+      help: 'Balancers registered in etcd (live leases), as this balancer last saw them',
+      registers: [registry],
+      collect() {
+        this.set(ha().balancers);
+      },
+    });
+    new Counter({
+      name: 'rebind_ha_leader_changes_total',
+      help: "Times this balancer became a group's leader (summed over the balancers: the group's leader changes)",
+      labelNames: ['group'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [group, n] of ha().leaderGains) this.inc({ group }, n);
+      },
+    });
+  }
 
   new Counter({
     name: 'rebind_refused_inputs_total',

@@ -14,7 +14,9 @@ export function adminClient(address: string, credentials = grpc.credentials.crea
 
 /** Turns a failed admin call into a one-line message. */
 export function describeError(address: string, err: grpc.ServiceError): string {
-  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+  // A balancer that answers UNAVAILABLE because etcd is unreachable (HA) says so itself.
+  const fromBalancer = err.code === grpc.status.UNAVAILABLE && err.details.startsWith('etcd is unreachable');
+  if (!fromBalancer && (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED)) {
     return `cannot reach the balancer's control address ${address}: ${err.details.replace(/\s*Resolution note:\s*$/, '')}`;
   }
   return `${grpc.status[err.code] ?? err.code}: ${err.details}`;

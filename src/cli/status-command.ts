@@ -7,6 +7,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_BINDINGS_SHOWN, MAX_BINDINGS_SHOWN } from '../balancer/admin';
 import { DEFAULT_CONTROL_LISTEN } from '../balancer/config';
 import type { GroupStatus__Output } from '../generated/rebind/v1/GroupStatus';
+import type { HaStatus__Output } from '../generated/rebind/v1/HaStatus';
 import type { ListGroupsResponse__Output } from '../generated/rebind/v1/ListGroupsResponse';
 import { adminCall, adminClient, formatGroup } from './admin-client';
 import { addControlAuthOptions, controlCredentials, controlToken, hostPort, positiveInteger, type ControlAuthOptions } from './options';
@@ -50,6 +51,18 @@ export function formatLedger(group: GroupStatus__Output, nowMs: number): string[
   return lines;
 }
 
+/**
+ * The HA lines (several balancers on etcd): etcd health as the answering
+ * balancer sees it, the balancers registered and the leader of each group.
+ */
+export function formatHa(ha: HaStatus__Output, nowMs: number): string[] {
+  const etcd = ha.etcdUp ? 'etcd up' : `etcd UNREACHABLE since ${ago(nowMs - ha.etcdDownSinceUnixMs)}: not planning`;
+  const lines = [`ha: balancer ${ha.balancerId}, ${etcd}, ${ha.balancers.length} balancer${ha.balancers.length === 1 ? '' : 's'}`];
+  for (const b of ha.balancers) lines.push(`  balancer ${b.id}${b.id === ha.balancerId ? ' (this one)' : ''}  data ${b.address}  control ${b.controlAddress}${b.adminAddress ? `  admin ${b.adminAddress}` : ''}  started ${ago(nowMs - b.startedAtUnixMs)}`);
+  for (const l of ha.leaders) lines.push(`  leader of ${l.group}: ${l.balancerId || 'none'}${l.leading ? ' (this one)' : ''}`);
+  return lines;
+}
+
 /** `--bindings [n]`: a count 0..MAX_BINDINGS_SHOWN. */
 function bindingsCount(value: string): number {
   const n = value === '0' ? 0 : positiveInteger(value);
@@ -76,7 +89,7 @@ export function registerStatusCommand(program: Command): void {
         if (opts.json) return JSON.stringify(reply);
         const now = Date.now();
         const stamp = new Date(now).toISOString().slice(11, 19);
-        return [`rebind status  ${opts.balancer}  ${stamp}`, ...reply.groups.flatMap((g) => [formatGroup(g), ...formatLedger(g, now)])].join('\n');
+        return [`rebind status  ${opts.balancer}  ${stamp}`, ...(reply.ha !== null ? formatHa(reply.ha, now) : []), ...reply.groups.flatMap((g) => [formatGroup(g), ...formatLedger(g, now)])].join('\n');
       };
       try {
         if (!opts.watch) {

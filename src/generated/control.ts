@@ -11,6 +11,9 @@ import type { ClientLoad as _rebind_v1_ClientLoad, ClientLoad__Output as _rebind
 import type { ControlClient as _rebind_v1_ControlClient, ControlDefinition as _rebind_v1_ControlDefinition } from './rebind/v1/Control';
 import type { Detach as _rebind_v1_Detach, Detach__Output as _rebind_v1_Detach__Output } from './rebind/v1/Detach';
 import type { GroupStatus as _rebind_v1_GroupStatus, GroupStatus__Output as _rebind_v1_GroupStatus__Output } from './rebind/v1/GroupStatus';
+import type { HaBalancer as _rebind_v1_HaBalancer, HaBalancer__Output as _rebind_v1_HaBalancer__Output } from './rebind/v1/HaBalancer';
+import type { HaLeader as _rebind_v1_HaLeader, HaLeader__Output as _rebind_v1_HaLeader__Output } from './rebind/v1/HaLeader';
+import type { HaStatus as _rebind_v1_HaStatus, HaStatus__Output as _rebind_v1_HaStatus__Output } from './rebind/v1/HaStatus';
 import type { Hello as _rebind_v1_Hello, Hello__Output as _rebind_v1_Hello__Output } from './rebind/v1/Hello';
 import type { ListGroupsRequest as _rebind_v1_ListGroupsRequest, ListGroupsRequest__Output as _rebind_v1_ListGroupsRequest__Output } from './rebind/v1/ListGroupsRequest';
 import type { ListGroupsResponse as _rebind_v1_ListGroupsResponse, ListGroupsResponse__Output as _rebind_v1_ListGroupsResponse__Output } from './rebind/v1/ListGroupsResponse';
@@ -43,6 +46,9 @@ export interface ProtoGrpcType {
       Control: SubtypeConstructor<typeof grpc.Client, _rebind_v1_ControlClient> & { service: _rebind_v1_ControlDefinition }
       Detach: MessageTypeDefinition<_rebind_v1_Detach, _rebind_v1_Detach__Output>
       GroupStatus: MessageTypeDefinition<_rebind_v1_GroupStatus, _rebind_v1_GroupStatus__Output>
+      HaBalancer: MessageTypeDefinition<_rebind_v1_HaBalancer, _rebind_v1_HaBalancer__Output>
+      HaLeader: MessageTypeDefinition<_rebind_v1_HaLeader, _rebind_v1_HaLeader__Output>
+      HaStatus: MessageTypeDefinition<_rebind_v1_HaStatus, _rebind_v1_HaStatus__Output>
       Hello: MessageTypeDefinition<_rebind_v1_Hello, _rebind_v1_Hello__Output>
       ListGroupsRequest: MessageTypeDefinition<_rebind_v1_ListGroupsRequest, _rebind_v1_ListGroupsRequest__Output>
       ListGroupsResponse: MessageTypeDefinition<_rebind_v1_ListGroupsResponse, _rebind_v1_ListGroupsResponse__Output>

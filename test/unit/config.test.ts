@@ -117,6 +117,59 @@ describe('balancer configuration', () => {
     expect(plain).toMatchObject({ ok: true, value: { security: { adminHosts: [], adminUnauthenticatedChanges: false } } });
   });
 
+  it('ha: absent by default; defaults filled, given values kept and round-tripped', () => {
+    const plain = parseBalancerConfig(valid);
+    expect(plain.ok && plain.value.ha).toBe(null);
+    const min = parseBalancerConfig({ ...valid, ha: { etcd: { endpoints: ['http://127.0.0.1:2379'] } } });
+    expect(min.ok && min.value.ha).toEqual({
+      etcd: { endpoints: ['http://127.0.0.1:2379'], prefix: '/rebind/', tls: null, auth: null },
+      balancerId: null,
+      leaseTtlMs: 2000,
+      keyRotationMs: 86_400_000,
+    });
+    const full = parseBalancerConfig({
+      ...valid,
+      ha: {
+        etcd: { endpoints: ['https://etcd-a:2379', 'https://etcd-b:2379/'], prefix: '/prod/rebind/', tls: { caFile: 'ca.pem', certFile: 'c.pem', keyFile: 'k.pem' }, auth: { username: 'rebind', passwordFile: 'pw' } },
+        balancerId: 'lb-1.eu_west',
+        leaseTtlMs: 5000,
+        keyRotationMs: 3_600_000,
+      },
+    });
+    expect(full.ok).toBe(true);
+    if (!full.ok) return;
+    expect(full.value.ha).toEqual({
+      etcd: { endpoints: ['https://etcd-a:2379', 'https://etcd-b:2379'], prefix: '/prod/rebind/', tls: { caFile: 'ca.pem', certFile: 'c.pem', keyFile: 'k.pem' }, auth: { username: 'rebind', passwordFile: 'pw' } },
+      balancerId: 'lb-1.eu_west',
+      leaseTtlMs: 5000,
+      keyRotationMs: 3_600_000,
+    });
+    expect(parseBalancerConfig(JSON.parse(JSON.stringify(serializeBalancerConfig(full.value))))).toEqual(full);
+  });
+
+  it.each([
+    [{ ha: 'etcd' }, 'ha must be an object'],
+    [{ ha: {} }, 'ha.etcd is undefined; it must be an object with endpoints'],
+    [{ ha: { etcd: { endpoints: [] } } }, 'ha.etcd.endpoints must be a list of 1-16 URLs'],
+    [{ ha: { etcd: { endpoints: ['127.0.0.1:2379'] } } }, 'ha.etcd.endpoints[0] is "127.0.0.1:2379"; it must be a URL http(s)://host:port'],
+    [{ ha: { etcd: { endpoints: ['http://a:1', 'https://b:1'] } } }, 'ha.etcd.endpoints mix http and https'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'], prefix: 'rebind' } } }, 'ha.etcd.prefix is "rebind"; it must be 1-100 characters of letters, digits, . _ / -, ending with /'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'], tls: { certFile: 'c' } } } }, 'ha.etcd.tls.caFile is missing'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'], tls: { caFile: 'ca', certFile: 'c' } } } }, 'ha.etcd.tls.certFile and ha.etcd.tls.keyFile go together'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'], auth: { username: 'u', password: 'p' } } } }, 'ha.etcd.auth must be { username: 1-128 characters, passwordFile: a file path }'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'], hosts: [] } } }, 'ha.etcd.hosts is not an etcd setting (accepted: endpoints, prefix, tls, auth)'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'] }, balancerId: 'a b' } }, 'ha.balancerId is "a b"; it must be 1-64 characters of letters, digits, . _ -'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'] }, leaseTtlMs: 500 } }, 'ha.leaseTtlMs is 500; it must be an integer >= 1000 and <= 60000 (ms, whole seconds)'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'] }, leaseTtlMs: 2500 } }, 'ha.leaseTtlMs is 2500; it must be whole seconds'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'] }, keyRotationMs: 1000 } }, 'ha.keyRotationMs is 1000; it must be an integer >= 60000'],
+    [{ ha: { etcd: { endpoints: ['http://a:1'] }, leader: true } }, 'ha.leader is not an ha setting (accepted: etcd, balancerId, leaseTtlMs, keyRotationMs)'],
+  ])('ha: refuses %j naming the field and its range', (ha, message) => {
+    const result = parseBalancerConfig({ ...valid, ...ha });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.join('\n')).toContain(message);
+  });
+
   it('refuses a non-object', () => {
     expect(parseBalancerConfig('listen: 1')).toEqual({ ok: false, errors: ['configuration must be an object'] });
   });
