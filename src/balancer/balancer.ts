@@ -28,6 +28,7 @@ import { xdsServices } from './xds/protos';
 import { Registry } from './registry';
 import { Voucher } from './vouch';
 import { Coordinator } from './ha/coordinator';
+import { KEYRING_DOC, KeyRingSync } from './ha/keyring-sync';
 import { DEFAULT_CONTROL_LIMITS, type ControlLimits } from './validate';
 
 /**
@@ -123,6 +124,8 @@ export class Balancer {
   private readonly log: Logger;
   /** Coordination with the other balancers through etcd (configuration `ha`); null: a single balancer. */
   readonly coordinator: Coordinator | null = null;
+  /** The vouching key ring shared through etcd (configuration `ha`); null: this balancer's own key. */
+  readonly keyRing: KeyRingSync | null = null;
 
   private constructor(options: BalancerOptions) {
     let config: BalancerConfig;
@@ -164,7 +167,10 @@ export class Balancer {
       };
     };
     for (const group of this.registry.groups.values()) watchGroup(group);
-    if (config.ha !== null) this.coordinator = this.coordinate(config.ha, options.logger, refused);
+    if (config.ha !== null) {
+      this.coordinator = this.coordinate(config.ha, options.logger, refused);
+      this.keyRing = new KeyRingSync({ doc: this.coordinator.sharedDoc(KEYRING_DOC), voucher: this.voucher, rotationMs: config.ha.keyRotationMs, log: moduleLogger('balancer.ha', options.logger), refused });
+    }
     this.registry.listen({
       groupAdded: watchGroup,
       memberAdded: (group, member) => this.decisions.record('member-joined', group.name, `member ${member.id} (${member.address}) attached`),
@@ -352,6 +358,9 @@ export class Balancer {
       balancer.coordinator.start();
       // Serve with etcd's run-time configuration from the first bind when etcd answers; never wait longer for it.
       await balancer.coordinator.synced(HA_START_SYNC_WAIT_MS);
+      // Sign with the shared ring from the first bind when etcd answers (clients bound through any balancer then accept this one's vouchers).
+      const ring = balancer.keyRing!.start().catch((err: Error) => balancer.log.warn({ err: err.message }, 'could not read the shared key ring yet; signing with this balancer\'s own key until etcd answers'));
+      await Promise.race([ring, new Promise((resolve) => setTimeout(resolve, HA_START_SYNC_WAIT_MS).unref())]);
     }
     balancer.analyzer.start();
     balancer.log.info(
@@ -375,6 +384,7 @@ export class Balancer {
   async stop(): Promise<void> {
     this.analyzer.stop();
     // Revoking the lease hands this balancer's leaderships over at once.
+    this.keyRing?.stop();
     await this.coordinator?.stop();
     await this.adminHttp?.close();
     this.controlServer.forceShutdown();
