@@ -7,7 +7,8 @@
  *   - clients:  `new Client(balancerAddress, creds, clientOptions())`
  *   - balancer: `Balancer.start({ config })` or the `rebind balancer` CLI
  */
-export { attach, serverMethods, INFRASTRUCTURE_SERVICES, type AttachOptions, type Replica, type ReplicaState, type BackoffOptions } from './replica/attach';
+export { attach, serverMethods, INFRASTRUCTURE_SERVICES, type AttachOptions, type Replica, type ReplicaState, type BackoffOptions, type BalancerLinkStatus } from './replica/attach';
+export { MAX_BALANCERS, balancerTarget } from './common/balancers';
 export { clientOptions, clientIdOf, type ClientOptionsInput } from './interceptors/client-options';
 export { clientEvents, type RebindClientEvents } from './interceptors/client-policy';
 export { Balancer, ConfigError, type BalancerOptions } from './balancer/balancer';

@@ -148,8 +148,8 @@ export function stockServices(name: string, affinity: () => string, factoryCostU
 
 export interface StockReplicaOptions {
   name: string;
-  /** Balancer's control address. */
-  balancer: string;
+  /** Balancer's control address, or several (an HA set: the replica attaches to each). */
+  balancer: string | readonly string[];
   group?: string;
   /** host:port to listen on (port 0 picks one). */
   listen?: string;

@@ -36,6 +36,7 @@ import { connectivityState as ConnectivityState, experimental, Metadata, status 
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { formatHostPort, parseHostPort } from '../common/address';
+import { MAX_BALANCERS } from '../common/balancers';
 import { pickOfTwo, smoothNext } from '../common/smooth-wrr';
 export { pickOfTwo };
 import {
@@ -228,7 +229,8 @@ class Target {
   destroyed = false;
 
   constructor(
-    readonly label: string,
+    /** How hops, events and errors name it: host:port; the balancer's is every address it may use (it may change on re-resolution). */
+    public label: string,
     helper: ChannelControlHelper,
     private readonly onChange: (target: Target) => void,
   ) {
@@ -517,15 +519,16 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     this.config = lbConfig;
     this.options = options;
     this.clientId = identifyCaller(String(options['grpc.secondary_user_agent'] ?? '')).clientId;
-    let label = 'balancer';
-    if (endpointList.ok && endpointList.value.length > 0) {
-      const first = endpointList.value[0]!.addresses[0];
-      if (first !== undefined && 'host' in first) label = formatHostPort(first.host, first.port);
-    }
-    if (this.balancer === null || this.balancer.label !== label) {
-      this.balancer?.destroy();
-      this.balancer = new Target(label, this.helper, (t) => this.targetChanged(t));
-    }
+    // The balancer target is one pick_first over every address the channel's target resolves
+    // to (several balancers: an HA set): it uses the first it reaches and fails over to the next.
+    // A forward from whichever it is connected to is the balancer's (from === this.balancer).
+    const addresses: string[] = [];
+    if (endpointList.ok) for (const e of endpointList.value) for (const a of e.addresses) if ('host' in a) addresses.push(formatHostPort(a.host, a.port));
+    const label = addresses.length === 0 ? 'balancer' : addresses.length <= MAX_BALANCERS ? addresses.join(',') : `${addresses.slice(0, MAX_BALANCERS).join(',')},+${addresses.length - MAX_BALANCERS}`;
+    if (this.balancer === null) this.balancer = new Target(label, this.helper, (t) => this.targetChanged(t));
+    // A new resolution (a balancer added or gone, a new order) updates the same pick_first, which
+    // keeps its connection if that address is still listed: no call through the balancer is cut.
+    else if (addresses.length > 0) this.balancer.label = label;
     this.balancer.update(endpointList, options, note);
     const owner = lbConfig.affinity === null ? null : (parseAffinityToken(lbConfig.affinity) as { address: string }).address;
     if (owner !== this.pinned?.label) {

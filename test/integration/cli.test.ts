@@ -2,10 +2,11 @@
  * The rebind CLI as a user runs it: separate processes, exit codes, error
  * messages that say what is accepted.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Balancer } from '../../src/index';
 import { startBalancer } from '../support/cluster';
@@ -91,6 +92,30 @@ describe('rebind set-strategy / set-granularity', () => {
   });
 });
 
+describe('rebind replica with several balancers', () => {
+  it('-b given twice attaches the replica to both balancers', async () => {
+    const balancers = await Promise.all([0, 1].map(() => startBalancer([{ name: 'stock' }])));
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'replica', '-b', balancers[0]!.controlAddress, '-b', balancers[1]!.controlAddress, '-n', 'multi', '--exit-with-parent'], {
+      cwd: root,
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, REBIND_LOG_LEVEL: 'silent' },
+    });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).on('line', (l) => l.startsWith('replica multi serving') && resolve(l));
+        child.once('exit', (code) => reject(new Error(`rebind replica exited with ${code}`)));
+      });
+      expect(line).toContain(`of group stock at ${balancers[0]!.controlAddress}, ${balancers[1]!.controlAddress}`);
+      for (const b of balancers) expect(b.registry.groups.get('stock')!.members.size).toBe(1);
+      const tooMany = await rebind('replica', ...Array.from({ length: 17 }, (_, i) => ['-b', `127.0.0.1:${3000 + i}`]).flat());
+      expect([tooMany.code, tooMany.stderr]).toEqual([1, expect.stringContaining('--balancer lists 17 balancers; at most 16')]);
+    } finally {
+      child.kill('SIGKILL');
+      await Promise.all(balancers.map((b) => b.stop()));
+    }
+  });
+});
+
 describe('rebind xds-bootstrap', () => {
   it('prints a bootstrap naming the control address, the node id and xds_v3; refuses a bad group or node id with exit 2', async () => {
     const ok = await rebind('xds-bootstrap', '--group', 'stock.SessionFactory', '--node-id', 'trader-7', '--balancer', '127.0.0.1:50052');
@@ -105,5 +130,17 @@ describe('rebind xds-bootstrap', () => {
     expect([badGroup.code, badGroup.stderr]).toEqual([2, expect.stringContaining('--group must be')]);
     const badNode = await rebind('xds-bootstrap', '--group', 'echo', '--node-id', 'x'.repeat(300));
     expect([badNode.code, badNode.stderr]).toEqual([2, expect.stringContaining('--node-id must be')]);
+  });
+
+  it('--balancer given several times lists several xds_servers in that order (gRFC A71 fallback); refuses duplicates and more than 16', async () => {
+    const ok = await rebind('xds-bootstrap', '--group', 'echo', '--node-id', 'n1', '--balancer', '127.0.0.1:50052', '--balancer', '127.0.0.2:50052', '--balancer', 'balancer-c.example:50052');
+    expect(ok.code).toBe(0);
+    const servers = (JSON.parse(ok.stdout) as { xds_servers: { server_uri: string; channel_creds: unknown; server_features: string[] }[] }).xds_servers;
+    expect(servers.map((s) => s.server_uri)).toEqual(['127.0.0.1:50052', '127.0.0.2:50052', 'balancer-c.example:50052']);
+    for (const s of servers) expect([s.channel_creds, s.server_features]).toEqual([[{ type: 'insecure' }], ['xds_v3']]);
+    const twice = await rebind('xds-bootstrap', '--group', 'echo', '--balancer', '127.0.0.1:1', '--balancer', '127.0.0.1:1');
+    expect([twice.code, twice.stderr]).toEqual([2, expect.stringContaining('--balancer lists 127.0.0.1:1 twice')]);
+    const many = await rebind('xds-bootstrap', '--group', 'echo', ...Array.from({ length: 17 }, (_, i) => ['--balancer', `127.0.0.1:${1000 + i}`]).flat());
+    expect([many.code, many.stderr]).toEqual([2, expect.stringContaining('--balancer lists 17 balancers; at most 16')]);
   });
 });
