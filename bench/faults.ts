@@ -7,6 +7,11 @@
  *   slow_replica      one replica becomes 20x slower
  *   replica_drain     one replica shuts down gracefully (drain) — its clients'
  *                     calls are NOT declared idempotent: a drain must lose none
+ *   balancer_failover 3 balancers on a real etcd (HA), replicas attached to
+ *                     all, clients listing all three (the leader first, so
+ *                     they bound through it); SIGKILL of the planning leader
+ *                     while a fifth replica joins (the next imbalance): time
+ *                     until another balancer leads and until it plans
  * Other scenarios' calls are declared idempotent (clientOptions idempotent).
  * Per scenario: calls, failures, recovery, p99 / p99.9 of the calls started
  * in the 5 s before the fault, 0-5 s and 1-5 s after it, and the attempts
@@ -21,11 +26,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { adminCall, adminClient } from '../src/cli/admin-client';
 import type { ListGroupsResponse__Output } from '../src/generated/rebind/v1/ListGroupsResponse';
+import { balancerTarget } from '../src/index';
 import { renderSvg } from './lib/charts';
+import { EtcdProcess, ensureEtcd } from './lib/etcd';
 import { freePort, histogram, machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
 import { startBalancerProcess, Worker, type BalancerProcess, runBenchCommand } from './lib/processes';
 
-const SCENARIOS = ['replica_crash', 'replica_hang', 'balancer_restart', 'slow_replica', 'replica_drain'] as const;
+const SCENARIOS = ['replica_crash', 'replica_hang', 'balancer_restart', 'slow_replica', 'replica_drain', 'balancer_failover'] as const;
+/** balancer_failover: the balancers' lease TTL (etcd here allows 1 s leases: heartbeat 50 ms, see lib/etcd.ts). */
+const FAILOVER_LEASE_TTL_MS = 1000;
 type Scenario = (typeof SCENARIOS)[number];
 const CLIENTS = 8;
 const RATE = 50;
@@ -58,6 +67,10 @@ interface ScenarioResult {
   sent_to_faulty_ms_by_client: number[][];
   /** Per client: its binding changes from 1 s before the fault on: [ms after the fault, 'bound' | 'unbound', from, to or reason]. */
   binding_events_by_client: (string | number)[][][];
+  /** balancer_failover: ms from the SIGKILL until a survivor leads the group, and until it made its first plan. */
+  new_leader_ms?: number | null;
+  next_plan_ms?: number | null;
+  next_plan_moves?: number | null;
   notes: string;
   /** [seconds since the fault, successful calls/s, failed calls/s] per 100 ms. */
   timeline: number[][];
@@ -67,23 +80,39 @@ interface ScenarioResult {
 async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: number; reportIntervalMs: number }, tmp: string): Promise<ScenarioResult> {
   const stops: (() => Promise<void>)[] = [];
   try {
-    const dataPort = await freePort();
-    const controlPort = await freePort();
-    const file = path.join(tmp, `${name}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        listen: `127.0.0.1:${dataPort}`,
-        controlListen: `127.0.0.1:${controlPort}`,
-        adminListen: '127.0.0.1:0',
-        groups: [{ name: 'bench', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: opts.reportIntervalMs }],
-      }),
-    );
-    let balancer: BalancerProcess = await startBalancerProcess(file);
-    stops.push(() => balancer.stop());
+    const group = { name: 'bench', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: opts.reportIntervalMs };
+    /** A balancer's configuration file on fixed free ports (balancer_restart restarts it on the same ones). */
+    const configFile = async (suffix: string, extra: Record<string, unknown> = {}): Promise<string> => {
+      const file = path.join(tmp, `${name}${suffix}.json`);
+      writeFileSync(file, JSON.stringify({ listen: `127.0.0.1:${await freePort()}`, controlListen: `127.0.0.1:${await freePort()}`, adminListen: '127.0.0.1:0', groups: [group], ...extra }));
+      return file;
+    };
+    const file = await configFile('');
+    /** balancer_failover: the HA set (the first one started leads) and its etcd. */
+    let set: { id: string; process: BalancerProcess }[] = [];
+    if (name === 'balancer_failover') {
+      const available = await ensureEtcd();
+      if (typeof available === 'string') throw new Error(`balancer_failover needs etcd: ${available}`);
+      const etcd = await EtcdProcess.start();
+      stops.push(() => etcd.stop());
+      for (const id of ['b1', 'b2', 'b3']) {
+        const ha = { etcd: { endpoints: [etcd.endpoint], prefix: '/bench/' }, leaseTtlMs: FAILOVER_LEASE_TTL_MS, balancerId: id };
+        const process = await startBalancerProcess(await configFile(`-${id}`, { ha }));
+        stops.push(() => process.stop());
+        set.push({ id, process });
+      }
+      // Clients list the leader first: they bind through the balancer that is killed.
+      const leaderId = await leaderOf(set.map((b) => b.process), 10_000);
+      if (leaderId === null) throw new Error('balancer_failover: no leader within 10 s');
+      set = [...set.filter((b) => b.id === leaderId), ...set.filter((b) => b.id !== leaderId)];
+    }
+    let balancer: BalancerProcess = set.length > 0 ? set[0]!.process : await startBalancerProcess(file);
+    if (set.length === 0) stops.push(() => balancer.stop());
+    const controls = set.length > 0 ? set.map((b) => b.process.control).join(',') : balancer.control;
+    const target = set.length > 0 ? balancerTarget(set.map((b) => b.process.data)) : balancer.data;
     const started = await Promise.all(
       [0, 1, 2, 3].map(async (i) => {
-        const { worker, ready } = await Worker.start(`r${i + 1}`, 'prime-replica.js', ['--name', `r${i + 1}`, '--mode', 'rebind', '--balancer', balancer.control, '--group', 'bench']);
+        const { worker, ready } = await Worker.start(`r${i + 1}`, 'prime-replica.js', ['--name', `r${i + 1}`, '--mode', 'rebind', '--balancer', controls, '--group', 'bench']);
         stops.push(() => worker.stop());
         return { worker, address: String(ready['address']) };
       }),
@@ -92,7 +121,7 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
     const idempotent = name !== 'replica_drain';
     const clients = await Promise.all(
       Array.from({ length: CLIENTS }, async (_, i) => {
-        const { worker } = await Worker.start(`c${i + 1}`, 'prime-client.js', ['--mode', 'rebind', '--target', balancer.data, ...(idempotent ? ['--idempotent'] : [])]);
+        const { worker } = await Worker.start(`c${i + 1}`, 'prime-client.js', ['--mode', 'rebind', '--target', target, ...(idempotent ? ['--idempotent'] : [])]);
         stops.push(() => worker.stop());
         return worker;
       }),
@@ -107,7 +136,19 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
     const faultAt = Date.now();
     let notes = '';
     let rebuiltAt: number | null = null;
+    const failover: { new_leader_ms: number | null; next_plan_ms: number | null; next_plan_moves: number | null } = { new_leader_ms: null, next_plan_ms: null, next_plan_moves: null };
     switch (name) {
+      case 'balancer_failover': {
+        const [killed, ...survivors] = set;
+        killed!.process.process.kill('SIGKILL');
+        // The next imbalance: a fifth replica joins the survivors as the leader dies.
+        const { worker } = await Worker.start('r5', 'prime-replica.js', ['--name', 'r5', '--mode', 'rebind', '--balancer', survivors.map((b) => b.process.control).join(','), '--group', 'bench']);
+        stops.push(() => worker.stop());
+        const watched = await watchFailover(survivors.map((b) => b.process), faultAt, 15_000);
+        Object.assign(failover, watched);
+        notes = `3 balancers on etcd (lease ${FAILOVER_LEASE_TTL_MS} ms); SIGKILL of the planning leader ${killed!.id}, through which every client had bound, as r5 joins: another leads ${watched.new_leader_ms ?? 'never'} ms after, and plans ${watched.next_plan_moves ?? 0} move(s) ${watched.next_plan_ms ?? 'never'} ms after the kill`;
+        break;
+      }
       case 'replica_crash':
         victim.process.kill('SIGKILL');
         notes = `SIGKILL of ${victimName} (${boundTo.filter((b) => b === victimName).length} clients bound to it)`;
@@ -152,7 +193,7 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
     const replies = await Promise.all(loads);
     const records = replies.flatMap((r, client) => ((r['records'] as number[][]) ?? []).map(([start, us, ok]) => ({ client, start: start!, end: start! + us! / 1000, us: us!, ok: ok === 1 })));
     // Attempts each client sent to the faulty replica (the policy's callSent event, see prime-client.ts).
-    const faulty = name === 'balancer_restart' ? null : started[0]!.address;
+    const faulty = name === 'balancer_restart' || name === 'balancer_failover' ? null : started[0]!.address;
     const toFaulty = replies.map((r) => ((r['sends'] as [number, string][]) ?? []).filter(([, to]) => to === faulty).map(([t]) => t));
     const afterFault = toFaulty.map((ts) => ts.filter((t) => t >= faultAt));
     const lastByClient = afterFault.map((ts) => (ts.length === 0 ? null : Math.max(...ts) - faultAt));
@@ -206,6 +247,7 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
           .slice(0, 50)
           .map((e) => [Number(e['t']) - faultAt, e.type === 'rebind' ? 'bound' : 'unbound', String(e['from']), String(e.type === 'rebind' ? e['to'] : e['reason']).slice(0, 200)]),
       ),
+      ...(name === 'balancer_failover' ? failover : {}),
       notes,
       timeline,
       errors,
@@ -213,6 +255,51 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
   } finally {
     for (const s of stops.reverse()) await s().catch(() => undefined);
   }
+}
+
+/** The id of the balancer that leads group "bench", as the first of `balancers` that answers says; null after `timeoutMs`. */
+async function leaderOf(balancers: BalancerProcess[], timeoutMs: number): Promise<string | null> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const b of balancers) {
+      const admin = adminClient(b.control);
+      try {
+        const r = await adminCall<ListGroupsResponse__Output>(admin, b.control, 'ListGroups', { group: 'bench' });
+        const id = r.ha?.leaders.find((l) => l.group === 'bench')?.balancerId ?? '';
+        if (id !== '') return id;
+      } catch {
+        // not up yet
+      } finally {
+        admin.close();
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return null;
+}
+
+/** Polls the surviving balancers: ms from `faultAt` until one says it leads, and until its first plan after the fault. */
+async function watchFailover(balancers: BalancerProcess[], faultAt: number, timeoutMs: number): Promise<{ new_leader_ms: number | null; next_plan_ms: number | null; next_plan_moves: number | null }> {
+  const out = { new_leader_ms: null as number | null, next_plan_ms: null as number | null, next_plan_moves: null as number | null };
+  const admins = balancers.map((b) => ({ b, admin: adminClient(b.control) }));
+  try {
+    while (Date.now() - faultAt < timeoutMs && out.next_plan_ms === null) {
+      for (const { b, admin } of admins) {
+        const r = await adminCall<ListGroupsResponse__Output>(admin, b.control, 'ListGroups', { group: 'bench' }).catch(() => null);
+        if (r === null) continue;
+        if (out.new_leader_ms === null && r.ha?.leaders.some((l) => l.group === 'bench' && l.leading)) out.new_leader_ms = Date.now() - faultAt;
+        const plan = r.groups[0]?.lastPlan;
+        if (plan != null && Number(plan.atUnixMs) >= faultAt) {
+          out.next_plan_ms = Number(plan.atUnixMs) - faultAt;
+          out.next_plan_moves = plan.moveCount;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    for (const { admin } of admins) admin.close();
+  }
+  return out;
 }
 
 async function chart(results: Record<string, ScenarioResult>): Promise<string> {
@@ -266,8 +353,9 @@ function markdown(json: { scenarios: Record<string, ScenarioResult>; report_inte
     }),
     '',
     'recovery: until every client has completed a successful call started after the fault (balancer_restart: until all 4 replicas are attached to the new balancer and have reported).',
+    'balancer_failover: 3 balancers on one etcd (Debian etcd 3.4 on loopback, lease TTL 1 s); the replicas attach to all three and the clients list all three, the planning leader first; the leader is SIGKILLed as a fifth replica joins the survivors; "another leads" and "plans" are read from the survivors\' admin API (ListGroups: ha.leaders, the group\'s last plan), polled every 25 ms.',
     'Latency columns: successful calls by the time they started: in the 5 s before the fault, in the 5 s after it, and from 1 s to 5 s after it (the first second is the clients\' reaction; the issue 12 acceptance compares this column with the one before).',
-    'Attempts to the faulty replica (r1; none for balancer_restart): every attempt a client started on a connection to it, as the rebind policy reports it (`callSent` client event: raised when the attempt\'s HTTP/2 stream is opened to that replica, answered or not), counted from the fault on; the last column is the latest of them over all clients.',
+    'Attempts to the faulty replica (r1; none for balancer_restart and balancer_failover): every attempt a client started on a connection to it, as the rebind policy reports it (`callSent` client event: raised when the attempt\'s HTTP/2 stream is opened to that replica, answered or not), counted from the fault on; the last column is the latest of them over all clients.',
   ].join('\n');
 }
 

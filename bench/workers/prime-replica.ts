@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   );
   const address = `127.0.0.1:${port}`;
   if (mode === 'rebind') {
-    await attach(server, { balancer: flag('balancer'), group: flag('group', 'bench'), address });
+    // --balancer a,b,c: an HA set (the replica attaches to each).
+    const balancers = flag('balancer').split(',');
+    await attach(server, { balancer: balancers.length === 1 ? balancers[0]! : balancers, group: flag('group', 'bench'), address });
   }
   let draining = false;
   const pushMs = Number(flag('push-ms', '0'));
