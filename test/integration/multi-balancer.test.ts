@@ -4,6 +4,7 @@
  * over between balancers. Balancers without `ha` stand in for an HA set:
  * each binds from its own control streams' reports. Real gRPC over loopback.
  */
+import { experimental } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -222,6 +223,47 @@ describe('a rebind client given several balancers', () => {
     expect(binds.reduce((a, b) => a + b, 0)).toBe(30);
     // Uniform over 3: each gets 10 on average; P(some balancer < 3 of 30) is below 1e-3.
     for (const n of binds) expect(n).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a re-resolution that lists its balancer among others keeps the connection to it', async () => {
+    balancers = await Promise.all([0, 1].map(() => startBalancer(BIND_ONLY)));
+    await startMultiReplica(balancers, 'r1');
+    await waitFor(() => balancers.every((b) => b.registry.groups.get('echo')!.members.size === 1), 5000, 20, 'member everywhere');
+    const sessions = (b: Balancer) => (b.dataPlane as unknown as { sessions: Set<unknown> }).sessions;
+    const lists = new Map<string, string[]>();
+    const listeners = new Map<string, experimental.ResolverListener>();
+    const push = (name: string) => {
+      const endpoints = lists.get(name)!.map((a) => ({ addresses: [{ host: a.split(':')[0]!, port: Number(a.split(':')[1]) }] }));
+      listeners.get(name)!({ ok: true, value: endpoints } as never, {}, null, '');
+    };
+    experimental.registerResolver(
+      'rebindtest',
+      class {
+        constructor(private readonly target: { path: string }, listener: experimental.ResolverListener) {
+          listeners.set(target.path, listener);
+        }
+        updateResolution() {
+          setImmediate(() => push(this.target.path));
+        }
+        destroy() {}
+        static getDefaultAuthority(target: { path: string }) {
+          return target.path;
+        }
+      } as never,
+    );
+    lists.set('keep', [balancers[0]!.address]);
+    const client = echoClient('rebindtest:keep', clientOptions());
+    closers.push(() => client.close());
+    await unary(client, { text: 'bind' }, undefined, { deadline: Date.now() + 5000 });
+    await waitFor(() => sessions(balancers[0]!).size === 1, 5000, 10, 'the client connected to balancer 0');
+    const session = [...sessions(balancers[0]!)][0];
+    // DNS now answers with a second balancer first: the channel stays on the one it uses.
+    lists.set('keep', [balancers[1]!.address, balancers[0]!.address]);
+    push('keep');
+    await sleep(500);
+    expect([...sessions(balancers[0]!)]).toEqual([session]);
+    expect(sessions(balancers[1]!).size).toBe(0);
+    await unary(client, { text: 'still bound' }, undefined, { deadline: Date.now() + 5000 });
   });
 
   it('names every listed balancer when none is reachable', async () => {
