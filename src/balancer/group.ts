@@ -4,6 +4,7 @@
  * methods are synchronous and take the time as an argument, so the analyzer
  * and the simulator can drive a group on virtual time.
  */
+import { MAX_BALANCERS } from '../common/balancers';
 import { canonicalAddress } from '../common/address';
 import { formatBinding, MAX_BINDING_MEMBERS, toPermille, type BindingMember } from '../common/wire';
 import { VOUCH_MARGIN_MS } from './vouch';
@@ -75,6 +76,15 @@ export const SLOW_LATENCY_FACTOR = 4;
 /** Client ids remembered per member as having avoided it (enough to count to {@link AVOIDS_TO_SET_ASIDE}). */
 const MAX_AVOIDERS_PER_MEMBER = 8;
 
+/**
+ * A peer count as the bind choice uses it: an integer 1..MAX_BALANCERS (a
+ * replica attaches to at most that many balancers, so no more bind to one
+ * member); anything else (NaN, 0, a hook that failed) counts as 1.
+ */
+export function peerCount(n: number): number {
+  return Number.isFinite(n) && n >= 1 ? Math.min(MAX_BALANCERS, Math.floor(n)) : 1;
+}
+
 export class Group {
   readonly members = new Map<string, Member>();
   readonly counters: GroupCounters = {
@@ -96,6 +106,12 @@ export class Group {
   autoCreated = false;
   /** Since when an auto-created group has had no member (ms), or null. */
   emptySinceMs: number | null = null;
+  /**
+   * Live balancers binding to this group's members (the registry's
+   * `peerBalancers`; 1 without HA): the bind choice counts its own pending
+   * binds that many times (see strategies/choose.ts).
+   */
+  peerBalancers: () => number = () => 1;
   /**
    * Who is bound where and since when, binds and calls on their way, holds,
    * transits and per-caller pending-bind credit: every client-keyed table of
@@ -308,6 +324,7 @@ export class Group {
       random: this.random,
       expectedClientLoad: this.expectedClientLoad(),
       expectedCallLoad: this.expectedCallLoad(),
+      peerBalancers: kind === 'bind' ? peerCount(this.peerBalancers()) : 1,
     });
     this.sequence++;
     if (index < 0) {

@@ -62,6 +62,13 @@ export class Registry {
   private readonly seenReplicaIds = new Set<string>();
   private nextMemberNumber = 1;
   private readonly listeners: RegistryListener[] = [];
+  /**
+   * Live balancers binding clients to these members: 1 (this one) without
+   * HA; with HA the coordinator's peer count. Each group's bind choice
+   * counts its pending binds that many times, so that balancers binding
+   * from the same reports do not herd new clients onto one member.
+   */
+  peerBalancers: () => number = () => 1;
 
   constructor(
     private config: BalancerConfig,
@@ -79,6 +86,7 @@ export class Registry {
     const group = new Group(config, this.log, this.random);
     group.autoCreated = autoCreated;
     group.maxPendingBindsPerCaller = this.config.limits.maxPendingBindsPerCaller;
+    group.peerBalancers = () => this.peerBalancers();
     this.groups.set(config.name, group);
     for (const l of this.listeners) l.groupAdded?.(group);
     return group;

@@ -215,6 +215,30 @@ function pickFirst(): experimental.TypedLoadBalancingConfig {
   return pickFirstConfig;
 }
 
+/** 32-bit FNV-1a of a string: a cheap, well-spread rank. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash;
+}
+
+/**
+ * The balancer's addresses in this channel's own order: ranked by a hash of
+ * a per-channel random seed and the address. Uniformly random across
+ * channels, so that the clients of one list spread their binds over every
+ * balancer rather than all using the first listed; stable for one channel,
+ * so that a re-resolution listing the same balancers keeps its choice.
+ * (grpc-js's pick_first `shuffleAddressList` is not used: its shuffle never
+ * puts the second of three addresses first.)
+ */
+export function channelOrder<T extends { addresses: readonly unknown[] }>(endpoints: readonly T[], seed: string): T[] {
+  const key = (e: T) => {
+    const a = e.addresses[0] as { host?: string; port?: number } | undefined;
+    return fnv1a(`${seed}|${a?.host ?? ''}:${a?.port ?? ''}`);
+  };
+  return endpoints.map((e) => ({ e, rank: key(e) })).sort((x, y) => x.rank - y.rank).map((x) => x.e);
+}
+
 /** A place calls can go: the balancer, or the replica the channel is bound to. */
 class Target {
   state: ConnectivityState = ConnectivityState.IDLE;
@@ -512,6 +536,9 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     this.avoid.set(address, Date.now() + AVOID_MS);
   }
 
+  /** Seeds this channel's own order of the balancer's addresses (see channelOrder). */
+  private readonly balancerSeed = Math.random().toString(36).slice(2);
+
   constructor(private readonly helper: ChannelControlHelper) {}
 
   updateAddressList(endpointList: StatusOr<Endpoint[]>, lbConfig: experimental.TypedLoadBalancingConfig, options: ChannelOptions, note: string): boolean {
@@ -520,7 +547,8 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     this.options = options;
     this.clientId = identifyCaller(String(options['grpc.secondary_user_agent'] ?? '')).clientId;
     // The balancer target is one pick_first over every address the channel's target resolves
-    // to (several balancers: an HA set): it uses the first it reaches and fails over to the next.
+    // to (several balancers: an HA set), in this channel's own random order: it uses the first
+    // it reaches and fails over to the next.
     // A forward from whichever it is connected to is the balancer's (from === this.balancer).
     const addresses: string[] = [];
     if (endpointList.ok) for (const e of endpointList.value) for (const a of e.addresses) if ('host' in a) addresses.push(formatHostPort(a.host, a.port));
@@ -529,7 +557,7 @@ export class RebindLoadBalancer implements experimental.LoadBalancer {
     // A new resolution (a balancer added or gone, a new order) updates the same pick_first, which
     // keeps its connection if that address is still listed: no call through the balancer is cut.
     else if (addresses.length > 0) this.balancer.label = label;
-    this.balancer.update(endpointList, options, note);
+    this.balancer.update(endpointList.ok ? { ok: true, value: channelOrder(endpointList.value, this.balancerSeed) } : endpointList, options, note);
     const owner = lbConfig.affinity === null ? null : (parseAffinityToken(lbConfig.affinity) as { address: string }).address;
     if (owner !== this.pinned?.label) {
       this.pinned?.destroy();

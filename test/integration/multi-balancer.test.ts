@@ -4,6 +4,7 @@
  * over between balancers. Balancers without `ha` stand in for an HA set:
  * each binds from its own control streams' reports. Real gRPC over loopback.
  */
+import { experimental } from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -205,9 +206,64 @@ describe('a rebind client given several balancers', () => {
     closers.push(() => client.close());
     const reply = await unary(client, { text: 'hi' }, undefined, { deadline: Date.now() + 5000 });
     expect(['r1', 'r2']).toContain(reply.servedBy);
-    // Bound by the second listed balancer: its forward was followed as the balancer's.
-    expect(balancers[0]!.registry.groups.get('echo')!.counters.binds).toBe(1);
+    // Bound by one of the live balancers: its forward was followed as the balancer's.
+    expect(balancers.map((b) => b.registry.groups.get('echo')!.counters.binds).sort()).toEqual([0, 1]);
     expect(refused).toEqual([]);
+  });
+
+  it('each channel takes the balancers in its own random order, so binds spread over the set', async () => {
+    balancers = await Promise.all([0, 1, 2].map(() => startBalancer(BIND_ONLY)));
+    await Promise.all(['r1', 'r2'].map((n) => startMultiReplica(balancers, n)));
+    await waitFor(() => balancers.every((b) => b.registry.groups.get('echo')!.members.size === 2), 5000, 20, 'members everywhere');
+    const target = balancerTarget(balancers.map((b) => b.address));
+    const clients = Array.from({ length: 30 }, () => echoClient(target, clientOptions()));
+    closers.push(() => clients.forEach((c) => c.close()));
+    await Promise.all(clients.map((c) => unary(c, { text: 'bind' }, undefined, { deadline: Date.now() + 5000 })));
+    const binds = balancers.map((b) => b.registry.groups.get('echo')!.counters.binds);
+    expect(binds.reduce((a, b) => a + b, 0)).toBe(30);
+    // Uniform over 3: each gets 10 on average; P(some balancer < 3 of 30) is below 1e-3.
+    for (const n of binds) expect(n).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a re-resolution that lists its balancer among others keeps the connection to it', async () => {
+    balancers = await Promise.all([0, 1].map(() => startBalancer(BIND_ONLY)));
+    await startMultiReplica(balancers, 'r1');
+    await waitFor(() => balancers.every((b) => b.registry.groups.get('echo')!.members.size === 1), 5000, 20, 'member everywhere');
+    const sessions = (b: Balancer) => (b.dataPlane as unknown as { sessions: Set<unknown> }).sessions;
+    const lists = new Map<string, string[]>();
+    const listeners = new Map<string, experimental.ResolverListener>();
+    const push = (name: string) => {
+      const endpoints = lists.get(name)!.map((a) => ({ addresses: [{ host: a.split(':')[0]!, port: Number(a.split(':')[1]) }] }));
+      listeners.get(name)!({ ok: true, value: endpoints } as never, {}, null, '');
+    };
+    experimental.registerResolver(
+      'rebindtest',
+      class {
+        constructor(private readonly target: { path: string }, listener: experimental.ResolverListener) {
+          listeners.set(target.path, listener);
+        }
+        updateResolution() {
+          setImmediate(() => push(this.target.path));
+        }
+        destroy() {}
+        static getDefaultAuthority(target: { path: string }) {
+          return target.path;
+        }
+      } as never,
+    );
+    lists.set('keep', [balancers[0]!.address]);
+    const client = echoClient('rebindtest:keep', clientOptions());
+    closers.push(() => client.close());
+    await unary(client, { text: 'bind' }, undefined, { deadline: Date.now() + 5000 });
+    await waitFor(() => sessions(balancers[0]!).size === 1, 5000, 10, 'the client connected to balancer 0');
+    const session = [...sessions(balancers[0]!)][0];
+    // DNS now answers with a second balancer first: the channel stays on the one it uses.
+    lists.set('keep', [balancers[1]!.address, balancers[0]!.address]);
+    push('keep');
+    await sleep(500);
+    expect([...sessions(balancers[0]!)]).toEqual([session]);
+    expect(sessions(balancers[1]!).size).toBe(0);
+    await unary(client, { text: 'still bound' }, undefined, { deadline: Date.now() + 5000 });
   });
 
   it('names every listed balancer when none is reachable', async () => {
@@ -230,11 +286,12 @@ describe('a rebind client given several balancers', () => {
     }
     await waitFor(() => balancers.every((b) => b.registry.groups.get('echo')!.members.size === 4), 5000, 20, 'four members on each in-process balancer');
     const target = balancerTarget([killed.data, ...balancers.map((b) => b.address)]);
-    const bound = Array.from({ length: 6 }, () => echoClient(target, clientOptions()));
+    const bound = Array.from({ length: 12 }, () => echoClient(target, clientOptions()));
     closers.push(() => bound.forEach((c) => c.close()));
-    // Bound through the first listed balancer (the one killed below): none of the others bound anyone.
+    // Bound through whichever balancer each channel took first (its own random order): some through the one killed below.
     for (const c of bound) await unary(c, { text: 'bind' }, undefined, { deadline: Date.now() + 5000 });
-    expect(balancers.map((b) => b.registry.groups.get('echo')!.counters.binds)).toEqual([0, 0]);
+    const survivorBinds = () => balancers.reduce((n, b) => n + b.registry.groups.get('echo')!.counters.binds, 0);
+    const bindsBefore = survivorBinds();
 
     let failed = 0;
     let calls = 0;
@@ -255,7 +312,7 @@ describe('a rebind client given several balancers', () => {
     console.log(`new client bound through a survivor ${failoverMs.toFixed(1)} ms after the SIGKILL`);
     expect(reply.servedBy).toMatch(/^r[1-4]$/);
     expect(failoverMs).toBeLessThan(1000);
-    expect(balancers.reduce((n, b) => n + b.registry.groups.get('echo')!.counters.binds, 0)).toBe(1);
+    expect(survivorBinds() - bindsBefore).toBe(1);
     const callsAtKill = calls;
     await sleep(1000);
     running = false;

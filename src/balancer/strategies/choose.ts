@@ -10,10 +10,22 @@ import type { ChooseInput } from './types';
 /** Relative band within which loads count as tied. */
 export const TIE_BAND = 0.05;
 
+/**
+ * Pending binds as the choice counts them: this balancer's own binds since
+ * the member's last report, times the live balancers (`peerBalancers`):
+ * with several balancers binding from the same reports, each assumes the
+ * others bind to a member as often as it does, so that they do not all pile
+ * new clients onto the member that looked lightest at the last report
+ * (measured in bench/herd.ts).
+ */
+export function countedPendingBinds(input: ChooseInput, pendingBinds: number): number {
+  return pendingBinds * (input.peerBalancers ?? 1);
+}
+
 /** Projected load of member `index` for the choice rule. */
 export function projectedLoad(input: ChooseInput, index: number): number {
   const member = input.members[index]!;
-  return member.load + member.pendingBinds * input.expectedClientLoad + member.pendingCalls * input.expectedCallLoad;
+  return member.load + countedPendingBinds(input, member.pendingBinds) * input.expectedClientLoad + member.pendingCalls * input.expectedCallLoad;
 }
 
 /**

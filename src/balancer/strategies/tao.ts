@@ -22,6 +22,7 @@
  * picks the clients whose loads add up to it and moves each to the least
  * loaded member that can take it.
  */
+import { countedPendingBinds } from './choose';
 import type { ChooseInput, ClientLoad, MemberLoad, Move, ParamSpec } from './types';
 
 /** Ids of the members that shed clients within the hold time. */
@@ -74,7 +75,7 @@ export function withEffectiveLoads(input: ChooseInput, perBalanceLoad: number, t
   const perBind = perBalanceLoad > 0 ? perBalanceLoad : input.expectedClientLoad;
   return input.members.map((m) => ({
     ...m,
-    load: effectiveLoad(m.load + m.pendingCalls * input.expectedCallLoad, m.pendingBinds, perBind, tolerance),
+    load: effectiveLoad(m.load + m.pendingCalls * input.expectedCallLoad, countedPendingBinds(input, m.pendingBinds), perBind, tolerance),
     pendingBinds: 0,
     pendingCalls: 0,
   }));

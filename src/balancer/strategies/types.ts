@@ -55,6 +55,13 @@ export interface ChooseInput {
   readonly expectedClientLoad: number;
   /** Load one proxied call is expected to add until the next report. */
   readonly expectedCallLoad: number;
+  /**
+   * Live balancers binding clients to these members (an HA set; 1 without
+   * one, the default). Each balancer knows only its own binds since a
+   * member's last report, so the choice counts each of them this many times:
+   * the others are assumed to be binding to it as much (see choose.ts).
+   */
+  readonly peerBalancers?: number;
 }
 
 /** Input of {@link Strategy.plan}: decide which clients to move. */
