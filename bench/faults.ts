@@ -8,8 +8,8 @@
  *   replica_drain     one replica shuts down gracefully (drain) — its clients'
  *                     calls are NOT declared idempotent: a drain must lose none
  *   balancer_failover 3 balancers on a real etcd (HA), replicas attached to
- *                     all, clients listing all three (the leader first, so
- *                     they bound through it); SIGKILL of the planning leader
+ *                     all, clients listing all three (each channel binds
+ *                     through its own pick of them); SIGKILL of the planning leader
  *                     while a fifth replica joins (the next imbalance): time
  *                     until another balancer leads and until it plans
  * Other scenarios' calls are declared idempotent (clientOptions idempotent).
@@ -101,7 +101,7 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
         stops.push(() => process.stop());
         set.push({ id, process });
       }
-      // Clients list the leader first: they bind through the balancer that is killed.
+      // The leader is listed first (each rebind channel still takes the list in its own order: binds spread over the three).
       const leaderId = await leaderOf(set.map((b) => b.process), 10_000);
       if (leaderId === null) throw new Error('balancer_failover: no leader within 10 s');
       set = [...set.filter((b) => b.id === leaderId), ...set.filter((b) => b.id !== leaderId)];
@@ -146,7 +146,7 @@ async function runScenario(name: Scenario, opts: { beforeMs: number; afterMs: nu
         stops.push(() => worker.stop());
         const watched = await watchFailover(survivors.map((b) => b.process), faultAt, 15_000);
         Object.assign(failover, watched);
-        notes = `3 balancers on etcd (lease ${FAILOVER_LEASE_TTL_MS} ms); SIGKILL of the planning leader ${killed!.id}, through which every client had bound, as r5 joins: another leads ${watched.new_leader_ms ?? 'never'} ms after, and plans ${watched.next_plan_moves ?? 0} move(s) ${watched.next_plan_ms ?? 'never'} ms after the kill`;
+        notes = `3 balancers on etcd (lease ${FAILOVER_LEASE_TTL_MS} ms); SIGKILL of the planning leader ${killed!.id} as r5 joins: another leads ${watched.new_leader_ms ?? 'never'} ms after, and plans ${watched.next_plan_moves ?? 0} move(s) ${watched.next_plan_ms ?? 'never'} ms after the kill`;
         break;
       }
       case 'replica_crash':
@@ -353,7 +353,7 @@ function markdown(json: { scenarios: Record<string, ScenarioResult>; report_inte
     }),
     '',
     'recovery: until every client has completed a successful call started after the fault (balancer_restart: until all 4 replicas are attached to the new balancer and have reported).',
-    'balancer_failover: 3 balancers on one etcd (Debian etcd 3.4 on loopback, lease TTL 1 s); the replicas attach to all three and the clients list all three, the planning leader first; the leader is SIGKILLed as a fifth replica joins the survivors; "another leads" and "plans" are read from the survivors\' admin API (ListGroups: ha.leaders, the group\'s last plan), polled every 25 ms.',
+    'balancer_failover: 3 balancers on one etcd (Debian etcd 3.4 on loopback, lease TTL 1 s); the replicas attach to all three and the clients list all three (each rebind channel takes the list in its own order); the leader is SIGKILLed as a fifth replica joins the survivors; "another leads" and "plans" are read from the survivors\' admin API (ListGroups: ha.leaders, the group\'s last plan), polled every 25 ms.',
     'Latency columns: successful calls by the time they started: in the 5 s before the fault, in the 5 s after it, and from 1 s to 5 s after it (the first second is the clients\' reaction; the issue 12 acceptance compares this column with the one before).',
     'Attempts to the faulty replica (r1; none for balancer_restart and balancer_failover): every attempt a client started on a connection to it, as the rebind policy reports it (`callSent` client event: raised when the attempt\'s HTTP/2 stream is opened to that replica, answered or not), counted from the fault on; the last column is the latest of them over all clients.',
   ].join('\n');

@@ -290,6 +290,8 @@ export class Balancer {
       log: moduleLogger('balancer.ha', logger),
     });
     this.analyzer.mayAdvise = (group) => coordinator.isLeader(group);
+    // Each balancer sees only its own pending binds: count them once per live balancer (the others bind at about the same rate).
+    this.registry.peerBalancers = () => coordinator.peerCount();
     this.admin.runtime = { write: (group, change, current) => coordinator.writeGroupConfig(group, change, current) };
     this.admin.haStatus = () => {
       const view = this.haView();

@@ -126,7 +126,7 @@ describe('HA acceptance: 3 balancers on etcd, the planning leader SIGKILLed', ()
     const survivors = balancers.filter((b) => b !== leader);
 
     for (const n of ['r1', 'r2', 'r3', 'r4']) await startReplicaOn(n, controls);
-    // Clients list the leader first, so they bind through the balancer that is killed.
+    // Clients list the leader first: plain clients (pick_first) use it; each rebind channel takes the list in its own order, so their binds spread over the three.
     const target = balancerTarget([leader.data, ...survivors.map((b) => b.data)]);
     const refused: string[] = [];
     const listener = { refused: (from: string, what: string, why: string) => void refused.push(`${from} ${what}: ${why}`) };

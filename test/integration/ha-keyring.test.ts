@@ -1,5 +1,5 @@
 /**
- * The vouching key ring shared through etcd: every balancer of an HA set
+ * The vouching key ring shared through etcd (and the live-balancer count binds use): every balancer of an HA set
  * signs with the same ring from its start, a rotation written by one reaches
  * all (the old keys stay in the ring, the new one endorsed by the old), and a
  * ring in etcd that does not parse is ignored and counted while the balancers
@@ -63,6 +63,9 @@ describe('HA: the vouching key ring in etcd', () => {
     for (const b of bs) expect(b.voucher.publicKeys).toEqual([first, signer]);
     // The rotated key is endorsed by the first: the chain every advisory carries names it.
     expect(bs[2]!.voucher.chain).toContain(signer);
+
+    // Binds count pending binds once per live balancer (herding): every balancer sees the three.
+    await waitFor(() => bs.every((b) => b.registry.peerBalancers() === 3), 5000, 20, 'three live balancers seen by each');
 
     // Not due (the default period is a day): nothing is written.
     expect(await bs[0]!.keyRing!.rotateIfDue()).toBe(false);
