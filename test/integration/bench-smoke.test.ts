@@ -18,7 +18,8 @@ describe('benchmark smoke (--quick)', () => {
   it('overhead writes each variant asked for, measured or skipped with a reason', async () => {
     // Seven of the eleven variants keep the suite short (the attached-and-bound and grpc-js peers are
     // like direct here); the full run measures them all.
-    const r = await bench('overhead', '--variants', 'direct,per_request,per_request_direct,peer_nginx,xds_node,direct_python,xds_python');
+    // 2,000 calls in 2 rounds per variant (the --quick size halved): the smoke test checks that every variant runs and is accounted for, not its figures.
+    const r = await bench('overhead', '--variants', 'direct,per_request,per_request_direct,peer_nginx,xds_node,direct_python,xds_python', '--iterations', '2000', '--rounds', '2');
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const json = JSON.parse(read('overhead.json'));
     expect(json.iterations).toBeGreaterThan(0);
@@ -51,20 +52,21 @@ describe('benchmark smoke (--quick)', () => {
     expect(read('overhead.md')).toContain('| per_request_direct |');
     expect(read('overhead.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
-  it('faults runs a crash and a drain and accounts for every call', async () => {
-    // Two of the five scenarios keep the suite short; the full run covers all of them.
-    const r = await bench('faults', '--scenarios', 'replica_crash,replica_drain');
+  it('faults runs a drain and accounts for every call', async () => {
+    // One of the six scenarios keeps the suite short (the drain: no call may fail, idempotent or not);
+    // the full run covers all of them, and test/integration/reliability.test.ts and ha-acceptance.test.ts the faults themselves.
+    const r = await bench('faults', '--scenarios', 'replica_drain');
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const json = JSON.parse(read('faults.json'));
-    expect(Object.keys(json.scenarios)).toEqual(['replica_crash', 'replica_drain']);
-    for (const scenario of Object.values(json.scenarios) as Record<string, number>[]) {
-      expect(scenario['calls']).toBeGreaterThan(0);
-      // Both scenarios promise no failed call: a crash with idempotent calls, a drain with any.
-      expect(scenario['failed_calls']).toBe(0);
-      expect(scenario['recovery_ms'] === null || scenario['recovery_ms']! >= 0).toBe(true);
-      expect(scenario['p99_us_during']).toBeGreaterThan(0);
-    }
-    expect(read('faults.md')).toContain('| replica_crash |');
+    expect(Object.keys(json.scenarios)).toEqual(['replica_drain']);
+    const scenario = json.scenarios.replica_drain as Record<string, number | null>;
+    // 8 clients x 50 calls/s for 10 s, open loop: about 4,000 calls, none failed.
+    expect(scenario['calls']).toBeGreaterThan(3000);
+    expect(scenario['failed_calls']).toBe(0);
+    // Every client completed a call started after the drain (null would mean one never did).
+    expect(typeof scenario['recovery_ms']).toBe('number');
+    expect(scenario['p99_us_during']).toBeGreaterThan(0);
+    expect(read('faults.md')).toContain('| replica_drain |');
     expect(read('faults.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
 });
