@@ -10,12 +10,16 @@
  * - plain clients' calls fail only if they were in flight on the killed
  *   balancer (at most one each: one call in flight per client), and succeed
  *   on retry;
- * - vouchers the new leader signs are followed by clients bound through the
- *   killed balancer (one shared key ring).
+ * - vouchers the new leader signs are followed by clients bound through
+ *   another balancer (one shared key ring), even after the ring was rotated
+ *   twice in etcd after they bound (the new keys reach them endorsed by the
+ *   old ones): a rotation strands no client.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
 import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
+import { parseRing, rotateRing, serializeRing } from '../../src/balancer/keyring';
 import { attach, balancerTarget, clientEvents, clientOptions, type Replica } from '../../src/index';
 import { adminCall, adminClient } from '../../src/cli/admin-client';
 import type { ListGroupsResponse__Output } from '../../src/generated/rebind/v1/ListGroupsResponse';
@@ -144,6 +148,16 @@ describe('HA acceptance: 3 balancers on etcd, the planning leader SIGKILLed', ()
     });
     await sleep(3 * INTERVAL_MS);
     expect(rebindLoops.every((l) => l.ok > 0) && plainLoops.every((l) => l.ok > 0)).toBe(true);
+
+    // Rotate the shared key ring twice, as a balancer would (compare-and-swap in etcd), after every client pinned the old keys.
+    const etcdClient = new Etcd3({ hosts: etcd.endpoint });
+    cleanups.push(() => etcdClient.close());
+    const ringKey = `${prefix}docs/keyring`;
+    const before = parseRing(await etcdClient.get(ringKey).string());
+    if (typeof before === 'string') throw new Error(`the ring in etcd does not parse: ${before}`);
+    const rotated = rotateRing(rotateRing(before));
+    await etcdClient.put(ringKey).value(serializeRing(rotated));
+    await sleep(500);
 
     // SIGKILL the leader.
     await leader.kill();
