@@ -16,38 +16,20 @@
  *   old ones): a rotation strands no client.
  */
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
 import { parseRing, rotateRing, serializeRing } from '../../src/balancer/keyring';
 import { attach, balancerTarget, clientEvents, clientOptions, type Replica } from '../../src/index';
 import { adminCall, adminClient } from '../../src/cli/admin-client';
 import type { ListGroupsResponse__Output } from '../../src/generated/rebind/v1/ListGroupsResponse';
 import { echoClient, sleep, unary, waitFor } from '../support/cluster';
 import { echoImplementation, startEchoServer, type EchoClient } from '../support/echo';
-import { freshPrefix, startChildBalancer, type ChildBalancer } from '../support/ha-coord';
+import { freshPrefix, startChildBalancer, type ChildBalancer, useEtcd } from '../support/ha-coord';
 
 const INTERVAL_MS = 1000;
 const GROUP = { name: 'echo', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: INTERVAL_MS, holdMs: 2000 };
 
-let skip: string | null = null;
-let etcd: EtcdProcess;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  const available = await ensureEtcd();
-  if (typeof available === 'string') {
-    skip = available;
-    console.warn(`HA tests skipped: ${available}`);
-  } else etcd = await EtcdProcess.start();
-}, 300_000);
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
-  cleanups.length = 0;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const { etcd: etcdProcess, cleanups } = useEtcd();
 
 interface Named extends ChildBalancer {
   id: string;
@@ -102,15 +84,11 @@ function loop(stub: EchoClient, retry: boolean) {
 }
 
 describe('HA acceptance: 3 balancers on etcd, the planning leader SIGKILLed', () => {
-  beforeEach((ctx) => {
-    if (skip !== null) ctx.skip(`etcd unavailable: ${skip}`);
-  });
-
   it('another leads within 2 intervals and plans the next imbalance; bound clients 0 failed; new clients fail over within 1 s; plain clients fail only in flight', async () => {
     const prefix = freshPrefix();
     const balancers: Named[] = [];
     for (const id of ['b0', 'b1', 'b2']) {
-      const b = await startChildBalancer({ groups: [GROUP], ha: { etcd: { endpoints: [etcd.endpoint], prefix }, leaseTtlMs: 1000, balancerId: id } });
+      const b = await startChildBalancer({ groups: [GROUP], ha: { etcd: { endpoints: [etcdProcess().endpoint], prefix }, leaseTtlMs: 1000, balancerId: id } });
       cleanups.push(() => b.kill());
       balancers.push({ ...b, id });
     }
@@ -150,7 +128,7 @@ describe('HA acceptance: 3 balancers on etcd, the planning leader SIGKILLed', ()
     expect(rebindLoops.every((l) => l.ok > 0) && plainLoops.every((l) => l.ok > 0)).toBe(true);
 
     // Rotate the shared key ring twice, as a balancer would (compare-and-swap in etcd), after every client pinned the old keys.
-    const etcdClient = new Etcd3({ hosts: etcd.endpoint });
+    const etcdClient = new Etcd3({ hosts: etcdProcess().endpoint });
     cleanups.push(() => etcdClient.close());
     const ringKey = `${prefix}docs/keyring`;
     const before = parseRing(await etcdClient.get(ringKey).string());

@@ -5,39 +5,21 @@
  * wins over the file's); with etcd unreachable a switch is refused with
  * UNAVAILABLE and changes nothing.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
+import { describe, expect, it } from 'vitest';
 import type { Balancer } from '../../src/index';
 import { adminCall, adminClient } from '../../src/cli/admin-client';
 import { waitFor } from '../support/cluster';
-import { freshPrefix, startHaBalancer } from '../support/ha-coord';
+import { freshPrefix, startHaBalancer, useEtcd } from '../support/ha-coord';
 
 const INTERVAL_MS = 1000;
 const GROUPS = [{ name: 'echo', granularity: 'on-demand', strategy: 'round_robin', reportIntervalMs: INTERVAL_MS }];
 
-let skip: string | null = null;
-let etcd: EtcdProcess;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  const available = await ensureEtcd();
-  if (typeof available === 'string') {
-    skip = available;
-    console.warn(`HA tests skipped: ${available}`);
-  } else etcd = await EtcdProcess.start();
-}, 300_000);
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups.length = 0;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const { etcd: etcdProcess, cleanups } = useEtcd();
 
 async function three(prefix: string): Promise<Balancer[]> {
   const bs: Balancer[] = [];
   for (let i = 0; i < 3; i++) {
-    const b = await startHaBalancer(etcd.endpoint, prefix, GROUPS, { balancerId: `b${i}` });
+    const b = await startHaBalancer(etcdProcess().endpoint, prefix, GROUPS, { balancerId: `b${i}` });
     cleanups.push(() => b.stop());
     bs.push(b);
   }
@@ -50,10 +32,6 @@ const strategyOf = (b: Balancer) => {
 };
 
 describe('HA: run-time configuration in etcd', () => {
-  beforeEach((ctx) => {
-    if (skip !== null) ctx.skip(`etcd unavailable: ${skip}`);
-  });
-
   it('a switch through one balancer is in force on all within one report interval, and after all restart', async () => {
     const prefix = freshPrefix();
     let bs = await three(prefix);
@@ -85,12 +63,12 @@ describe('HA: run-time configuration in etcd', () => {
 
   it('etcd unreachable: a switch is refused with UNAVAILABLE and changes nothing; etcd back: switches work again', async () => {
     const prefix = freshPrefix();
-    const b = await startHaBalancer(etcd.endpoint, prefix, GROUPS, { balancerId: 'solo' });
+    const b = await startHaBalancer(etcdProcess().endpoint, prefix, GROUPS, { balancerId: 'solo' });
     cleanups.push(() => b.stop());
     await waitFor(() => b.coordinator!.etcdUp, 10_000, 20, 'etcd up');
     const client = adminClient(b.controlAddress);
     cleanups.push(() => client.close());
-    await etcd.kill();
+    await etcdProcess().kill();
     try {
       const refused = await adminCall(client, b.controlAddress, 'SetStrategy', { group: 'echo', strategy: 'p2c', paramsJson: '' }).then(
         () => null,
@@ -105,7 +83,7 @@ describe('HA: run-time configuration in etcd', () => {
       );
       expect(invalid).toMatch(/^INVALID_ARGUMENT: strategy "nope" is unknown/);
     } finally {
-      await etcd.restart();
+      await etcdProcess().restart();
     }
     await waitFor(() => b.coordinator!.etcdUp, 10_000, 20, 'etcd up again');
     await adminCall(client, b.controlAddress, 'SetStrategy', { group: 'echo', strategy: 'p2c', paramsJson: '' });

@@ -4,47 +4,25 @@
  * and metrics say degraded; etcd restarted: planning resumes without
  * restarting anything.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
+import { describe, expect, it } from 'vitest';
 import { sleep, waitFor } from '../support/cluster';
-import { freshPrefix, imbalance, startHaBalancer } from '../support/ha-coord';
+import { freshPrefix, imbalance, startHaBalancer, useEtcd } from '../support/ha-coord';
 
 const INTERVAL_MS = 500;
 const OUTAGE_MS = 10_000;
 
-let skip: string | null = null;
-let etcd: EtcdProcess;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  const available = await ensureEtcd();
-  if (typeof available === 'string') {
-    skip = available;
-    console.warn(`HA tests skipped: ${available}`);
-  } else etcd = await EtcdProcess.start();
-}, 300_000);
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups.length = 0;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const { etcd: etcdProcess, cleanups } = useEtcd();
 
 describe('HA: etcd outage', () => {
-  beforeEach((ctx) => {
-    if (skip !== null) ctx.skip(`etcd unavailable: ${skip}`);
-  });
-
   it('etcd down 10 s: binds and forwards go on, no plan, degraded health; etcd back: planning resumes', async () => {
-    const b = await startHaBalancer(etcd.endpoint, freshPrefix(), [{ name: 'echo', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: INTERVAL_MS, holdMs: 0 }]);
+    const b = await startHaBalancer(etcdProcess().endpoint, freshPrefix(), [{ name: 'echo', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: INTERVAL_MS, holdMs: 0 }]);
     cleanups.push(() => b.stop());
     await waitFor(() => b.coordinator!.isLeader('echo'), 10_000, 20, 'leading');
     const health = async () => (await fetch(`http://${b.adminAddress}/healthz`)).text();
     expect(await health()).toBe('ok\n');
 
     const killedAt = Date.now();
-    await etcd.kill();
+    await etcdProcess().kill();
     // The proof of leadership runs out within one TTL (2 s); etcd is noticed down about as fast.
     await waitFor(() => !b.coordinator!.isLeader('echo') && !b.coordinator!.etcdUp, 5000, 10, 'leadership and etcd lost');
     console.log(`not planning ${Date.now() - killedAt} ms after etcd was killed`);
@@ -68,7 +46,7 @@ describe('HA: etcd outage', () => {
     expect(await health()).toMatch(/^degraded/);
 
     const restartedAt = Date.now();
-    await etcd.restart();
+    await etcdProcess().restart();
     await waitFor(() => group.counters.advisories > 0, 15_000, 20, 'a plan after etcd returned');
     console.log(`planning resumed ${Date.now() - restartedAt} ms after etcd was restarted`);
     expect(await health()).toBe('ok\n');

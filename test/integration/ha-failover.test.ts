@@ -6,14 +6,13 @@
  * nothing. Status (Admin ListGroups, /api/state), /healthz and metrics show
  * the balancers, the leader per group and etcd's health.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
+import { describe, expect, it } from 'vitest';
 import type { Balancer } from '../../src/index';
 import { adminCall, adminClient } from '../../src/cli/admin-client';
 import { formatHa } from '../../src/cli/status-command';
 import type { ListGroupsResponse__Output } from '../../src/generated/rebind/v1/ListGroupsResponse';
 import { waitFor } from '../support/cluster';
-import { freshPrefix, haSection, imbalance, leadersOf, startChildBalancer, startHaBalancer, type ChildBalancer } from '../support/ha-coord';
+import { freshPrefix, haSection, imbalance, leadersOf, startChildBalancer, startHaBalancer, type ChildBalancer, useEtcd } from '../support/ha-coord';
 
 const INTERVAL_MS = 500;
 const TTL_MS = 2000;
@@ -22,29 +21,12 @@ const GROUPS = [
   { name: 'stock/Quotes', granularity: 'per-request', reportIntervalMs: INTERVAL_MS },
 ];
 
-let skip: string | null = null;
-let etcd: EtcdProcess;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  const available = await ensureEtcd();
-  if (typeof available === 'string') {
-    skip = available;
-    console.warn(`HA tests skipped: ${available}`);
-  } else etcd = await EtcdProcess.start();
-}, 300_000);
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups.length = 0;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const { etcd: etcdProcess, cleanups } = useEtcd();
 
 async function balancers(n: number, prefix: string): Promise<Balancer[]> {
   const out: Balancer[] = [];
   for (let i = 0; i < n; i++) {
-    const b = await startHaBalancer(etcd.endpoint, prefix, GROUPS, { balancerId: `b${i}` });
+    const b = await startHaBalancer(etcdProcess().endpoint, prefix, GROUPS, { balancerId: `b${i}` });
     cleanups.push(() => b.stop());
     out.push(b);
   }
@@ -52,10 +34,6 @@ async function balancers(n: number, prefix: string): Promise<Balancer[]> {
 }
 
 describe('HA: leader election among balancers', () => {
-  beforeEach((ctx) => {
-    if (skip !== null) ctx.skip(`etcd unavailable: ${skip}`);
-  });
-
   it('one leader per group; status, /api/state, /healthz and metrics show it; stop() hands off within 2 report intervals', async () => {
     const bs = await balancers(3, freshPrefix());
     await waitFor(() => GROUPS.every((g) => leadersOf(bs, g.name).length === 1), 10_000, 20, 'one leader per group');
@@ -98,7 +76,7 @@ describe('HA: leader election among balancers', () => {
 
   it('a SIGKILLed leader: another leads within TTL + 1 interval, and it plans the next imbalance (a non-leader does not)', async () => {
     const prefix = freshPrefix();
-    let child: ChildBalancer | null = await startChildBalancer({ groups: GROUPS, ha: haSection(etcd.endpoint, prefix, { balancerId: 'child' }) });
+    let child: ChildBalancer | null = await startChildBalancer({ groups: GROUPS, ha: haSection(etcdProcess().endpoint, prefix, { balancerId: 'child' }) });
     cleanups.push(() => child?.kill());
     const bs = await balancers(2, prefix);
     await waitFor(() => bs.every((b) => b.coordinator!.leaderOf('echo') === 'child' && b.coordinator!.balancers().length === 3), 10_000, 20, 'the child leads echo');

@@ -6,38 +6,20 @@
  * keep signing with the ring they have.
  */
 import { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
+import { describe, expect, it } from 'vitest';
 import type { Balancer } from '../../src/index';
 import { parseRing } from '../../src/balancer/keyring';
 import { waitFor } from '../support/cluster';
-import { freshPrefix, startHaBalancer } from '../support/ha-coord';
+import { freshPrefix, startHaBalancer, useEtcd } from '../support/ha-coord';
 
 const GROUPS = [{ name: 'echo', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: 1000 }];
 
-let skip: string | null = null;
-let etcd: EtcdProcess;
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-beforeAll(async () => {
-  const available = await ensureEtcd();
-  if (typeof available === 'string') {
-    skip = available;
-    console.warn(`HA tests skipped: ${available}`);
-  } else etcd = await EtcdProcess.start();
-}, 300_000);
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups.length = 0;
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
+const { etcd: etcdProcess, cleanups } = useEtcd();
 
 async function three(prefix: string): Promise<Balancer[]> {
   const bs: Balancer[] = [];
   for (let i = 0; i < 3; i++) {
-    const b = await startHaBalancer(etcd.endpoint, prefix, GROUPS, { balancerId: `k${i}` });
+    const b = await startHaBalancer(etcdProcess().endpoint, prefix, GROUPS, { balancerId: `k${i}` });
     cleanups.push(() => b.stop());
     bs.push(b);
   }
@@ -45,10 +27,6 @@ async function three(prefix: string): Promise<Balancer[]> {
 }
 
 describe('HA: the vouching key ring in etcd', () => {
-  beforeEach((ctx) => {
-    if (skip !== null) ctx.skip(`etcd unavailable: ${skip}`);
-  });
-
   it('all balancers sign with the ring the first one wrote; a rotation by one reaches all, old keys kept', async () => {
     const bs = await three(freshPrefix());
     // Each balancer made its own key at construction; after start they all sign with the first one's.
@@ -76,7 +54,7 @@ describe('HA: the vouching key ring in etcd', () => {
     const prefix = freshPrefix();
     const bs = await three(prefix);
     const signer = bs[0]!.voucher.publicKey;
-    const client = new Etcd3({ hosts: etcd.endpoint });
+    const client = new Etcd3({ hosts: etcdProcess().endpoint });
     cleanups.push(() => client.close());
     const ring = JSON.parse((await client.get(`${prefix}docs/keyring`).string())!) as { keys: { privateKeyPem: string }[] };
     expect(typeof parseRing(ring)).toBe('object');

@@ -11,12 +11,56 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { clientOptions, type Balancer } from '../../src/index';
 import type { Coordinator } from '../../src/balancer/ha/coordinator';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import { EtcdProcess, ensureEtcd } from '../../bench/lib/etcd';
 import { track } from '../../bench/lib/processes';
 import type { EchoClient } from './echo';
 import { echoClient, startBalancer, startReplica, stopReplica, unary, waitFor, type TestReplica } from './cluster';
 import { openLoop, type LoadClient } from './load';
 
 const root = path.join(__dirname, '../..');
+
+export interface EtcdForFile {
+  /** The file's etcd (started before its first test). */
+  etcd(): EtcdProcess;
+  /** Run (last added first) after each test. */
+  cleanups: (() => Promise<unknown> | unknown)[];
+}
+
+/**
+ * Registers an HA test file's hooks: one real etcd for the file (installed
+ * if needed; when it cannot be, every test is skipped with the reason),
+ * cleanups after each test, etcd stopped after the last.
+ */
+export function useEtcd(): EtcdForFile {
+  let skip: string | null = null;
+  let etcd: EtcdProcess | null = null;
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  beforeAll(async () => {
+    const available = await ensureEtcd();
+    if (typeof available === 'string') {
+      skip = available;
+      console.warn(`HA tests skipped: ${available}`);
+    } else etcd = await EtcdProcess.start();
+  }, 300_000);
+  beforeEach((ctx) => {
+    if (skip !== null) ctx.skip(`etcd unavailable: ${skip}`);
+  });
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    cleanups.length = 0;
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+  return {
+    etcd: () => {
+      if (etcd === null) throw new Error('etcd is not started');
+      return etcd;
+    },
+    cleanups,
+  };
+}
 
 /** A fresh etcd key prefix: tests sharing one etcd do not see each other. */
 export function freshPrefix(): string {
