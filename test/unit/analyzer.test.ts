@@ -3,71 +3,10 @@
  * and advisories without sockets.
  */
 import { status } from '@grpc/grpc-js';
-import { VirtualAction, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import pino from 'pino';
-import { Analyzer } from '../../src/balancer/analyzer';
-import { parseBalancerConfig } from '../../src/balancer/config';
-import { Member, type AdvisorySink } from '../../src/balancer/member';
-import { Registry } from '../../src/balancer/registry';
-import type { Advisory } from '../../src/generated/rebind/v1/Advisory';
-import type { LoadReport__Output } from '../../src/generated/rebind/v1/LoadReport';
+import { analyzerSetup, report } from '../support/analyzer-harness';
 
-const log = pino({ level: 'silent' });
-
-class FakeSink implements AdvisorySink {
-  advisories: Advisory[] = [];
-  closed: { code: number; details: string } | null = null;
-  sendAdvisory(advisory: Advisory): boolean {
-    if (this.closed) return false;
-    this.advisories.push(advisory);
-    return true;
-  }
-  close(code: number, details: string): void {
-    this.closed = { code, details };
-  }
-}
-
-function setup(group: Record<string, unknown>, horizonMs: number) {
-  // These reports carry few calls (50 calls/s over 100 ms); the evidence floor is tested on its own.
-  const parsed = parseBalancerConfig({ groups: [{ name: 'g', reportIntervalMs: 100, planMinCalls: 0, ...group }] });
-  if (!parsed.ok) throw new Error(parsed.errors.join());
-  const scheduler = new VirtualTimeScheduler(VirtualAction, horizonMs);
-  const registry = new Registry(parsed.value, log, () => 0.5);
-  const analyzer = new Analyzer(registry, scheduler, log);
-  analyzer.start();
-  const join = (address: string) => {
-    const sink = new FakeSink();
-    const member = registry.attach(
-      { protocolVersion: 1, group: 'g', address, methods: [{ path: '/p.S/M', kind: 'UNARY' }], replicaId: '', resumeSecret: '' },
-      sink,
-      scheduler.now(),
-    );
-    if (!(member instanceof Member)) throw new Error(member.message);
-    return { member, sink };
-  };
-  return { scheduler, registry, analyzer, join, group: registry.groups.get('g')! };
-}
-
-function report(seq: number, clients: Record<string, number>): LoadReport__Output {
-  const total = Object.values(clients).reduce((a, b) => a + b, 0);
-  return {
-    seq,
-    clientCount: Object.keys(clients).length,
-    intervalMs: 100,
-    callsPerS: total,
-    inFlight: 0,
-    latencyMs: 1,
-    eventLoopUtilization: 0,
-    cpuCores: 0,
-    custom: 0,
-    hasCustom: false,
-    topClients: Object.entries(clients).map(([clientId, callsPerS]) => ({ clientId, callsPerS, sets: false })),
-    otherCallsPerS: 0,
-    forwards: 0,
-    draining: false,
-  };
-}
+const setup = analyzerSetup;
 
 describe('analyzer', () => {
   it('removes a member after missedReports silent intervals and closes its stream', () => {

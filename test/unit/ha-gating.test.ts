@@ -5,64 +5,12 @@
  * the group's advisory state to every member at its next analysis.
  * Virtual time, no sockets, no etcd.
  */
-import { VirtualAction, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import pino from 'pino';
-import { Analyzer } from '../../src/balancer/analyzer';
-import { parseBalancerConfig } from '../../src/balancer/config';
-import { Member, type AdvisorySink } from '../../src/balancer/member';
-import { Registry } from '../../src/balancer/registry';
-import type { Advisory } from '../../src/generated/rebind/v1/Advisory';
-import type { LoadReport__Output } from '../../src/generated/rebind/v1/LoadReport';
+import { analyzerSetup, report, type FakeSink } from '../support/analyzer-harness';
 
-const log = pino({ level: 'silent' });
-
-class FakeSink implements AdvisorySink {
-  advisories: { atMs: number; advisory: Advisory }[] = [];
-  closed = false;
-  constructor(private readonly now: () => number) {}
-  sendAdvisory(advisory: Advisory): boolean {
-    this.advisories.push({ atMs: this.now(), advisory });
-    return true;
-  }
-  close(): void {
-    this.closed = true;
-  }
-}
-
-function report(seq: number, clients: Record<string, number>): LoadReport__Output {
-  const total = Object.values(clients).reduce((a, b) => a + b, 0);
-  return {
-    seq,
-    clientCount: Object.keys(clients).length,
-    intervalMs: 100,
-    callsPerS: total,
-    inFlight: 0,
-    latencyMs: 1,
-    eventLoopUtilization: 0,
-    cpuCores: 0,
-    custom: 0,
-    hasCustom: false,
-    topClients: Object.entries(clients).map(([clientId, callsPerS]) => ({ clientId, callsPerS, sets: false })),
-    otherCallsPerS: 0,
-    forwards: 0,
-    draining: false,
-  };
-}
-
+/** Group "g", minimum_dispersion, nothing held back (hold, settle); the analyzer is started by the test once its hook is set. */
 function setup(granularity: string, horizonMs: number) {
-  const parsed = parseBalancerConfig({ groups: [{ name: 'g', granularity, strategy: 'minimum_dispersion', reportIntervalMs: 100, planMinCalls: 0, holdMs: 0, settleReports: 0 }] });
-  if (!parsed.ok) throw new Error(parsed.errors.join());
-  const scheduler = new VirtualTimeScheduler(VirtualAction, horizonMs);
-  const registry = new Registry(parsed.value, log, () => 0.5);
-  const analyzer = new Analyzer(registry, scheduler, log);
-  const join = (address: string) => {
-    const sink = new FakeSink(() => scheduler.now());
-    const member = registry.attach({ protocolVersion: 1, group: 'g', address, methods: [{ path: '/p.S/M', kind: 'UNARY' }], replicaId: '', resumeSecret: '' }, sink, scheduler.now());
-    if (!(member instanceof Member)) throw new Error(member.message);
-    return { member, sink };
-  };
-  return { scheduler, registry, analyzer, join, group: registry.groups.get('g')! };
+  return analyzerSetup({ granularity, strategy: 'minimum_dispersion', holdMs: 0, settleReports: 0 }, horizonMs, false);
 }
 
 describe('analyzer leadership gating (mayAdvise)', () => {
@@ -89,17 +37,17 @@ describe('analyzer leadership gating (mayAdvise)', () => {
     }, 555);
     scheduler.schedule(() => (leading = true), 1010);
     scheduler.flush();
-    const beforeLead = [...a.sink.advisories, ...b.sink.advisories].filter((x) => x.atMs < 1010);
+    const beforeLead = [...a.sink.sent, ...b.sink.sent].filter((x) => x.atMs < 1010);
     expect(beforeLead).toEqual([]);
     expect(group.lastPlan).not.toBeNull();
     expect(group.lastPlan!.atMs).toBeGreaterThan(1010);
     // Liveness went on: both members reported all along and are still there.
     expect(group.members.size).toBe(2);
     // At the first analysis as leader (1100) every member got the restatement (no moves), and A the moves.
-    const first = (s: FakeSink) => s.advisories[0]!;
+    const first = (s: FakeSink) => s.sent[0]!;
     expect(first(a.sink).atMs).toBe(1100);
     expect(first(b.sink)).toMatchObject({ atMs: 1100, advisory: { moves: [], recallAll: false } });
-    const moved = a.sink.advisories.find((x) => (x.advisory.moves ?? []).length > 0);
+    const moved = a.sink.sent.find((x) => (x.advisory.moves ?? []).length > 0);
     expect(moved?.atMs).toBe(1100);
     expect(moved!.advisory.moves).toHaveLength(2);
   });
@@ -122,9 +70,9 @@ describe('analyzer leadership gating (mayAdvise)', () => {
     scheduler.schedule(() => (leading = true), 610);
     scheduler.flush();
     for (const s of [a.sink, b.sink]) {
-      expect(s.advisories.filter((x) => x.atMs < 610)).toEqual([]);
-      expect(s.advisories[0]).toMatchObject({ atMs: 700, advisory: { recallAll: true } });
-      expect(s.advisories[0]!.advisory.offerBinding).not.toBe('');
+      expect(s.sent.filter((x) => x.atMs < 610)).toEqual([]);
+      expect(s.sent[0]).toMatchObject({ atMs: 700, advisory: { recallAll: true } });
+      expect(s.sent[0]!.advisory.offerBinding).not.toBe('');
     }
   });
 
@@ -141,9 +89,9 @@ describe('analyzer leadership gating (mayAdvise)', () => {
       }, t);
     }
     scheduler.flush();
-    const moved = a.sink.advisories.find((x) => (x.advisory.moves ?? []).length > 0);
+    const moved = a.sink.sent.find((x) => (x.advisory.moves ?? []).length > 0);
     expect(moved!.advisory.moves).toHaveLength(2);
     expect(moved!.atMs).toBeLessThan(500);
-    expect(b.sink.advisories).toEqual([]);
+    expect(b.sink.sent).toEqual([]);
   });
 });
