@@ -182,8 +182,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly stopping = new AbortController();
   private lease: Lease | null = null;
   private leaseId: string | null = null;
-  /** Leadership is proven until this instant (wall-clock ms): send time of the last acknowledged keep-alive + TTL. */
+  /**
+   * Leadership is proven until this instant (monotonic ms, performance.now()):
+   * send time of the last acknowledged keep-alive + TTL. Monotonic, so that a
+   * wall clock stepped back cannot stretch the proof past etcd's expiry.
+   */
   private provenUntilMs = 0;
+  private readonly mono = () => performance.now();
   private readonly leaders = new Map<string, LeaderEntry | null>();
   private readonly known = new Map<string, BalancerInfo>();
   private readonly leading = new Set<string>();
@@ -271,7 +276,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Whether this balancer may plan for `group` now (holds the key with its live lease, and the proof has not run out). */
   isLeader(group: string): boolean {
     const entry = this.leaders.get(group);
-    return entry != null && entry.id === this.id && entry.lease === this.leaseId && this.now() < this.provenUntilMs;
+    return entry != null && entry.id === this.id && entry.lease === this.leaseId && this.mono() < this.provenUntilMs;
   }
 
   /** The leader of `group` as last seen in etcd, or null. */
@@ -399,7 +404,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const signal = this.stopping.signal;
     const lease = this.ns.lease(this.ttlMs / 1000, { autoKeepAlive: false, deadline: Date.now() + ETCD_CALL_TIMEOUT_MS });
     lease.on('lost', () => undefined);
-    const grantSentMs = this.now();
+    const grantSentMs = this.mono();
     let leaseId: string;
     try {
       leaseId = await this.track(lease.grant());
@@ -417,7 +422,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.needsSync = true;
     this.log.info({ id: this.id, lease: leaseId, ttlMs: this.ttlMs }, 'ha: lease granted');
     const intervalMs = Math.max(100, Math.floor(this.ttlMs / 4));
-    let nextKeepAliveMs = this.now() + intervalMs;
+    let nextKeepAliveMs = this.mono() + intervalMs;
     while (!signal.aborted) {
       if (this.needsSync) {
         try {
@@ -428,18 +433,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           if (err instanceof EtcdLeaseInvalidError) throw err;
         }
       }
-      const waitMs = nextKeepAliveMs - this.now();
+      const waitMs = nextKeepAliveMs - this.mono();
       if (waitMs > 0) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           void sleep(waitMs, signal).then(resolve);
         });
         this.wake = null;
-        if (this.now() < nextKeepAliveMs && !signal.aborted) continue; // woken to sync
+        if (this.mono() < nextKeepAliveMs && !signal.aborted) continue; // woken to sync
       }
       if (signal.aborted) return;
-      nextKeepAliveMs = this.now() + intervalMs;
-      const sentMs = this.now();
+      nextKeepAliveMs = this.mono() + intervalMs;
+      const sentMs = this.mono();
       try {
         await this.track(lease.keepaliveOnce({ deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }));
         if (signal.aborted) return;
@@ -464,7 +469,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.proofTimer = setTimeout(() => {
       this.proofTimer = null;
       this.refresh();
-    }, Math.max(0, this.provenUntilMs - this.now()) + 1);
+    }, Math.max(0, this.provenUntilMs - this.mono()) + 1);
     this.proofTimer.unref();
   }
 
@@ -538,7 +543,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         this.log.info({ group, id: this.id }, `ha: leading group ${group}: this balancer plans for it`);
       } else {
         this.leading.delete(group);
-        const why = !this.etcdUp || this.now() >= this.provenUntilMs ? 'leadership not proven (etcd unreachable)' : `leader is ${this.leaderOf(group) ?? 'nobody'}`;
+        const why = !this.etcdUp || this.mono() >= this.provenUntilMs ? 'leadership not proven (etcd unreachable)' : `leader is ${this.leaderOf(group) ?? 'nobody'}`;
         this.log.info({ group, id: this.id }, `ha: no longer leading group ${group}: ${why}`);
       }
       this.emit('leadershipChanged', group, now);
