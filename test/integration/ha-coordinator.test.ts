@@ -31,10 +31,10 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
-function coordinator(prefix: string, groups: string[], id?: string, endpoint = etcd.endpoint): Coordinator {
+function coordinator(prefix: string, groups: string[], id?: string, endpoint = etcd.endpoint, now?: () => number): Coordinator {
   const parsed = parseBalancerConfig({ ha: haSection(endpoint, prefix, id === undefined ? {} : { balancerId: id }) });
   if (!parsed.ok) throw new Error(parsed.errors.join());
-  const c = new Coordinator({ config: parsed.value.ha!, self: () => ({ address: 'a:1', controlAddress: 'c:1', adminAddress: '', startedAtMs: 1 }), groups: () => groups, log });
+  const c = new Coordinator({ config: parsed.value.ha!, self: () => ({ address: 'a:1', controlAddress: 'c:1', adminAddress: '', startedAtMs: 1 }), groups: () => groups, log, ...(now !== undefined ? { now } : {}) });
   coordinators.push(c);
   return c;
 }
@@ -132,6 +132,26 @@ describe('HA coordinator on etcd', () => {
       raw.close();
     }
   });
+
+  it('a wall clock stepped back does not stretch the proof: with etcd gone the leader stops planning within the TTL', async () => {
+    const prefix = freshPrefix();
+    const own = await EtcdProcess.start();
+    let skewMs = 0;
+    try {
+      const c = coordinator(prefix, ['g'], 'skewed', own.endpoint, () => Date.now() - skewMs);
+      c.start();
+      await waitFor(() => c.isLeader('g'), 10_000, 20, 'leading');
+      await own.kill();
+      skewMs = 60_000; // NTP steps the clock back a minute
+      const killedAt = performance.now();
+      await waitFor(() => !c.isLeader('g'), 5000, 10, 'leadership given up');
+      // TTL 2 s: etcd may expire the lease 2 s after the last keep-alive; the proof must end by then (+ 500 ms of polling slack; the old wall-clock proof lasted 60 s more).
+      expect(performance.now() - killedAt).toBeLessThan(2000 + 500);
+      await c.stop();
+    } finally {
+      await own.stop();
+    }
+  }, 40_000);
 
   it('start() with etcd down returns at once, reports etcd down, and campaigns when etcd comes up', async () => {
     const prefix = freshPrefix();
