@@ -316,7 +316,7 @@ export class Balancer {
     const c = this.coordinator;
     if (c === null || c.etcdUp) return 'ok';
     const since = c.etcdDownSinceMs === null ? 'start' : new Date(c.etcdDownSinceMs).toISOString();
-    return `degraded: etcd unreachable since ${since}, not planning`;
+    return `degraded: etcd ${c.etcdFailure?.summary ?? 'unreachable'} since ${since}, not planning`;
   }
 
   /** The `ha` object of /api/state: this balancer, etcd health, the balancers and the leader of each group. */

@@ -20,7 +20,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type IOptions, type Lease, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, EtcdAuthenticationFailedError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, type IKeyValue, type IOptions, type Lease, type Namespace, type Watcher } from 'etcd3';
 import type { Logger } from '../../common/logger';
 import type { HaConfig } from '../config';
 
@@ -111,6 +111,46 @@ function watchBackoff(delayMs = ETCD_RETRY_MIN_MS): { duration: number; next(): 
   return { duration: delayMs, next: () => watchBackoff(Math.min(delayMs * 2, ETCD_RETRY_MAX_MS)) };
 }
 
+/** What went wrong with etcd, for the log line and /healthz: the cause named, and the setting to check. */
+export interface EtcdFailure {
+  /**
+   * unreachable: no answer; tls: the TLS handshake failed; auth: etcd refused
+   * the user or password; permission: the user may not use the prefix.
+   */
+  kind: 'unreachable' | 'tls' | 'auth' | 'permission';
+  /** Short, for /healthz ("degraded: etcd <summary> since …"). */
+  summary: string;
+  /** The log line. */
+  message: string;
+}
+
+/**
+ * Classifies a failed etcd call. etcd3 maps some errors to its own classes
+ * and leaves others as grpc errors with etcd's text, so both are matched.
+ */
+export function describeEtcdFailure(err: unknown): EtcdFailure {
+  const text = String((err as Error)?.message ?? err);
+  if (err instanceof EtcdAuthenticationFailedError || /authentication failed|invalid user ID or password/i.test(text))
+    return {
+      kind: 'auth',
+      summary: 'refused the credentials (authentication failed)',
+      message: 'ha: etcd refused this balancer: authentication failed (invalid user or password: check ha.etcd.auth username and passwordFile); serving from what this balancer has, not planning until it is fixed',
+    };
+  if (err instanceof EtcdPermissionDeniedError || /permission denied/i.test(text))
+    return {
+      kind: 'permission',
+      summary: 'refused access (permission denied)',
+      message: "ha: etcd refused this balancer: permission denied (the etcd user's role must have readwrite on every key under ha.etcd.prefix); serving from what this balancer has, not planning until it is fixed",
+    };
+  if (/SSL|TLS|certificate|handshake/i.test(text))
+    return {
+      kind: 'tls',
+      summary: 'unreachable (TLS handshake failed)',
+      message: "ha: etcd TLS handshake failed (check ha.etcd.tls: caFile must sign etcd's certificate; certFile and keyFile are needed when etcd requires client certificates); serving from what this balancer has, not planning until it returns",
+    };
+  return { kind: 'unreachable', summary: 'unreachable', message: 'ha: etcd unreachable: serving from what this balancer has, not planning until it returns' };
+}
+
 function readSecret(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
@@ -170,6 +210,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   etcdUp = false;
   /** Since when etcd has been unreachable (wall-clock ms), null while it is up. */
   etcdDownSinceMs: number | null;
+  /** Why etcd is not usable (the last failure), null while it is up or before the first attempt. */
+  etcdFailure: EtcdFailure | null = null;
   /** Times this balancer gained the leadership of a group, by group. */
   readonly leaderGains = new Map<string, number>();
   /** etcd entries ignored: registrations beyond MAX_KNOWN_BALANCERS, values that did not parse (also told to options.ignored). */
@@ -347,11 +389,16 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     throw new Error(`the run-time configuration of group ${group} kept changing under ${CONFIG_WRITE_ATTEMPTS} attempts`);
   }
 
-  /** Records etcd's reachability from a call's outcome. */
-  private async track<T>(call: Promise<T>): Promise<T> {
+  /**
+   * Records etcd's reachability from a call's outcome. `keyed` false: a lease
+   * call, which needs no permission on any key; its success does not prove
+   * etcd usable while etcd refuses this balancer's keys (else the state would
+   * flap up and down at every keep-alive).
+   */
+  private async track<T>(call: Promise<T>, keyed = true): Promise<T> {
     try {
       const value = await call;
-      this.setUp(true);
+      if (keyed || this.etcdFailure?.kind !== 'permission') this.setUp(true);
       return value;
     } catch (err) {
       if (!(err instanceof EtcdLeaseInvalidError)) this.setUp(false, err);
@@ -360,16 +407,29 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   private setUp(up: boolean, err?: unknown): void {
-    if (this.stopping.signal.aborted || up === this.etcdUp) return;
+    if (this.stopping.signal.aborted) return;
+    if (!up) {
+      // Logged once per state change, and once per change of cause (the first failure too: a balancer that never reached etcd says why).
+      const failure = describeEtcdFailure(err);
+      const known = this.etcdFailure;
+      this.etcdFailure = failure;
+      if (!this.etcdUp && known?.kind === failure.kind) return;
+      if (!this.etcdUp) {
+        this.log.warn({ err: err === undefined ? undefined : String(err) }, failure.message);
+        return;
+      }
+    }
+    if (up === this.etcdUp) return;
     this.etcdUp = up;
     if (up) {
       this.log.info({ downMs: this.etcdDownSinceMs === null ? 0 : this.now() - this.etcdDownSinceMs }, 'ha: etcd reachable');
       this.etcdDownSinceMs = null;
+      this.etcdFailure = null;
     } else {
       this.etcdDownSinceMs = this.now();
       this.needsSync = true;
       this.firstTry();
-      this.log.warn({ err: err === undefined ? undefined : String(err) }, 'ha: etcd unreachable: serving from what this balancer has, not planning until it returns');
+      this.log.warn({ err: err === undefined ? undefined : String(err) }, this.etcdFailure!.message);
     }
     this.emit('etcdChanged', up);
     this.refresh();
@@ -407,7 +467,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const grantSentMs = this.mono();
     let leaseId: string;
     try {
-      leaseId = await this.track(lease.grant());
+      leaseId = await this.track(lease.grant(), false);
     } catch (err) {
       lease.release();
       throw err;
@@ -446,7 +506,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       nextKeepAliveMs = this.mono() + intervalMs;
       const sentMs = this.mono();
       try {
-        await this.track(lease.keepaliveOnce({ deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }));
+        await this.track(lease.keepaliveOnce({ deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }), false);
         if (signal.aborted) return;
         this.provenUntilMs = Math.max(this.provenUntilMs, sentMs + this.ttlMs);
         this.scheduleProofCheck();
@@ -559,7 +619,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.wake?.();
     });
     watcher.on('disconnected', () => undefined);
-    watcher.on('error', (err) => this.log.warn({ err: String(err) }, 'ha: etcd watch error'));
+    // Once per cause until the watch connects again: etcd3 retries a refused watch (up to every ETCD_RETRY_MAX_MS), which would be a line a second.
+    let lastCause: string | null = null;
+    watcher.on('connected', () => (lastCause = null));
+    watcher.on('error', (err) => {
+      const cause = describeEtcdFailure(err).kind;
+      if (cause === lastCause) return this.log.debug({ err: String(err) }, 'ha: etcd watch error (again)');
+      lastCause = cause;
+      this.log.warn({ err: String(err) }, 'ha: etcd watch error');
+    });
     watcher.on('put', (kv) => this.onPut(kv));
     watcher.on('delete', (kv) => this.onDelete(kv));
   }
