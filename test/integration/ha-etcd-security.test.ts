@@ -18,8 +18,8 @@ import { freshPrefix, leadersOf } from '../support/ha-coord';
 import { makePki, type TestPki } from '../support/tls';
 
 const GROUPS = [{ name: 'echo', granularity: 'on-demand', strategy: 'round_robin', reportIntervalMs: 500 }];
-/** How long a balancer with wrong credentials is watched for (it must never get etcd up nor lead), ms. */
-const REFUSED_WATCH_MS = 3000;
+/** How long a balancer with wrong credentials is watched for (it must never get etcd up nor lead, nor log each retry: its retries back off 100, 200, 400, 800 ms), ms. */
+const REFUSED_WATCH_MS = 1500;
 
 let skip: string | null = null;
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
