@@ -25,9 +25,13 @@
  * The state is rebuilt before each repetition (a plan changes it) and a
  * full GC runs before each timed analysis, so neither is counted.
  * Reports median and p95 of the repetitions, per phase and in total.
+ * With --compare, each point also times the planner as it was before its
+ * optimisation (test/support/minimum-dispersion-reference.ts; the group's
+ * own code is the current one for both), the two interleaved repetition by
+ * repetition, and the moves of both are checked to be the same number.
  * Writes bench/results/plan.{json,md} (not with --quick, unless --out).
  *
- *     npx tsx bench/plan.ts [--reps 21] [--quick] [--out dir]
+ *     npx tsx bench/plan.ts [--reps 21] [--quick] [--compare] [--points 10000x100000] [--out dir]
  */
 import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -44,6 +48,7 @@ import { Registry } from '../src/balancer/registry';
 import type { Move, PlanInput, Strategy } from '../src/balancer/strategies/types';
 import type { Advisory } from '../src/generated/rebind/v1/Advisory';
 import type { LoadReport__Output } from '../src/generated/rebind/v1/LoadReport';
+import { planMinimumDispersionReference } from '../test/support/minimum-dispersion-reference';
 import { machine, RESULTS_DIR, say } from './lib/common';
 
 const log = pino({ level: 'silent' });
@@ -126,7 +131,7 @@ function report(seq: number, clients: Map<string, { callsPerS: number; sets: boo
 }
 
 /** What each replica reports: its clients with their calls/s (seeded). */
-function layout(replicas: number, clients: number, seed: number): Map<string, { callsPerS: number; sets: boolean }>[] {
+export function layout(replicas: number, clients: number, seed: number): Map<string, { callsPerS: number; sets: boolean }>[] {
   const random = prng(seed);
   const weights = Array.from({ length: replicas }, () => {
     const r = random();
@@ -164,7 +169,7 @@ function layout(replicas: number, clients: number, seed: number): Map<string, { 
 }
 
 /** A group in the state `layout` describes, with its analyzer, at time `nowMs`. */
-function build(reports: ReturnType<typeof layout>, seed: number) {
+export function build(reports: ReturnType<typeof layout>, seed: number) {
   const parsed = parseBalancerConfig({
     groups: [{ name: 'g', reportIntervalMs: REPORT_INTERVAL_MS, maxMembers: 100_000, topClients: 1000, strategy: 'minimum_dispersion' }],
   });
@@ -199,12 +204,19 @@ interface Timing {
   clients: number;
 }
 
+/** Which planner a repetition runs: the strategy's own, or the frozen pre-optimisation copy (--compare). */
+type Planner = 'current' | 'reference';
+
 /** Runs one analysis of `group`, timed per phase (ms). */
-function timedAnalysis(analyzer: Analyzer, group: Group, nowMs: number): Timing {
+function timedAnalysis(analyzer: Analyzer, group: Group, nowMs: number, planner: Planner): Timing {
   const marks: Partial<Record<'planStart' | 'strategyStart' | 'strategyEnd' | 'planEnd', number>> = {};
   let clients = 0;
   const strategy = (group as unknown as { strategy: Strategy }).strategy;
-  const strategyPlan = strategy.plan;
+  const params = group.config.strategy.params;
+  const strategyPlan =
+    planner === 'current'
+      ? strategy.plan
+      : (input: PlanInput) => planMinimumDispersionReference(input, { tolerance: params['tolerance']!, minGain: params['minGain']!, maxMoves: params['maxMoves']! });
   (group as unknown as { strategy: Strategy }).strategy = {
     ...strategy,
     plan: (input: PlanInput): Move[] => {
@@ -247,6 +259,7 @@ function quantile(values: readonly number[], q: number): number {
 const round = (x: number) => Math.round(x * 100) / 100;
 
 export interface PointResult {
+  planner: Planner;
   replicas: number;
   clients: number;
   /** Client entries the planner saw (one per client per member it is on, held ones included). */
@@ -262,17 +275,25 @@ function gc(): () => void {
   return runInNewContext('gc') as () => void;
 }
 
-export function runPoint(replicas: number, clients: number, reps: number, warmup: number): PointResult {
+/** Times `reps` analyses of each planner, interleaved (current, reference, current, ...), after `warmup` of each. */
+export function runPoint(replicas: number, clients: number, reps: number, warmup: number, planners: readonly Planner[]): PointResult[] {
   const seed = replicas * 7 + clients;
   const reports = layout(replicas, clients, seed);
   const collect = gc();
-  const timings: Timing[] = [];
+  const timings = new Map<Planner, Timing[]>(planners.map((p) => [p, []]));
   for (let r = 0; r < warmup + reps; r++) {
-    const { analyzer, group, nowMs } = build(reports, seed);
-    collect();
-    const t = timedAnalysis(analyzer, group, nowMs);
-    if (r >= warmup) timings.push(t);
+    for (const planner of planners) {
+      const { analyzer, group, nowMs } = build(reports, seed);
+      collect();
+      const t = timedAnalysis(analyzer, group, nowMs, planner);
+      if (r >= warmup) timings.get(planner)!.push(t);
+    }
   }
+  return planners.map((p) => summary(p, replicas, clients, timings.get(p)!));
+}
+
+function summary(planner: Planner, replicas: number, clients: number, timings: Timing[]): PointResult {
+  const reps = timings.length;
   const median = quantile(timings.map((t) => t.total), 0.5);
   const phases = Object.fromEntries(
     PHASES.map((p) => {
@@ -284,6 +305,7 @@ export function runPoint(replicas: number, clients: number, reps: number, warmup
   const moves = new Set(timings.map((t) => t.moves));
   if (moves.size !== 1) throw new Error(`repetitions planned different numbers of moves: ${[...moves].join(', ')}`);
   return {
+    planner,
     replicas,
     clients,
     planned_client_entries: timings[0]!.clients,
@@ -303,12 +325,12 @@ function markdown(results: PointResult[], reps: number): string {
       `${HOT_SHARE * 100} % of replicas hot (3x clients), ${NEW_SHARE * 100} % new (0.1x), log-normal client loads (sigma 0.8, ${HEAVY_SHARE * 100} % heavy x20) scaled to ${MEAN_REPLICA_CALLS_PER_S} calls/s per replica on average; ` +
       `default strategy parameters (maxMoves 32, maxBindingSize 4). ${reps} repetitions per point, state rebuilt and GC run before each. Machine: ${JSON.stringify(machine())}.`,
     '',
-    '| replicas | clients | entries planned | moves | total median ms | total p95 ms | ' + PHASES.map((p) => `${p} ms (share)`).join(' | ') + ' |',
-    '|---:|---:|---:|---:|---:|---:|' + PHASES.map(() => '---:').join('|') + '|',
+    '| planner | replicas | clients | entries planned | moves | total median ms | total p95 ms | ' + PHASES.map((p) => `${p} ms (share)`).join(' | ') + ' |',
+    '|---|---:|---:|---:|---:|---:|---:|' + PHASES.map(() => '---:').join('|') + '|',
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.replicas} | ${r.clients} | ${r.planned_client_entries} | ${r.moves} | ${r.total_ms.median} | ${r.total_ms.p95} | ` +
+      `| ${r.planner} | ${r.replicas} | ${r.clients} | ${r.planned_client_entries} | ${r.moves} | ${r.total_ms.median} | ${r.total_ms.p95} | ` +
         PHASES.map((p) => `${r.phases_ms[p].median} (${Math.round(r.phases_ms[p].share * 100)} %)`).join(' | ') +
         ' |',
     );
@@ -316,16 +338,17 @@ function markdown(results: PointResult[], reps: number): string {
   return lines.join('\n') + '\n';
 }
 
-async function main(opts: { reps: string; quick?: boolean; out?: string; points?: string }): Promise<void> {
+async function main(opts: { reps: string; quick?: boolean; out?: string; points?: string; compare?: boolean }): Promise<void> {
   const reps = opts.quick ? 3 : Number(opts.reps);
   if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive integer (got ${opts.reps})`);
   const results: PointResult[] = [];
   const chosen = opts.points === undefined ? POINTS : POINTS.filter((p) => opts.points!.split(',').includes(`${p.replicas}x${p.clients}`));
   if (chosen.length === 0) throw new Error(`--points names none of ${POINTS.map((p) => `${p.replicas}x${p.clients}`).join(',')}`);
   for (const p of chosen) {
-    const r = runPoint(p.replicas, p.clients, reps, opts.quick ? 1 : 3);
-    say(`${p.replicas} replicas, ${p.clients} clients: median ${r.total_ms.median} ms, p95 ${r.total_ms.p95} ms (${PHASES.map((ph) => `${ph} ${r.phases_ms[ph].median}`).join(', ')}), ${r.moves} moves`);
-    results.push(r);
+    for (const r of runPoint(p.replicas, p.clients, reps, opts.quick ? 1 : 3, opts.compare ? ['current', 'reference'] : ['current'])) {
+      say(`${r.planner}: ${p.replicas} replicas, ${p.clients} clients: median ${r.total_ms.median} ms, p95 ${r.total_ms.p95} ms (${PHASES.map((ph) => `${ph} ${r.phases_ms[ph].median}`).join(', ')}), ${r.moves} moves`);
+      results.push(r);
+    }
   }
   const dir = opts.out ?? (opts.quick ? null : RESULTS_DIR);
   if (dir === null) return;
@@ -340,8 +363,9 @@ if (require.main === module) {
     .option('--reps <n>', 'timed repetitions per point', '21')
     .option('--quick', 'three repetitions, no results written (unless --out)')
     .option('--out <dir>', 'where to write plan.{json,md}')
+    .option('--compare', 'also time the pre-optimisation planner (test/support/minimum-dispersion-reference.ts), interleaved')
     .option('--points <list>', 'comma-separated subset of the points, as REPLICASxCLIENTS (e.g. 10000x100000)')
-    .action(async (opts: { reps: string; quick?: boolean; out?: string; points?: string }) => {
+    .action(async (opts: { reps: string; quick?: boolean; out?: string; points?: string; compare?: boolean }) => {
       try {
         await main(opts);
         process.exit(0);
