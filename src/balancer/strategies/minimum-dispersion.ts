@@ -89,8 +89,20 @@ interface WorkingClient {
   readonly total: number;
   /** Members its load needs: ceil(total / ((1 + tolerance) · mean)), at most k. */
   maxMembers: number;
-  /** Its unit on each member it has load on. */
-  readonly units: Map<string, Unit>;
+  /**
+   * The members it has load on, in the order it came to them, and its unit
+   * on each (units[n] on memberIds[n]): at most k entries, so two small
+   * arrays rather than a Map per client (phase 2 of a group of 100,000
+   * clients made 40,000 Maps).
+   */
+  readonly memberIds: string[];
+  readonly units: Unit[];
+}
+
+/** The client's unit on member `memberId`, if it has one. */
+function unitOn(client: WorkingClient, memberId: string): Unit | undefined {
+  const n = client.memberIds.indexOf(memberId);
+  return n < 0 ? undefined : client.units[n];
 }
 
 interface Step {
@@ -127,18 +139,21 @@ export function planMinimumDispersion(input: PlanInput, params: MinimumDispersio
   if (members.length < 2) return [];
   const byId = new Map(members.map((m) => [m.id, m]));
   const divisible = new Map<string, WorkingClient>();
-  const units: { unit: Unit; member: WorkingMember; divisible: boolean }[] = [];
-  let anyDivisible = false;
+  // The divisible units phase 2 starts from, and the member each is on (two arrays: no object per unit).
+  const divisibleUnits: Unit[] = [];
+  const divisibleOn: WorkingMember[] = [];
   for (const client of input.clients) {
     if (client.held || !(client.load > 0)) continue;
     const member = byId.get(client.memberId);
     if (member === undefined) continue;
-    const unit: Unit = { clientId: client.clientId, load: client.load };
+    // Phase 1 never changes a unit's load (phase 2 makes its own units): the input's entry serves, uncopied.
+    const unit = client as Unit;
     member.clients.push(unit);
     if (member.clients.length > 1) member.sorted = false;
-    const d = client.divisible === true;
-    if (d) anyDivisible = true;
-    units.push({ unit, member, divisible: d });
+    if (client.divisible === true) {
+      divisibleUnits.push(unit);
+      divisibleOn.push(member);
+    }
   }
   const total = members.reduce((sum, m) => sum + m.load, 0);
   const mean = total / members.length;
@@ -158,7 +173,7 @@ export function planMinimumDispersion(input: PlanInput, params: MinimumDispersio
     tolerance.update(step.j);
   }
   const k = input.maxBindingSize ?? 1;
-  if (k < 2 || tolerance.within || moves.length >= params.maxMoves || !anyDivisible) return moves;
+  if (k < 2 || tolerance.within || moves.length >= params.maxMoves || divisibleUnits.length === 0) return moves;
 
   // Phase 2: every divisible unit where phase 1 left it, movable in part.
   const placed = new Map<string, string>(); // clientId NUL member -> member a whole unit of it on that member was moved to by phase 1
@@ -168,22 +183,24 @@ export function planMinimumDispersion(input: PlanInput, params: MinimumDispersio
     m.clients = [];
     m.sorted = true;
   }
-  for (const { unit, member, divisible: d } of units) {
-    if (!d) continue;
+  for (let n = 0; n < divisibleUnits.length; n++) {
+    const unit = divisibleUnits[n]!;
+    const member = divisibleOn[n]!;
     // Only a client phase 1 moved can have been placed elsewhere (a key per unit cost a string per client).
     const to = moved.has(unit.clientId) ? placed.get(`${unit.clientId}\u0000${member.id}`) : undefined;
     const at = to === undefined ? member : byId.get(to)!;
     let client = divisible.get(unit.clientId);
     if (client === undefined) {
-      client = { total: 0, maxMembers: 1, units: new Map() };
+      client = { total: 0, maxMembers: 1, memberIds: [], units: [] };
       divisible.set(unit.clientId, client);
     }
     (client as { total: number }).total += unit.load;
-    const existing = client.units.get(at.id);
+    const existing = unitOn(client, at.id);
     if (existing !== undefined) existing.load += unit.load;
     else {
       const u: Unit = { clientId: unit.clientId, load: unit.load };
-      client.units.set(at.id, u);
+      client.memberIds.push(at.id);
+      client.units.push(u);
       at.clients.push(u);
     }
   }
@@ -274,7 +291,7 @@ function bestStep(members: WorkingMember[], mean: number, movesLeft: number, sha
       // Phase 2 also evens out a spread client between members it is on (no new connection), whatever their side of the mean.
       let targets: WorkingMember[] = under;
       if (shares !== null) {
-        const extra = [...shares.clients.get(c.clientId)!.units.keys()].map((id) => shares.members.get(id)!).filter((m) => m !== i && m.load < i.load && !under.includes(m));
+        const extra = shares.clients.get(c.clientId)!.memberIds.map((id) => shares.members.get(id)!).filter((m) => m !== i && m.load < i.load && !under.includes(m));
         if (extra.length > 0) targets = [...under, ...extra];
       }
       for (const j of targets) {
@@ -290,13 +307,13 @@ function bestStep(members: WorkingMember[], mean: number, movesLeft: number, sha
           continue;
         }
         const client = shares.clients.get(c.clientId)!;
-        const there = client.units.has(j.id);
+        const there = client.memberIds.includes(j.id);
         const floor = shares.minShare * client.total;
         // All of the unit (the client leaves i: never a new pair), or part of it.
         consider({ gain: 2 * c.load * (gap - c.load), moved: c.load, pairs: there ? -1 : 0, i, j, fromI: c, fromJ: null, delta: c.load });
         const delta = Math.min(gap / 2, c.load - floor);
         if (!(delta > 0) || delta >= c.load) continue;
-        if (!there && (delta < floor || client.units.size >= client.maxMembers)) continue;
+        if (!there && (delta < floor || client.units.length >= client.maxMembers)) continue;
         consider({ gain: 2 * delta * (gap - delta), moved: delta, pairs: there ? 0 : 1, i, j, fromI: c, fromJ: null, delta });
       }
     }
@@ -323,13 +340,19 @@ function apply(step: Step, moves: Move[], shares: ShareRules | null): void {
   fromI.load -= delta;
   if (!(fromI.load > 1e-9 * client.total)) {
     i.clients.splice(i.clients.indexOf(fromI), 1);
-    client.units.delete(i.id);
+    // As Map.delete would: the others keep their order.
+    const n = client.memberIds.indexOf(i.id);
+    if (n >= 0) {
+      client.memberIds.splice(n, 1);
+      client.units.splice(n, 1);
+    }
   }
-  const target = client.units.get(j.id);
+  const target = unitOn(client, j.id);
   if (target !== undefined) target.load += delta;
   else {
     const unit: Unit = { clientId: fromI.clientId, load: delta };
-    client.units.set(j.id, unit);
+    client.memberIds.push(j.id);
+    client.units.push(unit);
     j.clients.push(unit);
   }
 }
