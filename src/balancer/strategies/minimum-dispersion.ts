@@ -46,8 +46,41 @@ interface Unit {
 interface WorkingMember {
   id: string;
   load: number;
-  /** Movable units, by load descending (phase 1) or in any order (phase 2). */
+  /** Movable units, by load descending (phase 1, once {@link sorted}) or in any order (phase 2). */
   clients: Unit[];
+  /**
+   * Phase 1 sorts a member's units when it first looks at them (a step
+   * looks only at the few most and least loaded members): sorting every
+   * member's units up front cost more than the rest of a plan of 10,000.
+   */
+  sorted: boolean;
+  /** Outside tolerance of the mean (counted in {@link Tolerance.outside}). */
+  outside: boolean;
+}
+
+/**
+ * How many members are outside tolerance, kept up to date as steps change
+ * two members' loads: checking every member after each step was O(members)
+ * per step.
+ */
+class Tolerance {
+  outside = 0;
+  constructor(
+    private readonly mean: number,
+    private readonly tolerance: number,
+    members: readonly WorkingMember[],
+  ) {
+    for (const m of members) this.update(m);
+  }
+  /** Re-checks a member whose load changed. */
+  update(m: WorkingMember): void {
+    const outside = !(Math.abs(m.load - this.mean) <= this.tolerance * this.mean);
+    if (outside !== m.outside) this.outside += outside ? 1 : -1;
+    m.outside = outside;
+  }
+  get within(): boolean {
+    return this.outside === 0;
+  }
 }
 
 /** A divisible client's shares in the working state (phase 2). */
@@ -56,8 +89,20 @@ interface WorkingClient {
   readonly total: number;
   /** Members its load needs: ceil(total / ((1 + tolerance) · mean)), at most k. */
   maxMembers: number;
-  /** Its unit on each member it has load on. */
-  readonly units: Map<string, Unit>;
+  /**
+   * The members it has load on, in the order it came to them, and its unit
+   * on each (units[n] on memberIds[n]): at most k entries, so two small
+   * arrays rather than a Map per client (phase 2 of a group of 100,000
+   * clients made 40,000 Maps).
+   */
+  readonly memberIds: string[];
+  readonly units: Unit[];
+}
+
+/** The client's unit on member `memberId`, if it has one. */
+function unitOn(client: WorkingClient, memberId: string): Unit | undefined {
+  const n = client.memberIds.indexOf(memberId);
+  return n < 0 ? undefined : client.units[n];
 }
 
 interface Step {
@@ -90,56 +135,72 @@ interface Step {
  * connection) and then the one that moves less load.
  */
 export function planMinimumDispersion(input: PlanInput, params: MinimumDispersionParams): Move[] {
-  const members: WorkingMember[] = input.members.map((m) => ({ id: m.id, load: m.load, clients: [] }));
+  const members: WorkingMember[] = input.members.map((m) => ({ id: m.id, load: m.load, clients: [], sorted: true, outside: false }));
   if (members.length < 2) return [];
   const byId = new Map(members.map((m) => [m.id, m]));
   const divisible = new Map<string, WorkingClient>();
-  const units: { unit: Unit; member: WorkingMember; divisible: boolean }[] = [];
+  // The divisible units phase 2 starts from, and the member each is on (two arrays: no object per unit).
+  const divisibleUnits: Unit[] = [];
+  const divisibleOn: WorkingMember[] = [];
   for (const client of input.clients) {
     if (client.held || !(client.load > 0)) continue;
     const member = byId.get(client.memberId);
     if (member === undefined) continue;
-    const unit: Unit = { clientId: client.clientId, load: client.load };
+    // Phase 1 never changes a unit's load (phase 2 makes its own units): the input's entry serves, uncopied.
+    const unit = client as Unit;
     member.clients.push(unit);
-    units.push({ unit, member, divisible: client.divisible === true });
+    if (member.clients.length > 1) member.sorted = false;
+    if (client.divisible === true) {
+      divisibleUnits.push(unit);
+      divisibleOn.push(member);
+    }
   }
-  for (const m of members) m.clients.sort((a, b) => b.load - a.load);
   const total = members.reduce((sum, m) => sum + m.load, 0);
   const mean = total / members.length;
   if (!(mean > 0)) return [];
-  const withinTolerance = () => members.every((m) => Math.abs(m.load - mean) <= params.tolerance * mean);
-  if (withinTolerance()) return [];
+  const tolerance = new Tolerance(mean, params.tolerance, members);
+  if (tolerance.within) return [];
 
   const minGain = (params.minGain * mean) ** 2;
   const moves: Move[] = [];
   // Stop as soon as the group is within tolerance: further steps would only
   // trade near-equal clients to chase measurement noise, each costing a re-bind.
-  while (moves.length < params.maxMoves && !withinTolerance()) {
+  while (moves.length < params.maxMoves && !tolerance.within) {
     const step = bestStep(members, mean, params.maxMoves - moves.length, null);
     if (step === null || step.gain < minGain) break;
     apply(step, moves, null);
+    tolerance.update(step.i);
+    tolerance.update(step.j);
   }
   const k = input.maxBindingSize ?? 1;
-  if (k < 2 || withinTolerance() || moves.length >= params.maxMoves || !units.some((u) => u.divisible)) return moves;
+  if (k < 2 || tolerance.within || moves.length >= params.maxMoves || divisibleUnits.length === 0) return moves;
 
   // Phase 2: every divisible unit where phase 1 left it, movable in part.
-  const placed = new Map<string, string>(); // clientId -> member of a whole unit phase 1 moved
+  const placed = new Map<string, string>(); // clientId NUL member -> member a whole unit of it on that member was moved to by phase 1
   for (const move of moves) placed.set(`${move.clientId}\u0000${move.from}`, move.to);
-  for (const m of members) m.clients = [];
-  for (const { unit, member, divisible: d } of units) {
-    if (!d) continue;
-    const at = byId.get(placed.get(`${unit.clientId}\u0000${member.id}`) ?? member.id)!;
+  const moved = new Set(moves.map((m) => m.clientId));
+  for (const m of members) {
+    m.clients = [];
+    m.sorted = true;
+  }
+  for (let n = 0; n < divisibleUnits.length; n++) {
+    const unit = divisibleUnits[n]!;
+    const member = divisibleOn[n]!;
+    // Only a client phase 1 moved can have been placed elsewhere (a key per unit cost a string per client).
+    const to = moved.has(unit.clientId) ? placed.get(`${unit.clientId}\u0000${member.id}`) : undefined;
+    const at = to === undefined ? member : byId.get(to)!;
     let client = divisible.get(unit.clientId);
     if (client === undefined) {
-      client = { total: 0, maxMembers: 1, units: new Map() };
+      client = { total: 0, maxMembers: 1, memberIds: [], units: [] };
       divisible.set(unit.clientId, client);
     }
     (client as { total: number }).total += unit.load;
-    const existing = client.units.get(at.id);
+    const existing = unitOn(client, at.id);
     if (existing !== undefined) existing.load += unit.load;
     else {
       const u: Unit = { clientId: unit.clientId, load: unit.load };
-      client.units.set(at.id, u);
+      client.memberIds.push(at.id);
+      client.units.push(u);
       at.clients.push(u);
     }
   }
@@ -147,10 +208,12 @@ export function planMinimumDispersion(input: PlanInput, params: MinimumDispersio
   // (under a member's fair load) stays whole, as TAO bound it.
   for (const client of divisible.values()) client.maxMembers = Math.min(k, Math.max(1, Math.ceil(client.total / ((1 + params.tolerance) * mean) - 1e-9)));
   const shares: ShareRules = { members: byId, k, minShare: input.minShare ?? 0.1, clients: divisible };
-  while (moves.length < params.maxMoves && !withinTolerance()) {
+  while (moves.length < params.maxMoves && !tolerance.within) {
     const step = bestStep(members, mean, 0, shares);
     if (step === null || step.gain < minGain) break;
     apply(step, moves, shares);
+    tolerance.update(step.i);
+    tolerance.update(step.j);
   }
   return mergeMoves(moves);
 }
@@ -162,10 +225,56 @@ interface ShareRules {
   clients: Map<string, WorkingClient>;
 }
 
+/** Sorts a member's units by load, descending, the first time phase 1 looks at them (a stable sort of the input order). */
+function sortedClients(m: WorkingMember): Unit[] {
+  if (!m.sorted) {
+    m.clients.sort((a, b) => b.load - a.load);
+    m.sorted = true;
+  }
+  return m.clients;
+}
+
+/**
+ * Inserts `m` into `list`, kept in the order of a stable sort by load
+ * descending of members visited in their input order: after every member
+ * at least as loaded.
+ */
+function insertByLoad(list: WorkingMember[], m: WorkingMember): void {
+  let at = list.length;
+  while (at > 0 && list[at - 1]!.load < m.load) at--;
+  list.splice(at, 0, m);
+}
+
+/**
+ * The PAIR_CANDIDATES most loaded members above the mean and the
+ * PAIR_CANDIDATES least loaded below it, each in the order of a stable sort
+ * of all members by load descending (ties in input order): exactly the
+ * first and the last of such a sort, found in one pass instead of a sort
+ * per step.
+ */
+function candidates(members: readonly WorkingMember[], mean: number): { over: WorkingMember[]; under: WorkingMember[] } {
+  const over: WorkingMember[] = [];
+  const under: WorkingMember[] = [];
+  for (const m of members) {
+    if (m.load > mean) {
+      // Among the first PAIR_CANDIDATES only if more loaded than the last of them (a tie goes after it).
+      if (over.length < PAIR_CANDIDATES || m.load > over[PAIR_CANDIDATES - 1]!.load) {
+        insertByLoad(over, m);
+        if (over.length > PAIR_CANDIDATES) over.pop();
+      }
+    } else if (m.load < mean) {
+      // Among the last PAIR_CANDIDATES unless more loaded than the first of them (a tie goes after it: later).
+      if (under.length < PAIR_CANDIDATES || m.load <= under[0]!.load) {
+        insertByLoad(under, m);
+        if (under.length > PAIR_CANDIDATES) under.shift();
+      }
+    }
+  }
+  return { over, under };
+}
+
 function bestStep(members: WorkingMember[], mean: number, movesLeft: number, shares: ShareRules | null): Step | null {
-  const sorted = [...members].sort((a, b) => b.load - a.load);
-  const over = sorted.filter((m) => m.load > mean).slice(0, PAIR_CANDIDATES);
-  const under = sorted.filter((m) => m.load < mean).slice(-PAIR_CANDIDATES);
+  const { over, under } = candidates(members, mean);
   let best: Step | null = null;
   const consider = (step: Step) => {
     if (step.gain <= 0) return;
@@ -178,11 +287,11 @@ function bestStep(members: WorkingMember[], mean: number, movesLeft: number, sha
     }
   };
   for (const i of over) {
-    for (const c of i.clients) {
+    for (const c of shares === null ? sortedClients(i) : i.clients) {
       // Phase 2 also evens out a spread client between members it is on (no new connection), whatever their side of the mean.
       let targets: WorkingMember[] = under;
       if (shares !== null) {
-        const extra = [...shares.clients.get(c.clientId)!.units.keys()].map((id) => shares.members.get(id)!).filter((m) => m !== i && m.load < i.load && !under.includes(m));
+        const extra = shares.clients.get(c.clientId)!.memberIds.map((id) => shares.members.get(id)!).filter((m) => m !== i && m.load < i.load && !under.includes(m));
         if (extra.length > 0) targets = [...under, ...extra];
       }
       for (const j of targets) {
@@ -190,7 +299,7 @@ function bestStep(members: WorkingMember[], mean: number, movesLeft: number, sha
         if (shares === null) {
           consider({ gain: 2 * c.load * (gap - c.load), moved: c.load, pairs: 0, i, j, fromI: c, fromJ: null, delta: c.load });
           if (movesLeft < 2) continue;
-          for (const d of j.clients) {
+          for (const d of sortedClients(j)) {
             const net = c.load - d.load;
             if (net <= 0) continue;
             consider({ gain: 2 * net * (gap - net), moved: c.load + d.load, pairs: 0, i, j, fromI: c, fromJ: d, delta: c.load });
@@ -198,13 +307,13 @@ function bestStep(members: WorkingMember[], mean: number, movesLeft: number, sha
           continue;
         }
         const client = shares.clients.get(c.clientId)!;
-        const there = client.units.has(j.id);
+        const there = client.memberIds.includes(j.id);
         const floor = shares.minShare * client.total;
         // All of the unit (the client leaves i: never a new pair), or part of it.
         consider({ gain: 2 * c.load * (gap - c.load), moved: c.load, pairs: there ? -1 : 0, i, j, fromI: c, fromJ: null, delta: c.load });
         const delta = Math.min(gap / 2, c.load - floor);
         if (!(delta > 0) || delta >= c.load) continue;
-        if (!there && (delta < floor || client.units.size >= client.maxMembers)) continue;
+        if (!there && (delta < floor || client.units.length >= client.maxMembers)) continue;
         consider({ gain: 2 * delta * (gap - delta), moved: delta, pairs: there ? 0 : 1, i, j, fromI: c, fromJ: null, delta });
       }
     }
@@ -231,13 +340,19 @@ function apply(step: Step, moves: Move[], shares: ShareRules | null): void {
   fromI.load -= delta;
   if (!(fromI.load > 1e-9 * client.total)) {
     i.clients.splice(i.clients.indexOf(fromI), 1);
-    client.units.delete(i.id);
+    // As Map.delete would: the others keep their order.
+    const n = client.memberIds.indexOf(i.id);
+    if (n >= 0) {
+      client.memberIds.splice(n, 1);
+      client.units.splice(n, 1);
+    }
   }
-  const target = client.units.get(j.id);
+  const target = unitOn(client, j.id);
   if (target !== undefined) target.load += delta;
   else {
     const unit: Unit = { clientId: fromI.clientId, load: delta };
-    client.units.set(j.id, unit);
+    client.memberIds.push(j.id);
+    client.units.push(unit);
     j.clients.push(unit);
   }
 }
