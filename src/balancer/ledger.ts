@@ -212,6 +212,8 @@ export class BindingLedger {
     if (clientId === null) return { credited, rebind: false };
     const binding: Binding = { members, sinceMs: nowMs, via };
     if (this.recent.size >= MAX_RECENT_BINDS) this.forgetOldBinds(nowMs);
+    // Re-inserted last, so that the table stays in bind order (oldest first): see forgetOldBinds.
+    this.recent.delete(clientId);
     this.recent.set(clientId, binding);
     const previous = this.bindings.get(clientId);
     let rebind = false;
@@ -373,8 +375,17 @@ export class BindingLedger {
 
   private forgetOldBinds(nowMs: number): void {
     const interval = this.reportIntervalMs();
+    // The table is in bind order, so the old binds are its first entries: stop at the first fresh one.
+    // (A full scan per bind cost O(MAX_RECENT_BINDS) at a steady rate of about MAX_RECENT_BINDS binds per interval.)
     for (const [clientId, binding] of this.recent) {
-      if (nowMs - binding.sinceMs >= interval) this.recent.delete(clientId);
+      if (nowMs - binding.sinceMs < interval) break;
+      this.recent.delete(clientId);
+    }
+    // Still full: before starting over, drop every old bind wherever it is (the clock may have stepped back).
+    if (this.recent.size >= MAX_RECENT_BINDS) {
+      for (const [clientId, binding] of this.recent) {
+        if (nowMs - binding.sinceMs >= interval) this.recent.delete(clientId);
+      }
     }
     // Still full of fresh binds: a flood of new clients; start over rather than grow.
     if (this.recent.size >= MAX_RECENT_BINDS) {

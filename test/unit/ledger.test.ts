@@ -105,6 +105,32 @@ describe('BindingLedger: recent binds (racing first calls)', () => {
     expect(l.bindingOf('old0')?.sinceMs).toBe(0);
   });
 
+  it(`when ${MAX_RECENT_BINDS} are remembered, a bind keeps a client re-bound within the interval and drops the old ones around it`, () => {
+    const l = ledger();
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`old${i}`, 'm1', 0);
+    // Bound first, re-bound since: fresh, though it was the first entry of the table.
+    l.bound('old0', 'm2', 600);
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`fresh${i}`, 'm1', 600);
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS);
+    l.bound('next', 'm1', 1000);
+    // old0, the fresh ones and next.
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS / 2 + 2);
+    expect(l.counters.recentBindsCleared).toBe(0);
+    expect(l.recentBinding('old0', 1000)?.members[0]?.memberId).toBe('m2');
+    expect(l.recentBinding('old1', 1000)).toBeUndefined();
+  });
+
+  it(`when ${MAX_RECENT_BINDS} are remembered after the clock stepped back, a bind still drops every old one rather than clearing`, () => {
+    const l = ledger();
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`late${i}`, 'm1', 5000);
+    // The clock stepped back by 4.5 s: these binds are older than the ones before them in the table.
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`early${i}`, 'm1', 500);
+    l.bound('next', 'm1', 1500);
+    expect(l.counters.recentBindsCleared).toBe(0);
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS / 2 + 1);
+    expect(l.recentBinding('early0', 1500)).toBeUndefined();
+  });
+
   it(`when ${MAX_RECENT_BINDS} fresh binds are remembered, a flood, the next bind clears them`, () => {
     const l = ledger();
     for (let i = 0; i < MAX_RECENT_BINDS; i++) l.bound(`c${i}`, 'm1', 500);
