@@ -71,6 +71,32 @@ describe('BindingLedger: bindings', () => {
     expect(l.counters.bindingsEvicted).toBe(2);
     expect(l.bindingOf('c2')).toBeUndefined();
   });
+
+  it('over many evictions, with re-binds and plans between them, always forgets the least recently bound client', () => {
+    const l = ledger();
+    // The expected table: client -> when last bound, in the order a least-recently-bound list keeps.
+    const model = new Map<string, number>();
+    const touch = (id: string, t: number) => {
+      model.delete(id);
+      if (model.size >= MAX_REMEMBERED_BINDINGS) model.delete(model.keys().next().value!);
+      model.set(id, t);
+    };
+    let t = 0;
+    for (let i = 0; i < MAX_REMEMBERED_BINDINGS; i++) (l.bound(`c${i}`, 'm1', t), touch(`c${i}`, t++));
+    let seed = 7;
+    const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    for (let step = 0; step < 30_000; step++) {
+      const kind = next(4);
+      // A new client (evicts), a re-bind or a plan of a remembered one (moves it to the end), or of a forgotten one.
+      const id = kind === 0 ? `n${step}` : `c${next(MAX_REMEMBERED_BINDINGS)}`;
+      if (kind === 3) l.planned(id, [{ memberId: 'm2', share: 1 }], t);
+      else l.bound(id, 'm1', t);
+      touch(id, t++);
+    }
+    expect(l.bindingCount).toBe(model.size);
+    const actual = [...l.entries()].map(([id, b]) => [id, b.sinceMs]);
+    expect(actual).toEqual([...model.entries()]);
+  });
 });
 
 describe('BindingLedger: recent binds (racing first calls)', () => {
