@@ -155,6 +155,12 @@ export class Group {
    * member.
    */
   private readonly avoiders = new Map<string, { clients: Set<string>; lastMs: number }>();
+  /**
+   * The latest `setAsideUntilMs` {@link noteAvoided} gave any member (ms):
+   * before then a choice looks for set-aside members; after it, none can be
+   * (a scan of every member per bind saved).
+   */
+  private setAsideUntilLatestMs = Number.NEGATIVE_INFINITY;
   /** After a switch away from per-request, members offer clients a binding to themselves alone until then (ms). */
   selfOfferUntilMs = Number.NEGATIVE_INFINITY;
 
@@ -308,7 +314,7 @@ export class Group {
       if (others.length > 0) members = others;
     }
     // Members clients are giving up get no new client while any other can take it.
-    if (members.some((m) => m.setAsideUntilMs > nowMs)) {
+    if (this.setAsideUntilLatestMs > nowMs && members.some((m) => m.setAsideUntilMs > nowMs)) {
       const others = members.filter((m) => m.setAsideUntilMs <= nowMs);
       if (others.length > 0) members = others;
     }
@@ -475,6 +481,7 @@ export class Group {
       );
     }
     member.setAsideUntilMs = nowMs + this.config.holdMs;
+    this.setAsideUntilLatestMs = Math.max(this.setAsideUntilLatestMs, member.setAsideUntilMs);
   }
 
   /** The member's mean latency over the median of the other members' (0 when unknown). */

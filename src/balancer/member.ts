@@ -58,7 +58,7 @@ export class Member implements MemberLoad {
   latest: LoadReport__Output | null = null;
   /** Movable clients seen in the latest report, with dampened loads. */
   readonly clients = new Map<string, MemberClient>();
-  /** Clients are giving this member up: no new client, no plan move, until then (ms; see Group.noteAvoided). */
+  /** Clients are giving this member up: no new client, no plan move, until then (ms). Set only by Group.noteAvoided, which keeps the latest of its members' (Group.choose skips its scan after that). */
   setAsideUntilMs = Number.NEGATIVE_INFINITY;
   /** Reports still to wait for before the group may plan again. */
   settleLeft = 0;

@@ -71,6 +71,32 @@ describe('BindingLedger: bindings', () => {
     expect(l.counters.bindingsEvicted).toBe(2);
     expect(l.bindingOf('c2')).toBeUndefined();
   });
+
+  it('over many evictions, with re-binds and plans between them, always forgets the least recently bound client', () => {
+    const l = ledger();
+    // The expected table: client -> when last bound, in the order a least-recently-bound list keeps.
+    const model = new Map<string, number>();
+    const touch = (id: string, t: number) => {
+      model.delete(id);
+      if (model.size >= MAX_REMEMBERED_BINDINGS) model.delete(model.keys().next().value!);
+      model.set(id, t);
+    };
+    let t = 0;
+    for (let i = 0; i < MAX_REMEMBERED_BINDINGS; i++) (l.bound(`c${i}`, 'm1', t), touch(`c${i}`, t++));
+    let seed = 7;
+    const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+    for (let step = 0; step < 30_000; step++) {
+      const kind = next(4);
+      // A new client (evicts), a re-bind or a plan of a remembered one (moves it to the end), or of a forgotten one.
+      const id = kind === 0 ? `n${step}` : `c${next(MAX_REMEMBERED_BINDINGS)}`;
+      if (kind === 3) l.planned(id, [{ memberId: 'm2', share: 1 }], t);
+      else l.bound(id, 'm1', t);
+      touch(id, t++);
+    }
+    expect(l.bindingCount).toBe(model.size);
+    const actual = [...l.entries()].map(([id, b]) => [id, b.sinceMs]);
+    expect(actual).toEqual([...model.entries()]);
+  });
 });
 
 describe('BindingLedger: recent binds (racing first calls)', () => {
@@ -103,6 +129,32 @@ describe('BindingLedger: recent binds (racing first calls)', () => {
     expect(l.recentBinding('fresh0', 1000)?.members[0]?.memberId).toBe('m1');
     // The dropped ones are still remembered as bindings (for re-bind counting).
     expect(l.bindingOf('old0')?.sinceMs).toBe(0);
+  });
+
+  it(`when ${MAX_RECENT_BINDS} are remembered, a bind keeps a client re-bound within the interval and drops the old ones around it`, () => {
+    const l = ledger();
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`old${i}`, 'm1', 0);
+    // Bound first, re-bound since: fresh, though it was the first entry of the table.
+    l.bound('old0', 'm2', 600);
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`fresh${i}`, 'm1', 600);
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS);
+    l.bound('next', 'm1', 1000);
+    // old0, the fresh ones and next.
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS / 2 + 2);
+    expect(l.counters.recentBindsCleared).toBe(0);
+    expect(l.recentBinding('old0', 1000)?.members[0]?.memberId).toBe('m2');
+    expect(l.recentBinding('old1', 1000)).toBeUndefined();
+  });
+
+  it(`when ${MAX_RECENT_BINDS} are remembered after the clock stepped back, a bind still drops every old one rather than clearing`, () => {
+    const l = ledger();
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`late${i}`, 'm1', 5000);
+    // The clock stepped back by 4.5 s: these binds are older than the ones before them in the table.
+    for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`early${i}`, 'm1', 500);
+    l.bound('next', 'm1', 1500);
+    expect(l.counters.recentBindsCleared).toBe(0);
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS / 2 + 1);
+    expect(l.recentBinding('early0', 1500)).toBeUndefined();
   });
 
   it(`when ${MAX_RECENT_BINDS} fresh binds are remembered, a flood, the next bind clears them`, () => {

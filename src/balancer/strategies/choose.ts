@@ -28,21 +28,32 @@ export function projectedLoad(input: ChooseInput, index: number): number {
   return member.load + countedPendingBinds(input, member.pendingBinds) * input.expectedClientLoad + member.pendingCalls * input.expectedCallLoad;
 }
 
+/** Projected loads of the members being chosen from (reused: a choice runs for every bind and every proxied call). */
+let scratch = new Float64Array(1024);
+
 /**
  * Index of the least-loaded member, ties within {@link TIE_BAND} broken at
- * random. Two passes over the members and no allocation: this runs for
- * every binding (and every proxied call) in groups of a thousand members.
+ * random. One pass over the members (their projected loads into a reused
+ * array) and one over that array, no allocation: this runs for every
+ * binding (and every proxied call) in groups of a thousand members, whose
+ * objects are spread over the heap.
  */
 export function chooseLeastLoaded(input: ChooseInput): number {
   const count = input.members.length;
+  if (scratch.length < count) scratch = new Float64Array(Math.max(count, scratch.length * 2));
+  const loads = scratch;
   let least = Infinity;
-  for (let i = 0; i < count; i++) least = Math.min(least, projectedLoad(input, i));
+  for (let i = 0; i < count; i++) {
+    const load = projectedLoad(input, i);
+    loads[i] = load;
+    least = Math.min(least, load);
+  }
   const limit = least + Math.max(Math.abs(least) * TIE_BAND, 1e-9);
   // Reservoir sampling: the k-th tied member replaces the pick with probability 1/k.
   let pick = 0;
   let tied = 0;
   for (let i = 0; i < count; i++) {
-    if (projectedLoad(input, i) <= limit) {
+    if (loads[i]! <= limit) {
       tied++;
       if (tied === 1 || input.random() * tied < 1) pick = i;
     }
