@@ -20,7 +20,7 @@
  * Writes bench/results/faults.{json,md,svg}; --quick keeps each scenario
  * to 10 s of load (5 s before, 5 s after the fault).
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -359,12 +359,14 @@ function markdown(json: { scenarios: Record<string, ScenarioResult>; report_inte
   ].join('\n');
 }
 
-async function main(opts: { quick?: boolean; out: string; scenarios?: string }): Promise<void> {
+async function main(opts: { quick?: boolean; out: string; scenarios?: string; beforeMs?: number; afterMs?: number }): Promise<void> {
   const wanted = (opts.scenarios?.split(',') ?? [...SCENARIOS]) as Scenario[];
   const unknown = wanted.filter((w) => !SCENARIOS.includes(w));
   if (unknown.length > 0) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; accepted: ${SCENARIOS.join(', ')}`);
   // At least 5 s before the fault: the "before" percentiles cover the 5 s before it.
   const timing = opts.quick ? { beforeMs: 5000, afterMs: 5000, reportIntervalMs: 500 } : { beforeMs: 6000, afterMs: 10_000, reportIntervalMs: 1000 };
+  if (opts.beforeMs !== undefined) timing.beforeMs = opts.beforeMs;
+  if (opts.afterMs !== undefined) timing.afterMs = opts.afterMs;
   const tmp = mkdtempSync(path.join(tmpdir(), 'rebind-faults-'));
   const scenarios: Record<string, ScenarioResult> = {};
   const progress = new Progress('faults', wanted.length);
@@ -385,9 +387,17 @@ async function main(opts: { quick?: boolean; out: string; scenarios?: string }):
   say(`wrote ${files.join(', ')}`);
 }
 
+function positiveMs(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1000 || n > 600_000) throw new InvalidArgumentError(`${value}: a whole number of ms, 1000-600000`);
+  return n;
+}
+
 const program = new Command('bench:faults')
   .description('What clients see when a replica crashes, hangs, slows down or drains, or the balancer restarts.')
   .option('--quick', 'shorter scenarios (5 s before, 5 s after the fault, 500 ms reports)')
+  .option('--before-ms <ms>', 'load before the fault, ms (the "before" percentiles cover at most its last 5 s; smoke tests shorten it)', positiveMs)
+  .option('--after-ms <ms>', 'load after the fault, ms', positiveMs)
   .option('--scenarios <list>', `comma-separated subset of ${SCENARIOS.join(', ')}`)
   .option('--out <dir>', 'where to write faults.{json,md,svg}', RESULTS_DIR);
 
