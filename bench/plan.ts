@@ -50,6 +50,7 @@ import type { Advisory } from '../src/generated/rebind/v1/Advisory';
 import type { LoadReport__Output } from '../src/generated/rebind/v1/LoadReport';
 import { planMinimumDispersionReference } from '../test/support/minimum-dispersion-reference';
 import { machine, RESULTS_DIR, say } from './lib/common';
+import { seededRandom } from '../src/sim/rng';
 
 const log = pino({ level: 'silent' });
 
@@ -82,18 +83,6 @@ export const POINTS = [
 
 const PHASES = ['liveness', 'input', 'strategy', 'apply', 'advise'] as const;
 type Phase = (typeof PHASES)[number];
-
-/** mulberry32: a small seeded PRNG, so that every repetition builds the same state. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class NullSink implements AdvisorySink {
   advisories = 0;
@@ -132,7 +121,7 @@ function report(seq: number, clients: Map<string, { callsPerS: number; sets: boo
 
 /** What each replica reports: its clients with their calls/s (seeded). */
 export function layout(replicas: number, clients: number, seed: number): Map<string, { callsPerS: number; sets: boolean }>[] {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const weights = Array.from({ length: replicas }, () => {
     const r = random();
     return r < HOT_SHARE ? 3 : r < HOT_SHARE + NEW_SHARE ? 0.1 : 1;
@@ -175,7 +164,7 @@ export function build(reports: ReturnType<typeof layout>, seed: number) {
   });
   if (!parsed.ok) throw new Error(parsed.errors.join());
   const scheduler = new VirtualTimeScheduler(VirtualAction, Number.POSITIVE_INFINITY);
-  const registry = new Registry(parsed.value, log, prng(seed + 1));
+  const registry = new Registry(parsed.value, log, seededRandom(seed + 1));
   const analyzer = new Analyzer(registry, scheduler, log);
   const group = registry.groups.get('g')!;
   const members: Member[] = reports.map((_, i) => {
@@ -184,7 +173,7 @@ export function build(reports: ReturnType<typeof layout>, seed: number) {
     if (!(member instanceof Member)) throw new Error(member.message);
     return member;
   });
-  const noise = prng(seed + 2);
+  const noise = seededRandom(seed + 2);
   const t1 = REPORT_INTERVAL_MS;
   const t2 = 2 * REPORT_INTERVAL_MS;
   members.forEach((m, i) => group.applyReport(m, report(1, reports[i]!), t1));
@@ -192,7 +181,7 @@ export function build(reports: ReturnType<typeof layout>, seed: number) {
     const jittered = new Map([...reports[i]!].map(([id, c]) => [id, { ...c, callsPerS: c.callsPerS * (0.9 + 0.2 * noise()) }]));
     group.applyReport(m, report(2, jittered), t2);
   });
-  const held = prng(seed + 3);
+  const held = seededRandom(seed + 3);
   for (const r of reports) for (const id of r.keys()) if (held() < HELD_SHARE) group.ledger.hold(id, t2 + parsed.value.groups[0]!.holdMs);
   return { analyzer, group, nowMs: t2 + 1 };
 }

@@ -10,17 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { planMinimumDispersion, type MinimumDispersionParams } from '../../src/balancer/strategies/minimum-dispersion';
 import type { ClientLoad, MemberLoad, Move, PlanInput } from '../../src/balancer/strategies/types';
 import { planMinimumDispersionReference } from '../support/minimum-dispersion-reference';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../src/sim/rng';
 
 function member(id: string, load: number): MemberLoad {
   return { id, address: `${id}:1`, load, rawLoad: load, reported: true, pendingBinds: 0, pendingCalls: 0, proxiedInFlight: 0, recentlyShed: false };
@@ -33,7 +23,7 @@ interface Case {
 
 /** A random group: `members` members, about `perMember` clients each, loads integer (many ties) or not. */
 function randomCase(seed: number, members: number, perMember: number): Case {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const pick = <T>(options: readonly T[]): T => options[Math.floor(random() * options.length)]!;
   const integer = random() < 0.5;
   const loadOf = (scale: number) => (integer ? Math.floor(random() * 10) * 10 : Math.round(random() * scale * 1000) / 1000);
@@ -91,7 +81,7 @@ function compare(cases: Case[]): { plans: number; shareMoves: number } {
 
 describe('minimum_dispersion: the optimised planner plans exactly as the reference', () => {
   it('400 small random groups (2..40 members, integer or fractional loads, every parameter varied)', () => {
-    const random = prng(15);
+    const random = seededRandom(15);
     const cases = Array.from({ length: 400 }, (_, i) => randomCase(1000 + i, 2 + Math.floor(random() * 39), random() * 6));
     const { plans, shareMoves } = compare(cases);
     // The comparison means something only if most cases plan, some with shares.
