@@ -6,14 +6,14 @@
  * drift hits them all alike. Writes bench/results/overhead.{json,md,svg}.
  */
 import { Command } from 'commander';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { renderSvg } from './lib/charts';
 import { decodeHistogram, histogram, machine, Progress, ratio, RESULTS_DIR, say, summarize, writeResults, type LatencySummary } from './lib/common';
 import { ensureNginx, startNginx } from './lib/nginx';
 import { PRIME } from './lib/prime';
-import { startBalancerProcess, Worker, runBenchCommand } from './lib/processes';
+import { startBalancerProcess, Worker, runBenchCommand, type BalancerLaunch } from './lib/processes';
 import { pythonGrpcVersion, startPythonClient } from './lib/python';
 import { xdsBootstrap } from '../src/balancer/xds/bootstrap';
 
@@ -30,9 +30,15 @@ export const VARIANTS = [
   'direct_python',
   'xds_python',
 ] as const;
-type Variant = (typeof VARIANTS)[number];
+/**
+ * A/B variant, run only with --compare-balancer: per_request with the
+ * balancer of another build (e.g. the relay code before a change), in the
+ * same interleaved rounds as per_request.
+ */
+export const COMPARE_VARIANT = 'per_request_compare';
+type Variant = (typeof VARIANTS)[number] | typeof COMPARE_VARIANT;
 
-const DESCRIPTIONS: Record<Variant, string> = {
+const DESCRIPTIONS: Record<Exclude<Variant, typeof COMPARE_VARIANT>, string> = {
   direct: 'client -> replica, no balancer, no rebind (the limit)',
   per_session: 'client -> balancer once (forward), then direct; replica attached',
   per_request: 'per-request group, plain client (no rebind options): every call relayed by the balancer',
@@ -67,7 +73,15 @@ interface Skipped {
   skipped: string;
 }
 
-async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
+/** How the benchmark starts its balancers (--compare-balancer, --balancer-node-args). */
+interface BalancerLaunches {
+  /** Every variant's balancer: this build, with these node flags. */
+  main: BalancerLaunch;
+  /** The compare variant's balancer: another build's CLI. */
+  compare: BalancerLaunch;
+}
+
+async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Promise<Ready | Skipped> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s();
@@ -87,7 +101,7 @@ async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
   const balancer = async (granularity: string, strategy: string) => {
     const file = path.join(tmp, `${key}.json`);
     writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', adminListen: '127.0.0.1:0', groups: [{ name: 'bench', granularity, strategy, reportIntervalMs: 1000 }] }));
-    const b = await startBalancerProcess(file);
+    const b = await startBalancerProcess(file, undefined, key === COMPARE_VARIANT ? launches.compare : launches.main);
     stops.push(() => b.stop());
     return b;
   };
@@ -97,13 +111,14 @@ async function setup(key: Variant, tmp: string): Promise<Ready | Skipped> {
         return { key, client: await client('direct', await replica('plain')), stop };
       case 'per_session':
       case 'per_request':
+      case COMPARE_VARIANT:
       case 'per_request_direct':
       case 'on_demand': {
         const granularity = key === 'per_session' ? 'per-session' : key === 'on_demand' ? 'on-demand' : 'per-request';
         const b = await balancer(granularity, key === 'on_demand' ? 'minimum_dispersion' : 'round_robin');
         await replica('rebind', b.control);
         // per_request stays relayed whatever the balancer offers rebind-aware clients: its client is plain.
-        return { key, client: await client(key === 'per_request' ? 'plain' : 'rebind', b.data), replica: replicaWorker, stop };
+        return { key, client: await client(key === 'per_request' || key === COMPARE_VARIANT ? 'plain' : 'rebind', b.data), replica: replicaWorker, stop };
       }
       case 'peer_grpc_round_robin':
         return { key, client: await client('grpc_round_robin', `ipv4:${await replica('plain')}`), stop };
@@ -236,6 +251,7 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
   lines.push(
     '',
     ...Object.entries(DESCRIPTIONS).map(([k, v]) => `- \`${k}\`: ${v}`),
+    ...(COMPARE_VARIANT in json.variants ? [`- \`${COMPARE_VARIANT}\`: per_request with the balancer of another build (--compare-balancer), for A/B runs`] : []),
     '',
     'Target for `per_request_direct` (issue 12): calls/s / direct ≥ 0.95 and p50 / direct ≤ 1.05; `per_request` stays the relayed path of plain clients.',
     '',
@@ -246,7 +262,7 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
   return lines.join('\n');
 }
 
-async function main(opts: { quick?: boolean; iterations?: number; rounds?: number; out: string; variants?: string }): Promise<void> {
+async function main(opts: { quick?: boolean; iterations?: number; rounds?: number; out: string; variants?: string; compareBalancer?: string; balancerNodeArgs?: string }): Promise<void> {
   // --quick: BENCHMARKS.md suggests 10,000 calls, but one call takes about 1.2 ms
   // on this 2-core machine: 7 variants x 10,000 would not fit in 90 s, and the
   // CI smoke test runs it beside the rest of the suite.
@@ -254,13 +270,17 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
   const rounds = opts.rounds ?? (opts.quick ? 4 : 20);
   const warmup = opts.quick ? 200 : 2000;
   const perRound = Math.ceil(iterations / rounds);
-  const wanted = (opts.variants?.split(',') ?? [...VARIANTS]) as Variant[];
-  const unknown = wanted.filter((w) => !VARIANTS.includes(w));
-  if (unknown.length > 0) throw new Error(`unknown variant(s) ${unknown.join(', ')}; accepted: ${VARIANTS.join(', ')}`);
+  const accepted: readonly Variant[] = opts.compareBalancer !== undefined ? [...VARIANTS, COMPARE_VARIANT] : VARIANTS;
+  const wanted = (opts.variants?.split(',') ?? [...accepted]) as Variant[];
+  const unknown = wanted.filter((w) => !accepted.includes(w));
+  if (unknown.length > 0) throw new Error(`unknown variant(s) ${unknown.join(', ')}; accepted: ${accepted.join(', ')}${opts.compareBalancer === undefined ? ` (${COMPARE_VARIANT} needs --compare-balancer)` : ''}`);
+  if (opts.compareBalancer !== undefined && !existsSync(opts.compareBalancer)) throw new Error(`--compare-balancer: no such file ${opts.compareBalancer} (the compiled CLI entry, e.g. /tmp/old/dist/src/cli/main.js)`);
+  const execArgv = opts.balancerNodeArgs?.split(' ').filter((a) => a !== '') ?? [];
+  const launches: BalancerLaunches = { main: { execArgv }, compare: { cli: opts.compareBalancer, execArgv } };
   const tmp = mkdtempSync(path.join(tmpdir(), 'rebind-overhead-'));
   const setups: (Ready | Skipped)[] = [];
   say(`overhead: ${iterations} calls per variant, ${rounds} rounds of ${perRound}, warm-up ${warmup}`);
-  for (const key of wanted) setups.push(await setup(key, tmp));
+  for (const key of wanted) setups.push(await setup(key, tmp, launches));
   const ready = setups.filter((s): s is Ready => 'client' in s);
   const progress = new Progress('overhead', ready.length * (rounds + 1));
   for (const r of ready) {
@@ -325,6 +345,8 @@ const program = new Command('bench:overhead')
   .option('--iterations <n>', 'calls per variant (default 200,000; --quick 4,000)', (v) => Number(v))
   .option('--rounds <n>', 'interleaved rounds (default 20; --quick 4)', (v) => Number(v))
   .option('--variants <list>', `comma-separated subset of ${VARIANTS.join(', ')}`)
+  .option('--compare-balancer <main.js>', `adds variant ${COMPARE_VARIANT}: per_request with the balancer CLI of another build (A/B runs of relay changes)`)
+  .option('--balancer-node-args <flags>', 'extra node flags for the balancer processes, space-separated (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")')
   .option('--out <dir>', 'where to write overhead.{json,md,svg}', RESULTS_DIR);
 
 runBenchCommand(program, main);
