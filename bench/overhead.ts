@@ -6,7 +6,7 @@
  * drift hits them all alike. Writes bench/results/overhead.{json,md,svg}.
  */
 import { Command } from 'commander';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { renderSvg } from './lib/charts';
@@ -64,6 +64,8 @@ interface Ready {
   client: Worker;
   /** The replica of a variant with a rebind balancer: asked at the end how the calls reached it. */
   replica?: Worker;
+  /** The variant's balancer process, whose CPU time per call is measured (Linux /proc). */
+  balancerPid?: number;
   stop: () => Promise<void>;
   notes?: string;
 }
@@ -87,6 +89,7 @@ async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Pro
     for (const s of stops.reverse()) await s();
   };
   let replicaWorker: Worker | undefined;
+  let balancerPid: number | undefined;
   const replica = async (mode: 'plain' | 'rebind', balancer?: string) => {
     const { worker, ready } = await Worker.start(`${key}-replica`, 'prime-replica.js', ['--name', 'r1', '--mode', mode, ...(balancer ? ['--balancer', balancer, '--group', 'bench'] : [])]);
     stops.push(() => worker.stop());
@@ -103,6 +106,7 @@ async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Pro
     writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', adminListen: '127.0.0.1:0', groups: [{ name: 'bench', granularity, strategy, reportIntervalMs: 1000 }] }));
     const b = await startBalancerProcess(file, undefined, key === COMPARE_VARIANT ? launches.compare : launches.main);
     stops.push(() => b.stop());
+    balancerPid = b.pid;
     return b;
   };
   try {
@@ -118,7 +122,7 @@ async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Pro
         const b = await balancer(granularity, key === 'on_demand' ? 'minimum_dispersion' : 'round_robin');
         await replica('rebind', b.control);
         // per_request stays relayed whatever the balancer offers rebind-aware clients: its client is plain.
-        return { key, client: await client(key === 'per_request' || key === COMPARE_VARIANT ? 'plain' : 'rebind', b.data), replica: replicaWorker, stop };
+        return { key, client: await client(key === 'per_request' || key === COMPARE_VARIANT ? 'plain' : 'rebind', b.data), replica: replicaWorker, balancerPid, stop };
       }
       case 'peer_grpc_round_robin':
         return { key, client: await client('grpc_round_robin', `ipv4:${await replica('plain')}`), stop };
@@ -179,6 +183,10 @@ type Result =
       notes?: string;
       /** Variants with a rebind balancer: calls the replica served (warm-up included), straight from the client or relayed by the balancer. */
       served?: { direct: number; proxied: number };
+      /** Each round's p50 (µs), in round order: paired per-round ratios hold up on a noisy machine better than the merged figures. */
+      rounds_p50_us: number[];
+      /** per_session, per_request(_compare), per_request_direct, on_demand on Linux: the balancer process's CPU time (user + system) over the measured rounds per call, µs. */
+      balancer_cpu_us_per_call?: number;
     })
   | { skipped: string };
 
@@ -233,19 +241,19 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
     '',
     `\`${command}\` — ${json.iterations} calls per variant in ${json.rounds} interleaved rounds, one call in flight, workload: is ${PRIME} prime (about 75 µs of CPU).`,
     '',
-    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | baseline | p50 / baseline | calls/s / baseline | served direct / proxied |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
+    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | baseline | p50 / baseline | calls/s / baseline | served direct / proxied | balancer CPU µs / call |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
   ];
   for (const [key, r] of Object.entries(json.variants)) {
     if ('skipped' in r) {
-      lines.push(`| ${key} | skipped: ${r.skipped} | | | | | | | | | |`);
+      lines.push(`| ${key} | skipped: ${r.skipped} | | | | | | | | | | |`);
       continue;
     }
     const base = baselineOf(key);
     const b = json.variants[base];
     const d = b && !('skipped' in b) ? b : null;
     lines.push(
-      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? base : `${base} (not run)`} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} | ${r.served ? `${r.served.direct} / ${r.served.proxied}` : '-'} |`,
+      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? base : `${base} (not run)`} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} | ${r.served ? `${r.served.direct} / ${r.served.proxied}` : '-'} | ${r.balancer_cpu_us_per_call ?? '-'} |`,
     );
   }
   lines.push(
@@ -258,7 +266,55 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
     'baseline: the ratios compare each variant with the direct client of its own language: `direct_python` for the `*_python` variants, `direct` (Node) for the others. Target for `xds_node` and `xds_python` (issue 13): p50 / baseline ≤ 1.05 and calls/s / baseline ≥ 0.95.',
     '',
     'served direct / proxied: calls the replica served (warm-up included) that came straight from the client, and that the balancer relayed (they carry its rebind-proxied header); only for the variants with a rebind balancer.',
+    '',
+    'balancer CPU µs / call: the balancer process\'s user + system CPU time (Linux /proc, 10 ms ticks) over the measured rounds, per call; only for the variants whose client talks to a rebind balancer.',
   );
+  return lines.join('\n');
+}
+
+/** User + system CPU time of process `pid` so far, ms; null where /proc is not there. */
+function processCpuMs(pid: number): number | null {
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th (stat fields 14, 15).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return null;
+  }
+}
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
+const CLOCK_TICKS_PER_S = 100;
+
+/**
+ * Per-round paired ratios (median over rounds of each round's p50 ratio) of
+ * the relayed variants: per_request against direct and nginx, and against
+ * per_request_compare when the run has it. Empty when the run has none of them.
+ */
+function pairedRatios(variants: Record<string, Result>): string {
+  const rounds = (key: string) => {
+    const v = variants[key];
+    return v !== undefined && !('skipped' in v) ? v.rounds_p50_us : null;
+  };
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const lines: string[] = [];
+  for (const [a, b] of [
+    ['per_request', 'direct'],
+    [COMPARE_VARIANT, 'direct'],
+    ['peer_nginx', 'direct'],
+    ['per_request', COMPARE_VARIANT],
+    ['per_request', 'peer_nginx'],
+  ] as const) {
+    const ra = rounds(a);
+    const rb = rounds(b);
+    if (ra === null || rb === null) continue;
+    const perRound = ra.map((x, i) => x / rb[i]!);
+    lines.push(`paired p50 ${a} / ${b}: median ${ratio(median(perRound), 1)} over ${perRound.length} rounds (min ${ratio(Math.min(...perRound), 1)}, max ${ratio(Math.max(...perRound), 1)})`);
+  }
   return lines.join('\n');
 }
 
@@ -287,17 +343,23 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
     await r.client.request({ type: 'batch', n: warmup });
     progress.tick(`warm-up ${r.key}`);
   }
-  const merged = new Map(ready.map((r) => [r.key, { h: histogram(), elapsedMs: 0, calls: 0, errors: 0 }]));
+  const merged = new Map(ready.map((r) => [r.key, { h: histogram(), elapsedMs: 0, calls: 0, errors: 0, roundsP50: [] as number[], cpuMs: 0 as number | null }]));
   for (let round = 0; round < rounds; round++) {
     // Rotate the order each round so that no variant always runs first or last.
     const order = ready.map((_, i) => ready[(i + round) % ready.length]!);
     for (const r of order) {
+      const cpuBefore = r.balancerPid !== undefined ? processCpuMs(r.balancerPid) : null;
       const reply = await r.client.request({ type: 'batch', n: perRound });
       if (reply.type === 'error') throw new Error(`${r.key}: ${String(reply['error'])}`);
       const acc = merged.get(r.key)!;
+      const cpuAfter = r.balancerPid !== undefined ? processCpuMs(r.balancerPid) : null;
+      acc.cpuMs = acc.cpuMs === null || cpuBefore === null || cpuAfter === null ? null : acc.cpuMs + (cpuAfter - cpuBefore);
       // Node workers send an HDR histogram; the Python worker its raw latencies (µs).
-      if (Array.isArray(reply['latenciesUs'])) for (const us of reply['latenciesUs'] as number[]) acc.h.recordValue(us);
-      else acc.h.add(decodeHistogram(String(reply['histogram'])));
+      const batch = histogram();
+      if (Array.isArray(reply['latenciesUs'])) for (const us of reply['latenciesUs'] as number[]) batch.recordValue(us);
+      else batch.add(decodeHistogram(String(reply['histogram'])));
+      acc.h.add(batch);
+      acc.roundsP50.push(batch.getValueAtPercentile(50));
       acc.elapsedMs += Number(reply['elapsedMs']);
       acc.calls += perRound;
       acc.errors += Number(reply['errors']);
@@ -321,6 +383,8 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
       baseline: baselineOf(s.key),
       ...(s.notes ? { notes: s.notes } : {}),
       ...(served ? { served: { direct: Number(served['served']) - Number(served['proxied']), proxied: Number(served['proxied']) } } : {}),
+      rounds_p50_us: acc.roundsP50,
+      ...(s.balancerPid !== undefined && acc.cpuMs !== null ? { balancer_cpu_us_per_call: Math.round((acc.cpuMs * 1000) / acc.calls) } : {}),
     };
   }
   for (const s of ready) await s.stop();
@@ -336,6 +400,8 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
   const command = `npm run bench:overhead${opts.quick ? ' -- --quick' : ''}`;
   const files = writeResults(opts.out, 'overhead', json, markdown(json, command), await chart(variants));
   say(markdown(json, command));
+  const paired = pairedRatios(variants);
+  if (paired !== '') say(paired);
   say(`wrote ${files.join(', ')}`);
 }
 
