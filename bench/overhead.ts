@@ -64,8 +64,10 @@ interface Ready {
   client: Worker;
   /** The replica of a variant with a rebind balancer: asked at the end how the calls reached it. */
   replica?: Worker;
-  /** The variant's balancer process, whose CPU time per call is measured (Linux /proc). */
-  balancerPid?: number;
+  /** The processes that relay or answer the variant's calls (a rebind balancer, nginx's master and worker), whose CPU time per call is measured (Linux /proc). */
+  proxyPids?: number[];
+  /** The replica's process (every variant but the Python ones' has one), whose CPU time per call is measured. */
+  replicaPid?: number;
   stop: () => Promise<void>;
   notes?: string;
 }
@@ -84,16 +86,24 @@ interface BalancerLaunches {
 }
 
 async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Promise<Ready | Skipped> {
+  const seen: { replica?: Worker } = {};
+  const made = await setupVariant(key, tmp, launches, seen);
+  if ('client' in made && seen.replica?.process.pid !== undefined) made.replicaPid = seen.replica.process.pid;
+  return made;
+}
+
+/** Starts a variant's processes; `seen.replica`: the replica it started, if any (its CPU time is measured). */
+async function setupVariant(key: Variant, tmp: string, launches: BalancerLaunches, seen: { replica?: Worker }): Promise<Ready | Skipped> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s();
   };
   let replicaWorker: Worker | undefined;
-  let balancerPid: number | undefined;
   const replica = async (mode: 'plain' | 'rebind', balancer?: string) => {
     const { worker, ready } = await Worker.start(`${key}-replica`, 'prime-replica.js', ['--name', 'r1', '--mode', mode, ...(balancer ? ['--balancer', balancer, '--group', 'bench'] : [])]);
     stops.push(() => worker.stop());
     replicaWorker = worker;
+    seen.replica = worker;
     return String(ready['address']);
   };
   const client = async (mode: string, target: string) => {
@@ -106,7 +116,6 @@ async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Pro
     writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', controlListen: '127.0.0.1:0', adminListen: '127.0.0.1:0', groups: [{ name: 'bench', granularity, strategy, reportIntervalMs: 1000 }] }));
     const b = await startBalancerProcess(file, undefined, key === COMPARE_VARIANT ? launches.compare : launches.main);
     stops.push(() => b.stop());
-    balancerPid = b.pid;
     return b;
   };
   try {
@@ -122,7 +131,7 @@ async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Pro
         const b = await balancer(granularity, key === 'on_demand' ? 'minimum_dispersion' : 'round_robin');
         await replica('rebind', b.control);
         // per_request stays relayed whatever the balancer offers rebind-aware clients: its client is plain.
-        return { key, client: await client(key === 'per_request' || key === COMPARE_VARIANT ? 'plain' : 'rebind', b.data), replica: replicaWorker, balancerPid, stop };
+        return { key, client: await client(key === 'per_request' || key === COMPARE_VARIANT ? 'plain' : 'rebind', b.data), replica: replicaWorker, proxyPids: [b.pid], stop };
       }
       case 'peer_grpc_round_robin':
         return { key, client: await client('grpc_round_robin', `ipv4:${await replica('plain')}`), stop };
@@ -164,7 +173,9 @@ async function setup(key: Variant, tmp: string, launches: BalancerLaunches): Pro
         }
         const n = await startNginx([await replica('plain')]);
         stops.push(() => n.stop());
-        return { key, client: await client('plain', n.address), stop, notes: `nginx ${nginx.version}` };
+        const master = n.process.pid;
+        const proxyPids = master !== undefined ? [master, ...childrenOf(master)] : undefined;
+        return { key, client: await client('plain', n.address), proxyPids, stop, notes: `nginx ${nginx.version}` };
       }
     }
   } catch (err) {
@@ -185,8 +196,8 @@ type Result =
       served?: { direct: number; proxied: number };
       /** Each round's p50 (µs), in round order: paired per-round ratios hold up on a noisy machine better than the merged figures. */
       rounds_p50_us: number[];
-      /** per_session, per_request(_compare), per_request_direct, on_demand on Linux: the balancer process's CPU time (user + system) over the measured rounds per call, µs. */
-      balancer_cpu_us_per_call?: number;
+      /** Linux: CPU time (user + system) per call over the measured rounds, µs, of the proxy (the rebind balancer of per_session, per_request(_compare), per_request_direct, on_demand; nginx's processes), the client and the replica. */
+      cpu_us_per_call?: { proxy?: number; client?: number; replica?: number };
     })
   | { skipped: string };
 
@@ -241,7 +252,7 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
     '',
     `\`${command}\` — ${json.iterations} calls per variant in ${json.rounds} interleaved rounds, one call in flight, workload: is ${PRIME} prime (about 75 µs of CPU).`,
     '',
-    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | baseline | p50 / baseline | calls/s / baseline | served direct / proxied | balancer CPU µs / call |',
+    '| variant | p50 µs | p90 µs | p99 µs | mean µs | stddev µs | calls/s | baseline | p50 / baseline | calls/s / baseline | served direct / proxied | proxy CPU µs / call |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
   ];
   for (const [key, r] of Object.entries(json.variants)) {
@@ -253,7 +264,7 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
     const b = json.variants[base];
     const d = b && !('skipped' in b) ? b : null;
     lines.push(
-      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? base : `${base} (not run)`} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} | ${r.served ? `${r.served.direct} / ${r.served.proxied}` : '-'} | ${r.balancer_cpu_us_per_call ?? '-'} |`,
+      `| ${key} | ${r.p50_us} | ${r.p90_us} | ${r.p99_us} | ${r.mean_us} | ${r.stddev_us} | ${r.throughput_rps} | ${d ? base : `${base} (not run)`} | ${d ? ratio(r.p50_us, d.p50_us) : '-'} | ${d ? ratio(r.throughput_rps, d.throughput_rps) : '-'} | ${r.served ? `${r.served.direct} / ${r.served.proxied}` : '-'} | ${r.cpu_us_per_call?.proxy ?? '-'} |`,
     );
   }
   lines.push(
@@ -267,9 +278,37 @@ function markdown(json: { iterations: number; rounds: number; variants: Record<s
     '',
     'served direct / proxied: calls the replica served (warm-up included) that came straight from the client, and that the balancer relayed (they carry its rebind-proxied header); only for the variants with a rebind balancer.',
     '',
-    'balancer CPU µs / call: the balancer process\'s user + system CPU time (Linux /proc, 10 ms ticks) over the measured rounds, per call; only for the variants whose client talks to a rebind balancer.',
+    'proxy CPU µs / call: user + system CPU time (Linux /proc, 10 ms ticks) over the measured rounds, per call, of the rebind balancer the client talks to, or of nginx (master and worker); the JSON has the client\'s and the replica\'s too (cpu_us_per_call).',
   );
   return lines.join('\n');
+}
+
+/** CPU time so far (ms) of a variant's proxy processes, client and replica; null for a part that has no process or where /proc is not there. */
+function cpuOf(r: Ready): Record<'proxy' | 'client' | 'replica', number | null> {
+  const sum = (pids: number[] | undefined) => {
+    if (pids === undefined || pids.length === 0) return null;
+    let ms = 0;
+    for (const pid of pids) {
+      const one = processCpuMs(pid);
+      if (one === null) return null;
+      ms += one;
+    }
+    return ms;
+  };
+  return { proxy: sum(r.proxyPids), client: sum(pidsOf(r.client)), replica: sum(r.replicaPid !== undefined ? [r.replicaPid] : undefined) };
+}
+
+function pidsOf(worker: Worker): number[] | undefined {
+  return worker.process.pid !== undefined ? [worker.process.pid] : undefined;
+}
+
+/** The child processes of `pid` (nginx's worker), from /proc; [] where /proc is not there. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '').map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** User + system CPU time of process `pid` so far, ms; null where /proc is not there. */
@@ -315,6 +354,12 @@ function pairedRatios(variants: Record<string, Result>): string {
     const perRound = ra.map((x, i) => x / rb[i]!);
     lines.push(`paired p50 ${a} / ${b}: median ${ratio(median(perRound), 1)} over ${perRound.length} rounds (min ${ratio(Math.min(...perRound), 1)}, max ${ratio(Math.max(...perRound), 1)})`);
   }
+  for (const [key, v] of Object.entries(variants)) {
+    if ('skipped' in v || v.cpu_us_per_call === undefined) continue;
+    const c = v.cpu_us_per_call;
+    if (c.proxy === undefined && c.client === undefined) continue;
+    lines.push(`CPU µs per call ${key}: proxy ${c.proxy ?? '-'}, client ${c.client ?? '-'}, replica ${c.replica ?? '-'}`);
+  }
   return lines.join('\n');
 }
 
@@ -343,17 +388,20 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
     await r.client.request({ type: 'batch', n: warmup });
     progress.tick(`warm-up ${r.key}`);
   }
-  const merged = new Map(ready.map((r) => [r.key, { h: histogram(), elapsedMs: 0, calls: 0, errors: 0, roundsP50: [] as number[], cpuMs: 0 as number | null }]));
+  const merged = new Map(ready.map((r) => [r.key, { h: histogram(), elapsedMs: 0, calls: 0, errors: 0, roundsP50: [] as number[], cpuMs: { proxy: 0, client: 0, replica: 0 } as Record<'proxy' | 'client' | 'replica', number | null> }]));
   for (let round = 0; round < rounds; round++) {
     // Rotate the order each round so that no variant always runs first or last.
     const order = ready.map((_, i) => ready[(i + round) % ready.length]!);
     for (const r of order) {
-      const cpuBefore = r.balancerPid !== undefined ? processCpuMs(r.balancerPid) : null;
+      const cpuBefore = cpuOf(r);
       const reply = await r.client.request({ type: 'batch', n: perRound });
       if (reply.type === 'error') throw new Error(`${r.key}: ${String(reply['error'])}`);
       const acc = merged.get(r.key)!;
-      const cpuAfter = r.balancerPid !== undefined ? processCpuMs(r.balancerPid) : null;
-      acc.cpuMs = acc.cpuMs === null || cpuBefore === null || cpuAfter === null ? null : acc.cpuMs + (cpuAfter - cpuBefore);
+      const cpuAfter = cpuOf(r);
+      for (const part of ['proxy', 'client', 'replica'] as const) {
+        const [before, after, sum] = [cpuBefore[part], cpuAfter[part], acc.cpuMs[part]];
+        acc.cpuMs[part] = before === null || after === null || sum === null ? null : sum + (after - before);
+      }
       // Node workers send an HDR histogram; the Python worker its raw latencies (µs).
       const batch = histogram();
       if (Array.isArray(reply['latenciesUs'])) for (const us of reply['latenciesUs'] as number[]) batch.recordValue(us);
@@ -384,7 +432,12 @@ async function main(opts: { quick?: boolean; iterations?: number; rounds?: numbe
       ...(s.notes ? { notes: s.notes } : {}),
       ...(served ? { served: { direct: Number(served['served']) - Number(served['proxied']), proxied: Number(served['proxied']) } } : {}),
       rounds_p50_us: acc.roundsP50,
-      ...(s.balancerPid !== undefined && acc.cpuMs !== null ? { balancer_cpu_us_per_call: Math.round((acc.cpuMs * 1000) / acc.calls) } : {}),
+      cpu_us_per_call: Object.fromEntries(
+        (['proxy', 'client', 'replica'] as const).flatMap((part) => {
+          const ms = acc.cpuMs[part];
+          return ms === null ? [] : [[part, Math.round((ms * 1000) / acc.calls)]];
+        }),
+      ),
     };
   }
   for (const s of ready) await s.stop();
