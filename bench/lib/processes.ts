@@ -174,10 +174,18 @@ export interface BalancerProcess {
   stop(): Promise<void>;
 }
 
+/** Where a benchmark's balancer comes from and how node runs it. */
+export interface BalancerLaunch {
+  /** The CLI entry (compiled main.js) to run: another build (e.g. the code before a change) for A/B runs; default this build's. */
+  cli?: string;
+  /** Extra node flags for the balancer process (e.g. --cpu-prof --cpu-prof-dir=DIR). */
+  execArgv?: string[];
+}
+
 /** Runs the rebind CLI balancer with a configuration file. */
-export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LEVEL): Promise<BalancerProcess> {
-  const cli = path.join(__dirname, '../../src/cli/main.js');
-  const child = spawn(process.execPath, [cli, 'balancer', '--config', configFile, '--exit-with-parent'], {
+export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LEVEL, launch: BalancerLaunch = {}): Promise<BalancerProcess> {
+  const cli = launch.cli ?? path.join(__dirname, '../../src/cli/main.js');
+  const child = spawn(process.execPath, [...(launch.execArgv ?? []), cli, 'balancer', '--config', configFile, '--exit-with-parent'], {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, REBIND_LOG_LEVEL: logLevel },
   });

@@ -40,10 +40,26 @@ import type { Group } from './group';
 import type { Member } from './member';
 import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 import type { Registry } from './registry';
-import { proxyStream, UpstreamPool } from './proxy';
+import { proxyStream, UpstreamPool, type ProxyOutcome } from './proxy';
 
 /** Refusals a caller brings on itself (not, say, a group with no member): they count against its connection. */
 const CALLER_FAULTS = new Set(['unknown_method', 'bad_affinity', 'proxy_caller_limit']);
+
+/** Gives back what a proxied call held when it ends: its member's and its caller's in-flight counts. */
+class ProxiedCallAccount implements ProxyOutcome {
+  constructor(
+    private readonly byCaller: Map<string, number>,
+    private readonly member: Member,
+    private readonly caller: string,
+  ) {}
+
+  done(): void {
+    this.member.proxiedInFlight--;
+    const left = (this.byCaller.get(this.caller) ?? 1) - 1;
+    if (left > 0) this.byCaller.set(this.caller, left);
+    else this.byCaller.delete(this.caller);
+  }
+}
 
 export interface DataPlaneEvents {
   forwarded?(group: string, clientId: string | null, address: string): void;
@@ -211,13 +227,7 @@ export class DataPlane {
     member.proxiedInFlight++;
     this.proxiedByCaller.set(caller, (this.proxiedByCaller.get(caller) ?? 0) + 1);
     this.events.proxied?.(group.name, member.address);
-    const done = () => {
-      member.proxiedInFlight--;
-      const left = (this.proxiedByCaller.get(caller) ?? 1) - 1;
-      if (left > 0) this.proxiedByCaller.set(caller, left);
-      else this.proxiedByCaller.delete(caller);
-    };
-    proxyStream(this.upstreams, stream, headers, member.address, { done }, member.proxySecret);
+    proxyStream(this.upstreams, stream, headers, member.address, new ProxiedCallAccount(this.proxiedByCaller, member, caller), member.proxySecret);
   }
 
   async close(): Promise<void> {
@@ -241,8 +251,11 @@ export class DataPlane {
     }
   }
 
+  /** One listener for every client stream's errors (not a closure per call). */
+  private readonly onClientStreamError = (err: Error): void => this.log.debug({ err: err.message }, 'client stream error');
+
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', (err) => this.log.debug({ err: err.message }, 'client stream error'));
+    stream.on('error', this.onClientStreamError);
     const method = headers[':method'];
     const contentType = headers['content-type'];
     if (method !== 'POST' || typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {

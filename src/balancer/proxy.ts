@@ -8,20 +8,20 @@
 import * as http2 from 'node:http2';
 import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger';
-import { encodeGrpcMessage, encodeGrpcTimeoutCapped, endToEndHeaders, parseGrpcTimeoutMs, respondTrailersOnly, statusForRstCode } from '../common/grpc-http2';
+import { encodeGrpcMessage, encodeGrpcTimeoutCapped, HOP_BY_HOP, parseGrpcTimeoutMs, respondTrailersOnly, statusForRstCode } from '../common/grpc-http2';
 import { MAX_TIMER_DELAY_MS, setLongTimeout, type LongTimer } from '../common/long-timer';
 import { builtinProxy, type ProxyConfig } from './config';
 import { PROXIED_HEADER, REBIND_TRAILERS } from '../common/wire';
 
-function withoutRebindTrailers(headers: http2.OutgoingHttpHeaders): http2.OutgoingHttpHeaders {
-  for (const name of REBIND_TRAILERS) delete headers[name];
-  return headers;
-}
-
-const { NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = http2.constants;
+const { NGHTTP2_CANCEL, HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** HTTP/2's initial connection window (RFC 9113 §6.9.2); the connection window never goes below it. */
 const HTTP2_DEFAULT_WINDOW_BYTES = 65_535;
+
+/** A proxied stream is over: its connection no longer counts it (a shared listener: no closure per call). */
+function untrackUpstream(this: http2.ClientHttp2Stream & { [kConnection]?: UpstreamConnection }): void {
+  this[kConnection]?.streams.delete(this);
+}
 
 /** One upstream HTTP/2 connection and the proxied calls it carries. */
 export class UpstreamConnection {
@@ -116,10 +116,10 @@ export class UpstreamPool {
       if (connections.filter((c) => !c.goingAway).length >= this.options.maxConnectionsPerReplica) return null;
       connection = this.connect(address);
     }
-    const stream = connection.session.request(headers, { endStream: false });
+    const stream = connection.session.request(headers, { endStream: false }) as http2.ClientHttp2Stream & { [kConnection]?: UpstreamConnection };
     connection.streams.add(stream);
-    const owner = connection;
-    stream.once('close', () => owner.streams.delete(stream));
+    stream[kConnection] = connection;
+    stream.on('close', untrackUpstream);
     return { stream, connection };
   }
 
@@ -233,9 +233,214 @@ export interface ProxyOutcome {
 }
 
 /**
+ * The relay's state for one call, hung on both of its streams under
+ * {@link kCall}: the listeners below are shared module-level functions
+ * (called with the stream as `this`), so a relayed call allocates one object
+ * instead of a dozen closures, and no pipe machinery (which adds and removes
+ * seven listeners per call).
+ */
+const kCall = Symbol('rebind.relayedCall');
+/** The upstream connection a proxied stream is counted on (see UpstreamPool.open). */
+const kConnection = Symbol('rebind.upstreamConnection');
+
+type ClientSide = http2.ServerHttp2Stream & { [kCall]: RelayedCall };
+type UpstreamSide = http2.ClientHttp2Stream & { [kCall]: RelayedCall; [kConnection]?: UpstreamConnection };
+
+/** Status to end an already started response with, instead of the replica's trailers. */
+interface Failure {
+  code: Status;
+  message: string;
+}
+
+class RelayedCall {
+  finished = false;
+  /** The replica's response headers were relayed. */
+  responded = false;
+  trailers: http2.IncomingHttpHeaders | null = null;
+  failure: Failure | null = null;
+  timer: NodeJS.Timeout | null = null;
+  longTimer: LongTimer | null = null;
+
+  constructor(
+    readonly stream: ClientSide,
+    readonly upstream: UpstreamSide,
+    readonly connection: UpstreamConnection,
+    readonly address: string,
+    readonly outcome: ProxyOutcome,
+    readonly timeoutMs: number | null,
+  ) {}
+
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.longTimer?.clear();
+    this.outcome.done();
+  }
+
+  fail(code: Status, message: string): void {
+    const { stream, upstream } = this;
+    if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
+    if (!stream.destroyed && !stream.closed) {
+      if (!stream.headersSent) {
+        respondTrailersOnly(stream, code, message);
+      } else if (this.failure === null && !stream.writableEnded) {
+        // End the started response with a status the client can act on
+        // (its replay and retry act on UNAVAILABLE), not with a reset.
+        this.failure = { code, message };
+        stream.end();
+      }
+    }
+    this.finish();
+  }
+
+  /** The upstream stream is over (error or close): end the client's call accordingly. */
+  upstreamGone(err: Error | null): void {
+    if (this.finished) return;
+    const { upstream, stream, address } = this;
+    const rst = upstream.rstCode ?? 0;
+    const loss = this.connection.loss();
+    if (!this.responded) {
+      if (loss !== null) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} before answering`);
+      else if (rst !== 0) this.fail(statusForRstCode(rst), `rebind: replica ${address} reset the call before answering (HTTP/2 code ${rst})`);
+      else this.fail(Status.UNAVAILABLE, `rebind: replica ${address} failed before answering${err !== null ? `: ${err.message}` : ''}`);
+    } else if (this.trailers === null) {
+      if (loss !== null) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} mid-response`);
+      else if (rst !== 0) this.fail(statusForRstCode(rst), `rebind: replica ${address} reset the call (HTTP/2 code ${rst})`);
+      else if (err !== null) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} failed mid-response: ${err.message}`);
+      else this.fail(Status.INTERNAL, `rebind: replica ${address} ended the response without trailers`);
+    } else if (stream.closed || stream.destroyed) {
+      this.finish();
+    }
+    // Otherwise a normal end: the client stream's 'close' (onClientClose) finishes the call once our trailers are sent.
+  }
+}
+
+function onDeadline(call: RelayedCall): void {
+  call.fail(Status.DEADLINE_EXCEEDED, `rebind: deadline of ${call.timeoutMs} ms exceeded while proxying to ${call.address}`);
+}
+
+function ignoreError(): void {
+  // The stream's 'close' decides how the call ends.
+}
+
+// Request direction: client -> replica, with backpressure (what pipe did, without its listeners per call).
+function onClientData(this: ClientSide, chunk: Buffer): void {
+  const upstream = this[kCall].upstream;
+  if (upstream.destroyed || upstream.writableEnded) return;
+  // Held until 'end' or the next turn of the event loop, whichever comes first. A request whose
+  // END_STREAM came with its last DATA frame (every unary call) ends a few ticks after that
+  // chunk's 'data'; node's http2 puts END_STREAM on the last DATA frame only when end() comes
+  // within the tick of the write. Written at once, a unary request goes out as DATA, then an
+  // empty DATA frame with END_STREAM in another write, and the replica waits for that second
+  // frame before it runs the handler. end() uncorks; a stream that goes on is uncorked by the
+  // immediate, in the same turn of the loop.
+  if (upstream.writableCorked === 0) {
+    upstream.cork();
+    setImmediate(uncork, upstream);
+  }
+  if (!upstream.write(chunk)) this.pause();
+}
+function uncork(upstream: UpstreamSide): void {
+  if (!upstream.destroyed && upstream.writableCorked > 0) upstream.uncork();
+}
+function onUpstreamDrain(this: UpstreamSide): void {
+  this[kCall].stream.resume();
+}
+function onClientEnd(this: ClientSide): void {
+  const upstream = this[kCall].upstream;
+  if (!upstream.destroyed && !upstream.writableEnded) upstream.end();
+}
+function onClientClose(this: ClientSide): void {
+  const call = this[kCall];
+  if (call.finished) return;
+  // The client went away (cancel, deadline on its side, connection loss), or our trailers went out after the replica's.
+  if (!call.upstream.destroyed) call.upstream.close(NGHTTP2_CANCEL);
+  call.finish();
+}
+
+// Response direction: replica -> client.
+function onUpstreamResponse(this: UpstreamSide, responseHeaders: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+  const call = this[kCall];
+  const stream = call.stream;
+  if (stream.destroyed || stream.closed) return;
+  call.responded = true;
+  const out = relayedHeaders(responseHeaders);
+  out[HTTP2_HEADER_STATUS] = responseHeaders[HTTP2_HEADER_STATUS] ?? 200;
+  if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+    // Trailers-Only.
+    stream.respond(out, { endStream: true });
+    stream.resume();
+    call.finish();
+  } else {
+    stream.respond(out, { waitForTrailers: true });
+  }
+}
+function onUpstreamData(this: UpstreamSide, chunk: Buffer): void {
+  const stream = this[kCall].stream;
+  if (stream.destroyed || stream.closed || !stream.headersSent) return;
+  if (!stream.write(chunk)) this.pause();
+}
+function onClientDrain(this: ClientSide): void {
+  this[kCall].upstream.resume();
+}
+function onUpstreamTrailers(this: UpstreamSide, trailers: http2.IncomingHttpHeaders): void {
+  this[kCall].trailers = trailers;
+}
+function onWantTrailers(this: ClientSide): void {
+  const call = this[kCall];
+  if (call.failure !== null) this.sendTrailers({ 'grpc-status': String(call.failure.code), 'grpc-message': encodeGrpcMessage(call.failure.message) });
+  else if (call.trailers !== null) this.sendTrailers(relayedHeaders(call.trailers));
+  else this.sendTrailers({ 'grpc-status': String(Status.INTERNAL), 'grpc-message': `rebind: replica ${call.address} ended the response without trailers` });
+}
+function onUpstreamEnd(this: UpstreamSide): void {
+  const call = this[kCall];
+  const stream = call.stream;
+  // Only a response that ended with the replica's trailers is complete; a
+  // stream ended locally because its connection went is judged on 'close'.
+  if (call.trailers !== null && call.responded && stream.headersSent && !stream.writableEnded && !stream.destroyed) stream.end();
+}
+function onUpstreamError(this: UpstreamSide, err: Error): void {
+  this[kCall].upstreamGone(err);
+}
+function onUpstreamClose(this: UpstreamSide): void {
+  this[kCall].upstreamGone(null);
+}
+
+/**
+ * The request's headers as sent to the replica: its end-to-end headers, the
+ * pseudo-headers for `address`, and the proxied marker (replacing any the
+ * client sent), built in one pass.
+ */
+function upstreamHeaders(headers: http2.IncomingHttpHeaders, scheme: string, address: string, proxiedMarker: string): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': headers[':path'], ':scheme': scheme, ':authority': address };
+  for (const key in headers) {
+    if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key)) continue;
+    out[key] = headers[key];
+  }
+  out[PROXIED_HEADER] = proxiedMarker;
+  return out;
+}
+
+/**
+ * A replica's response headers or trailers as relayed to the client: its
+ * end-to-end headers without rebind's own trailers (a replica never forwards
+ * a proxied call: rebind's trailers on a relayed response can only be
+ * forged, and must not reach the client as the balancer's).
+ */
+function relayedHeaders(headers: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {};
+  for (const key in headers) {
+    if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key) || REBIND_TRAILERS.has(key)) continue;
+    out[key] = headers[key];
+  }
+  return out;
+}
+
+/**
  * Relays `stream` to `address`. The caller has already chosen the member
- * and checked that it is under `pool.limitPerReplica`; `outcome.done` is
- * called exactly once at the end.
+ * and checked that it is under `pool.limitPerReplica`, and listens for the
+ * stream's 'error'; `outcome.done` is called exactly once at the end.
  *
  * How the call ends when the replica does not complete it: a connection
  * lost (reset, closed, keepalive or connect timeout, member removed) is
@@ -251,132 +456,48 @@ export function proxyStream(
   /** The member's proxy secret: the rebind-proxied value that tells it the balancer proxied this call. */
   proxiedMarker: string,
 ): void {
-  let finished = false;
-  let deadlineTimer: LongTimer | null = null;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    deadlineTimer?.clear();
-    outcome.done();
-  };
-
-  const outHeaders = endToEndHeaders(headers);
-  outHeaders[':method'] = 'POST';
-  outHeaders[':path'] = headers[':path'];
-  outHeaders[':scheme'] = pool.scheme;
-  outHeaders[':authority'] = address;
-  outHeaders[PROXIED_HEADER] = proxiedMarker;
+  const outHeaders = upstreamHeaders(headers, pool.scheme, address, proxiedMarker);
   const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout']);
   // A replica whose timer overflows would fail a longer deadline at once; this proxy still enforces it in full.
   if (timeoutMs !== null && timeoutMs > MAX_TIMER_DELAY_MS) outHeaders['grpc-timeout'] = encodeGrpcTimeoutCapped(timeoutMs);
+  if (stream.listenerCount('error') === 0) stream.on('error', ignoreError);
 
   let opened: ReturnType<UpstreamPool['open']>;
   try {
     opened = pool.open(address, outHeaders);
   } catch (err) {
     respondTrailersOnly(stream, Status.UNAVAILABLE, `rebind: cannot reach replica ${address}: ${(err as Error).message}`);
-    finish();
+    outcome.done();
     return;
   }
   if (opened === null) {
     // The caller checks the limit first; this is a safety net, not the rule.
     respondTrailersOnly(stream, Status.RESOURCE_EXHAUSTED, `rebind: replica ${address} has ${pool.inFlight(address)} proxied calls in flight (limit ${pool.limitText})`);
-    finish();
+    outcome.done();
     return;
   }
-  const { stream: upstream, connection } = opened;
-
-  /** Status to end an already started response with, instead of the replica's trailers. */
-  let failure: { code: Status; message: string } | null = null;
-  const fail = (code: Status, message: string) => {
-    if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
-    if (!stream.destroyed && !stream.closed) {
-      if (!stream.headersSent) {
-        respondTrailersOnly(stream, code, message);
-      } else if (failure === null && !stream.writableEnded) {
-        // End the started response with a status the client can act on
-        // (its replay and retry act on UNAVAILABLE), not with a reset.
-        failure = { code, message };
-        stream.end();
-      }
-    }
-    finish();
-  };
+  const client = stream as ClientSide;
+  const upstream = opened.stream as UpstreamSide;
+  const call = new RelayedCall(client, upstream, opened.connection, address, outcome, timeoutMs);
+  client[kCall] = call;
+  upstream[kCall] = call;
 
   if (timeoutMs !== null) {
     // The client's deadline can be anything up to 99999999 hours: beyond setTimeout's range.
-    deadlineTimer = setLongTimeout(() => fail(Status.DEADLINE_EXCEEDED, `rebind: deadline of ${timeoutMs} ms exceeded while proxying to ${address}`), timeoutMs);
+    if (timeoutMs <= MAX_TIMER_DELAY_MS) call.timer = setTimeout(onDeadline, timeoutMs, call);
+    else call.longTimer = setLongTimeout(() => onDeadline(call), timeoutMs);
   }
 
-  // Request direction: client -> replica, with backpressure.
-  stream.pipe(upstream);
-  stream.on('error', () => undefined);
-  stream.on('close', () => {
-    if (!finished) {
-      // The client went away (cancel, deadline on its side, connection loss).
-      if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
-      finish();
-    }
-  });
-
-  // Response direction: replica -> client.
-  let responded = false;
-  let trailers: http2.IncomingHttpHeaders | null = null;
-  upstream.on('response', (responseHeaders, flags) => {
-    if (stream.destroyed || stream.closed) return;
-    responded = true;
-    // A replica never forwards a proxied call: rebind's own trailers on a relayed
-    // response can only be forged, and must not reach the client as the balancer's.
-    const out = withoutRebindTrailers(endToEndHeaders(responseHeaders));
-    out[HTTP2_HEADER_STATUS] = responseHeaders[HTTP2_HEADER_STATUS] ?? 200;
-    const trailersOnly = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-    if (trailersOnly) {
-      stream.respond(out, { endStream: true });
-      stream.resume();
-      finish();
-    } else {
-      stream.respond(out, { waitForTrailers: true });
-    }
-  });
-  upstream.on('data', (chunk: Buffer) => {
-    if (stream.destroyed || stream.closed || !stream.headersSent) return;
-    if (!stream.write(chunk)) upstream.pause();
-  });
-  stream.on('drain', () => upstream.resume());
-  upstream.on('trailers', (t) => {
-    trailers = t;
-  });
-  stream.on('wantTrailers', () => {
-    if (failure !== null) stream.sendTrailers({ 'grpc-status': String(failure.code), 'grpc-message': encodeGrpcMessage(failure.message) });
-    else if (trailers !== null) stream.sendTrailers(withoutRebindTrailers(endToEndHeaders(trailers)));
-    else stream.sendTrailers({ 'grpc-status': String(Status.INTERNAL), 'grpc-message': `rebind: replica ${address} ended the response without trailers` });
-  });
-  upstream.on('end', () => {
-    // Only a response that ended with the replica's trailers is complete; a
-    // stream ended locally because its connection went is judged on 'close'.
-    if (trailers !== null && responded && stream.headersSent && !stream.writableEnded && !stream.destroyed) stream.end();
-  });
-  /** The upstream stream is over (error or close): end the client's call accordingly. */
-  const upstreamGone = (err: Error | null) => {
-    if (finished) return;
-    const rst = upstream.rstCode ?? 0;
-    const loss = connection.loss();
-    if (!responded) {
-      if (loss !== null) fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} before answering`);
-      else if (rst !== 0) fail(statusForRstCode(rst), `rebind: replica ${address} reset the call before answering (HTTP/2 code ${rst})`);
-      else fail(Status.UNAVAILABLE, `rebind: replica ${address} failed before answering${err !== null ? `: ${err.message}` : ''}`);
-    } else if (trailers === null) {
-      if (loss !== null) fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} mid-response`);
-      else if (rst !== 0) fail(statusForRstCode(rst), `rebind: replica ${address} reset the call (HTTP/2 code ${rst})`);
-      else if (err !== null) fail(Status.UNAVAILABLE, `rebind: replica ${address} failed mid-response: ${err.message}`);
-      else fail(Status.INTERNAL, `rebind: replica ${address} ended the response without trailers`);
-    } else if (stream.closed || stream.destroyed) {
-      finish();
-    } else {
-      // Normal end: wait for our own side to finish sending trailers.
-      stream.once('close', finish);
-    }
-  };
-  upstream.on('error', (err) => upstreamGone(err));
-  upstream.on('close', () => upstreamGone(null));
+  client.on('data', onClientData);
+  client.on('end', onClientEnd);
+  client.on('close', onClientClose);
+  client.on('drain', onClientDrain);
+  client.on('wantTrailers', onWantTrailers);
+  upstream.on('drain', onUpstreamDrain);
+  upstream.on('response', onUpstreamResponse);
+  upstream.on('data', onUpstreamData);
+  upstream.on('trailers', onUpstreamTrailers);
+  upstream.on('end', onUpstreamEnd);
+  upstream.on('error', onUpstreamError);
+  upstream.on('close', onUpstreamClose);
 }

@@ -119,6 +119,56 @@ function rawCall(session: http2.ClientHttp2Session, method: string, request: Ech
   return { stream, status };
 }
 
+/** HTTP/2 frames (type, flags, stream id, payload length) in the bytes a client sends on each connection, after the preface. */
+function frameTap(): { frames: { type: number; flags: number; stream: number; length: number }[]; feed: (chunk: Buffer, connection: object) => void } {
+  const frames: { type: number; flags: number; stream: number; length: number }[] = [];
+  const buffers = new Map<object, Buffer>();
+  const PREFACE_BYTES = 24;
+  const feed = (chunk: Buffer, connection: object) => {
+    let buf = buffers.get(connection);
+    buf = buf === undefined ? chunk.subarray(PREFACE_BYTES) : Buffer.concat([buf, chunk]);
+    while (buf.length >= 9) {
+      const length = buf.readUIntBE(0, 3);
+      if (buf.length < 9 + length) break;
+      frames.push({ type: buf[3]!, flags: buf[4]!, stream: buf.readUInt32BE(5) & 0x7fffffff, length });
+      buf = buf.subarray(9 + length);
+    }
+    buffers.set(connection, buf);
+  };
+  return { frames, feed };
+}
+
+describe('proxy: the request goes out as the client sent it', () => {
+  it('a unary request reaches the replica as HEADERS and one DATA frame carrying END_STREAM, not an empty DATA frame after it', async () => {
+    const { balancer, replicas } = await cluster(['A']);
+    const tap = frameTap();
+    replicas[0]!.relay.onToReplica = tap.feed;
+    const c = client(balancer.address);
+    for (let i = 0; i < 5; i++) await unary(c, { text: `u${i}` });
+    const DATA = 0;
+    const END_STREAM = 1;
+    const byStream = new Map<number, { flags: number; length: number }[]>();
+    for (const f of tap.frames) if (f.type === DATA) byStream.set(f.stream, [...(byStream.get(f.stream) ?? []), { flags: f.flags, length: f.length }]);
+    expect(byStream.size).toBe(5);
+    // Before: [{ flags: 0, length: n }, { flags: 1, length: 0 }] per call: the replica waited for a second write to run the handler.
+    for (const data of byStream.values()) expect(data).toEqual([{ flags: END_STREAM, length: expect.any(Number) }]);
+    for (const data of byStream.values()) expect(data[0]!.length).toBeGreaterThan(5);
+  });
+
+  it('a client-streamed request of 3 MB (beyond the upstream windows: the relay pauses the client) arrives whole and in order', async () => {
+    const { balancer } = await cluster(['A']);
+    const c = client(balancer.address);
+    const texts = Array.from({ length: 150 }, (_, i) => `${String(i).padStart(4, '0')}${'x'.repeat(20_000)}`);
+    const reply = await new Promise<{ text: string; index: number }>((resolve, reject) => {
+      const call = c.clientStream(new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (err, r) => (err ? reject(err) : resolve(r as { text: string; index: number })));
+      for (const text of texts) call.write({ text });
+      call.end();
+    });
+    expect(reply.index).toBe(texts.length);
+    expect(reply.text === texts.join(',')).toBe(true);
+  });
+});
+
 describe('proxy: clients that stop reading (defect 3)', () => {
   it("a few stalled readers of large responses do not stall other clients' calls to the same replica", async () => {
     const { balancer } = await cluster(['A']);

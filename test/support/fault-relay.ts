@@ -17,6 +17,8 @@ export class FaultRelay {
   private server: net.Server | null = null;
   private readonly pairs = new Set<Pair>();
   private frozen = false;
+  /** Sees every byte relayed toward the replica (the balancer's HTTP/2 frames), in order, per connection. */
+  onToReplica: ((chunk: Buffer, connection: net.Socket) => void) | null = null;
 
   private constructor(private readonly target: { host: string; port: number }) {}
 
@@ -53,6 +55,7 @@ export class FaultRelay {
     // on the floor while both sockets stay open, like a stopped process's
     // kernel would keep them.
     client.on('data', (chunk) => {
+      this.onToReplica?.(chunk, client);
       if (!this.frozen) upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
