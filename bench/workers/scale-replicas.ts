@@ -4,9 +4,12 @@
  * nobody calls), then reports load every interval with a few top clients,
  * exactly as a real replica's runtime would.
  *   attach n     attach n more replicas (resolves once all are attached)
- *   stats        reports sent so far
+ *   stats        reports sent so far, this process's CPU (µs, cumulative) and
+ *                its event-loop delay p99 (ms) since the last stats (so the
+ *                orchestrator can tell whether the simulation kept up)
  */
 import * as grpc from '@grpc/grpc-js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { controlProto } from '../../src/common/proto';
 import type { BalancerMessage__Output } from '../../src/generated/rebind/v1/BalancerMessage';
 import type { ControlClient } from '../../src/generated/rebind/v1/Control';
@@ -18,6 +21,8 @@ const path = flag('path', '/scale.Service/Call');
 let attached = 0;
 let reports = 0;
 const clients: ControlClient[] = [];
+const eld = monitorEventLoopDelay({ resolution: 10 });
+eld.enable();
 
 function address(i: number): string {
   return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:7000`;
@@ -72,7 +77,12 @@ serve(async (m) => {
     }
     return { attached };
   }
-  if (m.type === 'stats') return { attached, reports };
+  if (m.type === 'stats') {
+    const cpu = process.cpuUsage();
+    const eldP99Ms = eld.percentile(99) / 1e6;
+    eld.reset();
+    return { attached, reports, cpu_us: cpu.user + cpu.system, eld_p99_ms: eldP99Ms };
+  }
   throw new Error(`unknown request ${m.type}`);
 });
 send({ type: 'ready' });
