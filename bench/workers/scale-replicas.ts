@@ -4,7 +4,7 @@
  * nobody calls), then reports load every interval with a few top clients,
  * exactly as a real replica's runtime would.
  *   attach n     attach n more replicas (resolves once all are attached)
- *   stats        reports sent so far, this process's CPU (µs, cumulative) and
+ *   stats        replicas attached and lost (stream ended by the balancer), reports sent so far, this process's CPU (µs, cumulative) and
  *                its event-loop delay p99 (ms) since the last stats (so the
  *                orchestrator can tell whether the simulation kept up)
  */
@@ -20,6 +20,9 @@ const group = flag('group', 'scale');
 const path = flag('path', '/scale.Service/Call');
 let attached = 0;
 let reports = 0;
+/** Replicas whose control stream the balancer ended after they attached, and the first one's reason. */
+let lost = 0;
+let lastLoss: string | null = null;
 const clients: ControlClient[] = [];
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
@@ -36,34 +39,56 @@ function attachOne(index: number): Promise<void> {
   const call = client.attach();
   return new Promise((resolve, reject) => {
     let seq = 0;
+    let live = false;
+    let timer: NodeJS.Timeout | null = null;
     call.on('data', (m: BalancerMessage__Output) => {
-      if (m.body !== 'attached') return;
+      if (m.body !== 'attached' || live) return;
+      live = true;
       attached++;
       const interval = m.attached!.reportIntervalMs;
       // Spread the replicas' report times over the interval, as independent processes would be.
-      setTimeout(() => {
-        setInterval(() => {
+      timer = setTimeout(() => {
+        // One report object per replica, reused (only seq changes): the simulation's own cost per
+        // report is mostly grpc-js encoding and writing it.
+        const base = 80 + (index % 3);
+        const report = {
+          seq: 0,
+          intervalMs: interval,
+          callsPerS: base,
+          inFlight: 1,
+          latencyMs: 1,
+          eventLoopUtilization: 0.2,
+          cpuCores: 0.2,
+          topClients: [0, 1, 2, 3].map((k) => ({ clientId: `sim-${index}-${k}-client`, callsPerS: base / 4 })),
+          otherCallsPerS: 0,
+        };
+        const message = { report };
+        timer = setInterval(() => {
           reports++;
           // Equal loads (within tolerance): the analyzer runs every interval but has nothing to move.
-          const base = 80 + (index % 3);
-          call.write({
-            report: {
-              seq: ++seq,
-              intervalMs: interval,
-              callsPerS: base,
-              inFlight: 1,
-              latencyMs: 1,
-              eventLoopUtilization: 0.2,
-              cpuCores: 0.2,
-              topClients: [0, 1, 2, 3].map((k) => ({ clientId: `sim-${index}-${k}-client`, callsPerS: base / 4 })),
-              otherCallsPerS: 0,
-            },
-          });
+          report.seq = ++seq;
+          call.write(message);
         }, interval);
       }, Math.random() * interval);
       resolve();
     });
-    call.on('error', (err: grpc.ServiceError) => reject(new Error(`replica ${index}: ${err.details}`)));
+    // A replica the balancer dropped stops reporting and is counted as lost (not re-attached: the
+    // orchestrator wants to know).
+    const gone = (why: string) => {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+      if (live) {
+        live = false;
+        attached--;
+        lost++;
+        if (lastLoss === null) lastLoss = `replica ${index}: ${why}`;
+      }
+    };
+    call.on('end', () => gone('stream ended'));
+    call.on('error', (err: grpc.ServiceError) => {
+      gone(err.details);
+      reject(new Error(`replica ${index}: ${err.details}`));
+    });
     call.write({ hello: { protocolVersion: 1, group, address: address(index), methods: [{ path, kind: 'UNARY' }], replicaId: `sim-${index}` } });
   });
 }
@@ -81,7 +106,7 @@ serve(async (m) => {
     const cpu = process.cpuUsage();
     const eldP99Ms = eld.percentile(99) / 1e6;
     eld.reset();
-    return { attached, reports, cpu_us: cpu.user + cpu.system, eld_p99_ms: eldP99Ms };
+    return { attached, lost, first_loss: lastLoss, reports, cpu_us: cpu.user + cpu.system, eld_p99_ms: eldP99Ms };
   }
   throw new Error(`unknown request ${m.type}`);
 });
