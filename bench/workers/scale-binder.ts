@@ -14,9 +14,12 @@
  *    rebind_binds_total. A few µs of CPU per bind.
  *  - `http2`: node:http2 client streams, as before (tens of µs per bind).
  *
- * A bind's latency runs from the moment it was due (open loop: a late send
- * is not hidden), and the worker reports what it cost itself: CPU over the
- * window, event-loop delay p99, binds sent late.
+ * A bind's latency runs from the moment it was written (binds due within a
+ * tick of TICK_MS go out together; the tick's batching is not the
+ * balancer's latency). Sending late is not hidden either: binds written more
+ * than lateMs after they were due are counted, and the orchestrator marks
+ * such a point generator-limited. The worker also reports what it cost
+ * itself: CPU over the window and event-loop delay p99.
  *   binds rate durationMs [mode] [lateMs]
  *                                  replies with ok, failed, sent, late (binds
  *                                  written more than lateMs after due),
@@ -249,11 +252,11 @@ serve(async (m) => {
   let sent = 0;
   let allDone: () => void = () => undefined;
   const finished = new Promise<void>((r) => (allDone = r));
-  /** One completion; `due`: when the bind was due (latency is counted from there). */
-  const complete = (due: number, good: boolean) => {
+  /** One completion; `sentAt`: when the bind was written (latency is counted from there). */
+  const complete = (sentAt: number, good: boolean) => {
     if (good) {
       ok++;
-      h.recordValue(Math.max(1, Math.round((performance.now() - due) * 1000)));
+      h.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));
     } else {
       failed++;
     }
@@ -270,25 +273,21 @@ serve(async (m) => {
       if (mode === 'raw') {
         const conns = rawConnections();
         let left = batch;
-        let index = sent;
-        // Spread the batch over the connections; a bind's due time is its own slot in the schedule.
+        // Spread the batch over the connections.
         for (let c = 0; c < conns.length && left > 0; c++) {
           const conn = conns[(rr++ + c) % conns.length]!;
           const n = Math.min(Math.ceil(left / (conns.length - c)), Math.max(0, conn.free));
           if (n === 0) continue;
-          const firstDue = begin + index * period;
-          // One callback per batch: the binds of a batch were due within one tick; each is timed from the batch's first due time plus its offset.
-          let k = 0;
-          conn.send(n, (good) => complete(firstDue + k++ * period, good));
+          const sentAt = performance.now();
+          conn.send(n, (good) => complete(sentAt, good));
           left -= n;
-          index += n;
         }
         // Streams full on every connection (the balancer is slow): counted as failed, not queued forever.
-        for (; left > 0; left--) complete(begin + index++ * period, false);
+        for (; left > 0; left--) complete(0, false);
       } else {
         for (let i = 0; i < batch; i++) {
-          const dueAt = begin + (sent + i) * period;
-          http2Bind((good) => complete(dueAt, good));
+          const sentAt = performance.now();
+          http2Bind((good) => complete(sentAt, good));
         }
       }
       sent = due;

@@ -4,7 +4,7 @@
  * nobody calls), then reports load every interval with a few top clients,
  * exactly as a real replica's runtime would.
  *   attach n     attach n more replicas (resolves once all are attached)
- *   stats        replicas attached and lost (stream ended by the balancer), reports sent so far, this process's CPU (µs, cumulative) and
+ *   stats        replicas attached, times one was lost (its stream ended; it re-attaches), reports sent so far, this process's CPU (µs, cumulative) and
  *                its event-loop delay p99 (ms) since the last stats (so the
  *                orchestrator can tell whether the simulation kept up)
  */
@@ -20,6 +20,8 @@ const group = flag('group', 'scale');
 const path = flag('path', '/scale.Service/Call');
 let attached = 0;
 let reports = 0;
+/** How long a lost replica waits before attaching again (ms). */
+const REATTACH_DELAY_MS = 1000;
 /** Replicas whose control stream the balancer ended after they attached, and the first one's reason. */
 let lost = 0;
 let lastLoss: string | null = null;
@@ -72,8 +74,8 @@ function attachOne(index: number): Promise<void> {
       }, Math.random() * interval);
       resolve();
     });
-    // A replica the balancer dropped stops reporting and is counted as lost (not re-attached: the
-    // orchestrator wants to know).
+    // A replica whose stream ends after it attached stops reporting, is counted as lost, and
+    // attaches again a second later, as a real replica's runtime would.
     const gone = (why: string) => {
       if (timer !== null) clearInterval(timer);
       timer = null;
@@ -82,6 +84,8 @@ function attachOne(index: number): Promise<void> {
         attached--;
         lost++;
         if (lastLoss === null) lastLoss = `replica ${index}: ${why}`;
+        client.close();
+        setTimeout(() => void attachOne(index).catch(() => undefined), REATTACH_DELAY_MS);
       }
     };
     call.on('end', () => gone('stream ended'));
