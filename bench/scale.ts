@@ -60,6 +60,19 @@ function rssMb(pid: number): number {
 }
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
+/**
+ * Seconds process `pid`'s main thread has spent runnable but waiting for a
+ * CPU (Linux /proc/<pid>/schedstat, second field): how much other processes
+ * on its core held it back. 0 when unavailable.
+ */
+function runQueueWaitSeconds(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return 0;
+  }
+}
+
 /** The balancer's admin /metrics, summed per metric name over label sets. */
 async function scrape(balancer: BalancerProcess): Promise<Map<string, number>> {
   const res = await fetch(new URL('metrics', balancer.admin!));
@@ -98,6 +111,10 @@ interface Point {
   binds_late: number;
   replicas_cpu_pct: number;
   replicas_eld_p99_ms: number;
+  /** % of the window the balancer's main thread was runnable but waited for its core (other processes on it). */
+  balancer_runqueue_wait_pct: number;
+  /** The same for the generators (the larger of the replicas' and the binder's). */
+  generators_runqueue_wait_pct: number;
   /** All generators together, % of their one core. */
   generators_cpu_pct: number;
   generator_limited: boolean;
@@ -209,6 +226,7 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
   const s0 = await ask(sims, { type: 'stats' });
   const ts0 = Date.now();
   const cpu0 = cpuSeconds(balancer.pid);
+  const waits0 = [balancer.pid, sims.process.pid!, binder.process.pid!].map(runQueueWaitSeconds);
   const t0 = Date.now();
   let ok = 0;
   let failed = 0;
@@ -238,6 +256,7 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
   }
   const seconds = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(balancer.pid) - cpu0;
+  const waits = [balancer.pid, sims.process.pid!, binder.process.pid!].map((pid, i) => round1(((runQueueWaitSeconds(pid) - waits0[i]!) / seconds) * 100));
   const s1 = await ask(sims, { type: 'stats' });
   const simSeconds = (Date.now() - ts0) / 1000;
   const m1 = await scrape(balancer);
@@ -283,6 +302,8 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
     replicas_cpu_pct: replicasCpuPct,
     replicas_eld_p99_ms: Math.round(Number(s1['eld_p99_ms']) * 10) / 10,
     generators_cpu_pct: generatorsCpuPct,
+    balancer_runqueue_wait_pct: waits[0]!,
+    generators_runqueue_wait_pct: Math.max(waits[1]!, waits[2]!),
     generator_limited: generatorLimited,
     generator_limited_why: generatorLimited ? why.join('; ') : null,
     saturated,
@@ -316,7 +337,7 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
       const flag = p.saturated ? ' (balancer saturated)' : p.generator_limited ? ` (GENERATOR-LIMITED: ${p.generator_limited_why})` : '';
       say(
         `  ${replicas} replicas, offered ${rate} binds/s: achieved ${p.binds_per_s}/s (${p.binds_ok} answered, ${p.binds_counted_by_balancer} counted by the balancer), p99 ${p.bind_p99_us ?? '-'} µs, ` +
-          `balancer CPU ${p.balancer_cpu_pct} %, RSS ${p.balancer_rss_mb} MB; generators CPU ${p.generators_cpu_pct} % (binder ${p.binder_cpu_pct}, replicas ${p.replicas_cpu_pct}), ${p.binds_late} late${flag}`,
+          `balancer CPU ${p.balancer_cpu_pct} % (waited for its core ${p.balancer_runqueue_wait_pct} %), RSS ${p.balancer_rss_mb} MB; generators CPU ${p.generators_cpu_pct} % (binder ${p.binder_cpu_pct}, replicas ${p.replicas_cpu_pct}), ${p.binds_late} late${flag}`,
       );
       // Past the balancer's saturation (or the generators' limit) a higher rate says nothing more.
       if (rate > 0 && (p.saturated || p.generator_limited)) break;
@@ -539,11 +560,11 @@ function markdown(json: Results, command: string): string {
     '',
     `**Generator-limited points** (generators together at ≥ ${GENERATOR_CPU_LIMIT * 100} % of their core, more than ${GENERATOR_LATE_LIMIT * 100} % of binds sent over ${LATE_SEND_MS} ms late, or replicas short of ${REPORTS_KEPT_LIMIT * 100} % of their reports) measure the generators, not the balancer: ${limited.length === 0 ? 'none.' : limited.map((p) => `${p.replicas} replicas at ${p.offered_binds_per_s} binds/s (${p.generator_limited_why})`).join('; ') + '.'}`,
     '',
-    '| replicas | offered binds/s | achieved binds/s | binds answered / counted by balancer | bind p50 µs | bind p99 µs | reports/s | balancer CPU % | RSS MB | heap MB | binder CPU % | replicas CPU % | generators CPU % | binds late | status |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| replicas | offered binds/s | achieved binds/s | binds answered / counted by balancer | bind p50 µs | bind p99 µs | reports/s | balancer CPU % | RSS MB | heap MB | binder CPU % | replicas CPU % | generators CPU % | binds late | run-queue wait % (balancer / generators) | status |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...json.points.map(
       (p) =>
-        `| ${p.replicas} | ${p.offered_binds_per_s} | ${p.binds_per_s} | ${p.binds_ok} / ${p.binds_counted_by_balancer} | ${dash(p.bind_p50_us)} | ${dash(p.bind_p99_us)} | ${p.reports_per_s} | ${p.balancer_cpu_pct} | ${p.balancer_rss_mb} | ${dash(p.balancer_heap_used_mb)} | ${p.binder_cpu_pct} | ${p.replicas_cpu_pct} | ${p.generators_cpu_pct} | ${p.binds_late} | ${p.saturated ? 'balancer saturated' : p.generator_limited ? 'generator_limited' : 'ok'} |`,
+        `| ${p.replicas} | ${p.offered_binds_per_s} | ${p.binds_per_s} | ${p.binds_ok} / ${p.binds_counted_by_balancer} | ${dash(p.bind_p50_us)} | ${dash(p.bind_p99_us)} | ${p.reports_per_s} | ${p.balancer_cpu_pct} | ${p.balancer_rss_mb} | ${dash(p.balancer_heap_used_mb)} | ${p.binder_cpu_pct} | ${p.replicas_cpu_pct} | ${p.generators_cpu_pct} | ${p.binds_late} | ${p.balancer_runqueue_wait_pct} / ${p.generators_runqueue_wait_pct} | ${p.saturated ? 'balancer saturated' : p.generator_limited ? 'generator_limited' : 'ok'} |`,
     ),
     '',
     '| replicas | CPU per report (µs) | CPU per bind (µs) | max binds/s (balancer-limited) | bind p99 at 10k binds/s (µs) | bytes per attached replica | generator CPU per report (µs) | generator CPU per bind (µs) |',
@@ -563,6 +584,8 @@ function markdown(json: Results, command: string): string {
           '',
         ]
       : []),
+    'Run-queue wait: the share of the window a process was ready to run but its core was busy with another process (/proc/<pid>/schedstat): near 0 on a quiet machine; a point where the balancer waited a lot measured a shared core, not the balancer alone.',
+    '',
     'CPU per report: idle balancer CPU / reports per second. CPU per bind: extra balancer CPU at the highest rate it kept up with (generators not limited) / binds per second. Bytes per attached replica: RSS with the replicas attached and idle minus RSS before they attached, / replicas. Generator CPU per bind: the binder\'s CPU / binds (its highest); per report: the simulated replicas\' CPU / reports at the idle point. Binds per point past 100,000 clients evict the least recently bound from the ledger (its bound), so the ladder\'s higher rates include evictions, as a balancer with a long-running fleet would.',
     ...(json.profiles.length > 0 ? ['', ...json.profiles.map((p) => `Profile of ${p.point}: \`${p.cpuprofile}\`${p.flame_graph !== null ? `, flame graph \`${p.flame_graph}\`` : ''} (node --cpu-prof over the balancer's whole life: start, attachment, settling and the point's window).`)] : []),
   ].join('\n');

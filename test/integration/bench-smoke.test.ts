@@ -90,6 +90,8 @@ describe('benchmark smoke (--quick)', () => {
     for (const field of ['binder_cpu_pct', 'generators_cpu_pct']) expect(busy[field], field).toBeGreaterThan(0);
     expect(busy.generators_cpu_pct).toBeCloseTo(busy.binder_cpu_pct + busy.replicas_cpu_pct, 0);
     expect(typeof busy.binder_eld_p99_ms).toBe('number');
+    // How long the balancer waited for its core (other processes on it) is stated per point.
+    expect(typeof busy.balancer_runqueue_wait_pct).toBe('number');
     expect(typeof busy.generator_limited).toBe('boolean');
     for (const p of json.points) if (p.generator_limited) expect(p.saturated).toBe(false);
     // Memory: the clients are in the ledger (300 warm-up binds + 200 more), the xDS streams at the balancer and in the ledger too.
