@@ -43,6 +43,13 @@ const REPORTS_KEPT_LIMIT = 0.95;
 const ACHIEVED_LIMIT = 0.9;
 /** ...or its bind p99 is above this (µs). */
 const SATURATED_P99_US = 100_000;
+/**
+ * A balancer that waited for its core (run queue, other processes on it)
+ * longer than this share of a window was not measured alone: such a point is
+ * marked core_contended and, like a generator-limited one, never taken for
+ * the balancer's saturation.
+ */
+const CONTENDED_WAIT_PCT = 10;
 /** Rate at which the memory points bind their clients (binds/s). */
 const MEMORY_BIND_RATE = 5000;
 /** Pause before a memory reading (ms): transient garbage of the binding has a chance to go (--quick: 500). */
@@ -119,7 +126,9 @@ interface Point {
   generators_cpu_pct: number;
   generator_limited: boolean;
   generator_limited_why: string | null;
-  /** The balancer's own saturation (never set on a generator-limited point). */
+  /** The balancer waited for its core more than CONTENDED_WAIT_PCT % of the window: not measured alone. */
+  core_contended: boolean;
+  /** The balancer's own saturation (never set on a generator-limited or core-contended point). */
   saturated: boolean;
 }
 
@@ -278,7 +287,8 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
   const reportsDue = replicas * Math.floor((simSeconds * 1000) / REPORT_INTERVAL_MS);
   if (simReports < REPORTS_KEPT_LIMIT * reportsDue) why.push(`replicas sent ${simReports} reports of ${reportsDue} due`);
   const generatorLimited = why.length > 0;
-  const saturated = !generatorLimited && rate > 0 && (achieved < ACHIEVED_LIMIT * rate || (p99 ?? 0) > SATURATED_P99_US);
+  const contended = waits[0]! > CONTENDED_WAIT_PCT;
+  const saturated = !generatorLimited && !contended && rate > 0 && (achieved < ACHIEVED_LIMIT * rate || (p99 ?? 0) > SATURATED_P99_US);
   const heap = m1.get('nodejs_heap_size_used_bytes');
   return {
     replicas,
@@ -306,6 +316,7 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
     generators_runqueue_wait_pct: Math.max(waits[1]!, waits[2]!),
     generator_limited: generatorLimited,
     generator_limited_why: generatorLimited ? why.join('; ') : null,
+    core_contended: contended,
     saturated,
   };
 }
@@ -334,13 +345,13 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
         perReport = p.sim_reports_per_s > 0 ? Math.round(((p.replicas_cpu_pct / 100) * 1e6) / p.sim_reports_per_s) : null;
       }
       progress.tick(`${replicas} replicas, ${rate} binds/s`);
-      const flag = p.saturated ? ' (balancer saturated)' : p.generator_limited ? ` (GENERATOR-LIMITED: ${p.generator_limited_why})` : '';
+      const flag = p.saturated ? ' (balancer saturated)' : p.generator_limited ? ` (GENERATOR-LIMITED: ${p.generator_limited_why})` : p.core_contended ? ' (CORE CONTENDED: the balancer waited for its core)' : '';
       say(
         `  ${replicas} replicas, offered ${rate} binds/s: achieved ${p.binds_per_s}/s (${p.binds_ok} answered, ${p.binds_counted_by_balancer} counted by the balancer), p99 ${p.bind_p99_us ?? '-'} µs, ` +
           `balancer CPU ${p.balancer_cpu_pct} % (waited for its core ${p.balancer_runqueue_wait_pct} %), RSS ${p.balancer_rss_mb} MB; generators CPU ${p.generators_cpu_pct} % (binder ${p.binder_cpu_pct}, replicas ${p.replicas_cpu_pct}), ${p.binds_late} late${flag}`,
       );
       // Past the balancer's saturation (or the generators' limit) a higher rate says nothing more.
-      if (rate > 0 && (p.saturated || p.generator_limited)) break;
+      if (rate > 0 && (p.saturated || p.generator_limited || p.core_contended)) break;
     }
     return { points, rss_before_replicas_mb: c.rssBefore, rss_idle_mb: rssIdle, generator_cpu_us_per_report: perReport };
   } finally {
@@ -452,7 +463,7 @@ function derive(ladders: LadderResult[], memory: MemoryPoint[]) {
     const ps = l.points;
     const replicas = ps[0]!.replicas;
     const idle = ps.find((p) => p.offered_binds_per_s === 0);
-    const trusted = ps.filter((p) => p.offered_binds_per_s > 0 && !p.generator_limited);
+    const trusted = ps.filter((p) => p.offered_binds_per_s > 0 && !p.generator_limited && !p.core_contended);
     const unsaturated = trusted.filter((p) => !p.saturated);
     const top = unsaturated.at(-1);
     const at10k = trusted.find((p) => p.offered_binds_per_s === 10_000);
@@ -564,7 +575,7 @@ function markdown(json: Results, command: string): string {
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...json.points.map(
       (p) =>
-        `| ${p.replicas} | ${p.offered_binds_per_s} | ${p.binds_per_s} | ${p.binds_ok} / ${p.binds_counted_by_balancer} | ${dash(p.bind_p50_us)} | ${dash(p.bind_p99_us)} | ${p.reports_per_s} | ${p.balancer_cpu_pct} | ${p.balancer_rss_mb} | ${dash(p.balancer_heap_used_mb)} | ${p.binder_cpu_pct} | ${p.replicas_cpu_pct} | ${p.generators_cpu_pct} | ${p.binds_late} | ${p.balancer_runqueue_wait_pct} / ${p.generators_runqueue_wait_pct} | ${p.saturated ? 'balancer saturated' : p.generator_limited ? 'generator_limited' : 'ok'} |`,
+        `| ${p.replicas} | ${p.offered_binds_per_s} | ${p.binds_per_s} | ${p.binds_ok} / ${p.binds_counted_by_balancer} | ${dash(p.bind_p50_us)} | ${dash(p.bind_p99_us)} | ${p.reports_per_s} | ${p.balancer_cpu_pct} | ${p.balancer_rss_mb} | ${dash(p.balancer_heap_used_mb)} | ${p.binder_cpu_pct} | ${p.replicas_cpu_pct} | ${p.generators_cpu_pct} | ${p.binds_late} | ${p.balancer_runqueue_wait_pct} / ${p.generators_runqueue_wait_pct} | ${p.saturated ? 'balancer saturated' : p.generator_limited ? 'generator_limited' : p.core_contended ? 'core_contended' : 'ok'} |`,
     ),
     '',
     '| replicas | CPU per report (µs) | CPU per bind (µs) | max binds/s (balancer-limited) | bind p99 at 10k binds/s (µs) | bytes per attached replica | generator CPU per report (µs) | generator CPU per bind (µs) |',
@@ -584,7 +595,7 @@ function markdown(json: Results, command: string): string {
           '',
         ]
       : []),
-    'Run-queue wait: the share of the window a process was ready to run but its core was busy with another process (/proc/<pid>/schedstat): near 0 on a quiet machine; a point where the balancer waited a lot measured a shared core, not the balancer alone.',
+    `Run-queue wait: the share of the window a process was ready to run but its core was busy with another process (/proc/<pid>/schedstat): near 0 on a quiet machine; a point where the balancer waited more than ${CONTENDED_WAIT_PCT} % is marked core_contended (a shared core, not the balancer alone) and, like a generator-limited one, is not taken for its saturation; stepping stops there.`,
     '',
     'CPU per report: idle balancer CPU / reports per second. CPU per bind: extra balancer CPU at the highest rate it kept up with (generators not limited) / binds per second. Bytes per attached replica: RSS with the replicas attached and idle minus RSS before they attached, / replicas. Generator CPU per bind: the binder\'s CPU / binds (its highest); per report: the simulated replicas\' CPU / reports at the idle point. Binds per point past 100,000 clients evict the least recently bound from the ledger (its bound), so the ladder\'s higher rates include evictions, as a balancer with a long-running fleet would.',
     ...(json.profiles.length > 0 ? ['', ...json.profiles.map((p) => `Profile of ${p.point}: \`${p.cpuprofile}\`${p.flame_graph !== null ? `, flame graph \`${p.flame_graph}\`` : ''} (node --cpu-prof over the balancer's whole life: start, attachment, settling and the point's window).`)] : []),
