@@ -3,7 +3,9 @@
  * it closes, so a dead orchestrator leaves none behind) and the rebind CLI
  * balancer. Requests to a worker are messages; replies carry the id.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
@@ -33,8 +35,8 @@ process.on('exit', killAll);
 export interface Tracked {
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
-  /** Sends `signal`, then SIGKILL after 5 s, and waits for the exit. */
-  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends `signal`, then SIGKILL after `killAfterMs` (5 s), and waits for the exit. */
+  stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<void>;
 }
 
 /** Keeps `child` in the set killAll() kills until it exits. */
@@ -48,10 +50,10 @@ export function track(child: ChildProcess): Tracked {
   );
   return {
     exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+    async stop(signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 5000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       await exited;
       clearTimeout(timer);
     },
@@ -171,7 +173,8 @@ export interface BalancerProcess {
   admin?: string;
   process: ChildProcess;
   pid: number;
-  stop(): Promise<void>;
+  /** SIGTERM (the balancer's graceful stop, which lets `node --cpu-prof` write its profile), SIGKILL after `killAfterMs` (5 s). */
+  stop(killAfterMs?: number): Promise<void>;
 }
 
 /** Where a benchmark's balancer comes from and how node runs it. */
@@ -200,7 +203,7 @@ export function startBalancerProcess(configFile: string, logLevel = BENCH_LOG_LE
           ...(m[3] !== undefined ? { admin: m[3] } : {}),
           process: child,
           pid: child.pid!,
-          stop: () => tracked.stop(),
+          stop: (killAfterMs?: number) => tracked.stop('SIGTERM', killAfterMs),
         });
       }
     });
@@ -229,4 +232,23 @@ export function runBenchCommand<O>(program: Command, main: (opts: O) => Promise<
     process.exit(130);
   });
   void program.parseAsync(process.argv);
+}
+
+/** Where taskset is expected (util-linux). */
+export const TASKSET = '/usr/bin/taskset';
+
+/**
+ * Why processes cannot be pinned to cores here (null: they can): taskset
+ * missing, or fewer than 2 cores (one for the measured process, one for its
+ * load generators).
+ */
+export function pinningUnavailable(): string | null {
+  if (!existsSync(TASKSET)) return `${TASKSET} not found`;
+  if (cpus().length < 2) return `only ${cpus().length} core`;
+  return null;
+}
+
+/** Pins every thread of process `pid` (and the threads it starts later) to core `cpu`. */
+export function pinToCpu(pid: number, cpu: number): void {
+  execFileSync(TASKSET, ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
 }

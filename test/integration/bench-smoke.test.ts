@@ -1,5 +1,5 @@
 /**
- * CI smoke test of the benchmarks (overhead and faults; split in two files so that
+ * CI smoke test of the benchmarks (overhead, faults and scale; split in two files so that
  * vitest runs them side by side): their --quick modes run to the end and
  * write complete result files (the figures themselves are not checked: CI
  * machines are shared and noisy).
@@ -69,4 +69,38 @@ describe('benchmark smoke (--quick)', () => {
     expect(read('faults.md')).toContain('| replica_drain |');
     expect(read('faults.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
   }, 240_000);
+  it('scale measures the balancer alone: pinned (or says why not), each point with its generators\' own load, memory with clients and xDS streams held', async () => {
+    // --quick: 20 replicas, 0 and 1,000 binds/s for 1.5 s, then 500 rebind clients and 50 xDS streams held (about 15 s).
+    const r = await bench('scale');
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    const json = JSON.parse(read('scale.json'));
+    expect(json.machine).toMatchObject({ cpus: expect.any(Number), model: expect.any(String), node: expect.any(String) });
+    if (json.pinning.pinned) expect(json.pinning).toMatchObject({ balancer_cpu: 0, generators_cpu: 1, why_not: null });
+    else expect(json.pinning.why_not).toMatch(/taskset|core/);
+    expect(json.points.map((p: { offered_binds_per_s: number }) => p.offered_binds_per_s)).toEqual([0, 1000]);
+    const [idle, busy] = json.points;
+    // The simulated replicas report about once a second each; the idle point's balancer CPU is theirs.
+    expect(idle.reports_per_s).toBeGreaterThan(15);
+    expect(idle.balancer_cpu_pct).toBeGreaterThan(0);
+    // Every bind the binder saw answered with a forward is one the balancer counted (distinct ids: no cache hits).
+    expect(busy.binds_ok).toBeGreaterThan(1200);
+    expect(busy.binds_counted_by_balancer).toBe(busy.binds_ok);
+    expect(busy.bind_p99_us).toBeGreaterThan(0);
+    // The generators' own load is measured, and a generator-limited point is never the balancer's saturation.
+    for (const field of ['binder_cpu_pct', 'generators_cpu_pct']) expect(busy[field], field).toBeGreaterThan(0);
+    expect(busy.generators_cpu_pct).toBeCloseTo(busy.binder_cpu_pct + busy.replicas_cpu_pct, 0);
+    expect(typeof busy.binder_eld_p99_ms).toBe('number');
+    // How long the balancer waited for its core (other processes on it) is stated per point.
+    expect(typeof busy.balancer_runqueue_wait_pct).toBe('number');
+    expect(typeof busy.generator_limited).toBe('boolean');
+    for (const p of json.points) if (p.generator_limited || p.core_contended) expect(p.saturated).toBe(false);
+    // Memory: the clients are in the ledger (300 warm-up binds + 200 more), the xDS streams at the balancer and in the ledger too.
+    expect(json.memory.map((m: { step: string }) => m.step)).toEqual(['start', 'rebind', 'xds']);
+    expect(json.memory[1]).toMatchObject({ rebind_clients: 500, ledger_bindings: 500 });
+    expect(json.memory[2]).toMatchObject({ xds_streams: 50, balancer_xds_streams: 50, ledger_bindings: 550 });
+    expect(json.derived.per_replicas[0].generator_cpu_us_per_bind).toBeGreaterThan(0);
+    expect(read('scale.md')).toContain(json.pinning.pinned ? '**Pinning:**' : '**Not pinned**');
+    expect(read('scale.md')).toContain('generators CPU %');
+    expect(read('scale.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  }, 120_000);
 });
