@@ -150,12 +150,17 @@ function double(end: number): number {
   return value;
 }
 
+interface Utf8Sliceable {
+  utf8Slice(start: number, end: number): string;
+}
+
 /** protobufjs BufferReader#string: a length running past the end is cut at the end. */
 function string(end: number): string {
   const length = uint32(end);
   const start = pos;
   pos = Math.min(pos + length, end);
-  return buf.toString('utf8', start, pos);
+  // Buffer#utf8Slice (what toString('utf8') calls after its argument checks), as protobufjs reads strings.
+  return (buf as unknown as Utf8Sliceable).utf8Slice(start, pos);
 }
 
 function skip(end: number, length: number): void {
