@@ -355,6 +355,8 @@ async function measureGrpcReports(impl: Impl, members: number, windowMs: number)
     config: {
       listen: '127.0.0.1:0',
       controlListen: '127.0.0.1:0',
+      // No admin port (its default is a fixed port: two copies measured at once would collide; it is idle here anyway).
+      adminListen: null,
       groups: [{ name: GROUP, granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: REPORT_INTERVAL_MS, maxMembers: 100_000 }],
     },
     logger: silent,
