@@ -11,12 +11,13 @@
  *       as bench/workers/scale-replicas.ts does. gRPC's own per-message cost
  *       (HTTP/2 framing, protobuf decoding) is not in this figure; see
  *       "report over gRPC".
- *   (a') report over gRPC (not with --quick): the same handler behind a real
- *       grpc-js server in this process, replicas in a child process (one
- *       connection each, bench/workers/scale-replicas.ts); this process's
- *       CPU over a window / reports received. The analyzer is not running
- *       (its plan has its own benchmark in bench/scale.ts), so this is the
- *       control path only.
+ *   (a') report over gRPC (not with --quick): the whole balancer
+ *       (Balancer.start, analyzer running) in a fresh process per window
+ *       (--grpc-rounds windows per copy, old and new alternating),
+ *       replicas in a child process of it (one connection each,
+ *       bench/workers/scale-replicas.ts); the balancer process's CPU over
+ *       the window / reports received, and its heap and RSS growth per
+ *       attached replica.
  *   (b) bind: DataPlane.onStream for a new rebind client (route, caller
  *       identity, Group.choose, ledger record, voucher, Trailers-Only
  *       response) on a stand-in HTTP/2 stream, at 1k members with 10k and
@@ -30,7 +31,8 @@
  * medians of both and their ratio. Writes bench/results/hotpath.{json,md}.
  */
 import { Command } from 'commander';
-import { execFileSync, fork } from 'node:child_process';
+import { execFile, execFileSync, fork } from 'node:child_process';
+import { promisify } from 'node:util';
 import { EventEmitter } from 'node:events';
 import * as inspector from 'node:inspector';
 import * as path from 'node:path';
@@ -38,6 +40,7 @@ import pino from 'pino';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { machine, say } from './lib/common';
 
+const execFileAsync = promisify(execFile);
 const REPORT_INTERVAL_MS = 1000;
 const TOP_CLIENTS_PER_REPORT = 4;
 const GROUP = 'scale';
@@ -352,6 +355,8 @@ async function measureGrpcReports(impl: Impl, members: number, windowMs: number)
     config: {
       listen: '127.0.0.1:0',
       controlListen: '127.0.0.1:0',
+      // No admin port (its default is a fixed port: two copies measured at once would collide; it is idle here anyway).
+      adminListen: null,
       groups: [{ name: GROUP, granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: REPORT_INTERVAL_MS, maxMembers: 100_000 }],
     },
     logger: silent,
@@ -424,9 +429,17 @@ async function main(): Promise<void> {
     .option('--grpc-members <list>', 'member counts for the gRPC run', '1000,10000')
     .option('--only <parts>', 'comma-separated parts to run: report,bind,memory,grpc', 'report,bind,memory,grpc')
     .option('--profile <dir>', 'write a CPU profile of each measurement window to <dir>')
+    .option('--grpc-rounds <n>', 'gRPC windows per copy and member count, each in a fresh process, old and new alternating; medians reported', '1')
+    .option('--grpc-concurrent', 'run the copies\' gRPC windows at the same time (each in its own process) instead of one after the other')
+    .option('--grpc-window-ms <ms>', 'length of one gRPC measurement window', '10000')
     .option('--memory-child <label>', '(internal) measure the memory of one copy in this fresh process and print it')
+    .option('--grpc-child <label>', '(internal) one gRPC window of one copy in this fresh process; prints its figures')
     .parse();
-  const opts = program.opts<{ quick?: boolean; compare?: string; grpcMembers: string; only: string; memoryChild?: string; profile?: string }>();
+  const opts = program.opts<{ quick?: boolean; compare?: string; grpcMembers: string; grpcRounds: string; grpcWindowMs: string; grpcConcurrent?: boolean; only: string; memoryChild?: string; grpcChild?: string; profile?: string }>();
+  const grpcWindowMs = Number(opts.grpcWindowMs);
+  const grpcRounds = Number(opts.grpcRounds);
+  if (!Number.isInteger(grpcWindowMs) || grpcWindowMs < 1000 || grpcWindowMs > 600_000) throw new Error(`--grpc-window-ms is ${opts.grpcWindowMs}; it must be an integer in 1000..600000`);
+  if (!Number.isInteger(grpcRounds) || grpcRounds < 1 || grpcRounds > 20) throw new Error(`--grpc-rounds is ${opts.grpcRounds}; it must be an integer in 1..20`);
   const only = new Set(opts.only.split(','));
   if (opts.profile !== undefined) {
     profileDir = path.resolve(opts.profile);
@@ -440,6 +453,13 @@ async function main(): Promise<void> {
   const rounds = quick ? 5 : 15;
   const memMembers = quick ? 1000 : 10_000;
   const memClients = quick ? 10_000 : 100_000;
+  if (opts.grpcChild !== undefined) {
+    // A fresh process per window: the RSS and heap baselines of one copy are not moved by the other's run.
+    const impl = impls.find((i) => i.label === opts.grpcChild)!;
+    const members = Number(opts.grpcMembers);
+    process.stdout.write(JSON.stringify(await measureGrpcReports(impl, members, grpcWindowMs)) + '\n');
+    return;
+  }
   if (opts.memoryChild !== undefined) {
     // A fresh process per copy: nothing measured before (code, caches, garbage of other runs) moves its heap.
     const impl = impls.find((i) => i.label === opts.memoryChild)!;
@@ -471,11 +491,29 @@ async function main(): Promise<void> {
   say(`memory: ${JSON.stringify(memory)}`);
   const grpcRows: { members: number; label: string; usPerReport: number; analyzerUsPerReport: number; reportsPerS: number; heapPerMember: number; rssPerMemberKb: number }[] = [];
   if (!quick && only.has('grpc')) {
+    type GrpcFigures = Awaited<ReturnType<typeof measureGrpcReports>>;
     for (const members of opts.grpcMembers.split(',').map(Number)) {
+      const samples = new Map<string, GrpcFigures[]>(impls.map((i) => [i.label, []]));
+      for (let r = 0; r < grpcRounds; r++) {
+        const window = async (impl: Impl): Promise<void> => {
+          const args = [process.argv[1]!, ...process.argv.slice(2).filter((a, k, all) => a !== '--grpc-members' && all[k - 1] !== '--grpc-members'), '--grpc-members', String(members), '--grpc-child', impl.label];
+          const { stdout } = await execFileAsync(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--cpu-prof')), '--expose-gc', ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+          const figures = JSON.parse(stdout.trim().split('\n').pop()!) as GrpcFigures;
+          say(`report over gRPC, ${members} members, ${impl.label}, round ${r + 1}/${grpcRounds}: ${JSON.stringify(figures)}`);
+          samples.get(impl.label)!.push(figures);
+        };
+        if (opts.grpcConcurrent === true) {
+          // Both copies at once, each in its own process with its own replicas: a noisy machine's load falls on both alike.
+          await Promise.all(impls.map(window));
+        } else {
+          // Alternating which copy goes first, so that a drift of the machine's load over the run falls on both.
+          for (const impl of r % 2 === 0 ? impls : [...impls].reverse()) await window(impl);
+        }
+      }
       for (const impl of impls) {
-        const r = await measureGrpcReports(impl, members, 10_000);
-        say(`report over gRPC, ${members} members, ${impl.label}: ${JSON.stringify(r)}`);
-        grpcRows.push({ members, label: impl.label, ...r });
+        const xs = samples.get(impl.label)!;
+        const med = (k: keyof GrpcFigures) => round1(median(xs.map((x) => x[k])));
+        grpcRows.push({ members, label: impl.label, usPerReport: med('usPerReport'), analyzerUsPerReport: med('analyzerUsPerReport'), reportsPerS: Math.round(med('reportsPerS')), heapPerMember: Math.round(med('heapPerMember')), rssPerMemberKb: med('rssPerMemberKb') });
       }
     }
   }
@@ -508,7 +546,7 @@ async function main(): Promise<void> {
     '',
     ...(grpcRows.length > 0
       ? [
-          '## CPU per load report over real gRPC control streams (the whole balancer in this process, analyzer running; replicas in a child process, one connection each)',
+          `## CPU per load report over real gRPC control streams (the whole balancer in a fresh process per window of ${grpcWindowMs} ms, analyzer running; replicas in a child process, one connection each; medians of ${grpcRounds} window(s) per copy${labels.length > 1 ? (opts.grpcConcurrent === true ? ', old and new running at the same time' : ', old and new alternating') : ''})`,
           '',
           '| members | code | µs per report | of which analyzer | reports/s | heap bytes per member | RSS KB per member |',
           '| ---: | --- | ---: | ---: | ---: | ---: | ---: |',

@@ -17,7 +17,7 @@ import type { Group } from './group';
 import { balancerMetrics, type HaMetricSource } from './prometheus';
 import { Analyzer } from './analyzer';
 import { isValidatedConfig, MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig, type TlsFiles } from './config';
-import { controlHandlers } from './control-service';
+import { controlHandlers, controlServiceDefinition } from './control-service';
 import { DataPlane, type DataPlaneEvents } from './data-plane';
 import { readFileSync } from 'node:fs';
 import { controlAuthInterceptor } from './auth';
@@ -214,7 +214,7 @@ export class Balancer {
     });
     const proto = controlProto();
     this.controlServer.addService(
-      proto.rebind.v1.Control.service,
+      controlServiceDefinition(proto.rebind.v1.Control.service),
       controlHandlers({
         registry: this.registry,
         analyzer: this.analyzer,

@@ -18,6 +18,7 @@ import { DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_PENDING_ATTACHMENTS, DEFAULT_MAX_
 import { checkReplicaIdentity } from './identity';
 import { Member } from './member';
 import type { Registry } from './registry';
+import { decodeReplicaMessage } from './replica-message-codec';
 import { validateHello, validateReport, type ControlLimits, type Refusal } from './validate';
 
 /** Reports faster than this many per report interval are refused as a flood. */
@@ -48,15 +49,42 @@ export interface ControlDeps {
   replicaIdentities?: Readonly<Record<string, readonly string[]>> | null;
 }
 
+/** Distinct report limits kept (one per top_clients bound among the groups); past it the cache starts again. */
+const MAX_CACHED_REPORT_LIMITS = 64;
+
 /** Messages queued on a control stream beyond which its replica is taken as not reading. */
 export const MAX_QUEUED_CONTROL_MESSAGES = 64;
 
 type AttachCall = grpc.ServerDuplexStream<ReplicaMessage__Output, BalancerMessage>;
 
+/**
+ * The Control service definition to register on the control server: the
+ * loaded one with Attach's request decoded by the hand-written decoder
+ * (./replica-message-codec.ts: the same objects as proto-loader's, without
+ * its second object tree per message; one LoadReport per replica per
+ * interval makes this the balancer's most frequent decode).
+ */
+export function controlServiceDefinition(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const attach = service['Attach'];
+  if (attach === undefined) throw new Error('rebind.v1.Control has no Attach method');
+  return { ...service, Attach: { ...attach, requestDeserialize: decodeReplicaMessage } };
+}
+
 export function controlHandlers(deps: ControlDeps): ControlHandlers {
   const pending = { count: 0 };
+  // One limits object per top_clients bound (a handful of groups), shared by the sessions: none made per report.
+  const reportLimits = new Map<number, ControlLimits>();
+  const limitsFor = (maxTopClients: number): ControlLimits => {
+    let limits = reportLimits.get(maxTopClients);
+    if (limits === undefined) {
+      if (reportLimits.size >= MAX_CACHED_REPORT_LIMITS) reportLimits.clear();
+      limits = { ...deps.limits, maxTopClients };
+      reportLimits.set(maxTopClients, limits);
+    }
+    return limits;
+  };
   return {
-    Attach: (call: AttachCall) => new AttachSession(call, deps, pending).start(),
+    Attach: (call: AttachCall) => new AttachSession(call, deps, pending, limitsFor).start(),
   };
 }
 
@@ -78,6 +106,8 @@ class AttachSession {
     private readonly deps: ControlDeps,
     /** Streams waiting for their hello, across the control port. */
     private readonly pending: { count: number },
+    /** The limits a report is checked against, given its bound on top clients. */
+    private readonly limitsFor: (maxTopClients: number) => ControlLimits,
   ) {
     this.peer = call.getPeer();
   }
@@ -235,7 +265,7 @@ class AttachSession {
         message: `more than ${limit} reports within one report interval of ${group.config.reportIntervalMs} ms; report ${report.seq} dropped`,
       });
     }
-    const refusal = validateReport(report, member.lastSeq, { ...this.deps.limits, maxTopClients: Math.min(this.deps.limits.maxTopClients, group.config.topClients) });
+    const refusal = validateReport(report, member.lastSeq, this.limitsFor(Math.min(this.deps.limits.maxTopClients, group.config.topClients)));
     if (refusal !== null) return this.notice('bad_report', report.seq, refusal);
     group.applyReport(member, report, now);
   }

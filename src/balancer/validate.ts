@@ -81,6 +81,19 @@ function badNumber(value: number, max: number): boolean {
   return typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max;
 }
 
+/** Up to this many top clients, duplicates are found by a pairwise scan (no allocation); beyond, with a set. */
+const SMALL_TOP_CLIENTS = 16;
+
+function listedBefore(top: readonly { clientId: string }[], i: number): boolean {
+  const id = top[i]!.clientId;
+  for (let j = 0; j < i; j++) if (top[j]!.clientId === id) return true;
+  return false;
+}
+
+function badField(name: string, value: number, max: number): Refusal {
+  return refuse(Status.INVALID_ARGUMENT, `report.${name} is ${value}; it must be a finite number in 0..${max}`);
+}
+
 /** Checks a load report against the previous sequence number of its attachment. */
 export function validateReport(report: LoadReport__Output, lastSeq: number, limits: ControlLimits = DEFAULT_CONTROL_LIMITS): Refusal | null {
   if (!(report.seq > lastSeq)) {
@@ -89,28 +102,28 @@ export function validateReport(report: LoadReport__Output, lastSeq: number, limi
   if (report.intervalMs < 1 || report.intervalMs > 3_600_000) {
     return refuse(Status.INVALID_ARGUMENT, `report.interval_ms is ${report.intervalMs}; it must be 1..3600000`);
   }
-  const fields: [string, number, number][] = [
-    ['calls_per_s', report.callsPerS, limits.maxLoad],
-    ['latency_ms', report.latencyMs, 86_400_000],
-    ['event_loop_utilization', report.eventLoopUtilization, 1.001],
-    ['cpu_cores', report.cpuCores, 4096],
-    ['custom', report.custom, limits.maxLoad],
-    ['other_calls_per_s', report.otherCallsPerS, limits.maxLoad],
-    ['in_flight', report.inFlight, limits.maxInFlight],
-  ];
-  for (const [name, value, max] of fields) {
-    if (badNumber(value, max)) return refuse(Status.INVALID_ARGUMENT, `report.${name} is ${value}; it must be a finite number in 0..${max}`);
+  // Checked one by one in this order (the first failing field is the one named), without
+  // allocating: this runs for every report of every replica.
+  if (badNumber(report.callsPerS, limits.maxLoad)) return badField('calls_per_s', report.callsPerS, limits.maxLoad);
+  if (badNumber(report.latencyMs, 86_400_000)) return badField('latency_ms', report.latencyMs, 86_400_000);
+  if (badNumber(report.eventLoopUtilization, 1.001)) return badField('event_loop_utilization', report.eventLoopUtilization, 1.001);
+  if (badNumber(report.cpuCores, 4096)) return badField('cpu_cores', report.cpuCores, 4096);
+  if (badNumber(report.custom, limits.maxLoad)) return badField('custom', report.custom, limits.maxLoad);
+  if (badNumber(report.otherCallsPerS, limits.maxLoad)) return badField('other_calls_per_s', report.otherCallsPerS, limits.maxLoad);
+  if (badNumber(report.inFlight, limits.maxInFlight)) return badField('in_flight', report.inFlight, limits.maxInFlight);
+  const top = report.topClients;
+  if (top.length > limits.maxTopClients) {
+    return refuse(Status.RESOURCE_EXHAUSTED, `report.top_clients lists ${top.length} clients (limit ${limits.maxTopClients})`);
   }
-  if (report.topClients.length > limits.maxTopClients) {
-    return refuse(Status.RESOURCE_EXHAUSTED, `report.top_clients lists ${report.topClients.length} clients (limit ${limits.maxTopClients})`);
-  }
-  const seen = new Set<string>();
-  for (const [i, c] of report.topClients.entries()) {
+  // Duplicates: a pairwise scan for the usual few top clients, a set beyond.
+  const seen = top.length > SMALL_TOP_CLIENTS ? new Set<string>() : null;
+  for (let i = 0; i < top.length; i++) {
+    const c = top[i]!;
     if (!CLIENT_ID_PATTERN.test(c.clientId)) {
       return refuse(Status.INVALID_ARGUMENT, `report.top_clients[${i}].client_id is not 8-64 characters of base64url`);
     }
-    if (seen.has(c.clientId)) return refuse(Status.INVALID_ARGUMENT, `report.top_clients lists client ${c.clientId} twice`);
-    seen.add(c.clientId);
+    if (seen !== null ? seen.has(c.clientId) : listedBefore(top, i)) return refuse(Status.INVALID_ARGUMENT, `report.top_clients lists client ${c.clientId} twice`);
+    seen?.add(c.clientId);
     if (badNumber(c.callsPerS, limits.maxLoad)) {
       return refuse(Status.INVALID_ARGUMENT, `report.top_clients[${i}].calls_per_s is ${c.callsPerS}; it must be a finite number in 0..${limits.maxLoad}`);
     }

@@ -143,6 +143,29 @@ describe('control stream input', () => {
     call.cancel();
   });
 
+  it('a report with a known field in the wrong wire type ends the attachment with INTERNAL and is not applied', async () => {
+    // has_custom (LoadReport field 9, a bool) sent length-delimited: protobufjs read the length byte as the
+    // bool and applied the report; the control stream's own decoder refuses it as malformed.
+    await start();
+    const proto = controlProto();
+    const raw = new grpc.Client(balancer.controlAddress, grpc.credentials.createInsecure());
+    cleanups.push(() => raw.close());
+    const call = raw.makeBidiStreamRequest('/rebind.v1.Control/Attach', (b: Buffer) => b, (b: Buffer) => b);
+    const ended = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+    call.on('data', () => undefined);
+    call.write(proto.rebind.v1.Control.service.Attach.requestSerialize(goodHello() as never));
+    const group = balancer.registry.groups.get('echo')!;
+    await waitFor(() => group.members.size === 1, 5000, 10, 'attached');
+    const member = [...group.members.values()][0]!;
+    // report { seq: 1, interval_ms: 200, has_custom: <length-delimited, 0 bytes> }
+    const report = Buffer.from([0x08, 0x01, 0x10, 0xc8, 0x01, 0x4a, 0x00]);
+    call.write(Buffer.concat([Buffer.from([0x12, report.length]), report]));
+    const error = await ended;
+    expect(error.code).toBe(grpc.status.INTERNAL);
+    expect(member.reports).toBe(0);
+    await waitFor(() => group.members.size === 0, 5000, 10, 'detached');
+  });
+
   it('an oversized control message is refused with RESOURCE_EXHAUSTED', async () => {
     await start({ limits: { maxControlMessageBytes: 4096 } });
     const methods = Array.from({ length: 200 }, (_, i) => ({ path: `/rebind.test.Echo/Method${i}`, kind: 'UNARY' as const }));
