@@ -15,7 +15,7 @@ import type { GroupConfig, Granularity } from './config';
 import { BindingLedger, type BindingShare, type TransitLeg } from './ledger';
 import { dampen, shiftLoad } from './load-table';
 import { loadOf, perCallShare } from './metrics';
-import { Member } from './member';
+import { Member, type MemberClient } from './member';
 import { strategyFactory } from './strategies/index';
 import type { ClientLoad, Move, Strategy } from './strategies/types';
 
@@ -132,6 +132,19 @@ export class Group {
   private estimatesAtMs = Number.NEGATIVE_INFINITY;
   /** Members by canonical address. */
   private readonly byAddress = new Map<string, Member>();
+  /**
+   * The members each client has an entry on (its Member.clients), in no
+   * particular order: a plan reads a moved client's portions from it and
+   * the planner a client's other members, instead of a pass over every
+   * member's clients. Kept up to date wherever a member's clients change
+   * (see {@link setClient}, {@link deleteClient}, {@link removeMember}), so
+   * it has exactly the entries of the members' client maps: bounded as they
+   * are (maxMembers x the clients a report may name, validate.ts), and a
+   * client leaves it when it leaves its last member.
+   */
+  private readonly clientIndex = new Map<string, Member[]>();
+  /** Next {@link Member.ordinal} (members' order in {@link members}). */
+  private nextOrdinal = 0;
   /** The last plan that moved clients, if any. */
   lastPlan: PlanRecord | null = null;
   /**
@@ -234,7 +247,12 @@ export class Group {
 
   addMember(member: Member): void {
     member.pending = this.ledger.trackMember(member.id);
+    member.ordinal = this.nextOrdinal++;
+    const replaced = this.members.get(member.id);
+    if (replaced !== undefined && replaced !== member) for (const clientId of replaced.clients.keys()) this.unindex(replaced, clientId);
     this.members.set(member.id, member);
+    // Entries it got before it joined (none, as the registry adds members) are indexed now.
+    for (const clientId of member.clients.keys()) this.index(member, clientId);
     this.byAddress.set(canonicalAddress(member.address) ?? member.address, member);
     this.eligibleCache.clear();
     this.invalidateEstimates();
@@ -251,9 +269,47 @@ export class Group {
       this.invalidateEstimates();
       this.ledger.forgetMember(id);
       this.avoiders.delete(id);
+      for (const clientId of member.clients.keys()) this.unindex(member, clientId);
       this.offersStale = true;
     }
     return member;
+  }
+
+  /** Distinct clients with an entry on some member (the size of the client index; for tests and status). */
+  get indexedClients(): number {
+    return this.clientIndex.size;
+  }
+
+  /** The members `clientId` has an entry on (any order), or undefined for none. */
+  membersOfClient(clientId: string): readonly Member[] | undefined {
+    return this.clientIndex.get(clientId);
+  }
+
+  /** Sets a member's entry for a client, indexing a new one. */
+  private setClient(member: Member, clientId: string, entry: MemberClient): void {
+    const size = member.clients.size;
+    member.clients.set(clientId, entry);
+    if (member.clients.size !== size && this.members.get(member.id) === member) this.index(member, clientId);
+  }
+
+  private index(member: Member, clientId: string): void {
+    const list = this.clientIndex.get(clientId);
+    if (list === undefined) this.clientIndex.set(clientId, [member]);
+    else list.push(member);
+  }
+
+  /** Drops a member's entry for a client, and the member from the client's index entry. */
+  private deleteClient(member: Member, clientId: string): void {
+    if (member.clients.delete(clientId)) this.unindex(member, clientId);
+  }
+
+  private unindex(member: Member, clientId: string): void {
+    const list = this.clientIndex.get(clientId);
+    if (list === undefined) return;
+    const n = list.indexOf(member);
+    if (n < 0) return;
+    if (list.length === 1) this.clientIndex.delete(clientId);
+    else list.splice(n, 1);
   }
 
   /**
@@ -430,7 +486,7 @@ export class Group {
       if (this.ledger.transitOf(c.clientId)?.legs.has(member.id)) continue;
       const previous = member.clients.get(c.clientId);
       const load = c.callsPerS * share;
-      if (previous === undefined) member.clients.set(c.clientId, { load, sets: c.sets });
+      if (previous === undefined) this.setClient(member, c.clientId, { load, sets: c.sets });
       else {
         previous.load = dampen(previous.load, load, d);
         previous.sets = c.sets;
@@ -439,10 +495,10 @@ export class Group {
     for (const [id, c] of member.clients) {
       // An xDS client is not in replicas' reports: its load comes from LRS, and goes when LRS stops telling it.
       if (c.lrsAtMs !== undefined) {
-        if (nowMs - c.lrsAtMs > 3 * this.config.reportIntervalMs) member.clients.delete(id);
+        if (nowMs - c.lrsAtMs > 3 * this.config.reportIntervalMs) this.deleteClient(member, id);
         continue;
       }
-      if (!listed.has(id) && !((this.ledger.transitOf(id)?.legs.get(member.id)?.load ?? 0) > 0)) member.clients.delete(id);
+      if (!listed.has(id) && !((this.ledger.transitOf(id)?.legs.get(member.id)?.load ?? 0) > 0)) this.deleteClient(member, id);
     }
     if (report.draining) this.setState(member, 'DRAINING');
     else if (member.state === 'ATTACHED' || member.state === 'SUSPECT' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');
@@ -501,7 +557,7 @@ export class Group {
     const share = member.latest === null ? 1 : perCallShare(member.latest, this.config.metric);
     const load = callsPerS * share;
     const previous = member.clients.get(clientId);
-    if (previous === undefined) member.clients.set(clientId, { load, sets: true, lrsAtMs: nowMs });
+    if (previous === undefined) this.setClient(member, clientId, { load, sets: true, lrsAtMs: nowMs });
     else {
       previous.load = dampen(previous.load, load, this.dampening);
       previous.sets = true;
@@ -553,22 +609,21 @@ export class Group {
 
   /**
    * Each of these clients' load on each member, as the group sees it now
-   * (by member, in the members' order). One pass over the members for all
-   * of them, each member's clients looked up while in cache: a pass per
-   * client was a plan's largest cost after the planner in a group of 10,000.
+   * (by member, in the members' order), from the client index: a pass over
+   * every member's clients was a plan's largest cost after the planner in a
+   * group of 10,000.
    */
   private portionsOf(clientIds: Iterable<string>): Map<string, Map<string, number>> {
     const all = new Map<string, Map<string, number>>();
-    for (const id of clientIds) all.set(id, new Map());
-    for (const m of this.members.values()) {
-      if (m.clients.size < all.size) {
-        for (const [id, c] of m.clients) if (c.load > 0) all.get(id)?.set(m.id, c.load);
-      } else {
-        for (const [id, portions] of all) {
-          const c = m.clients.get(id);
-          if (c !== undefined && c.load > 0) portions.set(m.id, c.load);
-        }
+    for (const id of clientIds) {
+      if (all.has(id)) continue;
+      const on = [...(this.clientIndex.get(id) ?? [])].sort((a, b) => a.ordinal - b.ordinal);
+      const portions = new Map<string, number>();
+      for (const m of on) {
+        const load = m.clients.get(id)!.load;
+        if (load > 0) portions.set(m.id, load);
       }
+      all.set(id, portions);
     }
     return all;
   }
@@ -608,8 +663,8 @@ export class Group {
         const load = t.after.get(id) ?? 0;
         const member = this.members.get(id);
         if (member === undefined) continue;
-        if (load > 0) member.clients.set(clientId, t.lrs ? { load, sets: t.sets, lrsAtMs: nowMs } : { load, sets: t.sets });
-        else member.clients.delete(clientId);
+        if (load > 0) this.setClient(member, clientId, t.lrs ? { load, sets: t.sets, lrsAtMs: nowMs } : { load, sets: t.sets });
+        else this.deleteClient(member, clientId);
         if (load !== (t.before.get(id) ?? 0)) legs.set(id, { load, reportsListing: 0, left: false });
       }
       this.ledger.hold(clientId, nowMs + this.config.holdMs);
