@@ -17,7 +17,7 @@ import { dampen, shiftLoad } from './load-table';
 import { loadOf, perCallShare } from './metrics';
 import { Member, type MemberClient } from './member';
 import { strategyFactory } from './strategies/index';
-import type { ClientLoad, Move, Strategy } from './strategies/types';
+import type { ClientLoad, Move, PlanInput, Strategy } from './strategies/types';
 
 /** Counters a group keeps for the admin API and the metrics endpoint (totals since start). */
 export interface GroupCounters {
@@ -588,17 +588,38 @@ export class Group {
     for (const m of members) calls += ((m.latest?.callsPerS ?? 0) * (m.latest?.intervalMs ?? 0)) / 1000;
     if (calls / members.length < this.config.planMinCalls) return [];
     for (const m of members) m.recentlyShed = nowMs - m.lastShedAtMs < this.config.holdMs;
-    const clients: ClientLoad[] = [];
-    // One entry per client per member (100,000 in a large group): no hold to look up when there is none.
+    // One entry per client per member (120,000 in a group of 100,000 clients): built only for the members and
+    // clients the planner looks at (minimum_dispersion looks at a few members per step), or all when a strategy reads `clients`.
     const anyHeld = this.ledger.holdCount > 0;
-    for (const m of members) {
-      const memberId = m.id;
-      m.clients.forEach((c, clientId) => {
-        clients.push({ clientId, memberId, load: c.load, held: anyHeld && this.ledger.isHeld(clientId, nowMs), divisible: c.sets });
-      });
-    }
+    const entry = (clientId: string, member: Member, c: MemberClient): ClientLoad => ({
+      clientId,
+      memberId: member.id,
+      load: c.load,
+      held: anyHeld && this.ledger.isHeld(clientId, nowMs),
+      divisible: c.sets,
+    });
+    const clientsOf = (index: number): ClientLoad[] => {
+      const m = members[index]!;
+      const out: ClientLoad[] = [];
+      m.clients.forEach((c, clientId) => out.push(entry(clientId, m, c)));
+      return out;
+    };
+    const entriesOf = (clientId: string): ClientLoad[] => (this.clientIndex.get(clientId) ?? []).map((m) => entry(clientId, m, m.clients.get(clientId)!));
+    let all: ClientLoad[] | null = null;
+    const input: PlanInput = {
+      members,
+      get clients(): readonly ClientLoad[] {
+        return (all ??= members.flatMap((_, index) => clientsOf(index)));
+      },
+      clientsOf,
+      entriesOf,
+      nowMs,
+      random: this.random,
+      maxBindingSize: this.config.maxBindingSize,
+      minShare: this.config.minShare,
+    };
     const before = dispersion(members.map((m) => m.load));
-    const moves = this.strategy.plan({ members, clients, nowMs, random: this.random, maxBindingSize: this.config.maxBindingSize, minShare: this.config.minShare });
+    const moves = this.strategy.plan(input);
     if (moves.length === 0) return moves;
     const bindings = this.applyPlan(moves, nowMs);
     this.lastPlan = { atMs: nowMs, moves, bindings, dispersionBefore: before, dispersionAfter: dispersion(members.map((m) => m.load)) };
