@@ -109,7 +109,6 @@ function lazyEntries(input: PlanInput, members: readonly WorkingMember[], byId: 
 /** Entries of a flat input (no clientsOf/entriesOf): indexed once, in the input's own order. */
 function flatEntries(input: PlanInput, byId: ReadonlyMap<string, WorkingMember>): Entries {
   const ofMember = new Map<WorkingMember, { entries: ClientLoad[]; seqs: number[] }>();
-  const ofClient = new Map<string, { entry: ClientLoad; member: WorkingMember; seq: number }[]>();
   input.clients.forEach((entry, seq) => {
     const member = byId.get(entry.memberId);
     if (member === undefined) return;
@@ -117,13 +116,25 @@ function flatEntries(input: PlanInput, byId: ReadonlyMap<string, WorkingMember>)
     if (m === undefined) ofMember.set(member, (m = { entries: [], seqs: [] }));
     m.entries.push(entry);
     m.seqs.push(seq);
-    let c = ofClient.get(entry.clientId);
-    if (c === undefined) ofClient.set(entry.clientId, (c = []));
-    c.push({ entry, member, seq });
   });
+  // By client only if phase 2 asks (phase 1 reads members only).
+  let ofClient: Map<string, { entry: ClientLoad; member: WorkingMember; seq: number }[]> | null = null;
   return {
     ofMember: (m) => ofMember.get(m) ?? { entries: [], seqs: [] },
-    ofClient: (clientId) => ofClient.get(clientId) ?? [],
+    ofClient(clientId) {
+      if (ofClient === null) {
+        const index = new Map<string, { entry: ClientLoad; member: WorkingMember; seq: number }[]>();
+        input.clients.forEach((entry, seq) => {
+          const member = byId.get(entry.memberId);
+          if (member === undefined) return;
+          const list = index.get(entry.clientId);
+          if (list === undefined) index.set(entry.clientId, [{ entry, member, seq }]);
+          else list.push({ entry, member, seq });
+        });
+        ofClient = index;
+      }
+      return ofClient.get(clientId) ?? [];
+    },
   };
 }
 
