@@ -18,8 +18,9 @@
  * split into phases by wrapping the group's plan and its strategy's plan:
  *   liveness: Analyzer.checkLiveness over every member;
  *   input:    Group.plan up to the strategy (members filtered, the
- *             PlanInput built from members' clients and the ledger's holds);
- *   strategy: strategy.plan (planMinimumDispersion);
+ *             PlanInput made: its entries, from members' clients and the
+ *             ledger's holds, are built when the planner reads them);
+ *   strategy: strategy.plan (planMinimumDispersion, with the entries it reads);
  *   apply:    Group.applyPlan (loads shifted, holds, transits, ledger bindings);
  *   advise:   the advisories built and sent (no voucher).
  * The state is rebuilt before each repetition (a plan changes it) and a
@@ -29,6 +30,9 @@
  * optimisation (test/support/minimum-dispersion-reference.ts; the group's
  * own code is the current one for both), the two interleaved repetition by
  * repetition, and the moves of both are checked to be the same number.
+ * (The group builds the planner's flat list of entries only when it is
+ * read: the reference reads it, so its input cost is in its strategy phase;
+ * the current planner reads only the members and clients it looks at.)
  * With --baseline <src dir>, each point also times the whole analysis with
  * the balancer code of that directory (an older src/, e.g. made with
  * `git archive <commit> src | tar -x -C .prof/old`; inside the repository,
