@@ -18,8 +18,9 @@
  * split into phases by wrapping the group's plan and its strategy's plan:
  *   liveness: Analyzer.checkLiveness over every member;
  *   input:    Group.plan up to the strategy (members filtered, the
- *             PlanInput built from members' clients and the ledger's holds);
- *   strategy: strategy.plan (planMinimumDispersion);
+ *             PlanInput made: its entries, from members' clients and the
+ *             ledger's holds, are built when the planner reads them);
+ *   strategy: strategy.plan (planMinimumDispersion, with the entries it reads);
  *   apply:    Group.applyPlan (loads shifted, holds, transits, ledger bindings);
  *   advise:   the advisories built and sent (no voucher).
  * The state is rebuilt before each repetition (a plan changes it) and a
@@ -29,9 +30,17 @@
  * optimisation (test/support/minimum-dispersion-reference.ts; the group's
  * own code is the current one for both), the two interleaved repetition by
  * repetition, and the moves of both are checked to be the same number.
+ * (The group builds the planner's flat list of entries only when it is
+ * read: the reference reads it, so its input cost is in its strategy phase;
+ * the current planner reads only the members and clients it looks at.)
+ * With --baseline <src dir>, each point also times the whole analysis with
+ * the balancer code of that directory (an older src/, e.g. made with
+ * `git archive <commit> src | tar -x -C .prof/old`; inside the repository,
+ * so it finds node_modules), interleaved the same way: old and new code
+ * side by side, on the same machine at the same moment.
  * Writes bench/results/plan.{json,md} (not with --quick, unless --out).
  *
- *     npx tsx bench/plan.ts [--reps 21] [--quick] [--compare] [--points 10000x100000] [--out dir]
+ *     npx tsx bench/plan.ts [--reps 21] [--quick] [--compare] [--baseline dir] [--points 10000x100000] [--out dir]
  */
 import { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -157,8 +166,30 @@ export function layout(replicas: number, clients: number, seed: number): Map<str
   return out;
 }
 
+/** The balancer code a repetition runs: this tree's, or a baseline src directory's (--baseline). */
+interface Core {
+  Analyzer: typeof Analyzer;
+  parseBalancerConfig: typeof parseBalancerConfig;
+  Registry: typeof Registry;
+  Member: typeof Member;
+}
+
+const CURRENT_CORE: Core = { Analyzer, parseBalancerConfig, Registry, Member };
+
+/** The baseline's modules (the same paths in an older src/). */
+function loadCore(srcDir: string): Core {
+  const from = (file: string) => require(path.resolve(srcDir, file)) as Record<string, unknown>;
+  return {
+    Analyzer: from('balancer/analyzer')['Analyzer'] as typeof Analyzer,
+    parseBalancerConfig: from('balancer/config')['parseBalancerConfig'] as typeof parseBalancerConfig,
+    Registry: from('balancer/registry')['Registry'] as typeof Registry,
+    Member: from('balancer/member')['Member'] as typeof Member,
+  };
+}
+
 /** A group in the state `layout` describes, with its analyzer, at time `nowMs`. */
-export function build(reports: ReturnType<typeof layout>, seed: number) {
+export function build(reports: ReturnType<typeof layout>, seed: number, core: Core = CURRENT_CORE) {
+  const { Analyzer, parseBalancerConfig, Registry, Member } = core;
   const parsed = parseBalancerConfig({
     groups: [{ name: 'g', reportIntervalMs: REPORT_INTERVAL_MS, maxMembers: 100_000, topClients: 1000, strategy: 'minimum_dispersion' }],
   });
@@ -193,8 +224,21 @@ interface Timing {
   clients: number;
 }
 
-/** Which planner a repetition runs: the strategy's own, or the frozen pre-optimisation copy (--compare). */
-type Planner = 'current' | 'reference';
+/** Which planner a repetition runs: the strategy's own, the frozen pre-optimisation copy (--compare), or the baseline src's whole analysis (--baseline). */
+type Planner = 'current' | 'reference' | 'baseline';
+
+/**
+ * What the timings read: wall-clock time (the default), or this process's
+ * CPU time (user + system, all its threads: GC helpers included), which a
+ * busy machine's scheduling leaves out (--clock cpu, for A/B runs on a
+ * shared machine).
+ */
+let clock: () => number = () => performance.now();
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
 
 /** Runs one analysis of `group`, timed per phase (ms). */
 function timedAnalysis(analyzer: Analyzer, group: Group, nowMs: number, planner: Planner): Timing {
@@ -203,33 +247,34 @@ function timedAnalysis(analyzer: Analyzer, group: Group, nowMs: number, planner:
   const strategy = (group as unknown as { strategy: Strategy }).strategy;
   const params = group.config.strategy.params;
   const strategyPlan =
-    planner === 'current'
+    planner !== 'reference'
       ? strategy.plan
       : (input: PlanInput) => planMinimumDispersionReference(input, { tolerance: params['tolerance']!, minGain: params['minGain']!, maxMoves: params['maxMoves']! });
   (group as unknown as { strategy: Strategy }).strategy = {
     ...strategy,
     plan: (input: PlanInput): Move[] => {
-      clients = input.clients.length;
-      marks.strategyStart = performance.now();
+      marks.strategyStart = clock();
       try {
         return strategyPlan(input);
       } finally {
-        marks.strategyEnd = performance.now();
+        marks.strategyEnd = clock();
       }
     },
   };
   const groupPlan = group.plan.bind(group);
   group.plan = (at: number) => {
-    marks.planStart = performance.now();
+    marks.planStart = clock();
     try {
       return groupPlan(at);
     } finally {
-      marks.planEnd = performance.now();
+      marks.planEnd = clock();
     }
   };
-  const start = performance.now();
+  // The entries the planner may see (reading input.clients would build them all: the group gives them lazily).
+  for (const m of group.members.values()) clients += m.clients.size;
+  const start = clock();
   const moves = analyzer.analyze(group, nowMs);
-  const end = performance.now();
+  const end = clock();
   const { planStart, strategyStart, strategyEnd, planEnd } = marks;
   if (planStart === undefined || strategyStart === undefined || strategyEnd === undefined || planEnd === undefined) throw new Error('the analysis made no plan: the state is balanced or unsettled');
   return {
@@ -259,26 +304,35 @@ export interface PointResult {
   phases_ms: Record<Phase, { median: number; p95: number; share: number }>;
 }
 
+/**
+ * A full GC, run before each timed analysis. Sweeping is made synchronous
+ * (part of the GC), or the sweep of the previous repetition's state (a
+ * whole group of 100,000 clients) would go on in other threads during the
+ * timed analysis: not the analysis' cost, and it took 15-25 ms of CPU.
+ */
 function gc(): () => void {
+  setFlagsFromString('--no-concurrent-sweeping');
   setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as () => void;
 }
 
 /** Times `reps` analyses of each planner, interleaved (current, reference, current, ...), after `warmup` of each. */
-export function runPoint(replicas: number, clients: number, reps: number, warmup: number, planners: readonly Planner[]): PointResult[] {
+export function runPoint(replicas: number, clients: number, reps: number, warmup: number, planners: readonly Planner[], baseline: Core | null = null): PointResult[] {
   const seed = replicas * 7 + clients;
   const reports = layout(replicas, clients, seed);
   const collect = gc();
   const timings = new Map<Planner, Timing[]>(planners.map((p) => [p, []]));
   for (let r = 0; r < warmup + reps; r++) {
     for (const planner of planners) {
-      const { analyzer, group, nowMs } = build(reports, seed);
+      const { analyzer, group, nowMs } = build(reports, seed, planner === 'baseline' ? baseline! : CURRENT_CORE);
       collect();
       const t = timedAnalysis(analyzer, group, nowMs, planner);
       if (r >= warmup) timings.get(planner)!.push(t);
     }
   }
-  return planners.map((p) => summary(p, replicas, clients, timings.get(p)!));
+  const results = planners.map((p) => summary(p, replicas, clients, timings.get(p)!));
+  if (new Set(results.map((r) => r.moves)).size !== 1) throw new Error(`the planners planned different numbers of moves: ${results.map((r) => `${r.planner} ${r.moves}`).join(', ')}`);
+  return results;
 }
 
 function summary(planner: Planner, replicas: number, clients: number, timings: Timing[]): PointResult {
@@ -327,17 +381,24 @@ function markdown(results: PointResult[], reps: number): string {
   return lines.join('\n') + '\n';
 }
 
-async function main(opts: { reps: string; quick?: boolean; out?: string; points?: string; compare?: boolean }): Promise<void> {
+async function main(opts: { reps: string; quick?: boolean; out?: string; points?: string; compare?: boolean; baseline?: string; clock: string }): Promise<void> {
+  if (opts.clock !== 'wall' && opts.clock !== 'cpu') throw new Error(`--clock must be wall or cpu (got ${opts.clock})`);
+  if (opts.clock === 'cpu') clock = cpuMs;
   const reps = opts.quick ? 3 : Number(opts.reps);
   if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive integer (got ${opts.reps})`);
   const results: PointResult[] = [];
   const chosen = opts.points === undefined ? POINTS : POINTS.filter((p) => opts.points!.split(',').includes(`${p.replicas}x${p.clients}`));
   if (chosen.length === 0) throw new Error(`--points names none of ${POINTS.map((p) => `${p.replicas}x${p.clients}`).join(',')}`);
+  const baseline = opts.baseline === undefined ? null : loadCore(opts.baseline);
+  const planners: Planner[] = ['current', ...(opts.compare ? (['reference'] as const) : []), ...(baseline !== null ? (['baseline'] as const) : [])];
   for (const p of chosen) {
-    for (const r of runPoint(p.replicas, p.clients, reps, opts.quick ? 1 : 3, opts.compare ? ['current', 'reference'] : ['current'])) {
+    const point = runPoint(p.replicas, p.clients, reps, opts.quick ? 1 : 3, planners, baseline);
+    for (const r of point) {
       say(`${r.planner}: ${p.replicas} replicas, ${p.clients} clients: median ${r.total_ms.median} ms, p95 ${r.total_ms.p95} ms (${PHASES.map((ph) => `${ph} ${r.phases_ms[ph].median}`).join(', ')}), ${r.moves} moves`);
       results.push(r);
     }
+    const base = point.find((r) => r.planner === 'baseline');
+    if (base !== undefined) say(`  current / baseline: total ${(point[0]!.total_ms.median / base.total_ms.median).toFixed(2)}x (${PHASES.map((ph) => `${ph} ${point[0]!.phases_ms[ph].median} vs ${base.phases_ms[ph].median}`).join(', ')})`);
   }
   const dir = opts.out ?? (opts.quick ? null : RESULTS_DIR);
   if (dir === null) return;
@@ -353,8 +414,10 @@ if (require.main === module) {
     .option('--quick', 'three repetitions, no results written (unless --out)')
     .option('--out <dir>', 'where to write plan.{json,md}')
     .option('--compare', 'also time the pre-optimisation planner (test/support/minimum-dispersion-reference.ts), interleaved')
+    .option('--baseline <dir>', 'also time the whole analysis with the balancer code of this src directory (an older src/ inside the repository), interleaved')
+    .option('--clock <wall|cpu>', 'time with the wall clock, or with the process CPU time (user + system; leaves out a busy machine\'s scheduling)', 'wall')
     .option('--points <list>', 'comma-separated subset of the points, as REPLICASxCLIENTS (e.g. 10000x100000)')
-    .action(async (opts: { reps: string; quick?: boolean; out?: string; points?: string; compare?: boolean }) => {
+    .action(async (opts: { reps: string; quick?: boolean; out?: string; points?: string; compare?: boolean; baseline?: string; clock: string }) => {
       try {
         await main(opts);
         process.exit(0);

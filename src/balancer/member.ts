@@ -56,8 +56,14 @@ export class Member implements MemberLoad {
   lastSeq = 0;
   lastReportAtMs: number;
   latest: LoadReport__Output | null = null;
-  /** Movable clients seen in the latest report, with dampened loads. */
+  /**
+   * Movable clients seen in the latest report, with dampened loads. Only the
+   * member's group changes it (Group keeps an index of clients to members
+   * that must follow every change).
+   */
   readonly clients = new Map<string, MemberClient>();
+  /** Position of the member in its group's member order (set by Group.addMember; increases with each add). */
+  ordinal = 0;
   /** Clients are giving this member up: no new client, no plan move, until then (ms). Set only by Group.noteAvoided, which keeps the latest of its members' (Group.choose skips its scan after that). */
   setAsideUntilMs = Number.NEGATIVE_INFINITY;
   /** Reports still to wait for before the group may plan again. */

@@ -64,6 +64,36 @@ function randomCase(seed: number, members: number, perMember: number): Case {
   };
 }
 
+/**
+ * The case as a group gives it (the lazy shape): its entries member by
+ * member in the members' order (`flat`, for the reference), and the same
+ * entries read per member (clientsOf) and per client (entriesOf, in a
+ * shuffled order, with entries on members the plan does not have); reading
+ * `clients` fails, so the planner must not.
+ */
+function lazyForm(input: PlanInput, seed: number): { flat: PlanInput; lazy: PlanInput } {
+  const random = seededRandom(seed);
+  const index = new Map(input.members.map((m, i) => [m.id, i]));
+  const byMember: ClientLoad[][] = input.members.map(() => []);
+  const byClient = new Map<string, ClientLoad[]>();
+  for (const c of input.clients) {
+    const i = index.get(c.memberId);
+    if (i !== undefined) byMember[i]!.push(c);
+    byClient.set(c.clientId, [...(byClient.get(c.clientId) ?? []), c]);
+  }
+  for (const list of byClient.values()) list.sort(() => random() - 0.5);
+  const flat = { ...input, clients: byMember.flat() };
+  const lazy: PlanInput = {
+    ...input,
+    get clients(): readonly ClientLoad[] {
+      throw new Error('the planner read every entry');
+    },
+    clientsOf: (i) => byMember[i]!,
+    entriesOf: (id) => byClient.get(id) ?? [],
+  };
+  return { flat, lazy };
+}
+
 function compare(cases: Case[]): { plans: number; shareMoves: number } {
   let plans = 0;
   let shareMoves = 0;
@@ -72,6 +102,9 @@ function compare(cases: Case[]): { plans: number; shareMoves: number } {
     const actual: Move[] = planMinimumDispersion(input, params);
     // toEqual names the case that differs: the seed's index and its parameters.
     expect({ n, params, moves: actual }).toEqual({ n, params, moves: expected });
+    // The same group read lazily plans as the reference does on its entries, member by member.
+    const { flat, lazy } = lazyForm(input, n);
+    expect({ n, params, lazy: true, moves: planMinimumDispersion(lazy, params) }).toEqual({ n, params, lazy: true, moves: planMinimumDispersionReference(flat, params) });
     if (expected.length > 0) plans++;
     const whole = new Map(input.clients.map((c) => [`${c.clientId}/${c.memberId}`, c.load]));
     shareMoves += expected.filter((m) => whole.get(`${m.clientId}/${m.from}`) !== m.load).length;

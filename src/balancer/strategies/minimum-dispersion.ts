@@ -23,7 +23,7 @@
  * analyzer's settle period are what keep it from oscillating.
  */
 import { chooseLeastLoaded } from './choose';
-import type { Move, PlanInput, StrategyFactory } from './types';
+import type { ClientLoad, Move, PlanInput, StrategyFactory } from './types';
 
 /** How many of the most and least loaded members each step looks at. */
 const PAIR_CANDIDATES = 3;
@@ -45,17 +45,107 @@ interface Unit {
 
 interface WorkingMember {
   id: string;
+  /** Position in the input's members. */
+  index: number;
   load: number;
-  /** Movable units, by load descending (phase 1, once {@link sorted}) or in any order (phase 2). */
-  clients: Unit[];
   /**
-   * Phase 1 sorts a member's units when it first looks at them (a step
-   * looks only at the few most and least loaded members): sorting every
-   * member's units up front cost more than the rest of a plan of 10,000.
+   * Movable units: phase 1, by load descending once {@link loaded} (a step
+   * looks only at the few most and least loaded members, so a member's
+   * units are read and sorted when it is first looked at: reading and
+   * sorting every member's up front cost more than the rest of a plan of
+   * 10,000); phase 2, in the order the eager planner built them once
+   * {@link loaded}, and before that only the units phase 2 added to it.
    */
-  sorted: boolean;
+  clients: Unit[];
+  loaded: boolean;
   /** Outside tolerance of the mean (counted in {@link Tolerance.outside}). */
   outside: boolean;
+}
+
+/**
+ * The input's entries as the planner reads them: a member's (in input
+ * order), a client's, each with its place in the input's flat order (its
+ * sequence number), which decides ties and the order phase 2 builds its
+ * units in.
+ */
+interface Entries {
+  /** The entries of member `m` and their sequence numbers. */
+  ofMember(m: WorkingMember): { entries: readonly ClientLoad[]; seqs: readonly number[] };
+  /** A client's entries on the plan's members, with their members and sequence numbers, by sequence number. */
+  ofClient(clientId: string): { entry: ClientLoad; member: WorkingMember; seq: number }[];
+}
+
+/** Sequence numbers of a lazy input: member index times this, plus the entry's position in the member (far fewer than 2^32 per member). */
+const SEQ_STRIDE = 2 ** 32;
+
+/** Entries read on demand from the group (clientsOf/entriesOf): nothing per client until asked. */
+function lazyEntries(input: PlanInput, members: readonly WorkingMember[], byId: ReadonlyMap<string, WorkingMember>): Entries {
+  const clientsOf = input.clientsOf!;
+  const entriesOf = input.entriesOf!;
+  const cache = new Map<WorkingMember, { entries: readonly ClientLoad[]; seqs: readonly number[] }>();
+  return {
+    ofMember(m) {
+      let got = cache.get(m);
+      if (got === undefined) {
+        const entries = clientsOf(m.index);
+        got = { entries, seqs: entries.map((_, k) => m.index * SEQ_STRIDE + k) };
+        cache.set(m, got);
+      }
+      return got;
+    },
+    ofClient(clientId) {
+      const out: { entry: ClientLoad; member: WorkingMember; seq: number }[] = [];
+      for (const entry of entriesOf(clientId)) {
+        const member = byId.get(entry.memberId);
+        // The only order that matters among one client's entries is their members' (one entry per member).
+        if (member !== undefined && members[member.index] === member) out.push({ entry, member, seq: member.index * SEQ_STRIDE });
+      }
+      if (out.length > 1) out.sort((a, b) => a.seq - b.seq);
+      return out;
+    },
+  };
+}
+
+/** Entries of a flat input (no clientsOf/entriesOf): indexed once, in the input's own order. */
+function flatEntries(input: PlanInput, byId: ReadonlyMap<string, WorkingMember>): Entries {
+  const ofMember = new Map<WorkingMember, { entries: ClientLoad[]; seqs: number[] }>();
+  input.clients.forEach((entry, seq) => {
+    const member = byId.get(entry.memberId);
+    if (member === undefined) return;
+    let m = ofMember.get(member);
+    if (m === undefined) ofMember.set(member, (m = { entries: [], seqs: [] }));
+    m.entries.push(entry);
+    m.seqs.push(seq);
+  });
+  // By client only if phase 2 asks (phase 1 reads members only).
+  let ofClient: Map<string, { entry: ClientLoad; member: WorkingMember; seq: number }[]> | null = null;
+  return {
+    ofMember: (m) => ofMember.get(m) ?? { entries: [], seqs: [] },
+    ofClient(clientId) {
+      if (ofClient === null) {
+        const index = new Map<string, { entry: ClientLoad; member: WorkingMember; seq: number }[]>();
+        input.clients.forEach((entry, seq) => {
+          const member = byId.get(entry.memberId);
+          if (member === undefined) return;
+          const list = index.get(entry.clientId);
+          if (list === undefined) index.set(entry.clientId, [{ entry, member, seq }]);
+          else list.push({ entry, member, seq });
+        });
+        ofClient = index;
+      }
+      return ofClient.get(clientId) ?? [];
+    },
+  };
+}
+
+/** A unit phase 1 or 2 may move: not held, with load. */
+function movable(entry: ClientLoad): boolean {
+  return !entry.held && entry.load > 0;
+}
+
+/** ... and, for phase 2, divisible. */
+function divisibleUnit(entry: ClientLoad): boolean {
+  return entry.divisible === true && movable(entry);
 }
 
 /**
@@ -135,81 +225,117 @@ interface Step {
  * connection) and then the one that moves less load.
  */
 export function planMinimumDispersion(input: PlanInput, params: MinimumDispersionParams): Move[] {
-  const members: WorkingMember[] = input.members.map((m) => ({ id: m.id, load: m.load, clients: [], sorted: true, outside: false }));
+  const members: WorkingMember[] = input.members.map((m, index) => ({ id: m.id, index, load: m.load, clients: [], loaded: false, outside: false }));
   if (members.length < 2) return [];
   const byId = new Map(members.map((m) => [m.id, m]));
-  const divisible = new Map<string, WorkingClient>();
-  // The divisible units phase 2 starts from, and the member each is on (two arrays: no object per unit).
-  const divisibleUnits: Unit[] = [];
-  const divisibleOn: WorkingMember[] = [];
-  for (const client of input.clients) {
-    if (client.held || !(client.load > 0)) continue;
-    const member = byId.get(client.memberId);
-    if (member === undefined) continue;
-    // Phase 1 never changes a unit's load (phase 2 makes its own units): the input's entry serves, uncopied.
-    const unit = client as Unit;
-    member.clients.push(unit);
-    if (member.clients.length > 1) member.sorted = false;
-    if (client.divisible === true) {
-      divisibleUnits.push(unit);
-      divisibleOn.push(member);
-    }
-  }
   const total = members.reduce((sum, m) => sum + m.load, 0);
   const mean = total / members.length;
   if (!(mean > 0)) return [];
   const tolerance = new Tolerance(mean, params.tolerance, members);
   if (tolerance.within) return [];
+  const entries = input.clientsOf !== undefined && input.entriesOf !== undefined ? lazyEntries(input, members, byId) : flatEntries(input, byId);
 
   const minGain = (params.minGain * mean) ** 2;
   const moves: Move[] = [];
+  const phase1 = (m: WorkingMember) => sortedClients(m, entries);
   // Stop as soon as the group is within tolerance: further steps would only
   // trade near-equal clients to chase measurement noise, each costing a re-bind.
   while (moves.length < params.maxMoves && !tolerance.within) {
-    const step = bestStep(members, mean, params.maxMoves - moves.length, null);
+    const step = bestStep(members, mean, params.maxMoves - moves.length, null, phase1);
     if (step === null || step.gain < minGain) break;
     apply(step, moves, null);
     tolerance.update(step.i);
     tolerance.update(step.j);
   }
   const k = input.maxBindingSize ?? 1;
-  if (k < 2 || tolerance.within || moves.length >= params.maxMoves || divisibleUnits.length === 0) return moves;
+  // (With no divisible unit, phase 2 finds no step: the plan is phase 1's, which merging leaves as it is.)
+  if (k < 2 || tolerance.within || moves.length >= params.maxMoves) return moves;
 
   // Phase 2: every divisible unit where phase 1 left it, movable in part.
+  // Built as the members and clients are first looked at, exactly as if
+  // every divisible unit had been placed up front in the input's order.
   const placed = new Map<string, string>(); // clientId NUL member -> member a whole unit of it on that member was moved to by phase 1
   for (const move of moves) placed.set(`${move.clientId}\u0000${move.from}`, move.to);
-  const moved = new Set(moves.map((m) => m.clientId));
+  // Only a client phase 1 moved can have been placed elsewhere (a key per unit cost a string per client).
+  const movedClients = new Set(moves.map((m) => m.clientId));
+  const placedAt = (clientId: string, memberId: string) => (movedClients.has(clientId) ? placed.get(`${clientId}\u0000${memberId}`) : undefined);
+  // Units phase 1 moved whole land on their new member: by target, with their sequence numbers.
+  const arrivals = new Map<WorkingMember, { entry: ClientLoad; seq: number }[]>();
+  const moved = new Set<string>();
+  for (const move of moves) {
+    const key = `${move.clientId}\u0000${move.from}`;
+    if (moved.has(key)) continue;
+    moved.add(key);
+    const from = byId.get(move.from)!;
+    const to = byId.get(placed.get(key)!)!;
+    const { entries: list, seqs } = entries.ofMember(from);
+    list.forEach((entry, n) => {
+      if (entry.clientId !== move.clientId || !divisibleUnit(entry)) return;
+      let at = arrivals.get(to);
+      if (at === undefined) arrivals.set(to, (at = []));
+      at.push({ entry, seq: seqs[n]! });
+    });
+  }
   for (const m of members) {
     m.clients = [];
-    m.sorted = true;
+    m.loaded = false;
   }
-  for (let n = 0; n < divisibleUnits.length; n++) {
-    const unit = divisibleUnits[n]!;
-    const member = divisibleOn[n]!;
-    // Only a client phase 1 moved can have been placed elsewhere (a key per unit cost a string per client).
-    const to = moved.has(unit.clientId) ? placed.get(`${unit.clientId}\u0000${member.id}`) : undefined;
-    const at = to === undefined ? member : byId.get(to)!;
-    let client = divisible.get(unit.clientId);
-    if (client === undefined) {
+  const divisible = new Map<string, WorkingClient>();
+  const shares: ShareRules = {
+    members: byId,
+    k,
+    minShare: input.minShare ?? 0.1,
+    client(clientId) {
+      let client = divisible.get(clientId);
+      if (client !== undefined) return client;
       client = { total: 0, maxMembers: 1, memberIds: [], units: [] };
-      divisible.set(unit.clientId, client);
-    }
-    (client as { total: number }).total += unit.load;
-    const existing = unitOn(client, at.id);
-    if (existing !== undefined) existing.load += unit.load;
-    else {
-      const u: Unit = { clientId: unit.clientId, load: unit.load };
-      client.memberIds.push(at.id);
-      client.units.push(u);
-      at.clients.push(u);
-    }
-  }
-  // A client is spread only over the members its load needs: a light one
-  // (under a member's fair load) stays whole, as TAO bound it.
-  for (const client of divisible.values()) client.maxMembers = Math.min(k, Math.max(1, Math.ceil(client.total / ((1 + params.tolerance) * mean) - 1e-9)));
-  const shares: ShareRules = { members: byId, k, minShare: input.minShare ?? 0.1, clients: divisible };
+      divisible.set(clientId, client);
+      for (const { entry, member } of entries.ofClient(clientId)) {
+        if (!divisibleUnit(entry)) continue;
+        const to = placedAt(clientId, member.id);
+        const at = to === undefined ? member : byId.get(to)!;
+        (client as { total: number }).total += entry.load;
+        const existing = unitOn(client, at.id);
+        if (existing !== undefined) existing.load += entry.load;
+        else {
+          client.memberIds.push(at.id);
+          client.units.push({ clientId, load: entry.load });
+        }
+      }
+      // A client is spread only over the members its load needs: a light one
+      // (under a member's fair load) stays whole, as TAO bound it.
+      client.maxMembers = Math.min(k, Math.max(1, Math.ceil(client.total / ((1 + params.tolerance) * mean) - 1e-9)));
+      return client;
+    },
+    units(m) {
+      if (m.loaded) return m.clients;
+      // Its divisible units where phase 1 left them, in the input's order, then those phase 2 added since.
+      const { entries: list, seqs } = entries.ofMember(m);
+      const landing: { entry: ClientLoad; seq: number }[] = [];
+      list.forEach((entry, n) => {
+        if (divisibleUnit(entry) && placedAt(entry.clientId, m.id) === undefined) landing.push({ entry, seq: seqs[n]! });
+      });
+      const arrived = arrivals.get(m);
+      if (arrived !== undefined) {
+        landing.push(...arrived);
+        landing.sort((a, b) => a.seq - b.seq);
+      }
+      const units: Unit[] = [];
+      const seen = new Set<Unit>();
+      for (const { entry } of landing) {
+        const unit = unitOn(shares.client(entry.clientId), m.id)!;
+        if (seen.has(unit)) continue;
+        seen.add(unit);
+        units.push(unit);
+      }
+      units.push(...m.clients);
+      m.clients = units;
+      m.loaded = true;
+      return units;
+    },
+  };
   while (moves.length < params.maxMoves && !tolerance.within) {
-    const step = bestStep(members, mean, 0, shares);
+    const step = bestStep(members, mean, 0, shares, shares.units);
     if (step === null || step.gain < minGain) break;
     apply(step, moves, shares);
     tolerance.update(step.i);
@@ -222,14 +348,19 @@ interface ShareRules {
   members: Map<string, WorkingMember>;
   k: number;
   minShare: number;
-  clients: Map<string, WorkingClient>;
+  /** The client's shares (built the first time it is asked for). */
+  client(clientId: string): WorkingClient;
+  /** A member's units (built the first time it is asked for). */
+  units(m: WorkingMember): Unit[];
 }
 
-/** Sorts a member's units by load, descending, the first time phase 1 looks at them (a stable sort of the input order). */
-function sortedClients(m: WorkingMember): Unit[] {
-  if (!m.sorted) {
-    m.clients.sort((a, b) => b.load - a.load);
-    m.sorted = true;
+/** A member's movable units by load, descending, read and sorted the first time phase 1 looks at them (a stable sort of the input order). */
+function sortedClients(m: WorkingMember, entries: Entries): Unit[] {
+  if (!m.loaded) {
+    // Phase 1 never changes a unit's load (phase 2 makes its own units): the input's entries serve, uncopied.
+    m.clients = entries.ofMember(m).entries.filter(movable) as Unit[];
+    if (m.clients.length > 1) m.clients.sort((a, b) => b.load - a.load);
+    m.loaded = true;
   }
   return m.clients;
 }
@@ -273,48 +404,66 @@ function candidates(members: readonly WorkingMember[], mean: number): { over: Wo
   return { over, under };
 }
 
-function bestStep(members: WorkingMember[], mean: number, movesLeft: number, shares: ShareRules | null): Step | null {
+/** Index of the first unit lighter than `load` in units sorted by load descending (units.length if none). */
+function firstLighter(units: readonly Unit[], load: number): number {
+  let lo = 0;
+  let hi = units.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (units[mid]!.load >= load) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function bestStep(members: WorkingMember[], mean: number, movesLeft: number, shares: ShareRules | null, unitsOf: (m: WorkingMember) => Unit[]): Step | null {
   const { over, under } = candidates(members, mean);
   let best: Step | null = null;
-  const consider = (step: Step) => {
-    if (step.gain <= 0) return;
-    if (
-      best === null ||
-      step.gain > best.gain * (1 + 1e-9) ||
-      (step.gain >= best.gain * (1 - 1e-9) && (step.pairs < best.pairs || (step.pairs === best.pairs && step.moved < best.moved)))
-    ) {
-      best = step;
+  // A step object only for a step better than the best so far: phase 1 weighs every pair of units of
+  // two members (100 x 100 per pair of members in a group of 1,000 members and 100,000 clients).
+  const consider = (gain: number, moved: number, pairs: number, i: WorkingMember, j: WorkingMember, fromI: Unit, fromJ: Unit | null, delta: number) => {
+    if (gain <= 0) return;
+    if (best === null || gain > best.gain * (1 + 1e-9) || (gain >= best.gain * (1 - 1e-9) && (pairs < best.pairs || (pairs === best.pairs && moved < best.moved)))) {
+      best = { gain, moved, pairs, i, j, fromI, fromJ, delta };
     }
   };
   for (const i of over) {
-    for (const c of shares === null ? sortedClients(i) : i.clients) {
+    for (const c of unitsOf(i)) {
       // Phase 2 also evens out a spread client between members it is on (no new connection), whatever their side of the mean.
       let targets: WorkingMember[] = under;
       if (shares !== null) {
-        const extra = shares.clients.get(c.clientId)!.memberIds.map((id) => shares.members.get(id)!).filter((m) => m !== i && m.load < i.load && !under.includes(m));
+        const extra = shares.client(c.clientId).memberIds.map((id) => shares.members.get(id)!).filter((m) => m !== i && m.load < i.load && !under.includes(m));
         if (extra.length > 0) targets = [...under, ...extra];
       }
       for (const j of targets) {
         const gap = i.load - j.load;
         if (shares === null) {
-          consider({ gain: 2 * c.load * (gap - c.load), moved: c.load, pairs: 0, i, j, fromI: c, fromJ: null, delta: c.load });
+          consider(2 * c.load * (gap - c.load), c.load, 0, i, j, c, null, c.load);
           if (movesLeft < 2) continue;
-          for (const d of sortedClients(j)) {
+          // A swap of c for a lighter d moves net = c − d in (0, c]: it gains 2·net·(gap − net), at most
+          // 2c(gap − c) for c ≤ gap/2 and gap²/2 otherwise. When that cannot even tie the best step so far, no
+          // swap of c along this pair would replace it: none is weighed (the margin covers rounding). Most
+          // clients are light next to the gap: this is most of phase 1's work in a group of 1,000 members.
+          const bound = c.load <= gap / 2 ? 2 * c.load * (gap - c.load) : (gap * gap) / 2;
+          if (!(gap > 0) || (best !== null && bound * (1 + 1e-12) < (best as Step).gain * (1 - 1e-9))) continue;
+          // j's units by load descending: those at least as large as c cannot be swapped for it (skipped by a binary search).
+          const units = unitsOf(j);
+          for (let n = firstLighter(units, c.load); n < units.length; n++) {
+            const d = units[n]!;
             const net = c.load - d.load;
-            if (net <= 0) continue;
-            consider({ gain: 2 * net * (gap - net), moved: c.load + d.load, pairs: 0, i, j, fromI: c, fromJ: d, delta: c.load });
+            consider(2 * net * (gap - net), c.load + d.load, 0, i, j, c, d, c.load);
           }
           continue;
         }
-        const client = shares.clients.get(c.clientId)!;
+        const client = shares.client(c.clientId);
         const there = client.memberIds.includes(j.id);
         const floor = shares.minShare * client.total;
         // All of the unit (the client leaves i: never a new pair), or part of it.
-        consider({ gain: 2 * c.load * (gap - c.load), moved: c.load, pairs: there ? -1 : 0, i, j, fromI: c, fromJ: null, delta: c.load });
+        consider(2 * c.load * (gap - c.load), c.load, there ? -1 : 0, i, j, c, null, c.load);
         const delta = Math.min(gap / 2, c.load - floor);
         if (!(delta > 0) || delta >= c.load) continue;
         if (!there && (delta < floor || client.units.length >= client.maxMembers)) continue;
-        consider({ gain: 2 * delta * (gap - delta), moved: delta, pairs: there ? 0 : 1, i, j, fromI: c, fromJ: null, delta });
+        consider(2 * delta * (gap - delta), delta, there ? 0 : 1, i, j, c, null, delta);
       }
     }
   }
@@ -336,7 +485,7 @@ function apply(step: Step, moves: Move[], shares: ShareRules | null): void {
     }
     return;
   }
-  const client = shares.clients.get(fromI.clientId)!;
+  const client = shares.client(fromI.clientId);
   fromI.load -= delta;
   if (!(fromI.load > 1e-9 * client.total)) {
     i.clients.splice(i.clients.indexOf(fromI), 1);

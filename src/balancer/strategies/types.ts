@@ -68,8 +68,22 @@ export interface ChooseInput {
 export interface PlanInput {
   /** Members that have reported at least once and are not draining. */
   readonly members: readonly MemberLoad[];
-  /** Movable clients of those members. */
+  /**
+   * Movable clients of those members. A group of 100,000 clients has
+   * 100,000 entries and more: when {@link clientsOf} and {@link entriesOf}
+   * are given, this may be built only when read (a getter), and lists the
+   * members' entries member by member, in the order of `members`, each
+   * member's in the order {@link clientsOf} gives them.
+   */
   readonly clients: readonly ClientLoad[];
+  /**
+   * The entries of `members[memberIndex]` (those `clients` has for it, in
+   * the same order), built when asked: a planner that looks at a few
+   * members per step reads only theirs. Given together with {@link entriesOf}.
+   */
+  readonly clientsOf?: (memberIndex: number) => readonly ClientLoad[];
+  /** A client's entries (one per member it is on, in any order; entries on members not in `members` are ignored), built when asked. */
+  readonly entriesOf?: (clientId: string) => readonly ClientLoad[];
   /** Current time, milliseconds (virtual in tests). */
   readonly nowMs: number;
   readonly random: () => number;
