@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { renderSvg } from './lib/charts';
+import { renderFlameGraph } from './lib/flamegraph';
 import { cpuSeconds, decodeHistogram, machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
 import { pinningUnavailable, pinToCpu, startBalancerProcess, Worker, runBenchCommand, type BalancerProcess } from './lib/processes';
 
@@ -443,15 +444,8 @@ async function profilePoint(replicas: number, rate: number, windowMs: number, se
   return file;
 }
 
-/**
- * The flame graph of a profile, when bench/lib/flamegraph.ts is there (it
- * is written on another branch): loaded at run time so that this file
- * compiles without it. THE ONE CALL SITE of renderFlameGraph.
- */
-function flameGraph(profileFile: string, title: string): string | null {
-  const module = path.join(__dirname, 'lib', 'flamegraph.js');
-  if (!existsSync(module)) return null;
-  const { renderFlameGraph } = require(module) as { renderFlameGraph(cpuprofileJson: unknown, title: string): string };
+/** The flame graph of a profile, written beside it (`.svg`). */
+function flameGraph(profileFile: string, title: string): string {
   const svgFile = profileFile.replace(/\.cpuprofile$/, '.svg');
   writeFileSync(svgFile, renderFlameGraph(JSON.parse(readFileSync(profileFile, 'utf8')), title));
   return svgFile;
@@ -684,7 +678,7 @@ async function main(opts: Options): Promise<void> {
       say(`profiling ${profile.replicas} replicas at ${profile.rate} binds/s`);
       const file = await profilePoint(profile.replicas, profile.rate, windowMs, setup, opts.binder, path.join(out, 'profiles'));
       const svg = flameGraph(file, `rebind balancer: ${profile.replicas} replicas, ${profile.rate} binds/s`);
-      profiles.push({ point: `${profile.replicas}:${profile.rate}`, cpuprofile: path.relative(out, file), flame_graph: svg === null ? null : path.relative(out, svg) });
+      profiles.push({ point: `${profile.replicas}:${profile.rate}`, cpuprofile: path.relative(out, file), flame_graph: path.relative(out, svg) });
     }
     progress.stop();
     const points = ladders.flatMap((l) => l.points);
