@@ -164,6 +164,14 @@ export class BindingLedger {
    * out (checked on every report), or when either member leaves.
    */
   private readonly transits = new Map<string, Transit>();
+  /**
+   * The members of a bind to one member ([{ memberId, share: 1 }], frozen),
+   * one per member and shared by all its clients' bindings: a bind allocates
+   * no array and share of its own (two objects per remembered client that
+   * would outlive the young generation). Bounded like `pending`: made on a
+   * bind to the member, dropped by {@link forgetMember}.
+   */
+  private readonly soleShares = new Map<string, readonly BindingShare[]>();
   /** Pending binds and calls per member, from {@link trackMember} until {@link forgetMember}. */
   private readonly pending = new Map<string, PendingCounts>();
   /**
@@ -220,7 +228,7 @@ export class BindingLedger {
    * name itself) it is only pending.
    */
   bound(clientId: string | null, memberId: string | readonly BindingShare[], nowMs: number, caller?: string, via: BindingVia = 'bind'): BindOutcome {
-    const members: readonly BindingShare[] = typeof memberId === 'string' ? [{ memberId, share: 1 }] : memberId;
+    const members: readonly BindingShare[] = typeof memberId === 'string' ? this.soleShare(memberId) : memberId;
     const credited = this.takeCredit(caller, nowMs);
     // A bind to a set adds to each member its share of a client.
     if (credited) for (const m of members) this.pendingFor(m.memberId).binds += m.share;
@@ -270,6 +278,16 @@ export class BindingLedger {
     return counts;
   }
 
+  /** The shared members of a bind to `memberId` alone (see `soleShares`). */
+  private soleShare(memberId: string): readonly BindingShare[] {
+    let members = this.soleShares.get(memberId);
+    if (members === undefined) {
+      members = Object.freeze([Object.freeze({ memberId, share: 1 })]);
+      this.soleShares.set(memberId, members);
+    }
+    return members;
+  }
+
   /** Records a call proxied to `memberId`: it adds to the member's projected load until its next report. */
   calledThrough(memberId: string): void {
     this.pendingFor(memberId).calls++;
@@ -309,6 +327,7 @@ export class BindingLedger {
    */
   forgetMember(memberId: string): void {
     this.pending.delete(memberId);
+    this.soleShares.delete(memberId);
     for (const [clientId, binding] of this.recent) if (names(binding, memberId)) this.recent.delete(clientId);
     for (const [clientId, t] of this.transits) if (t.legs.has(memberId)) this.transits.delete(clientId);
   }

@@ -35,6 +35,20 @@ describe('BindingLedger: bindings', () => {
     expect(l.bindingCount).toBe(2);
   });
 
+  it("binds to one member share that member's members list (no array and share allocated per bind), and a member that left gets a new one", () => {
+    const l = ledger();
+    l.bound('c1', 'm1', 0);
+    l.bound('c2', 'm1', 10);
+    l.bound('c3', 'm2', 20);
+    expect(l.bindingOf('c2')!.members).toBe(l.bindingOf('c1')!.members);
+    expect(l.bindingOf('c3')!.members).not.toBe(l.bindingOf('c1')!.members);
+    expect(Object.isFrozen(l.bindingOf('c1')!.members[0])).toBe(true);
+    l.forgetMember('m1');
+    l.bound('c4', 'm1', 30);
+    expect(l.bindingOf('c4')!.members).not.toBe(l.bindingOf('c1')!.members);
+    expect(l.bindingOf('c4')!.members).toEqual([{ memberId: 'm1', share: 1 }]);
+  });
+
   it('counts a re-bind only when the member changes', () => {
     const l = ledger();
     expect(l.bound('c1', 'm1', 0).rebind).toBe(false);
