@@ -176,29 +176,23 @@ export class DataPlane {
   private watchSession(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
     let open = 0;
-    let idleTimer: NodeJS.Timeout | null = null;
     const idleMs = this.limits.dataIdleTimeoutMs;
-    const arm = () => {
-      idleTimer = setTimeout(() => {
-        idleTimer = null;
-        if (open > 0 || session.closed || session.destroyed) return;
-        this.events.refused?.('data_idle_timeout');
-        this.log.debug({ idleMs }, 'closing a client connection idle for limits.dataIdleTimeoutMs');
-        session.close();
-      }, idleMs);
-      idleTimer.unref();
-    };
-    const disarm = () => {
-      if (idleTimer !== null) clearTimeout(idleTimer);
-      idleTimer = null;
-    };
-    arm();
+    // One timer per connection, restarted (refresh: no new timer) each time its last open stream
+    // closes; when it fires with a stream open it does nothing, and that stream's close restarts it.
+    // (A clearTimeout and a setTimeout per call cost a timer object and two timer-list updates per bind.)
+    const idleTimer = setTimeout(() => {
+      if (open > 0 || session.closed || session.destroyed) return;
+      this.events.refused?.('data_idle_timeout');
+      this.log.debug({ idleMs }, 'closing a client connection idle for limits.dataIdleTimeoutMs');
+      session.close();
+    }, idleMs);
+    idleTimer.unref();
+    const disarm = () => clearTimeout(idleTimer);
     session.on('stream', (stream) => {
       open++;
-      disarm();
       stream.once('close', () => {
         open--;
-        if (open === 0 && !session.closed && !session.destroyed) arm();
+        if (open === 0 && !session.closed && !session.destroyed) idleTimer.refresh();
       });
     });
     session.on('close', () => {
