@@ -414,19 +414,23 @@ const median = (xs: number[]): number | null => {
  * rounds of balancer CPU per bind (CPU above its own idle point's median,
  * per bind achieved; the whole CPU per bind when there is no idle point)
  * and bind p99, and new / old ratios; rounds that were core-contended or
- * generator-limited are counted, and left out of the medians when others
- * were not.
+ * generator-limited are counted, and left out of both builds' medians when
+ * each build had other rounds (else every round counts, for both).
  */
 function abSummary(points: Point[]) {
   const rows: { replicas: number; rate: number; build: Build; cpu_us_per_bind: number | null; p99_us: number | null; binds_per_s: number | null; rounds: number; unreliable_rounds: number }[] = [];
   const keys = [...new Set(points.map((p) => `${p.replicas}:${p.offered_binds_per_s}`))];
   for (const key of keys) {
     const [replicas, rate] = key.split(':').map(Number) as [number, number];
+    const reliableOf = (ps: Point[]) => ps.filter((p) => !p.core_contended && !p.generator_limited);
+    const at = (build: Build) => points.filter((p) => p.build === build && p.replicas === replicas && p.offered_binds_per_s === rate);
+    // One rule for both builds, so that the ratio compares like with like: reliable rounds only if each build has some.
+    const reliableOnly = reliableOf(at('main')).length > 0 && reliableOf(at('compare')).length > 0;
     for (const build of ['main', 'compare'] as const) {
-      const all = points.filter((p) => p.build === build && p.replicas === replicas && p.offered_binds_per_s === rate);
+      const all = at(build);
       if (all.length === 0) continue;
-      const reliable = all.filter((p) => !p.core_contended && !p.generator_limited);
-      const use = reliable.length > 0 ? reliable : all;
+      const reliable = reliableOf(all);
+      const use = reliableOnly ? reliable : all;
       const idle = median(points.filter((p) => p.build === build && p.replicas === replicas && p.offered_binds_per_s === 0).map((p) => p.balancer_cpu_pct)) ?? 0;
       rows.push({
         replicas,
@@ -640,7 +644,7 @@ const dash = (x: number | null | undefined) => (x === null || x === undefined ? 
 function abMarkdown(ab: NonNullable<Results['ab']>): string[] {
   const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? (a / b).toFixed(2) : '-');
   const lines = [
-    `**A/B** against \`${ab.compare_balancer}\` ("compare"; "main" is this build): every point measured ${ab.rounds} times on each balancer, alternately, both balancers alive on the balancer core throughout (each with its own replicas and binder on the generators' core). Medians over rounds that were neither core-contended nor generator-limited (over all rounds when none was reliable; the count of unreliable rounds is given). CPU per bind: balancer CPU above the same balancer's idle point, per bind achieved.`,
+    `**A/B** against \`${ab.compare_balancer}\` ("compare"; "main" is this build): every point measured ${ab.rounds} times on each balancer, alternately, both balancers alive on the balancer core throughout (each with its own replicas and binder on the generators' core). Medians over rounds that were neither core-contended nor generator-limited when each build had such rounds at that point, else over all rounds of both (the count of unreliable rounds is given). CPU per bind: balancer CPU above the same balancer's idle point, per bind achieved.`,
     '',
     '| replicas | offered binds/s | main: CPU µs/bind | compare: CPU µs/bind | ratio | main: p99 µs | compare: p99 µs | ratio | main: binds/s | compare: binds/s | unreliable rounds (main / compare) |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
