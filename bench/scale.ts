@@ -9,6 +9,10 @@
  * where they could not is marked generator-limited and never taken for the
  * balancer's saturation. Balancer CPU and RSS come from /proc, its heap and
  * counters from its admin /metrics. `--cpu-prof R:B` profiles one point.
+ * `--compare-balancer <main.js>` runs another build's balancer beside this
+ * one (both on the balancer core, each with its own replicas and binder) and
+ * measures every point on both, alternately, `--ab-rounds` times: the A/B of
+ * a change on one noisy machine (medians and ratios in scale.md).
  * Writes bench/results/scale.{json,md,svg} (a --quick run: a temporary
  * directory unless --out).
  */
@@ -94,7 +98,14 @@ async function scrape(balancer: BalancerProcess): Promise<Map<string, number>> {
   return out;
 }
 
+/** Which balancer a point measured: this build's, or the --compare-balancer build's. */
+type Build = 'main' | 'compare';
+
 interface Point {
+  /** This build's balancer, or the --compare-balancer one (A/B runs). */
+  build: Build;
+  /** The A/B round of the point (0 without --compare-balancer). */
+  round: number;
   replicas: number;
   report_interval_ms: number;
   /** Members the balancer had at the end of the window. */
@@ -161,6 +172,8 @@ interface Pinning {
 }
 
 interface Setup {
+  /** The balancer CLI to run (default this build's). */
+  cli?: string;
   tmp: string;
   pinning: Pinning;
   nodeArgs?: string[];
@@ -180,7 +193,7 @@ async function cluster(replicas: number, setup: Setup, stops: (() => Promise<voi
       ...(setup.xdsMaxStreams !== undefined ? { xds: { maxStreams: setup.xdsMaxStreams } } : {}),
     }),
   );
-  const balancer = await startBalancerProcess(file, undefined, { execArgv: setup.nodeArgs ?? [] });
+  const balancer = await startBalancerProcess(file, undefined, { execArgv: setup.nodeArgs ?? [], ...(setup.cli !== undefined ? { cli: setup.cli } : {}) });
   stops.push(() => balancer.stop(setup.nodeArgs !== undefined ? 30_000 : undefined));
   const pin = (pid: number, cpu: number) => {
     if (setup.pinning.pinned) pinToCpu(pid, cpu);
@@ -227,7 +240,7 @@ async function ask(worker: Worker, message: { type: string; [k: string]: unknown
 }
 
 /** One point: `rate` binds/s (0: reports only) for `windowMs`, everything measured over the same window. */
-async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: number, rate: number, windowMs: number, binderMode: string): Promise<Point> {
+async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: number, rate: number, windowMs: number, binderMode: string, build: Build = 'main', round = 0): Promise<Point> {
   const { balancer, sims, binder } = c;
   // Each source's counts are divided by the time between its own two readings; the balancer's
   // /metrics (large with many members) is read outside its CPU window.
@@ -292,6 +305,8 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
   const saturated = !generatorLimited && !contended && rate > 0 && (achieved < ACHIEVED_LIMIT * rate || (p99 ?? 0) > SATURATED_P99_US);
   const heap = m1.get('nodejs_heap_size_used_bytes');
   return {
+    build,
+    round,
     replicas,
     report_interval_ms: REPORT_INTERVAL_MS,
     members,
@@ -331,14 +346,33 @@ interface LadderResult {
   generator_cpu_us_per_report: number | null;
 }
 
-async function measureReplicas(replicas: number, rates: number[], windowMs: number, setup: Setup, binderMode: string, progress: Progress): Promise<LadderResult> {
+async function measureReplicas(replicas: number, rates: number[], windowMs: number, setup: Setup, binderMode: string, progress: Progress, ab: AbOptions | null): Promise<LadderResult> {
   const stops: (() => Promise<void>)[] = [];
   try {
     const c = await cluster(replicas, setup, stops);
+    // A/B: the other build's balancer with its own replicas and binder, on the same cores.
+    const other = ab !== null ? await cluster(replicas, { ...setup, cli: ab.cli }, stops) : null;
     const points: Point[] = [];
     let rssIdle = rssMb(c.balancer.pid);
     let perReport: number | null = null;
     for (const rate of rates) {
+      if (other !== null && ab !== null) {
+        // Both builds, alternately (the first one swaps every round), ab.rounds times each.
+        const round: Point[] = [];
+        for (let r = 0; r < ab.rounds; r++) {
+          const order: [typeof c, Build][] = r % 2 === 0 ? [[c, 'main'], [other, 'compare']] : [[other, 'compare'], [c, 'main']];
+          for (const [cl, build] of order) {
+            const p = await measurePoint(cl, replicas, rate, windowMs, binderMode, build, r);
+            round.push(p);
+            say(`  ${build} ${replicas} replicas, ${rate} binds/s, round ${r}: achieved ${p.binds_per_s}/s, p99 ${p.bind_p99_us ?? '-'} µs, balancer CPU ${p.balancer_cpu_pct} % (waited ${p.balancer_runqueue_wait_pct} %)${p.generator_limited ? ` GENERATOR-LIMITED (${p.generator_limited_why})` : ''}${p.core_contended ? ' CORE CONTENDED' : ''}`);
+          }
+        }
+        points.push(...round);
+        progress.tick(`${replicas} replicas, ${rate} binds/s (A/B)`);
+        // Past both balancers' saturation a higher rate says nothing more.
+        if (rate > 0 && round.every((p) => p.saturated || p.generator_limited)) break;
+        continue;
+      }
       const p = await measurePoint(c, replicas, rate, windowMs, binderMode);
       points.push(p);
       if (rate === 0) {
@@ -358,6 +392,59 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
   } finally {
     for (const s of stops.reverse()) await s();
   }
+}
+
+/** --compare-balancer: the other build's CLI and how many times each point is measured on each build. */
+interface AbOptions {
+  cli: string;
+  rounds: number;
+}
+/** Default rounds per point of an A/B run (each build measured this many times, alternately). */
+const DEFAULT_AB_ROUNDS = 3;
+
+const median = (xs: number[]): number | null => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * The A/B summary per (replicas, rate): each build's medians over its
+ * rounds of balancer CPU per bind (CPU above its own idle point's median,
+ * per bind achieved; the whole CPU per bind when there is no idle point)
+ * and bind p99, and new / old ratios; rounds that were core-contended or
+ * generator-limited are counted, and left out of both builds' medians when
+ * each build had other rounds (else every round counts, for both).
+ */
+function abSummary(points: Point[]) {
+  const rows: { replicas: number; rate: number; build: Build; cpu_us_per_bind: number | null; p99_us: number | null; binds_per_s: number | null; rounds: number; unreliable_rounds: number }[] = [];
+  const keys = [...new Set(points.map((p) => `${p.replicas}:${p.offered_binds_per_s}`))];
+  for (const key of keys) {
+    const [replicas, rate] = key.split(':').map(Number) as [number, number];
+    const reliableOf = (ps: Point[]) => ps.filter((p) => !p.core_contended && !p.generator_limited);
+    const at = (build: Build) => points.filter((p) => p.build === build && p.replicas === replicas && p.offered_binds_per_s === rate);
+    // One rule for both builds, so that the ratio compares like with like: reliable rounds only if each build has some.
+    const reliableOnly = reliableOf(at('main')).length > 0 && reliableOf(at('compare')).length > 0;
+    for (const build of ['main', 'compare'] as const) {
+      const all = at(build);
+      if (all.length === 0) continue;
+      const reliable = reliableOf(all);
+      const use = reliableOnly ? reliable : all;
+      const idle = median(points.filter((p) => p.build === build && p.replicas === replicas && p.offered_binds_per_s === 0).map((p) => p.balancer_cpu_pct)) ?? 0;
+      rows.push({
+        replicas,
+        rate,
+        build,
+        cpu_us_per_bind: rate > 0 ? median(use.filter((p) => p.binds_per_s > 0).map((p) => Math.round((((p.balancer_cpu_pct - idle) / 100) * 1e6) / p.binds_per_s))) : null,
+        p99_us: median(use.filter((p) => p.bind_p99_us !== null).map((p) => p.bind_p99_us!)),
+        binds_per_s: rate > 0 ? median(use.map((p) => p.binds_per_s)) : null,
+        rounds: all.length,
+        unreliable_rounds: all.length - reliable.length,
+      });
+    }
+  }
+  return rows;
 }
 
 /** Binds `count` more distinct clients at MEMORY_BIND_RATE; throws if some failed. */
@@ -454,7 +541,8 @@ function flameGraph(profileFile: string, title: string): string {
 /** Figures derived from the points, per replica count and for memory. */
 function derive(ladders: LadderResult[], memory: MemoryPoint[]) {
   const perReplicas = ladders.map((l) => {
-    const ps = l.points;
+    // The derived figures are this build's; an A/B run's other build is in `ab`.
+    const ps = l.points.filter((p) => p.build === 'main');
     const replicas = ps[0]!.replicas;
     const idle = ps.find((p) => p.offered_binds_per_s === 0);
     const trusted = ps.filter((p) => p.offered_binds_per_s > 0 && !p.generator_limited && !p.core_contended);
@@ -494,7 +582,7 @@ function derive(ladders: LadderResult[], memory: MemoryPoint[]) {
 }
 
 async function chart(points: Point[]): Promise<string> {
-  const values = points.map((p) => ({ ...p, series: `${p.replicas} replicas` }));
+  const values = points.map((p) => ({ ...p, series: `${p.replicas} replicas${p.build === 'compare' ? ' (compare)' : ''}` }));
   return renderSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: 'rebind balancer alone (pinned to one core): CPU and bind latency, reports every 1 s; hollow points: generator-limited',
@@ -545,10 +633,31 @@ interface Results {
   points: Point[];
   memory: MemoryPoint[];
   derived: ReturnType<typeof derive>;
+  /** --compare-balancer runs: the other build's CLI and the per-point medians of both builds. */
+  ab: { compare_balancer: string; rounds: number; summary: ReturnType<typeof abSummary> } | null;
   profiles: { point: string; cpuprofile: string; flame_graph: string | null }[];
 }
 
 const dash = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
+
+/** The A/B table: per point, each build's medians and the ratio new (main) / old (compare). */
+function abMarkdown(ab: NonNullable<Results['ab']>): string[] {
+  const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? (a / b).toFixed(2) : '-');
+  const lines = [
+    `**A/B** against \`${ab.compare_balancer}\` ("compare"; "main" is this build): every point measured ${ab.rounds} times on each balancer, alternately, both balancers alive on the balancer core throughout (each with its own replicas and binder on the generators' core). Medians over rounds that were neither core-contended nor generator-limited when each build had such rounds at that point, else over all rounds of both (the count of unreliable rounds is given). CPU per bind: balancer CPU above the same balancer's idle point, per bind achieved.`,
+    '',
+    '| replicas | offered binds/s | main: CPU µs/bind | compare: CPU µs/bind | ratio | main: p99 µs | compare: p99 µs | ratio | main: binds/s | compare: binds/s | unreliable rounds (main / compare) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const m of ab.summary.filter((r) => r.build === 'main')) {
+    const o = ab.summary.find((r) => r.build === 'compare' && r.replicas === m.replicas && r.rate === m.rate);
+    lines.push(
+      `| ${m.replicas} | ${m.rate} | ${dash(m.cpu_us_per_bind)} | ${dash(o?.cpu_us_per_bind)} | ${ratio(m.cpu_us_per_bind, o?.cpu_us_per_bind)} | ${dash(m.p99_us)} | ${dash(o?.p99_us)} | ${ratio(m.p99_us, o?.p99_us)} | ${dash(m.binds_per_s)} | ${dash(o?.binds_per_s)} | ${m.unreliable_rounds}/${m.rounds} / ${o?.unreliable_rounds ?? '-'}/${o?.rounds ?? '-'} |`,
+    );
+  }
+  lines.push('');
+  return lines;
+}
 
 function markdown(json: Results, command: string): string {
   const pin = json.pinning;
@@ -565,11 +674,12 @@ function markdown(json: Results, command: string): string {
     '',
     `**Generator-limited points** (generators together at ≥ ${GENERATOR_CPU_LIMIT * 100} % of their core, more than ${GENERATOR_LATE_LIMIT * 100} % of binds sent over ${LATE_SEND_MS} ms late, or replicas short of ${REPORTS_KEPT_LIMIT * 100} % of their reports) measure the generators, not the balancer: ${limited.length === 0 ? 'none.' : limited.map((p) => `${p.replicas} replicas at ${p.offered_binds_per_s} binds/s (${p.generator_limited_why})`).join('; ') + '.'}`,
     '',
-    '| replicas | offered binds/s | achieved binds/s | binds answered / counted by balancer | bind p50 µs | bind p99 µs | reports/s | balancer CPU % | RSS MB | heap MB | binder CPU % | replicas CPU % | generators CPU % | binds late | run-queue wait % (balancer / generators) | status |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...(json.ab !== null ? abMarkdown(json.ab) : []),
+    '| build | replicas | offered binds/s | achieved binds/s | binds answered / counted by balancer | bind p50 µs | bind p99 µs | reports/s | balancer CPU % | RSS MB | heap MB | binder CPU % | replicas CPU % | generators CPU % | binds late | run-queue wait % (balancer / generators) | status |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...json.points.map(
       (p) =>
-        `| ${p.replicas} | ${p.offered_binds_per_s} | ${p.binds_per_s} | ${p.binds_ok} / ${p.binds_counted_by_balancer} | ${dash(p.bind_p50_us)} | ${dash(p.bind_p99_us)} | ${p.reports_per_s} | ${p.balancer_cpu_pct} | ${p.balancer_rss_mb} | ${dash(p.balancer_heap_used_mb)} | ${p.binder_cpu_pct} | ${p.replicas_cpu_pct} | ${p.generators_cpu_pct} | ${p.binds_late} | ${p.balancer_runqueue_wait_pct} / ${p.generators_runqueue_wait_pct} | ${p.saturated ? 'balancer saturated' : p.generator_limited ? 'generator_limited' : p.core_contended ? 'core_contended' : 'ok'} |`,
+        `| ${p.build}${json.ab !== null ? ` #${p.round}` : ''} | ${p.replicas} | ${p.offered_binds_per_s} | ${p.binds_per_s} | ${p.binds_ok} / ${p.binds_counted_by_balancer} | ${dash(p.bind_p50_us)} | ${dash(p.bind_p99_us)} | ${p.reports_per_s} | ${p.balancer_cpu_pct} | ${p.balancer_rss_mb} | ${dash(p.balancer_heap_used_mb)} | ${p.binder_cpu_pct} | ${p.replicas_cpu_pct} | ${p.generators_cpu_pct} | ${p.binds_late} | ${p.balancer_runqueue_wait_pct} / ${p.generators_runqueue_wait_pct} | ${p.saturated ? 'balancer saturated' : p.generator_limited ? 'generator_limited' : p.core_contended ? 'core_contended' : 'ok'} |`,
     ),
     '',
     '| replicas | CPU per report (µs) | CPU per bind (µs) | max binds/s (balancer-limited) | bind p99 at 10k binds/s (µs) | bytes per attached replica | generator CPU per report (µs) | generator CPU per bind (µs) |',
@@ -607,6 +717,8 @@ interface Options {
   memoryReplicas?: string;
   cpuProf?: string;
   binder: string;
+  compareBalancer?: string;
+  abRounds?: string;
 }
 
 /**
@@ -657,6 +769,13 @@ async function main(opts: Options): Promise<void> {
     if (m === null) throw new Error(`--cpu-prof must be REPLICAS:BINDS_PER_S, e.g. 1000:10000 (got ${opts.cpuProf})`);
     profile = { replicas: Number(m[1]), rate: Number(m[2]) };
   }
+  let ab: AbOptions | null = null;
+  if (opts.compareBalancer !== undefined) {
+    if (!existsSync(opts.compareBalancer)) throw new Error(`--compare-balancer: no such file ${opts.compareBalancer} (the compiled CLI entry of another build, e.g. /tmp/old/dist/src/cli/main.js)`);
+    const rounds = opts.abRounds !== undefined ? Number(opts.abRounds) : DEFAULT_AB_ROUNDS;
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--ab-rounds must be an integer 1-20 (got ${opts.abRounds})`);
+    ab = { cli: path.resolve(opts.compareBalancer), rounds };
+  } else if (opts.abRounds !== undefined) throw new Error('--ab-rounds needs --compare-balancer');
   // A --quick run never lands on the committed results.
   const out = opts.out ?? (quick ? mkdtempSync(path.join(tmpdir(), 'rebind-scale-quick-')) : RESULTS_DIR);
   const whyNot = pinningUnavailable();
@@ -670,7 +789,7 @@ async function main(opts: Options): Promise<void> {
   try {
     for (const n of replicaCounts) {
       say(`${n} replicas`);
-      ladders.push(await measureReplicas(n, n >= LARGE_FLEET ? ratesLarge : rates, windowMs, setup, opts.binder, progress));
+      ladders.push(await measureReplicas(n, n >= LARGE_FLEET ? ratesLarge : rates, windowMs, setup, opts.binder, progress, ab));
     }
     const memory = memorySteps.length > 0 ? (say(`memory, ${memoryReplicas} replicas`), await measureMemory(memoryReplicas, memorySteps, setup, opts.binder, progress)) : [];
     const profiles: Results['profiles'] = [];
@@ -682,7 +801,7 @@ async function main(opts: Options): Promise<void> {
     }
     progress.stop();
     const points = ladders.flatMap((l) => l.points);
-    const json: Results = { machine: machine(), pinning, window_s: windowMs / 1000, points, memory, derived: derive(ladders, memory), profiles };
+    const json: Results = { machine: machine(), pinning, window_s: windowMs / 1000, points, memory, derived: derive(ladders, memory), ab: ab !== null ? { compare_balancer: ab.cli, rounds: ab.rounds, summary: abSummary(points) } : null, profiles };
     const command = `npm run bench:scale${quick ? ' -- --quick' : ''}`;
     const md = markdown(json, command);
     const files = writeResults(out, 'scale', json, md, await chart(points));
@@ -704,6 +823,8 @@ const program = new Command('bench:scale')
   .option('--memory-replicas <n>', 'replicas attached during the memory points (default 1000)')
   .option('--cpu-prof <replicas:rate>', 'also profile one point with node --cpu-prof (e.g. 1000:10000, 10000:0) into <out>/profiles/')
   .option('--binder <mode>', 'how binds are sent: raw (HTTP/2 frames, cheapest) or http2 (node:http2 client)', 'raw')
+  .option('--compare-balancer <main.js>', "A/B: also run another build's balancer (its compiled CLI entry, e.g. /tmp/old/dist/src/cli/main.js) and measure every bind-ladder point on both, alternately")
+  .option('--ab-rounds <n>', `with --compare-balancer: times each point is measured on each balancer (default ${DEFAULT_AB_ROUNDS}, 1-20)`)
   .option('--out <dir>', 'where to write scale.{json,md,svg} (default bench/results; --quick: a temporary directory)');
 
 runBenchCommand(program, main);

@@ -15,7 +15,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import { WarnLimiter } from '../common/warn-limiter';
-import { respondTrailersOnly } from '../common/grpc-http2';
+import { respondPrepared, respondTrailersOnly, trailersOnlyHeaders } from '../common/grpc-http2';
 import { ABUSE_WINDOW_MS, AbusiveConnections, DEFAULT_MAX_REFUSALS_PER_CONNECTION } from '../common/abusive-connections';
 import {
   AFFINITY_HEADER,
@@ -41,6 +41,20 @@ import type { Member } from './member';
 import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 import type { Registry } from './registry';
 import { proxyStream, UpstreamPool, type ProxyOutcome } from './proxy';
+
+/**
+ * The forward a bind to one member answers with, built once and reused
+ * while its voucher (renewed every half validity) and the key ring stay the
+ * same: every bind to that member says the same, so it costs no header
+ * object, no message encoding and no string per bind.
+ */
+interface PreparedForward {
+  readonly address: string;
+  readonly voucher: string;
+  readonly publicKey: string;
+  readonly publicKeys: string;
+  readonly headers: Readonly<http2.OutgoingHttpHeaders>;
+}
 
 /** Refusals a caller brings on itself (not, say, a group with no member): they count against its connection. */
 const CALLER_FAULTS = new Set(['unknown_method', 'bad_affinity', 'proxy_caller_limit']);
@@ -89,6 +103,8 @@ export class DataPlane {
   private readonly abusive = new AbusiveConnections();
   /** Warn lines for refused connections, at most one per reason per second. */
   private readonly warnLimited: WarnLimiter;
+  /** Each member's prepared forward (see {@link PreparedForward}); goes with the member. */
+  private readonly forwards = new WeakMap<Member, PreparedForward>();
 
   constructor(
     private readonly registry: Registry,
@@ -160,29 +176,23 @@ export class DataPlane {
   private watchSession(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
     let open = 0;
-    let idleTimer: NodeJS.Timeout | null = null;
     const idleMs = this.limits.dataIdleTimeoutMs;
-    const arm = () => {
-      idleTimer = setTimeout(() => {
-        idleTimer = null;
-        if (open > 0 || session.closed || session.destroyed) return;
-        this.events.refused?.('data_idle_timeout');
-        this.log.debug({ idleMs }, 'closing a client connection idle for limits.dataIdleTimeoutMs');
-        session.close();
-      }, idleMs);
-      idleTimer.unref();
-    };
-    const disarm = () => {
-      if (idleTimer !== null) clearTimeout(idleTimer);
-      idleTimer = null;
-    };
-    arm();
+    // One timer per connection, restarted (refresh: no new timer) each time its last open stream
+    // closes; when it fires with a stream open it does nothing, and that stream's close restarts it.
+    // (A clearTimeout and a setTimeout per call cost a timer object and two timer-list updates per bind.)
+    const idleTimer = setTimeout(() => {
+      if (open > 0 || session.closed || session.destroyed) return;
+      this.events.refused?.('data_idle_timeout');
+      this.log.debug({ idleMs }, 'closing a client connection idle for limits.dataIdleTimeoutMs');
+      session.close();
+    }, idleMs);
+    idleTimer.unref();
+    const disarm = () => clearTimeout(idleTimer);
     session.on('stream', (stream) => {
       open++;
-      disarm();
       stream.once('close', () => {
         open--;
-        if (open === 0 && !session.closed && !session.destroyed) arm();
+        if (open === 0 && !session.closed && !session.destroyed) idleTimer.refresh();
       });
     });
     session.on('close', () => {
@@ -315,17 +325,30 @@ export class DataPlane {
     if (follows) {
       group.counters.forwards++;
       this.events.forwarded?.(group.name, caller.clientId, member.address);
-      respondTrailersOnly(stream, FORWARD_STATUS, `rebind: forward to ${member.address}`, {
-        [FORWARD_TRAILER]: member.address,
-        [FORWARD_REASON_TRAILER]: 'bind',
-        [RETRY_PUSHBACK_TRAILER]: '0',
-        [VOUCH_TRAILER]: this.voucher.vouch(group.name, member.address, group.config.advisoryExpireMs + VOUCH_MARGIN_MS),
-        [BALANCER_KEY_TRAILER]: this.voucher.publicKey,
-        [BALANCER_KEYS_TRAILER]: this.voucher.publicKeysTrailer,
-      });
+      respondPrepared(stream, this.forwardTo(group, member));
       return;
     }
     this.proxy(stream, headers, group, member, remote);
+  }
+
+  /** The forward to `member` (a bind), prepared again only when its voucher or the key ring changed. */
+  private forwardTo(group: Group, member: Member): Readonly<http2.OutgoingHttpHeaders> {
+    const address = member.address;
+    const voucher = this.voucher.vouch(group.name, address, group.config.advisoryExpireMs + VOUCH_MARGIN_MS);
+    const publicKey = this.voucher.publicKey;
+    const publicKeys = this.voucher.publicKeysTrailer;
+    const cached = this.forwards.get(member);
+    if (cached !== undefined && cached.voucher === voucher && cached.address === address && cached.publicKey === publicKey && cached.publicKeys === publicKeys) return cached.headers;
+    const headers = trailersOnlyHeaders(FORWARD_STATUS, `rebind: forward to ${address}`, {
+      [FORWARD_TRAILER]: address,
+      [FORWARD_REASON_TRAILER]: 'bind',
+      [RETRY_PUSHBACK_TRAILER]: '0',
+      [VOUCH_TRAILER]: voucher,
+      [BALANCER_KEY_TRAILER]: publicKey,
+      [BALANCER_KEYS_TRAILER]: publicKeys,
+    });
+    this.forwards.set(member, { address, voucher, publicKey, publicKeys, headers });
+    return headers;
   }
 
   /**

@@ -24,7 +24,12 @@ export const MAX_CREDIT_CALLERS = 10_000;
 /** Clients whose last binding the ledger remembers (to tell re-binds from first binds); the least recently bound is forgotten first. */
 export const MAX_REMEMBERED_BINDINGS = 100_000;
 
-/** Clients bound within the last report interval the ledger remembers (so racing first calls get the same member). */
+/**
+ * Clients bound within the last report interval the ledger remembers (so
+ * racing first calls get the same member). Beyond it the oldest is forgotten
+ * first: at 20,000 binds/s the newest binds keep their protection for half a
+ * second, far longer than first calls race.
+ */
 export const MAX_RECENT_BINDS = 10_000;
 
 /** How a binding was made: a bind (forward), a plan's move, or a bind that avoided members the client named. */
@@ -84,8 +89,8 @@ export interface BindOutcome {
 export interface LedgerCounters {
   /** Remembered bindings forgotten because {@link MAX_REMEMBERED_BINDINGS} were remembered. */
   bindingsEvicted: number;
-  /** Times the recent binds were all forgotten: {@link MAX_RECENT_BINDS} of them were still fresh. */
-  recentBindsCleared: number;
+  /** Recent binds forgotten while still fresh (less than a report interval old) because {@link MAX_RECENT_BINDS} were remembered: a racing call of that client may be bound elsewhere. */
+  recentBindsEvicted: number;
   /** Binds that got no pending credit: their caller was over its share, or {@link MAX_CREDIT_CALLERS} callers had credit already. */
   creditRefused: number;
 }
@@ -117,7 +122,7 @@ export class BindingLedger {
    * not counted as pending.
    */
   maxPendingBindsPerCaller = Number.POSITIVE_INFINITY;
-  readonly counters: LedgerCounters = { bindingsEvicted: 0, recentBindsCleared: 0, creditRefused: 0 };
+  readonly counters: LedgerCounters = { bindingsEvicted: 0, recentBindsEvicted: 0, creditRefused: 0 };
 
   /**
    * Each client's last binding, least recently bound first. Bounded by
@@ -132,12 +137,21 @@ export class BindingLedger {
    * Clients bound recently (the same Binding objects as in `bindings`), so
    * that a client whose first calls race each other gets the same member for
    * all of them within one report interval. Bounded by
-   * {@link MAX_RECENT_BINDS}: when a bind finds it full, binds older than a
-   * report interval are dropped, and if it is still full (a flood of new
-   * clients) it is cleared (counted in `recentBindsCleared`) rather than grown.
-   * Entries naming a member that left are dropped with it.
+   * {@link MAX_RECENT_BINDS}: each bind drops the binds older than a report
+   * interval from the front (the table is in bind order), and when it is
+   * still full (a flood of new clients) the oldest fresh one is forgotten
+   * (counted in `recentBindsEvicted`), so the newest binds keep their
+   * protection. Entries naming a member that left are dropped with it.
    */
   private readonly recent = new Map<string, Binding>();
+  /**
+   * Where the oldest entry of `recent` is looked for (see {@link oldestRecent}):
+   * one iterator kept across binds, as for `bindings` (a fresh one would skip
+   * every entry deleted from the front since the last rehash).
+   */
+  private recentCursor: Iterator<[string, Binding]> | null = null;
+  /** The entry the cursor stopped at: the oldest in `recent` while it is still there. */
+  private recentHead: [string, Binding] | null = null;
   /**
    * Clients held where they are until the given time (ms): a plan moves a
    * client at most once per hold time. Made only by plans (at most the
@@ -150,6 +164,14 @@ export class BindingLedger {
    * out (checked on every report), or when either member leaves.
    */
   private readonly transits = new Map<string, Transit>();
+  /**
+   * The members of a bind to one member ([{ memberId, share: 1 }], frozen),
+   * one per member and shared by all its clients' bindings: a bind allocates
+   * no array and share of its own (two objects per remembered client that
+   * would outlive the young generation). Bounded like `pending`: made on a
+   * bind to the member, dropped by {@link forgetMember}.
+   */
+  private readonly soleShares = new Map<string, readonly BindingShare[]>();
   /** Pending binds and calls per member, from {@link trackMember} until {@link forgetMember}. */
   private readonly pending = new Map<string, PendingCounts>();
   /**
@@ -206,14 +228,14 @@ export class BindingLedger {
    * name itself) it is only pending.
    */
   bound(clientId: string | null, memberId: string | readonly BindingShare[], nowMs: number, caller?: string, via: BindingVia = 'bind'): BindOutcome {
-    const members: readonly BindingShare[] = typeof memberId === 'string' ? [{ memberId, share: 1 }] : memberId;
+    const members: readonly BindingShare[] = typeof memberId === 'string' ? this.soleShare(memberId) : memberId;
     const credited = this.takeCredit(caller, nowMs);
     // A bind to a set adds to each member its share of a client.
     if (credited) for (const m of members) this.pendingFor(m.memberId).binds += m.share;
     else this.counters.creditRefused++;
     if (clientId === null) return { credited, rebind: false };
     const binding: Binding = { members, sinceMs: nowMs, via };
-    if (this.recent.size >= MAX_RECENT_BINDS) this.forgetOldBinds(nowMs);
+    this.forgetOldBinds(nowMs);
     // Re-inserted last, so that the table stays in bind order (oldest first): see forgetOldBinds.
     this.recent.delete(clientId);
     this.recent.set(clientId, binding);
@@ -256,6 +278,16 @@ export class BindingLedger {
     return counts;
   }
 
+  /** The shared members of a bind to `memberId` alone (see `soleShares`). */
+  private soleShare(memberId: string): readonly BindingShare[] {
+    let members = this.soleShares.get(memberId);
+    if (members === undefined) {
+      members = Object.freeze([Object.freeze({ memberId, share: 1 })]);
+      this.soleShares.set(memberId, members);
+    }
+    return members;
+  }
+
   /** Records a call proxied to `memberId`: it adds to the member's projected load until its next report. */
   calledThrough(memberId: string): void {
     this.pendingFor(memberId).calls++;
@@ -295,6 +327,7 @@ export class BindingLedger {
    */
   forgetMember(memberId: string): void {
     this.pending.delete(memberId);
+    this.soleShares.delete(memberId);
     for (const [clientId, binding] of this.recent) if (names(binding, memberId)) this.recent.delete(clientId);
     for (const [clientId, t] of this.transits) if (t.legs.has(memberId)) this.transits.delete(clientId);
   }
@@ -389,24 +422,42 @@ export class BindingLedger {
     this.counters.bindingsEvicted++;
   }
 
+  /**
+   * The oldest entry of `recent`, or null when it is empty. Every entry
+   * before the cursor has been deleted (through it, by a re-bind that moved
+   * the client to the end, or with a member that left), and entries are only
+   * added at the end, so the first entry still there from the cursor on is
+   * the oldest. O(1) amortized: each entry is passed once.
+   */
+  private oldestRecent(): [string, Binding] | null {
+    for (;;) {
+      const head = this.recentHead;
+      if (head !== null && this.recent.get(head[0]) === head[1]) return head;
+      let next = this.recentCursor?.next();
+      if (next === undefined || next.done === true) {
+        // A spent iterator never sees later entries: start over from the front.
+        if (this.recent.size === 0) return (this.recentHead = null);
+        this.recentCursor = this.recent.entries();
+        next = this.recentCursor.next();
+      }
+      this.recentHead = next.done === true ? null : next.value;
+      if (this.recentHead === null) return null;
+    }
+  }
+
+  /**
+   * Before a bind is added: drops the recent binds older than a report
+   * interval from the front (they answer nothing any more), then, while the
+   * table is full of fresh ones, forgets the oldest (counted).
+   */
   private forgetOldBinds(nowMs: number): void {
     const interval = this.reportIntervalMs();
-    // The table is in bind order, so the old binds are its first entries: stop at the first fresh one.
-    // (A full scan per bind cost O(MAX_RECENT_BINDS) at a steady rate of about MAX_RECENT_BINDS binds per interval.)
-    for (const [clientId, binding] of this.recent) {
-      if (nowMs - binding.sinceMs < interval) break;
-      this.recent.delete(clientId);
-    }
-    // Still full: before starting over, drop every old bind wherever it is (the clock may have stepped back).
-    if (this.recent.size >= MAX_RECENT_BINDS) {
-      for (const [clientId, binding] of this.recent) {
-        if (nowMs - binding.sinceMs >= interval) this.recent.delete(clientId);
-      }
-    }
-    // Still full of fresh binds: a flood of new clients; start over rather than grow.
-    if (this.recent.size >= MAX_RECENT_BINDS) {
-      this.recent.clear();
-      this.counters.recentBindsCleared++;
+    for (let head = this.oldestRecent(); head !== null; head = this.oldestRecent()) {
+      const fresh = nowMs - head[1].sinceMs < interval;
+      if (fresh && this.recent.size < MAX_RECENT_BINDS) break;
+      this.recent.delete(head[0]);
+      this.recentHead = null;
+      if (fresh) this.counters.recentBindsEvicted++;
     }
   }
 }

@@ -30,7 +30,9 @@ export class Voucher {
   private signingKey: KeyObject;
   private publicKeysText = '';
   private chainText = '';
-  private readonly cache = new Map<string, { voucher: string; renewAtMs: number }>();
+  /** Cached vouchers by group, then target (two lookups: no key string built per bind); {@link cachedCount} in all. */
+  private readonly cache = new Map<string, Map<string, { voucher: string; renewAtMs: number }>>();
+  private cachedCount = 0;
 
   /** A ring of one key: `privateKeyPem` (Ed25519, PKCS#8) or a fresh one. */
   constructor(privateKeyPem?: string) {
@@ -74,7 +76,7 @@ export class Voucher {
     if (newest === undefined) throw new Error('Voucher.load: the key ring is empty');
     const signingKey = createPrivateKey(newest.privateKeyPem);
     // A cached voucher signed by the key that stopped signing would keep going out: start over.
-    if (newest.publicKey !== this.publicKey) this.cache.clear();
+    if (newest.publicKey !== this.publicKey) this.clearCache();
     this.ring = { keys: [...state.keys] };
     this.signingKey = signingKey;
     this.derive();
@@ -84,6 +86,11 @@ export class Voucher {
   rotate(nowMs = Date.now()): RingState {
     this.load(rotateRing(this.ring, nowMs));
     return this.ring;
+  }
+
+  private clearCache(): void {
+    this.cache.clear();
+    this.cachedCount = 0;
   }
 
   private derive(): void {
@@ -97,14 +104,17 @@ export class Voucher {
    * Format: `<notAfterUnixMs>.<base64url(group)>.<base64url signature>`.
    */
   vouch(group: string, target: string, validityMs: number, nowMs = Date.now()): string {
-    const key = `${group}|${target}`;
-    const cached = this.cache.get(key);
+    const byTarget = this.cache.get(group);
+    const cached = byTarget?.get(target);
     if (cached !== undefined && nowMs < cached.renewAtMs) return cached.voucher;
     const notAfter = nowMs + validityMs;
     const signature = sign(null, vouchPayload(group, target, notAfter), this.signingKey).toString('base64url');
     const voucher = `${notAfter}.${Buffer.from(group).toString('base64url')}.${signature}`;
-    if (this.cache.size >= MAX_CACHED_VOUCHERS) this.cache.clear();
-    this.cache.set(key, { voucher, renewAtMs: nowMs + validityMs / 2 });
+    if (cached === undefined && this.cachedCount >= MAX_CACHED_VOUCHERS) this.clearCache();
+    let targets = this.cache.get(group);
+    if (targets === undefined) this.cache.set(group, (targets = new Map()));
+    if (!targets.has(target)) this.cachedCount++;
+    targets.set(target, { voucher, renewAtMs: nowMs + validityMs / 2 });
     return voucher;
   }
 }

@@ -362,6 +362,20 @@ describe('data port: bounds on what clients can open', () => {
     expect(await status).toMatchObject({ status: '0' });
   }, 30_000);
 
+  it('closes a connection limits.dataIdleTimeoutMs after its last call ended, also when the timeout passed during the call', async () => {
+    const { balancer } = await cluster(['A'], { limits: { dataIdleTimeoutMs: 400 } });
+    const session = rawSession(balancer.address);
+    const goaway = new Promise<number>((resolve) => session.once('goaway', () => resolve(Date.now())));
+    // The call outlasts the idle timeout: the connection is not idle while it is open.
+    const { status } = rawCall(session, 'Unary', { text: 'long', delayMs: 1000 });
+    expect(await status).toMatchObject({ status: '0' });
+    const endedAt = Date.now();
+    const closedAt = await goaway;
+    // Idle counts from the end of the call (timer slack allowed below, any delay above).
+    expect(closedAt - endedAt).toBeGreaterThanOrEqual(300);
+    expect(balancer.refusals.get('data_idle_timeout')).toBe(1);
+  }, 30_000);
+
   it('refuses client connections beyond limits.maxDataConnections and counts them', async () => {
     const { balancer } = await cluster(['A'], { limits: { maxDataConnections: 2 } });
     const sessions = [rawSession(balancer.address), rawSession(balancer.address)];

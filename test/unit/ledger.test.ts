@@ -35,6 +35,20 @@ describe('BindingLedger: bindings', () => {
     expect(l.bindingCount).toBe(2);
   });
 
+  it("binds to one member share that member's members list (no array and share allocated per bind), and a member that left gets a new one", () => {
+    const l = ledger();
+    l.bound('c1', 'm1', 0);
+    l.bound('c2', 'm1', 10);
+    l.bound('c3', 'm2', 20);
+    expect(l.bindingOf('c2')!.members).toBe(l.bindingOf('c1')!.members);
+    expect(l.bindingOf('c3')!.members).not.toBe(l.bindingOf('c1')!.members);
+    expect(Object.isFrozen(l.bindingOf('c1')!.members[0])).toBe(true);
+    l.forgetMember('m1');
+    l.bound('c4', 'm1', 30);
+    expect(l.bindingOf('c4')!.members).not.toBe(l.bindingOf('c1')!.members);
+    expect(l.bindingOf('c4')!.members).toEqual([{ memberId: 'm1', share: 1 }]);
+  });
+
   it('counts a re-bind only when the member changes', () => {
     const l = ledger();
     expect(l.bound('c1', 'm1', 0).rebind).toBe(false);
@@ -125,7 +139,7 @@ describe('BindingLedger: recent binds (racing first calls)', () => {
     expect(l.recentCount).toBe(MAX_RECENT_BINDS);
     l.bound('next', 'm1', 1000);
     expect(l.recentCount).toBe(MAX_RECENT_BINDS / 2 + 1);
-    expect(l.counters.recentBindsCleared).toBe(0);
+    expect(l.counters.recentBindsEvicted).toBe(0);
     expect(l.recentBinding('fresh0', 1000)?.members[0]?.memberId).toBe('m1');
     // The dropped ones are still remembered as bindings (for re-bind counting).
     expect(l.bindingOf('old0')?.sinceMs).toBe(0);
@@ -141,32 +155,54 @@ describe('BindingLedger: recent binds (racing first calls)', () => {
     l.bound('next', 'm1', 1000);
     // old0, the fresh ones and next.
     expect(l.recentCount).toBe(MAX_RECENT_BINDS / 2 + 2);
-    expect(l.counters.recentBindsCleared).toBe(0);
+    expect(l.counters.recentBindsEvicted).toBe(0);
     expect(l.recentBinding('old0', 1000)?.members[0]?.memberId).toBe('m2');
     expect(l.recentBinding('old1', 1000)).toBeUndefined();
   });
 
-  it(`when ${MAX_RECENT_BINDS} are remembered after the clock stepped back, a bind still drops every old one rather than clearing`, () => {
+  it(`when ${MAX_RECENT_BINDS} are remembered after the clock stepped back, a bind forgets the oldest entry (counted) rather than clearing`, () => {
     const l = ledger();
     for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`late${i}`, 'm1', 5000);
     // The clock stepped back by 4.5 s: these binds are older than the ones before them in the table.
     for (let i = 0; i < MAX_RECENT_BINDS / 2; i++) l.bound(`early${i}`, 'm1', 500);
     l.bound('next', 'm1', 1500);
-    expect(l.counters.recentBindsCleared).toBe(0);
-    expect(l.recentCount).toBe(MAX_RECENT_BINDS / 2 + 1);
+    expect(l.counters.recentBindsEvicted).toBe(1);
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS);
+    expect(l.recentBinding('late0', 1500)).toBeUndefined();
+    expect(l.recentBinding('late1', 1500)?.members[0]?.memberId).toBe('m1');
+    // Still in the table, but older than an interval: it answers nothing.
     expect(l.recentBinding('early0', 1500)).toBeUndefined();
   });
 
-  it(`when ${MAX_RECENT_BINDS} fresh binds are remembered, a flood, the next bind clears them`, () => {
+  it(`when ${MAX_RECENT_BINDS} fresh binds are remembered, a flood, the next bind forgets only the oldest (counted), not all of them`, () => {
     const l = ledger();
     for (let i = 0; i < MAX_RECENT_BINDS; i++) l.bound(`c${i}`, 'm1', 500);
     expect(l.recentCount).toBe(MAX_RECENT_BINDS);
     l.bound('one-more', 'm2', 700);
-    expect(l.recentCount).toBe(1);
-    expect(l.counters.recentBindsCleared).toBe(1);
+    expect(l.recentCount).toBe(MAX_RECENT_BINDS);
+    expect(l.counters.recentBindsEvicted).toBe(1);
     expect(l.recentBinding('c0', 700)).toBeUndefined();
+    // The others keep their racing protection.
+    expect(l.recentBinding('c1', 700)?.members[0]?.memberId).toBe('m1');
+    expect(l.recentBinding(`c${MAX_RECENT_BINDS - 1}`, 700)?.members[0]?.memberId).toBe('m1');
     expect(l.recentBinding('one-more', 700)?.members[0]?.memberId).toBe('m2');
     expect(l.bindingCount).toBe(MAX_RECENT_BINDS + 1);
+  });
+
+  it('at 20,000 binds/s (twice the bound per report interval) a client bound 100 ms ago always still gets its member', () => {
+    const l = ledger();
+    const perMs = 20;
+    let lost = 0;
+    for (let i = 0; i < 3 * 20_000; i++) {
+      const now = Math.floor(i / perMs);
+      l.bound(`c${i}`, `m${i % 7}`, now);
+      const j = i - 100 * perMs;
+      if (j >= 0 && l.recentBinding(`c${j}`, now)?.members[0]?.memberId !== `m${j % 7}`) lost++;
+    }
+    expect(lost).toBe(0);
+    expect(l.recentCount).toBeLessThanOrEqual(MAX_RECENT_BINDS);
+    // Binds fresher than an interval were forgotten early (half of them: the bound holds half an interval at this rate).
+    expect(l.counters.recentBindsEvicted).toBeGreaterThan(20_000);
   });
 });
 
