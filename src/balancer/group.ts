@@ -304,6 +304,13 @@ export class Group {
     this.store.release(slot);
   }
 
+  /** The one writer of a member's dampened load: the member and its slot in the store (which the choice reads). */
+  private setLoad(member: Member, load: number): void {
+    member.load = load;
+    const slot = member.slotIn(this.store);
+    if (slot >= 0) this.store.loads[slot] = load;
+  }
+
   /** Slots in use in the member store (for tests: one per member). */
   get storeSlots(): number {
     return this.store.size;
@@ -518,7 +525,7 @@ export class Group {
     raw += this.ledger.settleTransits(member.id, listed, nowMs);
     raw = Math.max(0, raw);
     member.rawLoad = raw;
-    member.load = dampen(member.reported ? member.load : undefined, raw, d);
+    this.setLoad(member, dampen(member.reported ? member.load : undefined, raw, d));
     member.reported = true;
     member.reports++;
     this.counters.reports++;
@@ -730,7 +737,9 @@ export class Group {
       if (left > 1e-9 * move.load) t.after.set(move.from, left);
       else t.after.delete(move.from);
       t.after.set(move.to, (t.after.get(move.to) ?? 0) + move.load);
-      [from.load, to.load] = shiftLoad(from.load, to.load, move.load);
+      const [fromLoad, toLoad] = shiftLoad(from.load, to.load, move.load);
+      this.setLoad(from, fromLoad);
+      this.setLoad(to, toLoad);
       for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
       from.lastShedAtMs = nowMs;
       this.setState(from, 'SHEDDING');

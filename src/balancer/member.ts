@@ -37,8 +37,8 @@ export interface MemberClient {
  * and pending calls in three typed arrays. A choice runs for every bind and
  * proxied call over every eligible member: reading three contiguous arrays
  * instead of a thousand Member objects (and their pending records) spread
- * over the heap saves most of its cache misses. Mirrors, not owners: Member
- * writes its load through ({@link Member.load}), the ledger its pending counts
+ * over the heap saves most of its cache misses. Mirrors, not owners: the group writes a
+ * member's load to both (Group.setLoad), the ledger its pending counts
  * (BindingLedger.trackMember).
  */
 export class MemberStore {
@@ -81,23 +81,20 @@ export class MemberStore {
 
 export class Member implements MemberLoad {
   state: MemberState = 'ATTACHED';
-  private loadValue = 0;
+  /**
+   * Dampened load; 0 until the first report. Written only by the member's
+   * group (Group.setLoad), which mirrors it in its {@link MemberStore}: a
+   * plain field, not an accessor, as it is read on every report and plan.
+   */
+  load = 0;
   /** The group's store this member's load is mirrored in, and its slot there (set by Group.addMember, cleared when it leaves). */
   private store: MemberStore | null = null;
   private storeSlot = -1;
-  /** Dampened load; 0 until the first report. Written through to the group's {@link MemberStore}. */
-  get load(): number {
-    return this.loadValue;
-  }
-  set load(value: number) {
-    this.loadValue = value;
-    if (this.store !== null) this.store.loads[this.storeSlot] = value;
-  }
   /** The member's slot in `store` (-1 for none): Group.addMember / removeMember only. */
   placeIn(store: MemberStore | null, slot: number): void {
     this.store = store;
     this.storeSlot = store === null ? -1 : slot;
-    if (store !== null) store.loads[slot] = this.loadValue;
+    if (store !== null) store.loads[slot] = this.load;
   }
   /** The member's slot in `store`, or -1 if it has none there. */
   slotIn(store: MemberStore): number {
