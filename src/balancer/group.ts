@@ -15,9 +15,9 @@ import type { GroupConfig, Granularity } from './config';
 import { BindingLedger, type BindingShare, type TransitLeg } from './ledger';
 import { dampen, shiftLoad } from './load-table';
 import { loadOf, perCallShare } from './metrics';
-import { Member, type MemberClient } from './member';
+import { Member, MemberStore, type MemberClient } from './member';
 import { strategyFactory } from './strategies/index';
-import type { ClientLoad, Move, PlanInput, Strategy } from './strategies/types';
+import type { ChooseInput, ClientLoad, CompactLoads, Move, PlanInput, Strategy } from './strategies/types';
 
 /** Counters a group keeps for the admin API and the metrics endpoint (totals since start). */
 export interface GroupCounters {
@@ -120,7 +120,20 @@ export class Group {
   readonly ledger = new BindingLedger(() => this.config.reportIntervalMs);
   private strategy: Strategy;
   private sequence = 0;
-  private eligibleCache = new Map<string, Member[]>();
+  /** Eligible members by method path, with their slots in {@link store} (dropped whenever membership or a member's eligibility changes). */
+  private eligibleCache = new Map<string, { readonly members: Member[]; readonly compact: CompactLoads }>();
+  /** The members' loads and pending counts side by side, for the choice (see MemberStore). */
+  private readonly store = new MemberStore();
+  /** The choice's input, reused: a choice runs for every bind and proxied call. */
+  private readonly chooseInput: { -readonly [K in keyof ChooseInput]: ChooseInput[K] } = {
+    members: [],
+    sequence: 0,
+    random: Math.random,
+    expectedClientLoad: 1,
+    expectedCallLoad: 1,
+    peerBalancers: 1,
+    compact: undefined,
+  };
   /**
    * Cached {@link expectedCallLoad} and {@link expectedClientLoad}: they walk
    * every member, and a large group receives reports every millisecond, so
@@ -249,9 +262,13 @@ export class Group {
   }
 
   addMember(member: Member): void {
-    member.pending = this.ledger.trackMember(member.id);
-    member.ordinal = this.nextOrdinal++;
     const replaced = this.members.get(member.id);
+    if (replaced !== undefined && replaced !== member) this.leaveStore(replaced);
+    let slot = member.slotIn(this.store);
+    if (slot < 0) slot = this.store.allocate();
+    member.placeIn(this.store, slot);
+    member.pending = this.ledger.trackMember(member.id, this.store, slot);
+    member.ordinal = this.nextOrdinal++;
     if (replaced !== undefined && replaced !== member) for (const clientId of replaced.clients.keys()) this.unindex(replaced, clientId);
     this.members.set(member.id, member);
     // Entries it got before it joined (none, as the registry adds members) are indexed now.
@@ -266,6 +283,7 @@ export class Group {
     const member = this.members.get(id);
     if (member !== undefined) {
       this.members.delete(id);
+      this.leaveStore(member);
       const key = canonicalAddress(member.address) ?? member.address;
       if (this.byAddress.get(key) === member) this.byAddress.delete(key);
       this.eligibleCache.clear();
@@ -276,6 +294,26 @@ export class Group {
       this.offersStale = true;
     }
     return member;
+  }
+
+  /** Gives back a leaving member's slot; its later writes no longer reach the store. */
+  private leaveStore(member: Member): void {
+    const slot = member.slotIn(this.store);
+    if (slot < 0) return;
+    member.placeIn(null, -1);
+    this.store.release(slot);
+  }
+
+  /** The one writer of a member's dampened load: the member and its slot in the store (which the choice reads). */
+  private setLoad(member: Member, load: number): void {
+    member.load = load;
+    const slot = member.slotIn(this.store);
+    if (slot >= 0) this.store.loads[slot] = load;
+  }
+
+  /** Slots in use in the member store (for tests: one per member). */
+  get storeSlots(): number {
+    return this.store.size;
   }
 
   /** Distinct clients with an entry on some member (the size of the client index; for tests and status). */
@@ -330,12 +368,19 @@ export class Group {
 
   /** Members that serve `path` and take new clients. */
   eligible(path: string): Member[] {
-    let list = this.eligibleCache.get(path);
-    if (list === undefined) {
-      list = [...this.members.values()].filter((m) => m.methodPaths.has(path) && m.state !== 'DRAINING' && m.state !== 'SUSPECT');
-      this.eligibleCache.set(path, list);
+    return this.eligibleEntry(path).members;
+  }
+
+  private eligibleEntry(path: string): { readonly members: Member[]; readonly compact: CompactLoads } {
+    let entry = this.eligibleCache.get(path);
+    if (entry === undefined) {
+      const members = [...this.members.values()].filter((m) => m.methodPaths.has(path) && m.state !== 'DRAINING' && m.state !== 'SUSPECT');
+      // The store's arrays are replaced only as it grows, when a member joins, which drops this cache.
+      const slots = Int32Array.from(members, (m) => m.slotIn(this.store));
+      entry = { members, compact: { slots, loads: this.store.loads, pendingBinds: this.store.pendingBinds, pendingCalls: this.store.pendingCalls } };
+      this.eligibleCache.set(path, entry);
     }
-    return list;
+    return entry;
   }
 
   private setState(member: Member, state: Member['state']): void {
@@ -365,7 +410,8 @@ export class Group {
    */
   choose(path: string, kind: 'bind' | 'call', clientId: string | null = null, nowMs = 0, avoid?: ReadonlySet<string>, caller?: string): Member | null {
     this.lastCreditCapped = false;
-    let members = this.eligible(path);
+    const eligible = this.eligibleEntry(path);
+    let members = eligible.members;
     if (members.length === 0) {
       this.lastRefusal = `group "${this.name}" has no replica available for ${path}`;
       return null;
@@ -387,14 +433,16 @@ export class Group {
       if (recent !== undefined) return recent;
     }
     if (nowMs - this.estimatesAtMs >= this.estimatesMaxAgeMs) this.invalidateEstimates(nowMs);
-    const index = this.strategy.choose({
-      members,
-      sequence: this.sequence,
-      random: this.random,
-      expectedClientLoad: this.expectedClientLoad(),
-      expectedCallLoad: this.expectedCallLoad(),
-      peerBalancers: kind === 'bind' ? peerCount(this.peerBalancers()) : 1,
-    });
+    const input = this.chooseInput;
+    input.members = members;
+    input.sequence = this.sequence;
+    input.random = this.random;
+    input.expectedClientLoad = this.expectedClientLoad();
+    input.expectedCallLoad = this.expectedCallLoad();
+    input.peerBalancers = kind === 'bind' ? peerCount(this.peerBalancers()) : 1;
+    // The slots fit the cached list only (not one filtered for avoid or set-aside members).
+    input.compact = members === eligible.members ? eligible.compact : undefined;
+    const index = this.strategy.choose(input);
     this.sequence++;
     if (index < 0) {
       this.lastRefusal = `every replica of group "${this.name}" is refused by strategy ${this.strategy.name} (at or above its reject threshold)`;
@@ -477,7 +525,7 @@ export class Group {
     raw += this.ledger.settleTransits(member.id, listed, nowMs);
     raw = Math.max(0, raw);
     member.rawLoad = raw;
-    member.load = dampen(member.reported ? member.load : undefined, raw, d);
+    this.setLoad(member, dampen(member.reported ? member.load : undefined, raw, d));
     member.reported = true;
     member.reports++;
     this.counters.reports++;
@@ -689,7 +737,9 @@ export class Group {
       if (left > 1e-9 * move.load) t.after.set(move.from, left);
       else t.after.delete(move.from);
       t.after.set(move.to, (t.after.get(move.to) ?? 0) + move.load);
-      [from.load, to.load] = shiftLoad(from.load, to.load, move.load);
+      const [fromLoad, toLoad] = shiftLoad(from.load, to.load, move.load);
+      this.setLoad(from, fromLoad);
+      this.setLoad(to, toLoad);
       for (const m of [from, to]) m.settleLeft = Math.max(m.settleLeft, this.config.settleReports);
       from.lastShedAtMs = nowMs;
       this.setState(from, 'SHEDDING');

@@ -56,6 +56,24 @@ export interface PendingCounts {
   calls: number;
 }
 
+/**
+ * Where the ledger mirrors a tracked member's pending counts: arrays by slot
+ * (the group's MemberStore, whose choice reads them instead of the records).
+ * The arrays are read at each write: the store may replace them as it grows.
+ */
+export interface PendingMirror {
+  readonly pendingBinds: Float64Array;
+  readonly pendingCalls: Float64Array;
+}
+
+/** A member's pending counts and where they are mirrored (slot -1: nowhere). */
+interface PendingRecord {
+  /** The live counts (members read them as their pendingBinds/pendingCalls). */
+  readonly counts: PendingCounts;
+  mirror: PendingMirror | null;
+  slot: number;
+}
+
 /** A client's planned load on one member while its plan settles. */
 export interface TransitLeg {
   /** The load the plan put there (0: the client is to leave that member). */
@@ -173,7 +191,7 @@ export class BindingLedger {
    */
   private readonly soleShares = new Map<string, readonly BindingShare[]>();
   /** Pending binds and calls per member, from {@link trackMember} until {@link forgetMember}. */
-  private readonly pending = new Map<string, PendingCounts>();
+  private readonly pending = new Map<string, PendingRecord>();
   /**
    * Pending-bind credit taken per caller in the current window (one report
    * interval from the first bind after the last window ended). Bounded by
@@ -231,7 +249,7 @@ export class BindingLedger {
     const members: readonly BindingShare[] = typeof memberId === 'string' ? this.soleShare(memberId) : memberId;
     const credited = this.takeCredit(caller, nowMs);
     // A bind to a set adds to each member its share of a client.
-    if (credited) for (const m of members) this.pendingFor(m.memberId).binds += m.share;
+    if (credited) for (const m of members) this.addPending(m.memberId, m.share, 0);
     else this.counters.creditRefused++;
     if (clientId === null) return { credited, rebind: false };
     const binding: Binding = { members, sinceMs: nowMs, via };
@@ -290,33 +308,64 @@ export class BindingLedger {
 
   /** Records a call proxied to `memberId`: it adds to the member's projected load until its next report. */
   calledThrough(memberId: string): void {
-    this.pendingFor(memberId).calls++;
+    this.addPending(memberId, 0, 1);
+  }
+
+  /** The one writer of pending counts that add up: the record, then its mirror (the same doubles, so a choice reading either sees the same loads). */
+  private addPending(memberId: string, binds: number, calls: number): void {
+    const record = this.record(memberId);
+    const counts = record.counts;
+    if (binds !== 0) counts.binds += binds;
+    if (calls !== 0) counts.calls += calls;
+    if (record.mirror !== null) {
+      record.mirror.pendingBinds[record.slot] = counts.binds;
+      record.mirror.pendingCalls[record.slot] = counts.calls;
+    }
   }
 
   /**
    * The member's pending binds and calls: a live record, which the member
    * reads as its `pendingBinds`/`pendingCalls` (see {@link trackMember}).
    */
-  pendingFor(memberId: string): PendingCounts {
-    let counts = this.pending.get(memberId);
-    if (counts === undefined) {
-      counts = { binds: 0, calls: 0 };
-      this.pending.set(memberId, counts);
-    }
-    return counts;
+  pendingFor(memberId: string): Readonly<PendingCounts> {
+    return this.record(memberId).counts;
   }
 
-  /** Starts tracking a member that joined; returns its live pending record. */
-  trackMember(memberId: string): Readonly<PendingCounts> {
-    return this.pendingFor(memberId);
+  private record(memberId: string): PendingRecord {
+    let record = this.pending.get(memberId);
+    if (record === undefined) {
+      record = { counts: { binds: 0, calls: 0 }, mirror: null, slot: -1 };
+      this.pending.set(memberId, record);
+    }
+    return record;
+  }
+
+  /**
+   * Starts tracking a member that joined; returns its live pending record.
+   * With a `mirror`, its counts are also kept in the mirror's arrays at
+   * `slot` (written now, and at every change until {@link forgetMember}).
+   */
+  trackMember(memberId: string, mirror: PendingMirror | null = null, slot = -1): Readonly<PendingCounts> {
+    const record = this.record(memberId);
+    record.mirror = mirror !== null && slot >= 0 ? mirror : null;
+    record.slot = record.mirror === null ? -1 : slot;
+    if (record.mirror !== null) {
+      record.mirror.pendingBinds[slot] = record.counts.binds;
+      record.mirror.pendingCalls[slot] = record.counts.calls;
+    }
+    return record.counts;
   }
 
   /** The member reported: what was pending is now in its load (or never came). */
   reported(memberId: string): void {
-    const counts = this.pending.get(memberId);
-    if (counts === undefined) return;
-    counts.binds = 0;
-    counts.calls = 0;
+    const record = this.pending.get(memberId);
+    if (record === undefined) return;
+    record.counts.binds = 0;
+    record.counts.calls = 0;
+    if (record.mirror !== null) {
+      record.mirror.pendingBinds[record.slot] = 0;
+      record.mirror.pendingCalls[record.slot] = 0;
+    }
   }
 
   /**

@@ -31,10 +31,75 @@ export interface MemberClient {
   lrsAtMs?: number;
 }
 
+/**
+ * A group's members' choice inputs side by side, by slot (Group keeps one
+ * slot per member while it is in the group): dampened load, pending binds
+ * and pending calls in three typed arrays. A choice runs for every bind and
+ * proxied call over every eligible member: reading three contiguous arrays
+ * instead of a thousand Member objects (and their pending records) spread
+ * over the heap saves most of its cache misses. Mirrors, not owners: the group writes a
+ * member's load to both (Group.setLoad), the ledger its pending counts
+ * (BindingLedger.trackMember).
+ */
+export class MemberStore {
+  loads: Float64Array = new Float64Array(16);
+  pendingBinds: Float64Array = new Float64Array(16);
+  pendingCalls: Float64Array = new Float64Array(16);
+  /** Slots freed by members that left, reused first (the arrays never grow past the most members the group had at once). */
+  private readonly free: number[] = [];
+  private next = 0;
+
+  /** A slot for a member joining the group, zeroed. */
+  allocate(): number {
+    const slot = this.free.pop() ?? this.next++;
+    if (slot >= this.loads.length) {
+      const grow = (a: Float64Array): Float64Array => {
+        const b = new Float64Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.loads = grow(this.loads);
+      this.pendingBinds = grow(this.pendingBinds);
+      this.pendingCalls = grow(this.pendingCalls);
+    }
+    this.loads[slot] = 0;
+    this.pendingBinds[slot] = 0;
+    this.pendingCalls[slot] = 0;
+    return slot;
+  }
+
+  /** Gives back the slot of a member that left. */
+  release(slot: number): void {
+    this.free.push(slot);
+  }
+
+  /** Slots in use (for tests). */
+  get size(): number {
+    return this.next - this.free.length;
+  }
+}
+
 export class Member implements MemberLoad {
   state: MemberState = 'ATTACHED';
-  /** Dampened load; 0 until the first report. */
+  /**
+   * Dampened load; 0 until the first report. Written only by the member's
+   * group (Group.setLoad), which mirrors it in its {@link MemberStore}: a
+   * plain field, not an accessor, as it is read on every report and plan.
+   */
   load = 0;
+  /** The group's store this member's load is mirrored in, and its slot there (set by Group.addMember, cleared when it leaves). */
+  private store: MemberStore | null = null;
+  private storeSlot = -1;
+  /** The member's slot in `store` (-1 for none): Group.addMember / removeMember only. */
+  placeIn(store: MemberStore | null, slot: number): void {
+    this.store = store;
+    this.storeSlot = store === null ? -1 : slot;
+    if (store !== null) store.loads[slot] = this.load;
+  }
+  /** The member's slot in `store`, or -1 if it has none there. */
+  slotIn(store: MemberStore): number {
+    return this.store === store ? this.storeSlot : -1;
+  }
   rawLoad = 0;
   reported = false;
   /**

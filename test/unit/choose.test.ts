@@ -58,3 +58,54 @@ describe('round_robin', () => {
     expect(s.plan({ members, clients: [], nowMs: 0, random: Math.random })).toEqual([]);
   });
 });
+
+describe('least projected load from the compact arrays (ChooseInput.compact)', () => {
+  /** The same members as objects and as arrays in shuffled slots; both inputs must pick the same member with the same draws. */
+  function both(loads: number[], pendingBinds: number[], pendingCalls: number[], seed: number): { objects: [number, number]; compact: [number, number] } {
+    const n = loads.length;
+    const members = loads.map((load, i) => ({ ...m(`m${i}`, load, pendingBinds[i]), pendingCalls: pendingCalls[i]! }));
+    const slots = Int32Array.from({ length: n }, (_, i) => n - 1 - i);
+    const compact = { slots, loads: new Float64Array(n), pendingBinds: new Float64Array(n), pendingCalls: new Float64Array(n) };
+    for (let i = 0; i < n; i++) {
+      compact.loads[slots[i]!] = loads[i]!;
+      compact.pendingBinds[slots[i]!] = pendingBinds[i]!;
+      compact.pendingCalls[slots[i]!] = pendingCalls[i]!;
+    }
+    const run = (withCompact: boolean): [number, number] => {
+      const rng = seededRandom(seed);
+      let draws = 0;
+      const random = () => {
+        draws++;
+        return rng();
+      };
+      const pick = chooseLeastLoaded({ members, sequence: 0, random, expectedClientLoad: 2.5, expectedCallLoad: 0.1, peerBalancers: 2, compact: withCompact ? compact : undefined });
+      return [pick, draws];
+    };
+    return { objects: run(false), compact: run(true) };
+  }
+
+  it('picks what the member objects give, drawing as often, for random loads and for NaN, -0 and infinite ones', () => {
+    const rng = seededRandom(5);
+    const cases: [number[], number[], number[]][] = [
+      [[NaN, 1, 1], [0, 0, 0], [0, 0, 0]],
+      [[1, 1, NaN, 1], [0, 0, 0, 0], [0, 0, 0, 0]],
+      [[-0, 0, 0], [0, 0, 0], [0, 0, 0]],
+      [[0, -0, 1e-10], [0, 0, 0], [0, 0, 0]],
+      [[Infinity, Infinity], [0, 0], [0, 0]],
+      [[Infinity, 5, Infinity], [0, 1, 0], [0, 0, 0]],
+    ];
+    for (let c = 0; c < 300; c++) {
+      const n = 1 + Math.floor(rng() * 40);
+      const pick = (xs: number[]) => xs[Math.floor(rng() * xs.length)]!;
+      cases.push([
+        Array.from({ length: n }, () => pick([80, 81, 82, 84, 100, 0])),
+        Array.from({ length: n }, () => pick([0, 0, 1, 0.5, 2])),
+        Array.from({ length: n }, () => pick([0, 0, 3, 10])),
+      ]);
+    }
+    for (const [k, [loads, binds, calls]] of cases.entries()) {
+      const r = both(loads, binds, calls, k + 1);
+      expect(r.compact, `case ${k}: ${JSON.stringify([loads, binds, calls])}`).toEqual(r.objects);
+    }
+  });
+});

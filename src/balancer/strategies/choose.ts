@@ -24,6 +24,11 @@ export function countedPendingBinds(input: ChooseInput, pendingBinds: number): n
 
 /** Projected load of member `index` for the choice rule. */
 export function projectedLoad(input: ChooseInput, index: number): number {
+  const c = input.compact;
+  if (c !== undefined) {
+    const slot = c.slots[index]!;
+    return c.loads[slot]! + countedPendingBinds(input, c.pendingBinds[slot]!) * input.expectedClientLoad + c.pendingCalls[slot]! * input.expectedCallLoad;
+  }
   const member = input.members[index]!;
   return member.load + countedPendingBinds(input, member.pendingBinds) * input.expectedClientLoad + member.pendingCalls * input.expectedCallLoad;
 }
@@ -43,10 +48,30 @@ export function chooseLeastLoaded(input: ChooseInput): number {
   if (scratch.length < count) scratch = new Float64Array(Math.max(count, scratch.length * 2));
   const loads = scratch;
   let least = Infinity;
-  for (let i = 0; i < count; i++) {
-    const load = projectedLoad(input, i);
-    loads[i] = load;
-    least = Math.min(least, load);
+  const c = input.compact;
+  if (c !== undefined) {
+    // The same sums as projectedLoad, in the same order (so the same doubles), from the arrays.
+    const { slots, loads: memberLoads, pendingBinds, pendingCalls } = c;
+    const peers = input.peerBalancers ?? 1;
+    const perClient = input.expectedClientLoad;
+    const perCall = input.expectedCallLoad;
+    // A comparison rather than Math.min (cheaper per member), with Math.min's answer for NaN: a NaN load makes the least NaN (no member
+    // is then tied and none draws a random number). Its -0 is immaterial: the limit below is the same for -0 and 0.
+    let nan = false;
+    for (let i = 0; i < count; i++) {
+      const slot = slots[i]!;
+      const load = memberLoads[slot]! + pendingBinds[slot]! * peers * perClient + pendingCalls[slot]! * perCall;
+      loads[i] = load;
+      if (load < least) least = load;
+      else if (load !== load) nan = true;
+    }
+    if (nan) least = Number.NaN;
+  } else {
+    for (let i = 0; i < count; i++) {
+      const load = projectedLoad(input, i);
+      loads[i] = load;
+      least = Math.min(least, load);
+    }
   }
   const limit = least + Math.max(Math.abs(least) * TIE_BAND, 1e-9);
   // Reservoir sampling: the k-th tied member replaces the pick with probability 1/k.

@@ -48,11 +48,11 @@ export const leastLoaded: StrategyFactory = {
       adaptive: true,
       choose(input) {
         const scaled = withEffectiveLoads(input, perBalance, tolerance);
-        if (reject <= 0) return chooseLeastLoaded({ ...input, members: scaled });
+        if (reject <= 0) return chooseLeastLoaded({ ...input, members: scaled, compact: undefined });
         const allowed: number[] = [];
         for (let i = 0; i < scaled.length; i++) if (scaled[i]!.load < reject) allowed.push(i);
         if (allowed.length === 0) return -1;
-        return allowed[chooseLeastLoaded({ ...input, members: allowed.map((i) => scaled[i]!) })]!;
+        return allowed[chooseLeastLoaded({ ...input, members: allowed.map((i) => scaled[i]!), compact: undefined })]!;
       },
       plan(input) {
         if (critical <= 0) return [];

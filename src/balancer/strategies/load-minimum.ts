@@ -38,7 +38,7 @@ export const loadMinimum: StrategyFactory = {
       name: 'load_minimum',
       adaptive: true,
       choose(input) {
-        return chooseLeastLoaded({ ...input, members: withEffectiveLoads(input, perBalance, tolerance) });
+        return chooseLeastLoaded({ ...input, members: withEffectiveLoads(input, perBalance, tolerance), compact: undefined });
       },
       plan(input) {
         const effective = input.members.map((m) => ({ id: m.id, e: m.load / tolerance }));

@@ -62,6 +62,26 @@ export interface ChooseInput {
    * the others are assumed to be binding to it as much (see choose.ts).
    */
   readonly peerBalancers?: number;
+  /**
+   * The members' loads and pending counts side by side (the group's member
+   * store), when the caller has them: what `members` says, read from three
+   * contiguous arrays instead of an object per member. A strategy may read
+   * either; one that hands a choice on with other loads than the members'
+   * (effective loads) must drop it.
+   */
+  readonly compact?: CompactLoads;
+}
+
+/** See {@link ChooseInput.compact}. */
+export interface CompactLoads {
+  /** `slots[i]` is the index of `members[i]` in the arrays below (exactly one per member). */
+  readonly slots: Int32Array;
+  /** Dampened loads by slot (MemberLoad.load). */
+  readonly loads: Float64Array;
+  /** Pending binds by slot (MemberLoad.pendingBinds). */
+  readonly pendingBinds: Float64Array;
+  /** Pending calls by slot (MemberLoad.pendingCalls). */
+  readonly pendingCalls: Float64Array;
 }
 
 /** Input of {@link Strategy.plan}: decide which clients to move. */
