@@ -6,7 +6,10 @@
  * runs random sequences of reports, binds, calls, state changes and joins /
  * leaves against a group and checks that the group picks the member this
  * copy picks, drawing the same random numbers. Do not "fix" this file along
- * with the code: it is the yardstick.
+ * with the code: it is the yardstick. One deliberate change since: ties are
+ * broken with one draw (a uniform index among the tied members) instead of
+ * reservoir sampling's draw per tied member (the rule changed on purpose;
+ * this copy follows it so that it still checks the compact store).
  */
 import { canonicalAddress } from '../../src/common/address';
 import type { Member } from '../../src/balancer/member';
@@ -35,15 +38,10 @@ function chooseLeastLoaded(members: readonly Member[], peers: number, view: Refe
   let least = Infinity;
   for (const load of loads) least = Math.min(least, load);
   const limit = least + Math.max(Math.abs(least) * TIE_BAND, 1e-9);
-  let pick = 0;
-  let tied = 0;
-  for (let i = 0; i < members.length; i++) {
-    if (loads[i]! <= limit) {
-      tied++;
-      if (tied === 1 || random() * tied < 1) pick = i;
-    }
-  }
-  return pick;
+  const tiedAt: number[] = [];
+  for (let i = 0; i < members.length; i++) if (loads[i]! <= limit) tiedAt.push(i);
+  if (tiedAt.length <= 1) return tiedAt[0] ?? 0;
+  return tiedAt[Math.min(tiedAt.length - 1, Math.floor(random() * tiedAt.length))]!;
 }
 
 function chooseP2c(members: readonly Member[], peers: number, view: ReferenceView, random: () => number): number {

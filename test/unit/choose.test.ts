@@ -13,9 +13,19 @@ describe('least projected load with 5 % ties broken at random', () => {
 
   it('treats members within 5 % of the least as tied and picks among them uniformly', () => {
     const members = [m('a', 100), m('b', 104), m('c', 106), m('d', 200)];
-    // least 100, band up to 105: a and b tied. Reservoir rule: the k-th tied member replaces the pick iff random() * k < 1.
-    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.99, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
-    expect(chooseLeastLoaded({ members, sequence: 0, random: () => 0.2, expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
+    // least 100, band up to 105: a and b tied; one draw picks index floor(random() * 2) among them.
+    let draws = 0;
+    const fixed = (r: number) => () => (draws++, r);
+    expect(chooseLeastLoaded({ members, sequence: 0, random: fixed(0.2), expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
+    expect(chooseLeastLoaded({ members, sequence: 0, random: fixed(0.99), expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(1);
+    expect(draws).toBe(2);
+    // A member alone in the band is taken without a draw.
+    expect(chooseLeastLoaded({ members: [m('a', 100), m('c', 106)], sequence: 0, random: fixed(0.99), expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(0);
+    expect(draws).toBe(2);
+    // 1,000 members all tied: still one draw per choice, and the draw's index is the one taken.
+    const many = Array.from({ length: 1000 }, (_, i) => m(`m${i}`, 100 + (i % 5) / 10));
+    expect(chooseLeastLoaded({ members: many, sequence: 0, random: fixed(0.7345), expectedClientLoad: 1, expectedCallLoad: 1 })).toBe(734);
+    expect(draws).toBe(3);
     const rng = seededRandom(11);
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < 4000; i++) counts[chooseLeastLoaded({ members, sequence: i, random: rng, expectedClientLoad: 1, expectedCallLoad: 1 })]!++;

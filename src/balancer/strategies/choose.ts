@@ -35,11 +35,13 @@ export function projectedLoad(input: ChooseInput, index: number): number {
 
 /** Projected loads of the members being chosen from (reused: a choice runs for every bind and every proxied call). */
 let scratch = new Float64Array(1024);
+/** Indices of the tied members of a choice (reused likewise). */
+let tiedScratch = new Int32Array(1024);
 
 /**
  * Index of the least-loaded member, ties within {@link TIE_BAND} broken at
- * random. One pass over the members (their projected loads into a reused
- * array) and one over that array, no allocation: this runs for every
+ * random (one draw). One pass over the members (their projected loads into
+ * a reused array) and one over that array, no allocation: this runs for every
  * binding (and every proxied call) in groups of a thousand members, whose
  * objects are spread over the heap.
  */
@@ -74,14 +76,16 @@ export function chooseLeastLoaded(input: ChooseInput): number {
     }
   }
   const limit = least + Math.max(Math.abs(least) * TIE_BAND, 1e-9);
-  // Reservoir sampling: the k-th tied member replaces the pick with probability 1/k.
-  let pick = 0;
+  // Every tied member equally likely, with one random draw: in a balanced
+  // group most members are tied, and a draw per tied member (reservoir
+  // sampling, as before issue 15) cost ~1,000 draws per bind at 1,000 members.
+  if (tiedScratch.length < count) tiedScratch = new Int32Array(Math.max(count, tiedScratch.length * 2));
+  const tiedAt = tiedScratch;
   let tied = 0;
   for (let i = 0; i < count; i++) {
-    if (loads[i]! <= limit) {
-      tied++;
-      if (tied === 1 || input.random() * tied < 1) pick = i;
-    }
+    if (loads[i]! <= limit) tiedAt[tied++] = i;
   }
-  return pick;
+  if (tied === 0) return 0; // a NaN load: nothing compares
+  if (tied === 1) return tiedAt[0]!;
+  return tiedAt[Math.min(tied - 1, Math.floor(input.random() * tied))]!;
 }
