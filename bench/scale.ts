@@ -126,6 +126,8 @@ interface Point {
   bind_p99_us: number | null;
   failed_binds: number;
   balancer_cpu_pct: number;
+  /** Time the balancer spent in GC pauses over the window (nodejs_gc_duration_seconds, all kinds), % of the window; null without it. */
+  balancer_gc_pct: number | null;
   balancer_rss_mb: number;
   balancer_heap_used_mb: number | null;
   reports_per_s: number;
@@ -311,6 +313,8 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
   const contended = waits[0]! > CONTENDED_WAIT_PCT;
   const saturated = !generatorLimited && !contended && rate > 0 && (achieved < ACHIEVED_LIMIT * rate || (p99 ?? 0) > SATURATED_P99_US);
   const heap = m1.get('nodejs_heap_size_used_bytes');
+  const gc0 = m0.get('nodejs_gc_duration_seconds_sum');
+  const gc1 = m1.get('nodejs_gc_duration_seconds_sum');
   return {
     build,
     round,
@@ -326,6 +330,7 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
     bind_p99_us: p99,
     failed_binds: failed,
     balancer_cpu_pct: round1((cpu / seconds) * 100),
+    balancer_gc_pct: gc0 !== undefined && gc1 !== undefined ? Math.round(((gc1 - gc0) / metricsSeconds) * 1000) / 10 : null,
     balancer_rss_mb: rssMb(balancer.pid),
     balancer_heap_used_mb: heap !== undefined ? round1(heap / 1048576) : null,
     reports_per_s: Math.round(reportsApplied / metricsSeconds),
@@ -371,7 +376,7 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
           for (const [cl, build] of order) {
             const p = await measurePoint(cl, replicas, rate, windowMs, binderMode, build, r);
             round.push(p);
-            say(`  ${build} ${replicas} replicas, ${rate} binds/s, round ${r}: achieved ${p.binds_per_s}/s, p99 ${p.bind_p99_us ?? '-'} µs, balancer CPU ${p.balancer_cpu_pct} % (waited ${p.balancer_runqueue_wait_pct} %)${p.generator_limited ? ` GENERATOR-LIMITED (${p.generator_limited_why})` : ''}${p.core_contended ? ' CORE CONTENDED' : ''}`);
+            say(`  ${build} ${replicas} replicas, ${rate} binds/s, round ${r}: achieved ${p.binds_per_s}/s, p99 ${p.bind_p99_us ?? '-'} µs, balancer CPU ${p.balancer_cpu_pct} % (GC ${p.balancer_gc_pct ?? '-'} %, waited ${p.balancer_runqueue_wait_pct} %)${p.generator_limited ? ` GENERATOR-LIMITED (${p.generator_limited_why})` : ''}${p.core_contended ? ' CORE CONTENDED' : ''}`);
           }
         }
         points.push(...round);
@@ -428,7 +433,7 @@ const median = (xs: number[]): number | null => {
  * each build had other rounds (else every round counts, for both).
  */
 function abSummary(points: Point[]) {
-  const rows: { replicas: number; rate: number; build: Build; cpu_us_per_bind: number | null; cpu_us_per_report: number | null; p99_us: number | null; binds_per_s: number | null; rss_mb: number | null; rounds: number; unreliable_rounds: number }[] = [];
+  const rows: { replicas: number; rate: number; build: Build; cpu_us_per_bind: number | null; cpu_us_per_report: number | null; gc_us_per_op: number | null; p99_us: number | null; binds_per_s: number | null; rss_mb: number | null; rounds: number; unreliable_rounds: number }[] = [];
   const keys = [...new Set(points.map((p) => `${p.replicas}:${p.offered_binds_per_s}`))];
   for (const key of keys) {
     const [replicas, rate] = key.split(':').map(Number) as [number, number];
@@ -449,6 +454,8 @@ function abSummary(points: Point[]) {
         cpu_us_per_bind: rate > 0 ? median(use.filter((p) => p.binds_per_s > 0).map((p) => Math.round((((p.balancer_cpu_pct - idle) / 100) * 1e6) / p.binds_per_s))) : null,
         // The idle point: all of the balancer's CPU per report applied.
         cpu_us_per_report: rate === 0 ? median(use.filter((p) => p.reports_per_s > 0).map((p) => round1(((p.balancer_cpu_pct / 100) * 1e6) / p.reports_per_s))) : null,
+        // GC pause time per bind (per report applied at the idle point).
+        gc_us_per_op: median(use.filter((p) => p.balancer_gc_pct !== null && (rate === 0 ? p.reports_per_s : p.binds_per_s) > 0).map((p) => round1(((p.balancer_gc_pct! / 100) * 1e6) / (rate === 0 ? p.reports_per_s : p.binds_per_s)))),
         rss_mb: median(use.map((p) => p.balancer_rss_mb)),
         p99_us: median(use.filter((p) => p.bind_p99_us !== null).map((p) => p.bind_p99_us!)),
         binds_per_s: rate > 0 ? median(use.map((p) => p.binds_per_s)) : null,
@@ -659,15 +666,15 @@ function abMarkdown(ab: NonNullable<Results['ab']>): string[] {
   const lines = [
     `**A/B** against \`${ab.compare_balancer}\`${ab.compare_node_args.length > 0 ? ` run with \`${ab.compare_node_args.join(' ')}\`` : ''} ("compare"; "main" is this build${ab.balancer_node_args.length > 0 ? `, run with \`${ab.balancer_node_args.join(' ')}\`` : ''}): every point measured ${ab.rounds} times on each balancer, alternately, both balancers alive on the balancer core throughout (each with its own replicas and binder on the generators' core). Medians over rounds that were neither core-contended nor generator-limited when each build had such rounds at that point, else over all rounds of both (the count of unreliable rounds is given). CPU per bind: balancer CPU above the same balancer's idle point, per bind achieved; CPU per report (idle points): all of its CPU / reports applied per second.`,
     '',
-    '| replicas | offered binds/s | main: CPU µs/bind (µs/report at 0) | compare: CPU µs/bind (µs/report at 0) | ratio | main: p99 µs | compare: p99 µs | ratio | main: binds/s | compare: binds/s | RSS MB (main / compare) | unreliable rounds (main / compare) |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| replicas | offered binds/s | main: CPU µs/bind (µs/report at 0) | compare: CPU µs/bind (µs/report at 0) | ratio | main: p99 µs | compare: p99 µs | ratio | main: binds/s | compare: binds/s | GC µs per bind or report (main / compare) | RSS MB (main / compare) | unreliable rounds (main / compare) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const m of ab.summary.filter((r) => r.build === 'main')) {
     const o = ab.summary.find((r) => r.build === 'compare' && r.replicas === m.replicas && r.rate === m.rate);
     const mc = m.rate === 0 ? m.cpu_us_per_report : m.cpu_us_per_bind;
     const oc = m.rate === 0 ? o?.cpu_us_per_report : o?.cpu_us_per_bind;
     lines.push(
-      `| ${m.replicas} | ${m.rate} | ${dash(mc)} | ${dash(oc)} | ${ratio(mc, oc)} | ${dash(m.p99_us)} | ${dash(o?.p99_us)} | ${ratio(m.p99_us, o?.p99_us)} | ${dash(m.binds_per_s)} | ${dash(o?.binds_per_s)} | ${dash(m.rss_mb)} / ${dash(o?.rss_mb)} | ${m.unreliable_rounds}/${m.rounds} / ${o?.unreliable_rounds ?? '-'}/${o?.rounds ?? '-'} |`,
+      `| ${m.replicas} | ${m.rate} | ${dash(mc)} | ${dash(oc)} | ${ratio(mc, oc)} | ${dash(m.p99_us)} | ${dash(o?.p99_us)} | ${ratio(m.p99_us, o?.p99_us)} | ${dash(m.binds_per_s)} | ${dash(o?.binds_per_s)} | ${dash(m.gc_us_per_op)} / ${dash(o?.gc_us_per_op)} | ${dash(m.rss_mb)} / ${dash(o?.rss_mb)} | ${m.unreliable_rounds}/${m.rounds} / ${o?.unreliable_rounds ?? '-'}/${o?.rounds ?? '-'} |`,
     );
   }
   lines.push('');
