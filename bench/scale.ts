@@ -98,6 +98,9 @@ async function scrape(balancer: BalancerProcess): Promise<Map<string, number>> {
     if (line.startsWith('#') || line.length === 0) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)/.exec(line);
     if (m !== null) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+    // GC time by kind too (minor: scavenges of the young generation).
+    const gc = /^nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)/.exec(line);
+    if (gc !== null) out.set(`gc_seconds_${gc[1]!}`, Number(gc[2]));
   }
   return out;
 }
@@ -128,6 +131,8 @@ interface Point {
   balancer_cpu_pct: number;
   /** Time the balancer spent in GC pauses over the window (nodejs_gc_duration_seconds, all kinds), % of the window; null without it. */
   balancer_gc_pct: number | null;
+  /** The minor (young-generation scavenge) part of balancer_gc_pct. */
+  balancer_gc_minor_pct: number | null;
   balancer_rss_mb: number;
   balancer_heap_used_mb: number | null;
   reports_per_s: number;
@@ -331,6 +336,7 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
     failed_binds: failed,
     balancer_cpu_pct: round1((cpu / seconds) * 100),
     balancer_gc_pct: gc0 !== undefined && gc1 !== undefined ? Math.round(((gc1 - gc0) / metricsSeconds) * 1000) / 10 : null,
+    balancer_gc_minor_pct: gc1 !== undefined ? Math.round((((m1.get('gc_seconds_minor') ?? 0) - (m0.get('gc_seconds_minor') ?? 0)) / metricsSeconds) * 1000) / 10 : null,
     balancer_rss_mb: rssMb(balancer.pid),
     balancer_heap_used_mb: heap !== undefined ? round1(heap / 1048576) : null,
     reports_per_s: Math.round(reportsApplied / metricsSeconds),
@@ -376,7 +382,7 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
           for (const [cl, build] of order) {
             const p = await measurePoint(cl, replicas, rate, windowMs, binderMode, build, r);
             round.push(p);
-            say(`  ${build} ${replicas} replicas, ${rate} binds/s, round ${r}: achieved ${p.binds_per_s}/s, p99 ${p.bind_p99_us ?? '-'} µs, balancer CPU ${p.balancer_cpu_pct} % (GC ${p.balancer_gc_pct ?? '-'} %, waited ${p.balancer_runqueue_wait_pct} %)${p.generator_limited ? ` GENERATOR-LIMITED (${p.generator_limited_why})` : ''}${p.core_contended ? ' CORE CONTENDED' : ''}`);
+            say(`  ${build} ${replicas} replicas, ${rate} binds/s, round ${r}: achieved ${p.binds_per_s}/s, p99 ${p.bind_p99_us ?? '-'} µs, balancer CPU ${p.balancer_cpu_pct} % (GC ${p.balancer_gc_pct ?? '-'} %, minor ${p.balancer_gc_minor_pct ?? '-'} %, waited ${p.balancer_runqueue_wait_pct} %)${p.generator_limited ? ` GENERATOR-LIMITED (${p.generator_limited_why})` : ''}${p.core_contended ? ' CORE CONTENDED' : ''}`);
           }
         }
         points.push(...round);
