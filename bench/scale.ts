@@ -13,6 +13,10 @@
  * one (both on the balancer core, each with its own replicas and binder) and
  * measures every point on both, alternately, `--ab-rounds` times: the A/B of
  * a change on one noisy machine (medians and ratios in scale.md).
+ * `--balancer-node-args` / `--compare-node-args` give each side its own node
+ * flags (e.g. --max-semi-space-size=32), everything else identical;
+ * `--compare-node-args` alone compares this build with itself under two flag
+ * sets.
  * Writes bench/results/scale.{json,md,svg} (a --quick run: a temporary
  * directory unless --out).
  */
@@ -94,6 +98,9 @@ async function scrape(balancer: BalancerProcess): Promise<Map<string, number>> {
     if (line.startsWith('#') || line.length === 0) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)/.exec(line);
     if (m !== null) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+    // GC time by kind too (minor: scavenges of the young generation).
+    const gc = /^nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)/.exec(line);
+    if (gc !== null) out.set(`gc_seconds_${gc[1]!}`, Number(gc[2]));
   }
   return out;
 }
@@ -122,6 +129,10 @@ interface Point {
   bind_p99_us: number | null;
   failed_binds: number;
   balancer_cpu_pct: number;
+  /** Time the balancer spent in GC pauses over the window (nodejs_gc_duration_seconds, all kinds), % of the window; null without it. */
+  balancer_gc_pct: number | null;
+  /** The minor (young-generation scavenge) part of balancer_gc_pct. */
+  balancer_gc_minor_pct: number | null;
   balancer_rss_mb: number;
   balancer_heap_used_mb: number | null;
   reports_per_s: number;
@@ -176,6 +187,9 @@ interface Setup {
   cli?: string;
   tmp: string;
   pinning: Pinning;
+  /** Node flags of this side's balancer (--balancer-node-args / --compare-node-args). */
+  buildNodeArgs?: string[];
+  /** Node flags of a profiled run (--cpu-prof ...), after buildNodeArgs. */
   nodeArgs?: string[];
   xdsMaxStreams?: number;
 }
@@ -193,7 +207,7 @@ async function cluster(replicas: number, setup: Setup, stops: (() => Promise<voi
       ...(setup.xdsMaxStreams !== undefined ? { xds: { maxStreams: setup.xdsMaxStreams } } : {}),
     }),
   );
-  const balancer = await startBalancerProcess(file, undefined, { execArgv: setup.nodeArgs ?? [], ...(setup.cli !== undefined ? { cli: setup.cli } : {}) });
+  const balancer = await startBalancerProcess(file, undefined, { execArgv: [...(setup.buildNodeArgs ?? []), ...(setup.nodeArgs ?? [])], ...(setup.cli !== undefined ? { cli: setup.cli } : {}) });
   stops.push(() => balancer.stop(setup.nodeArgs !== undefined ? 30_000 : undefined));
   const pin = (pid: number, cpu: number) => {
     if (setup.pinning.pinned) pinToCpu(pid, cpu);
@@ -304,6 +318,8 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
   const contended = waits[0]! > CONTENDED_WAIT_PCT;
   const saturated = !generatorLimited && !contended && rate > 0 && (achieved < ACHIEVED_LIMIT * rate || (p99 ?? 0) > SATURATED_P99_US);
   const heap = m1.get('nodejs_heap_size_used_bytes');
+  const gc0 = m0.get('nodejs_gc_duration_seconds_sum');
+  const gc1 = m1.get('nodejs_gc_duration_seconds_sum');
   return {
     build,
     round,
@@ -319,6 +335,8 @@ async function measurePoint(c: Awaited<ReturnType<typeof cluster>>, replicas: nu
     bind_p99_us: p99,
     failed_binds: failed,
     balancer_cpu_pct: round1((cpu / seconds) * 100),
+    balancer_gc_pct: gc0 !== undefined && gc1 !== undefined ? Math.round(((gc1 - gc0) / metricsSeconds) * 1000) / 10 : null,
+    balancer_gc_minor_pct: gc1 !== undefined ? Math.round((((m1.get('gc_seconds_minor') ?? 0) - (m0.get('gc_seconds_minor') ?? 0)) / metricsSeconds) * 1000) / 10 : null,
     balancer_rss_mb: rssMb(balancer.pid),
     balancer_heap_used_mb: heap !== undefined ? round1(heap / 1048576) : null,
     reports_per_s: Math.round(reportsApplied / metricsSeconds),
@@ -351,7 +369,7 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
   try {
     const c = await cluster(replicas, setup, stops);
     // A/B: the other build's balancer with its own replicas and binder, on the same cores.
-    const other = ab !== null ? await cluster(replicas, { ...setup, cli: ab.cli }, stops) : null;
+    const other = ab !== null ? await cluster(replicas, { ...setup, ...(ab.cli !== undefined ? { cli: ab.cli } : {}), buildNodeArgs: ab.nodeArgs }, stops) : null;
     const points: Point[] = [];
     let rssIdle = rssMb(c.balancer.pid);
     let perReport: number | null = null;
@@ -364,7 +382,7 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
           for (const [cl, build] of order) {
             const p = await measurePoint(cl, replicas, rate, windowMs, binderMode, build, r);
             round.push(p);
-            say(`  ${build} ${replicas} replicas, ${rate} binds/s, round ${r}: achieved ${p.binds_per_s}/s, p99 ${p.bind_p99_us ?? '-'} µs, balancer CPU ${p.balancer_cpu_pct} % (waited ${p.balancer_runqueue_wait_pct} %)${p.generator_limited ? ` GENERATOR-LIMITED (${p.generator_limited_why})` : ''}${p.core_contended ? ' CORE CONTENDED' : ''}`);
+            say(`  ${build} ${replicas} replicas, ${rate} binds/s, round ${r}: achieved ${p.binds_per_s}/s, p99 ${p.bind_p99_us ?? '-'} µs, balancer CPU ${p.balancer_cpu_pct} % (GC ${p.balancer_gc_pct ?? '-'} %, minor ${p.balancer_gc_minor_pct ?? '-'} %, waited ${p.balancer_runqueue_wait_pct} %)${p.generator_limited ? ` GENERATOR-LIMITED (${p.generator_limited_why})` : ''}${p.core_contended ? ' CORE CONTENDED' : ''}`);
           }
         }
         points.push(...round);
@@ -396,8 +414,11 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
 
 /** --compare-balancer: the other build's CLI and how many times each point is measured on each build. */
 interface AbOptions {
-  cli: string;
+  /** The other build's CLI entry; undefined: this build (compared under other node flags). */
+  cli: string | undefined;
   rounds: number;
+  /** Node flags of the compare side's balancer. */
+  nodeArgs: string[];
 }
 /** Default rounds per point of an A/B run (each build measured this many times, alternately). */
 const DEFAULT_AB_ROUNDS = 3;
@@ -418,7 +439,7 @@ const median = (xs: number[]): number | null => {
  * each build had other rounds (else every round counts, for both).
  */
 function abSummary(points: Point[]) {
-  const rows: { replicas: number; rate: number; build: Build; cpu_us_per_bind: number | null; p99_us: number | null; binds_per_s: number | null; rounds: number; unreliable_rounds: number }[] = [];
+  const rows: { replicas: number; rate: number; build: Build; cpu_us_per_bind: number | null; cpu_us_per_report: number | null; gc_us_per_op: number | null; p99_us: number | null; binds_per_s: number | null; rss_mb: number | null; rounds: number; unreliable_rounds: number }[] = [];
   const keys = [...new Set(points.map((p) => `${p.replicas}:${p.offered_binds_per_s}`))];
   for (const key of keys) {
     const [replicas, rate] = key.split(':').map(Number) as [number, number];
@@ -437,6 +458,11 @@ function abSummary(points: Point[]) {
         rate,
         build,
         cpu_us_per_bind: rate > 0 ? median(use.filter((p) => p.binds_per_s > 0).map((p) => Math.round((((p.balancer_cpu_pct - idle) / 100) * 1e6) / p.binds_per_s))) : null,
+        // The idle point: all of the balancer's CPU per report applied.
+        cpu_us_per_report: rate === 0 ? median(use.filter((p) => p.reports_per_s > 0).map((p) => round1(((p.balancer_cpu_pct / 100) * 1e6) / p.reports_per_s))) : null,
+        // GC pause time per bind (per report applied at the idle point).
+        gc_us_per_op: median(use.filter((p) => p.balancer_gc_pct !== null && (rate === 0 ? p.reports_per_s : p.binds_per_s) > 0).map((p) => round1(((p.balancer_gc_pct! / 100) * 1e6) / (rate === 0 ? p.reports_per_s : p.binds_per_s)))),
+        rss_mb: median(use.map((p) => p.balancer_rss_mb)),
         p99_us: median(use.filter((p) => p.bind_p99_us !== null).map((p) => p.bind_p99_us!)),
         binds_per_s: rate > 0 ? median(use.map((p) => p.binds_per_s)) : null,
         rounds: all.length,
@@ -634,7 +660,7 @@ interface Results {
   memory: MemoryPoint[];
   derived: ReturnType<typeof derive>;
   /** --compare-balancer runs: the other build's CLI and the per-point medians of both builds. */
-  ab: { compare_balancer: string; rounds: number; summary: ReturnType<typeof abSummary> } | null;
+  ab: { compare_balancer: string; balancer_node_args: string[]; compare_node_args: string[]; rounds: number; summary: ReturnType<typeof abSummary> } | null;
   profiles: { point: string; cpuprofile: string; flame_graph: string | null }[];
 }
 
@@ -644,15 +670,17 @@ const dash = (x: number | null | undefined) => (x === null || x === undefined ? 
 function abMarkdown(ab: NonNullable<Results['ab']>): string[] {
   const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b != null && b > 0 ? (a / b).toFixed(2) : '-');
   const lines = [
-    `**A/B** against \`${ab.compare_balancer}\` ("compare"; "main" is this build): every point measured ${ab.rounds} times on each balancer, alternately, both balancers alive on the balancer core throughout (each with its own replicas and binder on the generators' core). Medians over rounds that were neither core-contended nor generator-limited when each build had such rounds at that point, else over all rounds of both (the count of unreliable rounds is given). CPU per bind: balancer CPU above the same balancer's idle point, per bind achieved.`,
+    `**A/B** against \`${ab.compare_balancer}\`${ab.compare_node_args.length > 0 ? ` run with \`${ab.compare_node_args.join(' ')}\`` : ''} ("compare"; "main" is this build${ab.balancer_node_args.length > 0 ? `, run with \`${ab.balancer_node_args.join(' ')}\`` : ''}): every point measured ${ab.rounds} times on each balancer, alternately, both balancers alive on the balancer core throughout (each with its own replicas and binder on the generators' core). Medians over rounds that were neither core-contended nor generator-limited when each build had such rounds at that point, else over all rounds of both (the count of unreliable rounds is given). CPU per bind: balancer CPU above the same balancer's idle point, per bind achieved; CPU per report (idle points): all of its CPU / reports applied per second.`,
     '',
-    '| replicas | offered binds/s | main: CPU µs/bind | compare: CPU µs/bind | ratio | main: p99 µs | compare: p99 µs | ratio | main: binds/s | compare: binds/s | unreliable rounds (main / compare) |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| replicas | offered binds/s | main: CPU µs/bind (µs/report at 0) | compare: CPU µs/bind (µs/report at 0) | ratio | main: p99 µs | compare: p99 µs | ratio | main: binds/s | compare: binds/s | GC µs per bind or report (main / compare) | RSS MB (main / compare) | unreliable rounds (main / compare) |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const m of ab.summary.filter((r) => r.build === 'main')) {
     const o = ab.summary.find((r) => r.build === 'compare' && r.replicas === m.replicas && r.rate === m.rate);
+    const mc = m.rate === 0 ? m.cpu_us_per_report : m.cpu_us_per_bind;
+    const oc = m.rate === 0 ? o?.cpu_us_per_report : o?.cpu_us_per_bind;
     lines.push(
-      `| ${m.replicas} | ${m.rate} | ${dash(m.cpu_us_per_bind)} | ${dash(o?.cpu_us_per_bind)} | ${ratio(m.cpu_us_per_bind, o?.cpu_us_per_bind)} | ${dash(m.p99_us)} | ${dash(o?.p99_us)} | ${ratio(m.p99_us, o?.p99_us)} | ${dash(m.binds_per_s)} | ${dash(o?.binds_per_s)} | ${m.unreliable_rounds}/${m.rounds} / ${o?.unreliable_rounds ?? '-'}/${o?.rounds ?? '-'} |`,
+      `| ${m.replicas} | ${m.rate} | ${dash(mc)} | ${dash(oc)} | ${ratio(mc, oc)} | ${dash(m.p99_us)} | ${dash(o?.p99_us)} | ${ratio(m.p99_us, o?.p99_us)} | ${dash(m.binds_per_s)} | ${dash(o?.binds_per_s)} | ${dash(m.gc_us_per_op)} / ${dash(o?.gc_us_per_op)} | ${dash(m.rss_mb)} / ${dash(o?.rss_mb)} | ${m.unreliable_rounds}/${m.rounds} / ${o?.unreliable_rounds ?? '-'}/${o?.rounds ?? '-'} |`,
     );
   }
   lines.push('');
@@ -719,6 +747,17 @@ interface Options {
   binder: string;
   compareBalancer?: string;
   abRounds?: string;
+  balancerNodeArgs?: string;
+  compareNodeArgs?: string;
+}
+
+/** Splits a --*-node-args value into node flags (each must start with '-'). */
+function parseNodeArgs(name: string, text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const args = text.split(/\s+/).filter((a) => a.length > 0);
+  const bad = args.find((a) => !a.startsWith('-'));
+  if (bad !== undefined) throw new Error(`--${name}: node flags separated by spaces, each starting with '-' (got ${JSON.stringify(bad)})`);
+  return args;
 }
 
 /**
@@ -770,12 +809,14 @@ async function main(opts: Options): Promise<void> {
     profile = { replicas: Number(m[1]), rate: Number(m[2]) };
   }
   let ab: AbOptions | null = null;
-  if (opts.compareBalancer !== undefined) {
-    if (!existsSync(opts.compareBalancer)) throw new Error(`--compare-balancer: no such file ${opts.compareBalancer} (the compiled CLI entry of another build, e.g. /tmp/old/dist/src/cli/main.js)`);
+  const balancerNodeArgs = parseNodeArgs('balancer-node-args', opts.balancerNodeArgs);
+  const compareNodeArgs = parseNodeArgs('compare-node-args', opts.compareNodeArgs);
+  if (opts.compareBalancer !== undefined || opts.compareNodeArgs !== undefined) {
+    if (opts.compareBalancer !== undefined && !existsSync(opts.compareBalancer)) throw new Error(`--compare-balancer: no such file ${opts.compareBalancer} (the compiled CLI entry of another build, e.g. /tmp/old/dist/src/cli/main.js)`);
     const rounds = opts.abRounds !== undefined ? Number(opts.abRounds) : DEFAULT_AB_ROUNDS;
     if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--ab-rounds must be an integer 1-20 (got ${opts.abRounds})`);
-    ab = { cli: path.resolve(opts.compareBalancer), rounds };
-  } else if (opts.abRounds !== undefined) throw new Error('--ab-rounds needs --compare-balancer');
+    ab = { cli: opts.compareBalancer !== undefined ? path.resolve(opts.compareBalancer) : undefined, rounds, nodeArgs: compareNodeArgs };
+  } else if (opts.abRounds !== undefined) throw new Error('--ab-rounds needs --compare-balancer or --compare-node-args');
   // A --quick run never lands on the committed results.
   const out = opts.out ?? (quick ? mkdtempSync(path.join(tmpdir(), 'rebind-scale-quick-')) : RESULTS_DIR);
   const whyNot = pinningUnavailable();
@@ -783,7 +824,7 @@ async function main(opts: Options): Promise<void> {
   if (pinning.pinned) pinToCpu(process.pid, GENERATOR_CPU);
   else say(`not pinned: ${whyNot}`);
   const tmp = mkdtempSync(path.join(tmpdir(), 'rebind-scale-'));
-  const setup: Setup = { tmp, pinning };
+  const setup: Setup = { tmp, pinning, buildNodeArgs: balancerNodeArgs };
   const progress = new Progress('scale', replicaCounts.reduce((n, r) => n + (r >= LARGE_FLEET ? ratesLarge : rates).length, 0) + memorySteps.length + 2);
   const ladders: LadderResult[] = [];
   try {
@@ -801,7 +842,7 @@ async function main(opts: Options): Promise<void> {
     }
     progress.stop();
     const points = ladders.flatMap((l) => l.points);
-    const json: Results = { machine: machine(), pinning, window_s: windowMs / 1000, points, memory, derived: derive(ladders, memory), ab: ab !== null ? { compare_balancer: ab.cli, rounds: ab.rounds, summary: abSummary(points) } : null, profiles };
+    const json: Results = { machine: machine(), pinning, window_s: windowMs / 1000, points, memory, derived: derive(ladders, memory), ab: ab !== null ? { compare_balancer: ab.cli ?? 'this build', balancer_node_args: balancerNodeArgs, compare_node_args: compareNodeArgs, rounds: ab.rounds, summary: abSummary(points) } : null, profiles };
     const command = `npm run bench:scale${quick ? ' -- --quick' : ''}`;
     const md = markdown(json, command);
     const files = writeResults(out, 'scale', json, md, await chart(points));
@@ -824,7 +865,9 @@ const program = new Command('bench:scale')
   .option('--cpu-prof <replicas:rate>', 'also profile one point with node --cpu-prof (e.g. 1000:10000, 10000:0) into <out>/profiles/')
   .option('--binder <mode>', 'how binds are sent: raw (HTTP/2 frames, cheapest) or http2 (node:http2 client)', 'raw')
   .option('--compare-balancer <main.js>', "A/B: also run another build's balancer (its compiled CLI entry, e.g. /tmp/old/dist/src/cli/main.js) and measure every bind-ladder point on both, alternately")
-  .option('--ab-rounds <n>', `with --compare-balancer: times each point is measured on each balancer (default ${DEFAULT_AB_ROUNDS}, 1-20)`)
+  .option('--compare-node-args <flags>', "A/B: node flags of the compare side's balancer, space-separated (e.g. '--max-semi-space-size=32'); without --compare-balancer the compare side is this build")
+  .option('--balancer-node-args <flags>', "node flags of this build's balancer (every point, and the main side of an A/B), space-separated")
+  .option('--ab-rounds <n>', `with --compare-balancer / --compare-node-args: times each point is measured on each balancer (default ${DEFAULT_AB_ROUNDS}, 1-20)`)
   .option('--out <dir>', 'where to write scale.{json,md,svg} (default bench/results; --quick: a temporary directory)');
 
 runBenchCommand(program, main);

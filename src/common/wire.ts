@@ -215,38 +215,99 @@ export interface CallerIdentity {
 }
 
 const PLAIN: CallerIdentity = Object.freeze({ rebindAware: false, clientId: null, sets: false });
+/** Longest user-agent read (chars): a longer one is a plain caller's. */
+const MAX_USER_AGENT_CHARS = 1024;
+/**
+ * Identities of user-agents without a client id (plain gRPC clients): few
+ * distinct strings, each sent on every call, so a lookup saves the parse.
+ * Bounded by UA_CACHE_LIMIT entries, cleared whole when full (a remote party
+ * sending ever new user-agents only makes us parse them).
+ */
 const uaCache = new Map<string, CallerIdentity>();
 const UA_CACHE_LIMIT = 4096;
+/** Counters of the user-agent cache (see {@link callerCacheStats}). */
+const uaCacheCounters = { hits: 0, misses: 0, clears: 0 };
 
 /**
- * Reads a caller's identity from its user-agent. Results are cached per
- * distinct user-agent string (a client sends the same one on every call), so
- * the hot path is one Map lookup.
+ * The user-agent cache's counters since the process started: lookups that
+ * hit and missed, and times it was cleared because it held UA_CACHE_LIMIT
+ * entries (many distinct user-agents without a client id), and its size.
+ */
+export function callerCacheStats(): { hits: number; misses: number; clears: number; size: number; limit: number } {
+  return { ...uaCacheCounters, size: uaCache.size, limit: UA_CACHE_LIMIT };
+}
+
+/**
+ * Reads a caller's identity from its user-agent. A rebind client's carries
+ * its client id, distinct per client: such a user-agent is parsed directly
+ * (one scan, no allocation but the identity and the id), since caching it
+ * would only add an insert per bind. Other user-agents (plain gRPC clients,
+ * the same string on every call) are cached, so their hot path is one Map
+ * lookup.
  */
 export function identifyCaller(userAgent: string | undefined): CallerIdentity {
   if (userAgent === undefined || userAgent.length === 0) return PLAIN;
+  if (userAgent.length <= MAX_USER_AGENT_CHARS && userAgent.includes(CLIENT_ID_UA_PREFIX)) return parseUserAgent(userAgent);
   const cached = uaCache.get(userAgent);
-  if (cached !== undefined) return cached;
+  if (cached !== undefined) {
+    uaCacheCounters.hits++;
+    return cached;
+  }
+  uaCacheCounters.misses++;
   const identity = parseUserAgent(userAgent);
-  if (uaCache.size >= UA_CACHE_LIMIT) uaCache.clear();
+  if (uaCache.size >= UA_CACHE_LIMIT) {
+    uaCache.clear();
+    uaCacheCounters.clears++;
+  }
   uaCache.set(userAgent, identity);
   return identity;
 }
 
-function parseUserAgent(userAgent: string): CallerIdentity {
-  if (userAgent.length > 1024) return PLAIN;
-  const tokens = userAgent.split(' ');
-  if (!tokens.includes(CLIENT_UA_TOKEN)) return PLAIN;
-  let clientId: string | null = null;
-  for (const token of tokens) {
-    if (token.startsWith(CLIENT_ID_UA_PREFIX)) {
-      const candidate = token.slice(CLIENT_ID_UA_PREFIX.length);
-      // A copy, not a slice: a slice would keep the whole user-agent (up to 1 KiB) alive in
-      // every table keyed by client id.
-      if (CLIENT_ID_PATTERN.test(candidate)) clientId = Buffer.from(candidate, 'latin1').toString('latin1');
-    }
+/** Whether `ua[from, to)` matches CLIENT_ID_PATTERN (8-64 of A-Z a-z 0-9 _ -), without a substring. */
+function isClientIdAt(ua: string, from: number, to: number): boolean {
+  const length = to - from;
+  if (length < 8 || length > 64) return false;
+  for (let i = from; i < to; i++) {
+    const c = ua.charCodeAt(i);
+    // 0-9, A-Z, a-z, '_', '-'
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45)) return false;
   }
-  return Object.freeze({ rebindAware: true, clientId, sets: tokens.includes(SETS_UA_TOKEN) });
+  return true;
+}
+
+/**
+ * The identity a user-agent names: its space-separated tokens scanned in
+ * place (no split). Rebind-aware if a token is CLIENT_UA_TOKEN; the client
+ * id is the last `rebind-cid/<id>` token whose id matches CLIENT_ID_PATTERN;
+ * sets if a token is SETS_UA_TOKEN. Over MAX_USER_AGENT_CHARS: plain.
+ */
+function parseUserAgent(userAgent: string): CallerIdentity {
+  const n = userAgent.length;
+  if (n > MAX_USER_AGENT_CHARS) return PLAIN;
+  let aware = false;
+  let sets = false;
+  let idFrom = -1;
+  let idTo = -1;
+  let from = 0;
+  for (;;) {
+    let to = userAgent.indexOf(' ', from);
+    if (to < 0) to = n;
+    const length = to - from;
+    // The tokens and the prefix have no space: a match at `from` lies within this token.
+    if (length === CLIENT_UA_TOKEN.length && userAgent.startsWith(CLIENT_UA_TOKEN, from)) aware = true;
+    else if (length === SETS_UA_TOKEN.length && userAgent.startsWith(SETS_UA_TOKEN, from)) sets = true;
+    else if (userAgent.startsWith(CLIENT_ID_UA_PREFIX, from) && isClientIdAt(userAgent, from + CLIENT_ID_UA_PREFIX.length, to)) {
+      idFrom = from + CLIENT_ID_UA_PREFIX.length;
+      idTo = to;
+    }
+    if (to === n) break;
+    from = to + 1;
+  }
+  if (!aware) return PLAIN;
+  // A copy, not a slice: a slice would keep the whole user-agent (up to 1 KiB) alive in
+  // every table keyed by client id.
+  const clientId = idFrom < 0 ? null : Buffer.from(userAgent.slice(idFrom, idTo), 'latin1').toString('latin1');
+  return Object.freeze({ rebindAware: true, clientId, sets });
 }
 
 /** The secondary user-agent a rebind client sends. */
