@@ -28,6 +28,9 @@ const shared = {
 export default defineConfig({
   resolve: { alias: { rebind: path.resolve(__dirname, 'src/index.ts') } },
   test: {
+    // Two files at a time (the machine has 2 cores; vitest's default would be one). The
+    // fork count is read from the root configuration only, not from a project's.
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     projects: [
       {
         extends: true,
@@ -36,8 +39,6 @@ export default defineConfig({
           name: 'parallel',
           include: ['test/**/*.test.ts'],
           exclude: SERIAL,
-          // Two files at a time (the machine has 2 cores); vitest's default would be one.
-          poolOptions: { forks: { maxForks: 2, minForks: 1 } },
           sequence: { groupOrder: 0 },
         },
       },
@@ -47,7 +48,8 @@ export default defineConfig({
           ...shared,
           name: 'serial',
           include: SERIAL,
-          poolOptions: { forks: { maxForks: 1, minForks: 1 } },
+          // One fork runs these files one after another (vitest reads singleFork per project).
+          poolOptions: { forks: { singleFork: true } },
           sequence: { groupOrder: 1 },
         },
       },
