@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Balancer } from '../../src/index';
-import { startBalancer } from '../support/cluster';
+import { startBalancer, waitFor } from '../support/cluster';
 
 const root = path.join(__dirname, '../..');
 const tsx = path.join(root, 'node_modules/.bin/tsx');
@@ -106,7 +106,10 @@ describe('rebind replica with several balancers', () => {
         child.once('exit', (code) => reject(new Error(`rebind replica exited with ${code}`)));
       });
       expect(line).toContain(`of group stock at ${balancers[0]!.controlAddress}, ${balancers[1]!.controlAddress}`);
-      for (const b of balancers) expect(b.registry.groups.get('stock')!.members.size).toBe(1);
+      // "serving" is printed once the first balancer has it (waitForAttach); the second attachment may land a moment later.
+      const members = () => balancers.map((b) => b.registry.groups.get('stock')?.members.size ?? 0);
+      await waitFor(() => members().every((n) => n === 1), 10_000, 20, 'the replica to be a member at both balancers');
+      expect(members()).toEqual([1, 1]);
       const tooMany = await rebind('replica', ...Array.from({ length: 17 }, (_, i) => ['-b', `127.0.0.1:${3000 + i}`]).flat());
       expect([tooMany.code, tooMany.stderr]).toEqual([1, expect.stringContaining('--balancer lists 17 balancers; at most 16')]);
     } finally {
