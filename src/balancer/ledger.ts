@@ -149,6 +149,13 @@ export class BindingLedger {
    * bind then counts as a first bind, not a re-bind.
    */
   private readonly bindings = new Map<string, Binding>();
+  /**
+   * Remembered bindings by number of members (index n: bindings of n
+   * members), kept as `bindings` changes so that reading it (each /metrics
+   * scrape, each dashboard snapshot) costs O(binding sizes), not a walk of
+   * up to {@link MAX_REMEMBERED_BINDINGS} entries.
+   */
+  private readonly sizeCounts: number[] = [0];
   /** Where the last eviction from `bindings` stopped (see {@link evictOldestBinding}). */
   private evictCursor: Iterator<string> | null = null;
   /**
@@ -262,10 +269,12 @@ export class BindingLedger {
     if (previous !== undefined) {
       rebind = !sameMembers(previous.members, binding.members);
       this.bindings.delete(clientId); // re-inserted last: most recently bound
+      this.countSize(previous.members.length, -1);
     } else if (this.bindings.size >= MAX_REMEMBERED_BINDINGS) {
       this.evictOldestBinding();
     }
     this.bindings.set(clientId, binding);
+    this.countSize(members.length, 1);
     return { credited, rebind };
   }
 
@@ -275,9 +284,13 @@ export class BindingLedger {
    * client's load is already in the group's view) and not recent.
    */
   planned(clientId: string, members: readonly BindingShare[], nowMs: number): void {
-    if (this.bindings.has(clientId)) this.bindings.delete(clientId);
-    else if (this.bindings.size >= MAX_REMEMBERED_BINDINGS) this.evictOldestBinding();
+    const previous = this.bindings.get(clientId);
+    if (previous !== undefined) {
+      this.bindings.delete(clientId);
+      this.countSize(previous.members.length, -1);
+    } else if (this.bindings.size >= MAX_REMEMBERED_BINDINGS) this.evictOldestBinding();
     this.bindings.set(clientId, { members, sinceMs: nowMs, via: 'plan' });
+    this.countSize(members.length, 1);
   }
 
   /** Every remembered binding, least recently made first. */
@@ -285,15 +298,21 @@ export class BindingLedger {
     return this.bindings.entries();
   }
 
-  /** Remembered bindings by number of members: index n counts bindings of n members (index 0 unused). */
+  /**
+   * Remembered bindings by number of members: index n counts bindings of n
+   * members (index 0 unused), up to the largest size remembered. A copy of
+   * counts kept as bindings change: no walk of the ledger.
+   */
   sizeHistogram(): number[] {
-    const counts: number[] = [0];
-    for (const b of this.bindings.values()) {
-      const n = b.members.length;
-      while (counts.length <= n) counts.push(0);
-      counts[n]!++;
-    }
-    return counts;
+    let end = this.sizeCounts.length;
+    while (end > 1 && this.sizeCounts[end - 1] === 0) end--;
+    return this.sizeCounts.slice(0, end);
+  }
+
+  /** Adds `delta` to the count of remembered bindings of `size` members. */
+  private countSize(size: number, delta: number): void {
+    while (this.sizeCounts.length <= size) this.sizeCounts.push(0);
+    this.sizeCounts[size]! += delta;
   }
 
   /** The shared members of a bind to `memberId` alone (see `soleShares`). */
@@ -467,7 +486,11 @@ export class BindingLedger {
       this.evictCursor = this.bindings.keys();
       next = this.evictCursor.next();
     }
-    if (next.done !== true) this.bindings.delete(next.value);
+    if (next.done !== true) {
+      const evicted = this.bindings.get(next.value);
+      this.bindings.delete(next.value);
+      if (evicted !== undefined) this.countSize(evicted.members.length, -1);
+    }
     this.counters.bindingsEvicted++;
   }
 

@@ -425,3 +425,39 @@ describe('Group: binds go through its ledger', () => {
     expect(group.counters).toMatchObject({ binds: 2, rebinds: 1 });
   });
 });
+
+describe('BindingLedger: the bindings-size histogram, kept as bindings change', () => {
+  /** The histogram by a walk of every remembered binding (what sizeHistogram computed on each read before). */
+  function walked(l: BindingLedger): number[] {
+    const counts = [0];
+    for (const [, b] of l.entries()) {
+      while (counts.length <= b.members.length) counts.push(0);
+      counts[b.members.length]!++;
+    }
+    return counts;
+  }
+  const set = (...ids: string[]) => ids.map((memberId) => ({ memberId, share: 1 / ids.length }));
+
+  it('equals a walk of the ledger through binds, re-binds, plans of other sizes and evictions', () => {
+    const l = ledger();
+    expect(l.sizeHistogram()).toEqual([0]);
+    l.bound('c1', 'a', 0);
+    l.bound('c2', set('a', 'b'), 0);
+    l.planned('c1', set('a', 'b', 'c'), 1);
+    expect(l.sizeHistogram()).toEqual([0, 0, 1, 1]);
+    expect(l.sizeHistogram()).toEqual(walked(l));
+    // Back to one member: the largest size goes with it.
+    l.bound('c1', 'b', 2);
+    expect(l.sizeHistogram()).toEqual([0, 1, 1]);
+    expect(l.sizeHistogram()).toEqual(walked(l));
+    // Fill to the bound and beyond: the oldest (c2, of 2 members) and then one-member bindings are evicted.
+    for (let c = 0; c < MAX_REMEMBERED_BINDINGS; c++) l.bound(`fill-${c}`, 'a', 10 + c);
+    expect(l.counters.bindingsEvicted).toBe(2);
+    expect(l.sizeHistogram()).toEqual([0, MAX_REMEMBERED_BINDINGS]);
+    expect(l.sizeHistogram()).toEqual(walked(l));
+    l.planned('fill-5', set('a', 'b'), 10 + MAX_REMEMBERED_BINDINGS);
+    l.planned('new-planned', set('a', 'b', 'c', 'd'), 10 + MAX_REMEMBERED_BINDINGS);
+    expect(l.sizeHistogram()).toEqual(walked(l));
+    expect(l.sizeHistogram().reduce((a, b) => a + b, 0)).toBe(l.bindingCount);
+  });
+});
