@@ -183,7 +183,7 @@ export class Balancer {
         xds: () => (this.xds === null ? null : { streams: this.xds.streamCount, pushes: this.xds.pushes, nacks: this.xds.nacks }),
         ...(this.coordinator !== null ? { ha: haMetrics(this.coordinator, this.registry) } : {}),
       },
-      { processMetrics: options.processMetrics ?? true },
+      { processMetrics: options.processMetrics ?? true, maxMemberSeries: config.limits.maxMemberSeries, log: moduleLogger('balancer.metrics', options.logger) },
     );
     const upstreamCa = config.security.upstreamCaFile !== null ? readFile(config.security.upstreamCaFile, 'security.upstreamCaFile') : null;
     this.dataPlane = new DataPlane(

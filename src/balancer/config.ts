@@ -159,6 +159,13 @@ export interface LimitsConfig {
   dataIdleTimeoutMs: number;
   /** Proxied calls one caller (client address) may have in flight at once; more get RESOURCE_EXHAUSTED. */
   maxProxiedCallsPerCaller: number;
+  /**
+   * Members (over all groups, in group order, then attachment order) whose
+   * per-member series /metrics exports; the others are counted in
+   * rebind_member_series_omitted. Bounds a scrape's cost and the series a
+   * fleet of attaching replicas makes Prometheus store.
+   */
+  maxMemberSeries: number;
 }
 
 export const DEFAULT_MAX_CONTROL_MESSAGE_BYTES = 256 * 1024;
@@ -174,6 +181,12 @@ export const DEFAULT_MAX_DATA_CONNECTIONS = 10_000;
 export const DEFAULT_MAX_STREAMS_PER_DATA_CONNECTION = 1000;
 export const DEFAULT_DATA_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_MAX_PROXIED_CALLS_PER_CALLER = 100;
+/**
+ * Members with per-member series on /metrics (6 series each): a group's
+ * default maxMembers, so a default group is shown whole; rendering them
+ * costs ~1 ms per scrape (bench/metrics.ts).
+ */
+export const DEFAULT_MAX_MEMBER_SERIES = 1000;
 
 /** The xDS management server (ADS + LRS on the control port) for proxyless gRPC clients in any language. */
 export interface XdsConfig {
@@ -458,6 +471,7 @@ export function builtinLimits(): LimitsConfig {
     maxStreamsPerDataConnection: DEFAULT_MAX_STREAMS_PER_DATA_CONNECTION,
     dataIdleTimeoutMs: DEFAULT_DATA_IDLE_TIMEOUT_MS,
     maxProxiedCallsPerCaller: DEFAULT_MAX_PROXIED_CALLS_PER_CALLER,
+    maxMemberSeries: DEFAULT_MAX_MEMBER_SERIES,
   };
 }
 
@@ -588,6 +602,7 @@ const LIMIT_RULES: NumberRule<keyof LimitsConfig>[] = [
   { key: 'maxStreamsPerDataConnection', min: 1, max: 100_000, integer: true, unit: 'streams' },
   { key: 'dataIdleTimeoutMs', min: 100, max: 86_400_000, integer: true, unit: 'ms' },
   { key: 'maxProxiedCallsPerCaller', min: 1, max: 1_000_000, integer: true, unit: 'calls' },
+  { key: 'maxMemberSeries', min: 0, max: 100_000, integer: true, unit: 'members' },
 ];
 
 const PROXY_RULES: NumberRule<keyof ProxyConfig>[] = [

@@ -4,11 +4,23 @@
  * counters when scraped, so the hot paths (binds, proxied calls, reports)
  * only bump plain numbers. Each balancer has its own prom-client registry:
  * several balancers in one process (tests, embedding) do not mix.
+ *
+ * A scrape's cost is bounded whatever the fleet: per-member series are
+ * written for at most `maxMemberSeries` members (the others counted in
+ * rebind_member_series_omitted), as exposition text directly, with each
+ * member's label string built once (prom-client's per-label-set objects,
+ * hashing and formatting were ~17 µs per member per scrape); the
+ * bindings-size histogram is kept by the ledger as bindings change.
  */
 import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
-import { MAX_BINDING_MEMBERS } from '../common/wire';
+import { DEFAULT_MAX_MEMBER_SERIES } from './config';
+import { callerCacheStats, MAX_BINDING_MEMBERS } from '../common/wire';
 import type { Group, GroupCounters } from './group';
+import type { Member } from './member';
 import type { Registry } from './registry';
+
+/** At most one warning per this long that members were left out of /metrics (ms). */
+export const MEMBER_SERIES_WARN_INTERVAL_MS = 60_000;
 
 export interface MetricSources {
   registry: Registry;
@@ -47,10 +59,158 @@ const GROUP_COUNTERS: { name: string; help: string; value: (c: GroupCounters) =>
   { name: 'rebind_control_reconnects_total', help: 'Attachments of a replica that had attached before (its control stream re-established)', value: (c) => c.reattaches },
 ];
 
+/** Per-group ledger counters exported as counters, with their help text. */
+const LEDGER_COUNTERS: { name: string; help: string; value: (g: Group) => number }[] = [
+  { name: 'rebind_ledger_bindings_evicted_total', help: 'Remembered bindings forgotten because the ledger held its bound (100,000 clients per group): those clients\' next binds count as first binds', value: (g) => g.ledger.counters.bindingsEvicted },
+  { name: 'rebind_ledger_recent_binds_evicted_total', help: 'Recent binds forgotten while still fresh (less than a report interval old) because the ledger held its bound of recent binds: a racing first call of that client may be bound elsewhere', value: (g) => g.ledger.counters.recentBindsEvicted },
+];
+
+/** A per-member gauge: its name, help text and value. */
+interface MemberSeries {
+  name: string;
+  help: string;
+  value: (m: Member, nowMs: number) => number;
+}
+
+const MEMBER_SERIES: MemberSeries[] = [
+  { name: 'rebind_member_load', help: "Member's latest reported load, in its group's metric (raw)", value: (m) => m.rawLoad },
+  { name: 'rebind_member_dampened_load', help: "Member's dampened load, the value strategies decide on", value: (m) => m.load },
+  { name: 'rebind_member_calls_per_second', help: 'Calls per second the member served in its last report interval', value: (m) => m.latest?.callsPerS ?? 0 },
+  { name: 'rebind_member_in_flight', help: 'Calls in flight at the member at its last report', value: (m) => m.latest?.inFlight ?? 0 },
+  { name: 'rebind_member_clients', help: 'Movable (direct) clients the member reported', value: (m) => m.clients.size },
+  { name: 'rebind_member_last_report_age_seconds', help: "Seconds since the member's last load report (or its attachment)", value: (m, nowMs) => Math.max(0, (nowMs - m.lastReportAtMs) / 1000) },
+];
+
+/** A label value escaped as the Prometheus text format asks: backslash, double quote and newline. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+}
+
+/** A sample value as the text format writes it (prom-client's spelling of the non-finite ones). */
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Number.POSITIVE_INFINITY) return '+Inf';
+  if (value === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(value);
+}
+
+/** Metrics written as exposition text by the balancer, not by prom-client (see {@link BalancerMetricsRegistry}). */
+interface TextFamilies {
+  /** The families' names (to answer getSingleMetricAsString). */
+  readonly names: readonly string[];
+  /** The families' exposition text, each `# HELP`, `# TYPE` and samples; ends with a newline. */
+  render(): string;
+  /** One family's text, without its final newline. */
+  renderOne(name: string): string;
+}
+
+/**
+ * The balancer's prom-client registry, with the per-member families written
+ * as text after prom-client's own (see the module comment). They are not in
+ * getMetricsAsJSON(); metrics() and getSingleMetricAsString() have them.
+ */
+export class BalancerMetricsRegistry extends PromRegistry {
+  private text: TextFamilies | null = null;
+
+  /** Sets the families written as text (once, by {@link balancerMetrics}). */
+  setTextFamilies(text: TextFamilies): void {
+    this.text = text;
+  }
+
+  override async metrics(): Promise<string> {
+    const base = await super.metrics();
+    return this.text === null ? base : `${base}\n${this.text.render()}`;
+  }
+
+  override async getSingleMetricAsString(name: string): Promise<string> {
+    if (this.text !== null && this.text.names.includes(name)) return this.text.renderOne(name);
+    return super.getSingleMetricAsString(name);
+  }
+}
+
+/** Where balancerMetrics warns that members were left out (a pino logger will do). */
+export interface MetricsLog {
+  warn(obj: object, msg: string): void;
+}
+
+/** Options of {@link balancerMetrics}. */
+export interface BalancerMetricsOptions {
+  /** Export Node's process metrics (default true). */
+  processMetrics?: boolean;
+  /** Members with per-member series (limits.maxMemberSeries; default {@link DEFAULT_MAX_MEMBER_SERIES}). */
+  maxMemberSeries?: number;
+  /** Warned (at most once per {@link MEMBER_SERIES_WARN_INTERVAL_MS}) while members are left out. */
+  log?: MetricsLog;
+  /** The wall clock (ms), for report ages and the warning's interval. */
+  nowMs?: () => number;
+}
+
 /** Creates the metrics of one balancer. */
-export function balancerMetrics(sources: MetricSources, options: { processMetrics?: boolean } = {}): PromRegistry {
-  const registry = new PromRegistry();
+export function balancerMetrics(sources: MetricSources, options: BalancerMetricsOptions = {}): BalancerMetricsRegistry {
+  const registry = new BalancerMetricsRegistry();
   const groups = () => sources.registry.groups.values();
+  const maxMemberSeries = options.maxMemberSeries ?? DEFAULT_MAX_MEMBER_SERIES;
+  const nowMs = options.nowMs ?? Date.now;
+
+  /** Members of each group with series: the first `maxMemberSeries` over the groups in order (O(groups)). */
+  const shownPerGroup = (): Map<Group, number> => {
+    const shown = new Map<Group, number>();
+    let left = maxMemberSeries;
+    for (const g of groups()) {
+      const n = Math.min(left, g.members.size);
+      shown.set(g, n);
+      left -= n;
+    }
+    return shown;
+  };
+  /** Each member's label string, built once (a member's group, id and address never change). */
+  const memberLabels = new WeakMap<Member, string>();
+  const labelsOf = (m: Member): string => {
+    let labels = memberLabels.get(m);
+    if (labels === undefined) {
+      labels = `{group="${escapeLabelValue(m.group)}",member="${escapeLabelValue(m.id)}",address="${escapeLabelValue(m.address)}"}`;
+      memberLabels.set(m, labels);
+    }
+    return labels;
+  };
+  let lastWarnAtMs = Number.NEGATIVE_INFINITY;
+  const renderFamilies = (families: readonly MemberSeries[]): string => {
+    const now = nowMs();
+    const shown = shownPerGroup();
+    let omitted = 0;
+    const parts: string[] = [];
+    for (const family of families) {
+      parts.push(`# HELP ${family.name} ${family.help}\n# TYPE ${family.name} gauge\n`);
+      for (const [g, n] of shown) {
+        let k = 0;
+        for (const m of g.members.values()) {
+          if (k++ >= n) break;
+          parts.push(`${family.name}${labelsOf(m)} ${formatValue(family.value(m, now))}\n`);
+        }
+      }
+    }
+    for (const [g, n] of shown) omitted += g.members.size - n;
+    if (omitted > 0 && now - lastWarnAtMs >= MEMBER_SERIES_WARN_INTERVAL_MS) {
+      lastWarnAtMs = now;
+      options.log?.warn({ omitted, maxMemberSeries }, `/metrics: ${omitted} member(s) have no per-member series (limits.maxMemberSeries=${maxMemberSeries}); rebind_member_series_omitted counts them by group`);
+    }
+    return parts.join('');
+  };
+  registry.setTextFamilies({
+    names: MEMBER_SERIES.map((f) => f.name),
+    render: () => renderFamilies(MEMBER_SERIES),
+    renderOne: (name) => renderFamilies(MEMBER_SERIES.filter((f) => f.name === name)).replace(/\n$/, ''),
+  });
+  new Gauge({
+    name: 'rebind_member_series_omitted',
+    help: 'Members of the group without per-member series on /metrics (rebind_member_*): beyond limits.maxMemberSeries over all groups',
+    labelNames: ['group'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [g, n] of shownPerGroup()) this.set({ group: g.name }, g.members.size - n);
+    },
+  });
 
   new Gauge({
     name: 'rebind_group_info',
@@ -84,23 +244,60 @@ export function balancerMetrics(sources: MetricSources, options: { processMetric
     },
   });
 
-  const perMember = (name: string, help: string, value: (m: import('./member').Member) => number) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['group', 'member', 'address'],
+  new Gauge({
+    name: 'rebind_group_indexed_clients',
+    help: "Distinct clients with an entry on some member of the group (the group's client-to-members index)",
+    labelNames: ['group'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of groups()) this.set({ group: g.name }, g.indexedClients);
+    },
+  });
+
+  for (const spec of LEDGER_COUNTERS) {
+    new Counter({
+      name: spec.name,
+      help: spec.help,
+      labelNames: ['group'],
       registers: [registry],
       collect() {
         this.reset();
-        for (const g of groups()) for (const m of g.members.values()) this.set({ group: g.name, member: m.id, address: m.address }, value(m));
+        for (const g of groups()) this.inc({ group: g.name }, spec.value(g));
       },
     });
-  perMember('rebind_member_load', "Member's latest reported load, in its group's metric (raw)", (m) => m.rawLoad);
-  perMember('rebind_member_dampened_load', "Member's dampened load, the value strategies decide on", (m) => m.load);
-  perMember('rebind_member_calls_per_second', 'Calls per second the member served in its last report interval', (m) => m.latest?.callsPerS ?? 0);
-  perMember('rebind_member_in_flight', 'Calls in flight at the member at its last report', (m) => m.latest?.inFlight ?? 0);
-  perMember('rebind_member_clients', 'Movable (direct) clients the member reported', (m) => m.clients.size);
-  perMember('rebind_member_last_report_age_seconds', "Seconds since the member's last load report (or its attachment)", (m) => Math.max(0, (Date.now() - m.lastReportAtMs) / 1000));
+  }
+
+  // The caller-identity (user-agent) cache is per process: these are the process's figures.
+  new Counter({
+    name: 'rebind_caller_cache_lookups_total',
+    help: "Lookups of plain callers' user-agents in the caller-identity cache (this process), by result: hit or miss (parsed)",
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const stats = callerCacheStats();
+      this.inc({ result: 'hit' }, stats.hits);
+      this.inc({ result: 'miss' }, stats.misses);
+    },
+  });
+  new Counter({
+    name: 'rebind_caller_cache_clears_total',
+    help: 'Times the caller-identity cache (this process) was cleared because it held its bound of distinct user-agents',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(callerCacheStats().clears);
+    },
+  });
+  new Gauge({
+    name: 'rebind_caller_cache_entries',
+    help: 'User-agents in the caller-identity cache (this process)',
+    registers: [registry],
+    collect() {
+      this.set(callerCacheStats().size);
+    },
+  });
 
   new Gauge({
     name: 'rebind_bindings',

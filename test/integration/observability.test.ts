@@ -173,6 +173,21 @@ describe('Prometheus metrics', () => {
     expect(metrics.get('rebind_control_reconnects_total{group="echo"}')).toBe(1);
   });
 
+  it('limits.maxMemberSeries bounds the per-member series served at /metrics; the left-out members are counted', async () => {
+    const balancer = await startBalancer([{ name: 'echo', reportIntervalMs: 100 }], { limits: { maxMemberSeries: 1 } });
+    cleanups.push(() => balancer.stop());
+    for (const name of ['A', 'B', 'C']) {
+      const r = await startReplica(balancer, name);
+      cleanups.push(() => stopReplica(r));
+    }
+    const group = balancer.registry.groups.get('echo')!;
+    await waitFor(() => group.members.size === 3, 5000, 10, 'three members');
+    const metrics = await scrape(balancer);
+    const first = [...group.members.values()][0]!;
+    expect([...metrics.keys()].filter((k) => k.startsWith('rebind_member_load{'))).toEqual([`rebind_member_load{group="echo",member="${first.id}",address="${first.address}"}`]);
+    expect(metrics.get('rebind_member_series_omitted{group="echo"}')).toBe(2);
+  });
+
   it('a balancer with adminListen null has no admin port', async () => {
     const balancer = await startBalancer([{ name: 'echo' }], { adminListen: null });
     cleanups.push(() => balancer.stop());

@@ -51,6 +51,8 @@ describe('balancer configuration', () => {
   it.each([
     [{ listen: 'nope' }, 'listen: address "nope" is not of the form host:port'],
     [{ controlListen: 5 }, 'controlListen is 5; it must be a host:port string'],
+    [{ limits: { maxMemberSeries: -1 } }, 'limits.maxMemberSeries is -1; it must be an integer >= 0 and <= 100000 (members)'],
+    [{ limits: { maxMemberSeries: 1.5 } }, 'limits.maxMemberSeries is 1.5; it must be an integer >= 0 and <= 100000 (members)'],
     [{ groups: {} }, 'groups must be an array'],
     [{ groups: [{}] }, 'groups[0].name is undefined'],
     [{ groups: [{ name: 'a' }, { name: 'a' }] }, 'groups[1].name "a" is listed twice'],
