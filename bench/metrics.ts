@@ -81,7 +81,7 @@ function report(index: number) {
 }
 
 /** One balancer's registry with `members` attached and reported, `clients` bound, and its metrics registry. */
-function build(impl: Impl, members: number, clients: number) {
+function build(impl: Impl, members: number, clients: number, maxMemberSeries: number | undefined, processMetrics: boolean) {
   let now = 1_000_000;
   const parsed = impl.parseBalancerConfig({
     listen: '127.0.0.1:0',
@@ -108,7 +108,7 @@ function build(impl: Impl, members: number, clients: number) {
     now += 0.01;
     group.ledger.bound(`bench-${c}-client`, ids[c % ids.length]!, now);
   }
-  const metrics = impl.balancerMetrics({ registry, refusals: new Map() }, { processMetrics: false });
+  const metrics = impl.balancerMetrics({ registry, refusals: new Map() }, { processMetrics, ...(maxMemberSeries !== undefined ? { maxMemberSeries } : {}) } as never);
   return { registry, metrics, keep: calls };
 }
 
@@ -126,9 +126,11 @@ async function main(): Promise<void> {
     .option('--members <list>', 'member counts', '1000,10000')
     .option('--clients <n>', 'clients in the ledger', '100000')
     .option('--rounds <n>', 'scrapes per copy and member count (medians reported)', '9')
+    .option('--max-member-series <n>', "the new code's limits.maxMemberSeries (default: its default; the old code has none)")
+    .option('--process-metrics', "with prom-client's process metrics (the same cost whatever the fleet)")
     .option('--out <file>', 'write the markdown table there')
     .parse()
-    .opts<{ compare?: string; members: string; clients: string; rounds: string; out?: string }>();
+    .opts<{ compare?: string; members: string; clients: string; rounds: string; out?: string; maxMemberSeries?: string; processMetrics?: boolean }>();
   const impls: Impl[] = [];
   if (opts.compare !== undefined) impls.push(loadImpl('old', opts.compare));
   impls.push(loadImpl('new', path.join(__dirname, '..', 'src')));
@@ -136,7 +138,7 @@ async function main(): Promise<void> {
   const rounds = Number(opts.rounds);
   const rows: { members: number; ms: Record<string, number>; bytes: Record<string, number>; lines: Record<string, number> }[] = [];
   for (const members of opts.members.split(',').map(Number)) {
-    const built = impls.map((impl) => build(impl, members, clients));
+    const built = impls.map((impl) => build(impl, members, clients, opts.maxMemberSeries === undefined ? undefined : Number(opts.maxMemberSeries), opts.processMetrics === true));
     const samples = impls.map(() => [] as number[]);
     const bytes: Record<string, number> = {};
     const lines: Record<string, number> = {};
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
   const labels = impls.map((i) => i.label);
   const ratio = (r: Record<string, number>) => (r['old'] !== undefined && r['new'] !== undefined ? ` ${Math.round((r['new'] / r['old']) * 1000) / 1000} |` : '');
   const md = [
-    `\`npx tsx bench/metrics.ts${opts.compare !== undefined ? ' --compare <old src>' : ''}\` — one render of /metrics (process metrics off), ${clients} clients in the ledger; medians of ${rounds} scrapes${labels.length > 1 ? ', old and new alternating' : ''}. ${machine().cpus} cores.`,
+    `\`npx tsx bench/metrics.ts${opts.compare !== undefined ? ' --compare <old src>' : ''}${opts.maxMemberSeries !== undefined ? ` --max-member-series ${opts.maxMemberSeries}` : ''}${opts.processMetrics === true ? ' --process-metrics' : ''}\` — one render of /metrics (process metrics ${opts.processMetrics === true ? 'on' : 'off'}${opts.maxMemberSeries !== undefined ? `, new code's maxMemberSeries ${opts.maxMemberSeries}` : ''}), ${clients} clients in the ledger; medians of ${rounds} scrapes${labels.length > 1 ? ', old and new alternating' : ''}. ${machine().cpus} cores.`,
     '',
     `| members | ${labels.map((l) => `${l} ms`).join(' | ')}${labels.length > 1 ? ' | new/old' : ''} | ${labels.map((l) => `${l} bytes`).join(' | ')} | ${labels.map((l) => `${l} series`).join(' | ')} |`,
     `| ---: | ${labels.map(() => '---:').join(' | ')}${labels.length > 1 ? ' | ---:' : ''} | ${labels.map(() => '---:').join(' | ')} | ${labels.map(() => '---:').join(' | ')} |`,
