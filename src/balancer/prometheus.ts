@@ -86,7 +86,7 @@ export function escapeLabelValue(value: string): string {
   return value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
 }
 
-/** A sample value as the text format writes it (prom-client's spelling of the non-finite ones). */
+/** A sample value as the text format writes it (NaN, +Inf, -Inf for the non-finite ones). */
 function formatValue(value: number): string {
   if (Number.isNaN(value)) return 'NaN';
   if (value === Number.POSITIVE_INFINITY) return '+Inf';

@@ -54,12 +54,14 @@ function value(text: string, series: string): number | undefined {
 /**
  * Prometheus text exposition format 0.0.4, line by line: comments (HELP and
  * TYPE, once per family, TYPE before its samples), samples with well-formed
- * names, quoted and escaped label values, and a float value; each series once.
+ * names, quoted and escaped label values, and a float value (NaN in any
+ * case, as Prometheus's parser takes it: prom-client writes "Nan"); each
+ * series once.
  */
 function expectValidExposition(text: string): void {
   const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
   const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"';
-  const sample = new RegExp(`^(${NAME})(\\{(?:${LABEL}(?:,${LABEL})*)?,?\\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$`);
+  const sample = new RegExp(`^(${NAME})(\\{(?:${LABEL}(?:,${LABEL})*)?,?\\})? (-?[0-9.eE+-]+|[Nn]a[Nn]|[+-]Inf)$`);
   const help = new RegExp(`^# HELP (${NAME}) .*$`);
   const type = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`);
   expect(text.endsWith('\n')).toBe(true);
@@ -91,7 +93,8 @@ describe('per-member series are bounded by limits.maxMemberSeries', () => {
   it('25 members, cap 10: each per-member family has 10 series, the omitted gauge says 15, one warning per minute', async () => {
     const registry = setup({ g: 25 });
     const warnings: unknown[] = [];
-    const metrics = balancerMetrics({ registry, refusals: new Map() }, { processMetrics: false, maxMemberSeries: 10, log: { warn: (...args: unknown[]) => warnings.push(args) } });
+    let now = 1_000_000;
+    const metrics = balancerMetrics({ registry, refusals: new Map() }, { processMetrics: false, maxMemberSeries: 10, nowMs: () => now, log: { warn: (...args: unknown[]) => warnings.push(args) } });
     const text = await metrics.metrics();
     expectValidExposition(text);
     for (const name of PER_MEMBER) expect(samples(text, name), name).toHaveLength(10);
@@ -99,13 +102,21 @@ describe('per-member series are bounded by limits.maxMemberSeries', () => {
     // The members shown are the first attached, their labels as before.
     const first = [...registry.groups.get('g')!.members.values()][0]!;
     expect(value(text, `rebind_member_clients{group="g",member="${first.id}",address="10.0.0.0:7000"}`)).toBe(0);
+    now += 59_999;
     await metrics.metrics();
     expect(warnings).toHaveLength(1);
+    now += 1;
+    await metrics.metrics();
+    expect(warnings).toHaveLength(2);
+    // One family alone (prom-client's per-metric read) is bounded too.
+    expect((await metrics.getSingleMetricAsString('rebind_member_load')).split('\n').filter((l) => !l.startsWith('#'))).toHaveLength(10);
   });
 
   it('the cap is shared by the groups, in order: 8 + 8 members, cap 10: all of the first group, 2 of the second', async () => {
     const registry = setup({ a: 8, b: 8 });
-    const text = await balancerMetrics({ registry, refusals: new Map() }, { processMetrics: false, maxMemberSeries: 10 }).metrics();
+    // With prom-client's process metrics: the whole exposition, theirs and ours, is valid.
+    const text = await balancerMetrics({ registry, refusals: new Map() }, { processMetrics: true, maxMemberSeries: 10 }).metrics();
+    expect(text).toContain('process_cpu_user_seconds_total');
     expectValidExposition(text);
     expect(samples(text, 'rebind_member_load').filter((l) => l.includes('group="a"'))).toHaveLength(8);
     expect(samples(text, 'rebind_member_load').filter((l) => l.includes('group="b"'))).toHaveLength(2);
