@@ -805,8 +805,10 @@ export class H2Connection implements FrameSink {
       return;
     }
     if (sid <= this.lastStreamId) {
-      // A stream we closed or reset may still get the peer's trailers: ignored.
-      return;
+      // A stream we closed or reset may still get the peer's trailers (END_STREAM): ignored.
+      // Anything else is a new stream with a non-increasing id (RFC 9113 §5.1.1).
+      if (endStream) return;
+      throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, `stream id ${sid} not above ${this.lastStreamId}`);
     }
     this.lastStreamId = sid;
     if (this.goawaySent || this.state === State.Dead) return;
