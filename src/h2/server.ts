@@ -370,6 +370,8 @@ export class H2Connection implements FrameSink {
   private recvWindow: number;
   private recvUnacked = 0;
   private blockedStreams: H2Stream[] = [];
+  /** Queued output (ours + the socket's) above which DATA waits: a quarter of the output bound. */
+  private readonly dataHighWaterBytes: number;
 
   private out: Buffer[] = [];
   private outBytes = 0;
@@ -407,10 +409,12 @@ export class H2Connection implements FrameSink {
     this.reader = new FrameReader(this, MIN_MAX_FRAME_SIZE_BYTES);
     this.decoder = new HpackDecoder(this.opts.headerTableSizeBytes, this.opts.maxHeaderListSizeBytes);
     this.recvWindow = this.opts.connectionWindowSizeBytes;
+    this.dataHighWaterBytes = this.opts.maxQueuedOutputBytes >>> 2;
     counters.connectionsAccepted++;
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('error', () => this.destroy());
     socket.on('close', () => this.onSocketClose());
+    socket.on('drain', () => this.unblockStreams());
     socket.on('end', () => this.onSocketEnd());
     this.handshakeTimer = setTimeout(() => {
       this.counters.handshakeTimeouts++;
@@ -610,14 +614,7 @@ export class H2Connection implements FrameSink {
       if (inc === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
       if (this.sendWindow + inc > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window overflow');
       this.sendWindow += inc;
-      if (this.blockedStreams.length > 0) {
-        const list = this.blockedStreams;
-        this.blockedStreams = [];
-        for (const s of list) {
-          s.blocked = false;
-          if (!s.closed) this.pump(s);
-        }
-      }
+      this.unblockStreams();
       return;
     }
     const s = this.streams.get(sid);
@@ -940,12 +937,36 @@ export class H2Connection implements FrameSink {
     this.pump(s);
   }
 
-  /** Sends what the windows allow of a stream's pending output; then its END_STREAM. */
+  /** Retries streams held back by the connection window or a backed-up socket. */
+  private unblockStreams(): void {
+    if (this.blockedStreams.length === 0 || this.state === State.Dead) return;
+    const list = this.blockedStreams;
+    this.blockedStreams = [];
+    for (const s of list) {
+      s.blocked = false;
+      if (!s.closed) this.pump(s);
+    }
+  }
+
+  /**
+   * Sends what the windows allow of a stream's pending output; then its
+   * END_STREAM. DATA is also held back while the connection's queued output
+   * is at its high-water mark, so a slow reader with large windows backs up
+   * into the streams (write() returning false) rather than into the
+   * connection's output bound, which is for control frames.
+   */
   private pump(s: H2Stream): void {
     const q = s.pending;
     while (q !== null && s.pendingBytes > 0) {
       let allow = s.sendWindow < this.sendWindow ? s.sendWindow : this.sendWindow;
       if (allow <= 0) break;
+      if (this.outBytes + this.socket.writableLength >= this.dataHighWaterBytes) {
+        if (!s.blocked) {
+          s.blocked = true;
+          this.blockedStreams.push(s);
+        }
+        break;
+      }
       if (allow > this.peerMaxFrameSize) allow = this.peerMaxFrameSize;
       const c = q[0]!;
       const left = c.length - s.pendingOff;
@@ -965,7 +986,7 @@ export class H2Connection implements FrameSink {
       if (this.state === State.Dead) return;
     }
     if (s.pendingBytes > 0) {
-      if (this.sendWindow <= 0 && !s.blocked) {
+      if (this.sendWindow <= 0 && s.sendWindow > 0 && !s.blocked) {
         s.blocked = true;
         this.blockedStreams.push(s);
       }
@@ -1085,6 +1106,7 @@ export class H2Connection implements FrameSink {
     }
     this.out = [];
     this.outBytes = 0;
+    if (this.blockedStreams.length > 0 && this.socket.writableLength < this.dataHighWaterBytes) this.unblockStreams();
     if (this.ending && !this.socket.destroyed) {
       this.socket.end();
       const t = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);

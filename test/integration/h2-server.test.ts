@@ -120,6 +120,46 @@ describe('H2 server with a node:http2 client', () => {
     expect(r.trailers?.['x-received']).toBe(String(REQ));
   });
 
+  it('backs a slow reader with large windows up into the stream (write() false, onDrain), not into the output bound', async () => {
+    const RES = 8 * 1024 * 1024;
+    let drains = 0;
+    const { server, url } = await start(
+      (s) => {
+        s.respond({ ':status': 200 });
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < RES) {
+            sent += 65536;
+            if (!s.write(Buffer.alloc(65536, 1))) {
+              drains++;
+              s.onDrain = pump;
+              return;
+            }
+          }
+          s.end({ 'grpc-status': '0' });
+        };
+        pump();
+      },
+      { maxQueuedOutputBytes: 256 * 1024 },
+    );
+    const session = connect(url, { settings: { initialWindowSize: 16 * 1024 * 1024 } } as http2.SecureClientSessionOptions);
+    await new Promise<void>((r) => session.once('connect', () => r()));
+    session.setLocalWindowSize(32 * 1024 * 1024);
+    const len = await new Promise<number>((resolve) => {
+      const req = session.request({ ':path': '/slow-reader', ':method': 'POST' });
+      let n = 0;
+      req.pause();
+      setTimeout(() => req.resume(), 500);
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('error', () => {});
+      req.on('close', () => resolve(n));
+      req.end();
+    });
+    expect(len).toBe(RES);
+    expect(server.counters.outputOverflows).toBe(0);
+    expect(drains).toBeGreaterThan(0);
+  });
+
   it('sends trailers after data, and Trailers-Only from a pre-encoded block reused on many streams', async () => {
     const forward = H2Headers.encode({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'moved' });
     const { url } = await start((s) => {
