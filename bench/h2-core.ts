@@ -13,11 +13,14 @@
  *     connections opened (preface + SETTINGS, ACKed), RSS / heap / external
  *     deltas after two full GCs, divided by N.
  *
- * Run: npx tsx bench/h2-core.ts [--quick]
+ * Run: npx tsx bench/h2-core.ts [--quick] [--mem-only]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { CLIENT_PREFACE, Flag, FrameReader, FrameType, SETTINGS_ACK_FRAME, settingsFrame, writeFrameHeader, type FrameSink } from '../src/h2/frames.js';
@@ -134,8 +137,6 @@ function loadRole(): void {
         for (let i = 0; i < n; i += 100) {
           const batch = Array.from({ length: Math.min(100, n - i) }, () => new LoadConn(m['port'] as number));
           await Promise.all(batch.map((c) => c.ready));
-          // Flush the SETTINGS ACKs.
-          for (const c of batch) c.sock.write(SETTINGS_ACK_FRAME);
           idle.push(...batch);
         }
         process.send!({ id: m.id });
@@ -152,11 +153,49 @@ function loadRole(): void {
 // ---------------------------------------------------------------------------
 // Memory server role.
 
+/**
+ * Sum of self sizes in a V8 heap snapshot, with native allocations the
+ * snapshot attributes (nghttp2_memory: nghttp2's own buffers, which RSS shows
+ * only once their pages are touched) counted separately.
+ */
+function snapshotTotals(): { totalBytes: number; nghttp2Bytes: number } {
+  const file = v8.writeHeapSnapshot(path.join(os.tmpdir(), `h2-core-${process.pid}.heapsnapshot`));
+  const snap = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    snapshot: { meta: { node_fields: string[] } };
+    nodes: number[];
+    strings: string[];
+  };
+  fs.unlinkSync(file);
+  const fields = snap.snapshot.meta.node_fields;
+  const width = fields.length;
+  const nameAt = fields.indexOf('name');
+  const sizeAt = fields.indexOf('self_size');
+  let totalBytes = 0;
+  let nghttp2Bytes = 0;
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    const size = snap.nodes[i + sizeAt]!;
+    totalBytes += size;
+    if (snap.strings[snap.nodes[i + nameAt]!] === 'Node / nghttp2_memory') nghttp2Bytes += size;
+  }
+  return { totalBytes, nghttp2Bytes };
+}
+
 function memServerRole(): void {
   const kind = argv[argv.indexOf('--kind') + 1];
   let port = 0;
   const ready = new Promise<void>((resolve) => {
-    if (kind === 'node') {
+    if (kind === 'net') {
+      // The floor: a plain socket that answers the preface with an empty SETTINGS.
+      const s = net.createServer((sock) => {
+        sock.once('data', () => sock.write(settingsFrame([])));
+        sock.on('data', () => {});
+        sock.on('error', () => {});
+      });
+      s.listen(0, '127.0.0.1', () => {
+        port = (s.address() as net.AddressInfo).port;
+        resolve();
+      });
+    } else if (kind === 'node') {
       const s = http2.createServer();
       s.on('stream', (st) => st.respond({ ':status': 200 }, { endStream: true }));
       s.listen(0, '127.0.0.1', () => {
@@ -177,7 +216,7 @@ function memServerRole(): void {
       else if (m.cmd === 'mem') {
         gc();
         gc();
-        process.send!({ id: m.id, mem: process.memoryUsage() });
+        process.send!({ id: m.id, mem: process.memoryUsage(), snapshot: m['snapshot'] === true ? snapshotTotals() : null });
       }
     });
   });
@@ -212,7 +251,7 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const ROUNDS = QUICK ? 4 : 8;
+  const ROUNDS = argv.includes("--mem-only") ? 0 : QUICK ? 4 : 8;
   const COUNT = QUICK ? 20_000 : 60_000;
   const CONNECTIONS = 4;
   const INFLIGHT = 32;
@@ -246,24 +285,34 @@ async function main(): Promise<void> {
   }
   nodeServer.close();
   h2.destroy();
+  if (ROUNDS === 0) console.log('(--mem-only: CPU rounds skipped)');
   const n = median(perAnswer.node);
   const h = median(perAnswer.h2);
-  console.log(`server CPU per Trailers-Only answer (${ROUNDS} ABBA rounds of ${COUNT}, ${CONNECTIONS} connections x ${INFLIGHT} in flight):`);
-  console.log(`  node:http2  median ${n.toFixed(2)} us  (rounds ${perAnswer.node.map((x) => x.toFixed(1)).join(' ')})  ${median(rate.node).toFixed(0)} answers/s`);
-  console.log(`  src/h2      median ${h.toFixed(2)} us  (rounds ${perAnswer.h2.map((x) => x.toFixed(1)).join(' ')})  ${median(rate.h2).toFixed(0)} answers/s`);
-  console.log(`  ratio h2/node ${(h / n).toFixed(3)}`);
+  if (ROUNDS > 0) console.log(`server CPU per Trailers-Only answer (${ROUNDS} ABBA rounds of ${COUNT}, ${CONNECTIONS} connections x ${INFLIGHT} in flight):`);
+  if (ROUNDS > 0) console.log(`  node:http2  median ${n.toFixed(2)} us  (rounds ${perAnswer.node.map((x) => x.toFixed(1)).join(' ')})  ${median(rate.node).toFixed(0)} answers/s`);
+  if (ROUNDS > 0) console.log(`  src/h2      median ${h.toFixed(2)} us  (rounds ${perAnswer.h2.map((x) => x.toFixed(1)).join(' ')})  ${median(rate.h2).toFixed(0)} answers/s`);
+  if (ROUNDS > 0) console.log(`  ratio h2/node ${(h / n).toFixed(3)}`);
 
   // --- memory per idle connection ---
-  for (const kind of ['node', 'h2'] as const) {
+  for (const kind of ['net', 'node', 'h2'] as const) {
     const server = spawnRole(['--role', 'mem-server', '--kind', kind]);
     const port = (await ask(server, { cmd: 'port' }))['port'] as number;
     const before = (await ask(server, { cmd: 'mem' }))['mem'] as NodeJS.MemoryUsage;
     await ask(load, { cmd: 'idle', port, n: IDLE });
     await new Promise((r) => setTimeout(r, 500));
     const after = (await ask(server, { cmd: 'mem' }))['mem'] as NodeJS.MemoryUsage;
-    const per = (k: keyof NodeJS.MemoryUsage): string => ((after[k] - before[k]) / IDLE).toFixed(0);
-    console.log(`idle connection memory, ${kind === 'node' ? 'node:http2' : 'src/h2'} (${IDLE} connections): rss ${per('rss')} B, heapUsed ${per('heapUsed')} B, external ${per('external')} B per connection`);
+    // Heap snapshots after the RSS figures (parsing one grows RSS): with the connections, then without.
+    const snapAfter = (await ask(server, { cmd: 'mem', snapshot: true }))['snapshot'] as { totalBytes: number; nghttp2Bytes: number };
     await ask(load, { cmd: 'closeIdle' });
+    await new Promise((r) => setTimeout(r, 500));
+    const snapBefore = (await ask(server, { cmd: 'mem', snapshot: true }))['snapshot'] as { totalBytes: number; nghttp2Bytes: number };
+    const per = (k: keyof NodeJS.MemoryUsage): string => ((after[k] - before[k]) / IDLE).toFixed(0);
+    const snapPer = ((snapAfter.totalBytes - snapBefore.totalBytes) / IDLE).toFixed(0);
+    const ngPer = ((snapAfter.nghttp2Bytes - snapBefore.nghttp2Bytes) / IDLE).toFixed(0);
+    console.log(
+      `idle connection memory, ${kind === 'node' ? 'node:http2' : kind === 'net' ? 'net.Socket only (floor)' : 'src/h2'} (${IDLE} connections): ` +
+        `rss ${per('rss')} B, heapUsed ${per('heapUsed')} B, external ${per('external')} B, heap snapshot ${snapPer} B (of which nghttp2_memory ${ngPer} B) per connection`,
+    );
     server.kill();
   }
   load.kill();

@@ -91,7 +91,8 @@ export interface FrameSink {
  * than `maxFrameSizeBytes` is a FRAME_SIZE_ERROR before any of it is buffered.
  */
 export class FrameReader {
-  private readonly hdr = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  /** A frame header split across chunks (allocated on first need: most connections never split one). */
+  private hdr: Buffer | null = null;
   private hdrFill = 0;
   private partial: Buffer | null = null;
   private partialFill = 0;
@@ -128,12 +129,12 @@ export class FrameReader {
     if (this.hdrFill > 0) {
       const want = FRAME_HEADER_BYTES - this.hdrFill;
       const take = want < n - off ? want : n - off;
-      chunk.copy(this.hdr, this.hdrFill, off, off + take);
+      const h = this.hdr!;
+      chunk.copy(h, this.hdrFill, off, off + take);
       this.hdrFill += take;
       off += take;
       if (this.hdrFill < FRAME_HEADER_BYTES) return;
       this.hdrFill = 0;
-      const h = this.hdr;
       const len = (h[0]! << 16) | (h[1]! << 8) | h[2]!;
       const type = h[3]!;
       const flags = h[4]!;
@@ -164,6 +165,7 @@ export class FrameReader {
       if (this.stopped) return;
     }
     if (off < n) {
+      if (this.hdr === null) this.hdr = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
       chunk.copy(this.hdr, 0, off, n);
       this.hdrFill = n - off;
     }

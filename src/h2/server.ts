@@ -105,9 +105,13 @@ function intIn(opts: H2Options, field: keyof H2Options, def: number, min: number
   return v;
 }
 
+/** Options objects returned by resolveH2Options: connections share them instead of copying. */
+const resolvedOptions = new WeakSet<object>();
+
 /** Validates options and fills defaults. @throws RangeError naming the field and range. */
 export function resolveH2Options(opts: H2Options = {}): ResolvedOptions {
-  return {
+  if (resolvedOptions.has(opts)) return opts as ResolvedOptions;
+  const resolved: ResolvedOptions = {
     maxConcurrentStreams: intIn(opts, 'maxConcurrentStreams', DEFAULT_MAX_CONCURRENT_STREAMS, 1, 2 ** 31 - 1),
     initialWindowSizeBytes: intIn(opts, 'initialWindowSizeBytes', DEFAULT_INITIAL_WINDOW_SIZE_BYTES, DEFAULT_WINDOW_BYTES, MAX_WINDOW_BYTES),
     connectionWindowSizeBytes: intIn(opts, 'connectionWindowSizeBytes', DEFAULT_CONNECTION_WINDOW_SIZE_BYTES, DEFAULT_WINDOW_BYTES, MAX_WINDOW_BYTES),
@@ -124,6 +128,8 @@ export function resolveH2Options(opts: H2Options = {}): ResolvedOptions {
     handshakeTimeoutMs: intIn(opts, 'handshakeTimeoutMs', DEFAULT_HANDSHAKE_TIMEOUT_MS, 1, 3_600_000),
     idleTimeoutMs: intIn(opts, 'idleTimeoutMs', DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31 - 1),
   };
+  resolvedOptions.add(resolved);
+  return resolved;
 }
 
 // ---------------------------------------------------------------------------
