@@ -189,6 +189,30 @@ export const H2Headers = {
 
 const EMPTY = Buffer.alloc(0);
 
+/** RFC 9113 §8.2.1: a regular field name is lower-case visible ASCII without ':' (token characters in practice). */
+function validFieldName(name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    const c = name.charCodeAt(k);
+    if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a) || c === 0x3a) return false;
+  }
+  return true;
+}
+
+/** RFC 9113 §8.2.1: no NUL, CR or LF in a value, and no leading or trailing space or tab. */
+function validFieldValue(v: string): boolean {
+  const n = v.length;
+  if (n === 0) return true;
+  let c = v.charCodeAt(0);
+  if (c === 0x20 || c === 0x09) return false;
+  c = v.charCodeAt(n - 1);
+  if (c === 0x20 || c === 0x09) return false;
+  for (let k = 0; k < n; k++) {
+    c = v.charCodeAt(k);
+    if (c === 0x00 || c === 0x0a || c === 0x0d) return false;
+  }
+  return true;
+}
+
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 // ---------------------------------------------------------------------------
@@ -854,6 +878,7 @@ export class H2Connection implements FrameSink {
       if (name.charCodeAt(0) === 58) {
         if (regular) return false;
         const v = list[i + 1]!;
+        if (!validFieldValue(v)) return false;
         if (name === ':method') {
           if (method !== undefined) return false;
           method = v;
@@ -872,12 +897,11 @@ export class H2Connection implements FrameSink {
         continue;
       }
       regular = true;
-      for (let k = 0; k < name.length; k++) {
-        const c = name.charCodeAt(k);
-        if (c >= 65 && c <= 90) return false; // upper case
-      }
+      if (!validFieldName(name)) return false;
       if (CONNECTION_HEADERS.has(name)) return false;
-      if (name === 'te' && list[i + 1] !== 'trailers') return false;
+      const value = list[i + 1]!;
+      if (!validFieldValue(value)) return false;
+      if (name === 'te' && value !== 'trailers') return false;
     }
     if (method === undefined || path === undefined || scheme === undefined) return false;
     s.method = method;

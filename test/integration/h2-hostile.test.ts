@@ -320,6 +320,36 @@ describe('H2 server against hostile peers', () => {
     expect(server.counters.idleTimeouts).toBe(1);
   });
 
+  it('refuses malformed requests with RST_STREAM PROTOCOL_ERROR and keeps the connection', async () => {
+    const { server, port } = await start();
+    const c = await open(port);
+    const base: [string, string][] = [
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', '/x'],
+    ];
+    const bad: [string, string][][] = [
+      [...base, ['x-crlf', 'a\r\nb']],
+      [...base, ['x-nul', 'a\u0000b']],
+      [...base, ['x-space', ' padded']],
+      [...base, ['connection', 'keep-alive']],
+      [...base, ['te', 'gzip']],
+      [[':method', 'POST'], [':scheme', 'http']],
+      [[':method', 'POST'], ['x-a', 'b'], [':scheme', 'http'], [':path', '/x']],
+      [...base, [':status', '200']],
+      [...base, ['bad name', 'v']],
+    ];
+    const blocks = bad.map((list) => HpackEncoder.encode(list));
+    // The encoder lower-cases names: an upper-case one is written by hand (literal, new name).
+    blocks.push(Buffer.concat([HpackEncoder.encode(base), Buffer.from([0x00, 7]), Buffer.from('X-Upper'), Buffer.from([1]), Buffer.from('v')]));
+    bad.push([...base, ['X-Upper', 'v']]);
+    c.send(...blocks.map((block, i) => headers(1 + 2 * i, block)));
+    for (let i = 0; i < bad.length; i++) expect(await c.rstCode(1 + 2 * i), JSON.stringify(bad[i])).toBe(ErrorCode.PROTOCOL_ERROR);
+    expect(server.counters.malformedRequests).toBe(bad.length);
+    c.send(headers(1 + 2 * bad.length, REQUEST()));
+    await c.waitFor((f) => f.type === FrameType.HEADERS && f.sid === 1 + 2 * bad.length);
+  });
+
   it('validates options, naming the field and the range', () => {
     expect(() => createH2Server({ maxConcurrentStreams: 0 }, () => {})).toThrow(/maxConcurrentStreams must be an integer in \[1, /);
     expect(() => createH2Server({ initialWindowSizeBytes: 1000 }, () => {})).toThrow(/initialWindowSizeBytes .*\[65535, 2147483647\]/);

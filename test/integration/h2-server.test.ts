@@ -275,6 +275,25 @@ describe('H2 server with a grpc-js client', () => {
 
   const id = (b: Buffer): Buffer => b;
 
+  it('a Trailers-Only answer sent on HEADERS, before the request body (the bind path), reaches grpc-js as that status', async () => {
+    const moved = H2Headers.encode({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'forward to 10.0.0.7:50051' });
+    const { server, url } = await start((s) => s.respond(moved, { endStream: true }));
+    const client = new grpc.Client(url.replace('http://', ''), grpc.credentials.createInsecure());
+    try {
+      for (let i = 0; i < 20; i++) {
+        const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+          client.makeUnaryRequest('/echo.Echo/Say', id, id, Buffer.alloc(1000, 1), (e) => resolve(e)),
+        );
+        expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+        expect(err?.details).toBe('forward to 10.0.0.7:50051');
+      }
+      expect(server.stats().openStreams).toBe(0);
+      expect(server.counters.goawayByCode).toEqual({});
+    } finally {
+      client.close();
+    }
+  });
+
   it('answers unary and bidi-streaming calls, with keepalive pings on', async () => {
     const { server, url } = await start(grpcEcho);
     const client = new grpc.Client(url.replace('http://', ''), grpc.credentials.createInsecure(), {
