@@ -355,6 +355,11 @@ export class H2Stream {
     this.connection.resetStream(this, code);
   }
 
+  /** Request body bytes received but not yet delivered (paused, or no read() yet): at most the stream window. */
+  get bufferedInputBytes(): number {
+    return this.inQueuedBytes;
+  }
+
   /** Unsent response bytes held by this stream. */
   get bufferedBytes(): number {
     return this.pendingBytes;

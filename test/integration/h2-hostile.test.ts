@@ -270,6 +270,24 @@ describe('H2 server against hostile peers', () => {
     expect(await c.goawayCode()).toBe(ErrorCode.FLOW_CONTROL_ERROR);
   });
 
+  it('RST_STREAM FLOW_CONTROL_ERROR for DATA beyond the stream window', async () => {
+    const { port } = await start({ initialWindowSizeBytes: 65535, connectionWindowSizeBytes: 1 << 20 });
+    const c = await open(port);
+    const chunk = frame(FrameType.DATA, 0, 1, Buffer.alloc(16384));
+    // 5 x 16384 > 65535 (nothing is read: the handler holds the stream without read()).
+    c.send(headers(1, REQUEST('/hold'), Flag.END_HEADERS), chunk, chunk, chunk, chunk, chunk);
+    expect(await c.rstCode(1)).toBe(ErrorCode.FLOW_CONTROL_ERROR);
+    await stillServes(port);
+  });
+
+  it('GOAWAY FLOW_CONTROL_ERROR for DATA beyond the connection window', async () => {
+    const { port } = await start({ initialWindowSizeBytes: 1 << 20, connectionWindowSizeBytes: 65535 });
+    const c = await open(port);
+    const chunk = frame(FrameType.DATA, 0, 1, Buffer.alloc(16384));
+    c.send(headers(1, REQUEST('/hold'), Flag.END_HEADERS), chunk, chunk, chunk, chunk, chunk);
+    expect(await c.goawayCode()).toBe(ErrorCode.FLOW_CONTROL_ERROR);
+  });
+
   it('refuses streams above MAX_CONCURRENT_STREAMS with RST_STREAM REFUSED_STREAM', async () => {
     const { server, port, held } = await start({ maxConcurrentStreams: 2 });
     const c = await open(port);

@@ -160,6 +160,38 @@ describe('H2 server with a node:http2 client', () => {
     expect(drains).toBeGreaterThan(0);
   });
 
+  it('pause() holds the request body at no more than the stream window until resume()', async () => {
+    let stream!: H2Stream;
+    let got = 0;
+    let ended!: () => void;
+    const done = new Promise<void>((r) => (ended = r));
+    const { url } = await start(
+      (s) => {
+        stream = s;
+        s.pause();
+        s.read((chunk, end) => {
+          got += chunk.length;
+          if (end) {
+            s.respond({ ':status': 200 }, { endStream: true });
+            ended();
+          }
+        });
+      },
+      { initialWindowSizeBytes: 65535 },
+    );
+    const session = connect(url);
+    const req = session.request({ ':path': '/paused', ':method': 'POST' });
+    req.on('error', () => {});
+    req.end(Buffer.alloc(1024 * 1024, 9));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got).toBe(0);
+    expect(stream.bufferedInputBytes).toBeGreaterThan(0);
+    expect(stream.bufferedInputBytes).toBeLessThanOrEqual(65535);
+    stream.resume();
+    await done;
+    expect(got).toBe(1024 * 1024);
+  });
+
   it('sends trailers after data, and Trailers-Only from a pre-encoded block reused on many streams', async () => {
     const forward = H2Headers.encode({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5', 'grpc-message': 'moved' });
     const { url } = await start((s) => {
