@@ -399,36 +399,87 @@ export class HpackDecoder {
 /** Header input accepted by the encoder: an object (array values repeat the field) or a flat/pair list. */
 export type HeadersInit = Readonly<Record<string, string | number | readonly string[] | undefined>> | readonly (readonly [string, string])[];
 
-const STATIC_FULL = new Map<string, number>();
+/** Static entries with a value, by name then value (:method, :path, :scheme, :status, accept-encoding). */
+const STATIC_NAME_VALUE = new Map<string, Map<string, number>>();
+/** First static entry of each name. */
 const STATIC_NAME = new Map<string, number>();
 for (let i = STATIC_COUNT; i >= 1; i--) {
   const [n, v] = STATIC_TABLE[i]!;
-  STATIC_FULL.set(`${n}\0${v}`, i);
   STATIC_NAME.set(n, i);
+  if (v !== '') {
+    let m = STATIC_NAME_VALUE.get(n);
+    if (m === undefined) STATIC_NAME_VALUE.set(n, (m = new Map()));
+    m.set(v, i);
+  }
 }
 
-function pushInt(out: number[], prefixByte: number, prefixBits: number, v: number): void {
+// The encoder writes into one scratch buffer and copies the result out: no per-field allocation.
+let encBuf = Buffer.allocUnsafe(4096);
+let encPos = 0;
+
+function encEnsure(n: number): void {
+  if (encPos + n <= encBuf.length) return;
+  const b = Buffer.allocUnsafe(Math.max(encBuf.length * 2, encPos + n));
+  encBuf.copy(b, 0, 0, encPos);
+  encBuf = b;
+}
+
+function encInt(prefixByte: number, prefixBits: number, v: number): void {
+  encEnsure(8);
   const mask = (1 << prefixBits) - 1;
   if (v < mask) {
-    out.push(prefixByte | v);
+    encBuf[encPos++] = prefixByte | v;
     return;
   }
-  out.push(prefixByte | mask);
+  encBuf[encPos++] = prefixByte | mask;
   v -= mask;
   while (v >= 128) {
-    out.push((v % 128) | 0x80);
+    encBuf[encPos++] = (v % 128) | 0x80;
     v = Math.floor(v / 128);
   }
-  out.push(v);
+  encBuf[encPos++] = v;
 }
 
-function pushString(out: number[], s: string): void {
-  pushInt(out, 0, 7, s.length);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
+/** A raw (non-Huffman) string literal; `lower` folds A-Z (names). */
+function encStr(s: string, lower: boolean): void {
+  const n = s.length;
+  encInt(0, 7, n);
+  encEnsure(n);
+  const b = encBuf;
+  let p = encPos;
+  for (let k = 0; k < n; k++) {
+    let c = s.charCodeAt(k);
     if (c > 0xff) throw new TypeError(`header text must be latin1: ${JSON.stringify(s)}`);
-    out.push(c);
+    if (lower && c >= 65 && c <= 90) c += 32;
+    b[p++] = c;
   }
+  encPos = p;
+}
+
+function encField(rawName: string, value: string): void {
+  let name = rawName;
+  let idx = STATIC_NAME.get(name);
+  if (idx === undefined) {
+    // Upper-case input is folded (HTTP/2 names are lower case); rare, so only looked at on a miss.
+    const lower = name.toLowerCase();
+    if (lower !== name) {
+      name = lower;
+      idx = STATIC_NAME.get(name);
+    }
+  }
+  if (idx !== undefined) {
+    const full = STATIC_NAME_VALUE.get(name)?.get(value);
+    if (full !== undefined) {
+      encInt(0x80, 7, full);
+      return;
+    }
+    encInt(0x00, 4, idx);
+  } else {
+    encEnsure(1);
+    encBuf[encPos++] = 0x00;
+    encStr(name, false);
+  }
+  encStr(value, false);
 }
 
 /**
@@ -437,40 +488,27 @@ function pushString(out: number[], s: string): void {
  * connection whatever the peer's table state, so it may be cached.
  */
 export class HpackEncoder {
-  /** Encodes a header list (names are lower-cased; pseudo-headers should come first). */
+  /** Encodes a header list (names are lower-cased; in an object, pseudo-headers go first). */
   static encode(headers: HeadersInit): Buffer {
-    const out: number[] = [];
-    const add = (rawName: string, value: string): void => {
-      const name = rawName.toLowerCase();
-      const full = STATIC_FULL.get(`${name}\0${value}`);
-      if (full !== undefined) {
-        pushInt(out, 0x80, 7, full);
-        return;
-      }
-      const nameIdx = STATIC_NAME.get(name);
-      if (nameIdx !== undefined) {
-        pushInt(out, 0x00, 4, nameIdx);
-      } else {
-        out.push(0x00);
-        pushString(out, name);
-      }
-      pushString(out, value);
-    };
+    encPos = 0;
     if (Array.isArray(headers)) {
-      for (const [n, v] of headers as readonly (readonly [string, string])[]) add(n, v);
+      for (const [n, v] of headers as readonly (readonly [string, string])[]) encField(n, v);
     } else {
       const rec = headers as Readonly<Record<string, string | number | readonly string[] | undefined>>;
       // Pseudo-headers first (RFC 9113 §8.3).
-      for (const pass of [true, false]) {
-        for (const n of Object.keys(rec)) {
-          if ((n.charCodeAt(0) === 58) !== pass) continue;
+      for (let pass = 0; pass < 2; pass++) {
+        for (const n in rec) {
+          if ((n.charCodeAt(0) === 58) !== (pass === 0)) continue;
           const v = rec[n];
           if (v === undefined) continue;
-          if (Array.isArray(v)) for (const x of v as readonly string[]) add(n, x);
-          else add(n, String(v));
+          if (typeof v === 'string') encField(n, v);
+          else if (typeof v === 'number') encField(n, String(v));
+          else for (const x of v as readonly string[]) encField(n, x);
         }
       }
     }
-    return Buffer.from(out);
+    const out = Buffer.allocUnsafe(encPos);
+    encBuf.copy(out, 0, 0, encPos);
+    return out;
   }
 }

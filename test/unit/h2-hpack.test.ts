@@ -131,4 +131,19 @@ describe('HPACK encoder', () => {
       expect(dec.dynamicTableLength).toBe(0);
     }
   });
+
+  it('folds upper-case names, repeats array values, encodes long values and numbers, refuses non-latin1 text', () => {
+    const long = 'v'.repeat(300);
+    const block = HpackEncoder.encode({ 'X-Custom': long, ':path': '/p', 'set-cookie': ['a=1', 'b=2'], 'content-length': 42 });
+    const out: string[] = [];
+    new HpackDecoder().decode(block, out);
+    expect(pairs(out)).toEqual([[':path', '/p'], ['x-custom', long], ['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['content-length', '42']]);
+    const list = HpackEncoder.encode([[':method', 'POST'], ['Grpc-Status', '0']]);
+    const out2: string[] = [];
+    new HpackDecoder().decode(list, out2);
+    expect(pairs(out2)).toEqual([[':method', 'POST'], ['grpc-status', '0']]);
+    expect(() => HpackEncoder.encode({ 'x-a': 'snowman \u2603' })).toThrow(TypeError);
+    // A failed encode leaves the next one intact.
+    expect(HpackEncoder.encode({ ':status': 200 })).toEqual(Buffer.from([0x88]));
+  });
 });
