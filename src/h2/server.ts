@@ -605,6 +605,9 @@ export class H2Connection implements FrameSink {
       return;
     }
     if (p.length % 6 !== 0) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS length');
+    // A window change is applied to the streams once per frame, with the frame's last value:
+    // a frame repeating INITIAL_WINDOW_SIZE 2,730 times must not cost 2,730 passes over the streams.
+    let initialWindow = -1;
     for (let off = 0; off < p.length; off += 6) {
       const id = p.readUInt16BE(off);
       const v = p.readUInt32BE(off + 2);
@@ -614,15 +617,7 @@ export class H2Connection implements FrameSink {
           break;
         case SettingId.INITIAL_WINDOW_SIZE: {
           if (v > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'INITIAL_WINDOW_SIZE');
-          const delta = v - this.peerInitialWindow;
-          this.peerInitialWindow = v;
-          if (delta !== 0) {
-            for (const s of this.streams.values()) {
-              s.sendWindow += delta;
-              if (s.sendWindow > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'stream window overflow');
-            }
-            if (delta > 0) for (const s of this.streams.values()) if (s.pendingBytes > 0 || s.pendingEnd) this.pump(s);
-          }
+          initialWindow = v;
           break;
         }
         case SettingId.MAX_FRAME_SIZE:
@@ -632,6 +627,15 @@ export class H2Connection implements FrameSink {
         default:
           break; // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. Others: advisory.
       }
+    }
+    if (initialWindow >= 0 && initialWindow !== this.peerInitialWindow) {
+      const delta = initialWindow - this.peerInitialWindow;
+      this.peerInitialWindow = initialWindow;
+      for (const s of this.streams.values()) {
+        s.sendWindow += delta;
+        if (s.sendWindow > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'stream window overflow');
+      }
+      if (delta > 0) for (const s of this.streams.values()) if (s.pendingBytes > 0 || s.pendingEnd) this.pump(s);
     }
     this.queue(SETTINGS_ACK_FRAME);
     if (this.state === State.Settings) {

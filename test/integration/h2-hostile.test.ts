@@ -323,6 +323,27 @@ describe('H2 server against hostile peers', () => {
     expect(c.frames.some((f) => f.type === FrameType.DATA)).toBe(false);
   });
 
+  it('applies a SETTINGS INITIAL_WINDOW_SIZE change to open streams (a window of 0, then reopened by a frame repeating the setting)', async () => {
+    const { port } = await start({}, (s) => {
+      s.respond({ ':status': 200 });
+      s.write(Buffer.alloc(100, 7));
+      s.end({ 'grpc-status': '0' });
+    });
+    const c = await open(port, false);
+    c.send(CLIENT_PREFACE, settingsFrame([[SettingId.INITIAL_WINDOW_SIZE, 0]]), headers(1, REQUEST()));
+    await c.waitFor((f) => f.type === FrameType.HEADERS && f.sid === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.frames.some((f) => f.type === FrameType.DATA)).toBe(false);
+    // 2,000 entries in one frame, the last one counts.
+    const entries: [number, number][] = Array.from({ length: 2000 }, (_, i) => [SettingId.INITIAL_WINDOW_SIZE, i % 2 === 0 ? 10 : 0]);
+    entries.push([SettingId.INITIAL_WINDOW_SIZE, 65535]);
+    c.send(settingsFrame(entries));
+    const data = await c.waitFor((f) => f.type === FrameType.DATA && f.sid === 1);
+    expect(data.payload.length).toBe(100);
+    const trailers = await c.waitFor((f) => f.type === FrameType.HEADERS && f.sid === 1 && (f.flags & Flag.END_STREAM) !== 0);
+    expect(trailers).toBeDefined();
+  });
+
   it('destroys a connection that sends no preface in time', async () => {
     const { server, port } = await start({ handshakeTimeoutMs: 200 });
     const c = await open(port, false);
