@@ -661,8 +661,8 @@ export class H2Connection implements FrameSink {
       if (sid > this.lastStreamId) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream');
       return; // A stream we closed: ignored.
     }
-    if (inc === 0) return this.resetStream(s, ErrorCode.PROTOCOL_ERROR);
-    if (s.sendWindow + inc > MAX_WINDOW_BYTES) return this.resetStream(s, ErrorCode.FLOW_CONTROL_ERROR);
+    if (inc === 0) return this.peerStreamError(s, ErrorCode.PROTOCOL_ERROR);
+    if (s.sendWindow + inc > MAX_WINDOW_BYTES) return this.peerStreamError(s, ErrorCode.FLOW_CONTROL_ERROR);
     s.sendWindow += inc;
     if (s.pendingBytes > 0 || s.pendingEnd) this.pump(s);
   }
@@ -672,6 +672,18 @@ export class H2Connection implements FrameSink {
     if (sid === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (sid > this.lastStreamId) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'RST_STREAM on an idle stream');
     this.counters.resetsReceived++;
+    this.countReset();
+    const s = this.streams.get(sid);
+    if (s !== undefined) this.closeStream(s, p.readUInt32BE(0));
+  }
+
+  /**
+   * Counts a stream ended early by the peer: its RST_STREAM, or a stream
+   * error it provoked (we reset; "MadeYouReset", CVE-2025-8671). Either way
+   * the stream no longer counts against MAX_CONCURRENT_STREAMS, so the rate
+   * is what bounds the work.
+   */
+  private countReset(): void {
     const now = Date.now();
     if (now - this.resetWindowStart > this.opts.abuseWindowMs) {
       this.resetWindowStart = now;
@@ -679,10 +691,14 @@ export class H2Connection implements FrameSink {
     }
     if (++this.resetCount > this.opts.maxResetsPerWindow) {
       this.counters.rapidResets++;
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many RST_STREAM');
+      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many streams reset');
     }
-    const s = this.streams.get(sid);
-    if (s !== undefined) this.closeStream(s, p.readUInt32BE(0));
+  }
+
+  /** Resets a stream for an error the peer caused, counted with the peer's own resets. */
+  private peerStreamError(s: H2Stream, code: number): void {
+    this.countReset();
+    this.resetStream(s, code);
   }
 
   private noteEmptyFrame(): void {
@@ -719,12 +735,12 @@ export class H2Connection implements FrameSink {
     }
     if (s.readableEnded) {
       this.creditConnection(flowLen);
-      this.resetStream(s, ErrorCode.STREAM_CLOSED);
+      this.peerStreamError(s, ErrorCode.STREAM_CLOSED);
       return;
     }
     if (flowLen > s.recvWindow) {
       this.creditConnection(flowLen);
-      this.resetStream(s, ErrorCode.FLOW_CONTROL_ERROR);
+      this.peerStreamError(s, ErrorCode.FLOW_CONTROL_ERROR);
       return;
     }
     s.recvWindow -= flowLen;
@@ -824,12 +840,12 @@ export class H2Connection implements FrameSink {
     const existing = this.streams.get(sid);
     if (existing !== undefined) {
       // Trailers.
-      if (existing.readableEnded) return this.resetStream(existing, ErrorCode.STREAM_CLOSED);
-      if (!endStream || !fits) return this.resetStream(existing, ErrorCode.PROTOCOL_ERROR);
+      if (existing.readableEnded) return this.peerStreamError(existing, ErrorCode.STREAM_CLOSED);
+      if (!endStream || !fits) return this.peerStreamError(existing, ErrorCode.PROTOCOL_ERROR);
       for (let i = 0; i < list.length; i += 2) {
         if (list[i]!.charCodeAt(0) === 58) {
           this.counters.malformedRequests++;
-          return this.resetStream(existing, ErrorCode.PROTOCOL_ERROR);
+          return this.peerStreamError(existing, ErrorCode.PROTOCOL_ERROR);
         }
       }
       existing.readableEnded = true;
@@ -851,6 +867,7 @@ export class H2Connection implements FrameSink {
     if (!fits) {
       this.counters.headerListTooLarge++;
       this.queue(rstStreamFrame(sid, ErrorCode.ENHANCE_YOUR_CALM));
+      this.countReset();
       return;
     }
     if (this.streams.size >= this.opts.maxConcurrentStreams) {
@@ -862,6 +879,7 @@ export class H2Connection implements FrameSink {
     if (!this.parseRequestHeaders(s, list)) {
       this.counters.malformedRequests++;
       this.queue(rstStreamFrame(sid, ErrorCode.PROTOCOL_ERROR));
+      this.countReset();
       return;
     }
     this.streams.set(sid, s);

@@ -236,6 +236,23 @@ describe('H2 server against hostile peers', () => {
     await stillServes(port);
   });
 
+  it('counts stream errors the peer provokes with its resets ("MadeYouReset"): GOAWAY ENHANCE_YOUR_CALM', async () => {
+    const { server, port } = await start({ maxResetsPerWindow: 50, abuseWindowMs: 60_000 });
+    const c = await open(port);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 100; i++) {
+      const sid = 1 + 2 * i;
+      // A WINDOW_UPDATE of 0 on an open stream: we must reset it (stream PROTOCOL_ERROR).
+      frames.push(headers(sid, REQUEST('/hold'), Flag.END_HEADERS), windowUpdateFrame(sid, 0));
+    }
+    c.send(...frames);
+    expect(await c.goawayCode()).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+    expect(server.counters.rapidResets).toBe(1);
+    expect(server.counters.resetsReceived).toBe(0);
+    expect(c.frames.filter((f) => f.type === FrameType.RST_STREAM && f.payload.readUInt32BE(0) === ErrorCode.PROTOCOL_ERROR).length).toBe(50);
+    await stillServes(port);
+  });
+
   it('GOAWAY ENHANCE_YOUR_CALM for a flood of empty DATA frames', async () => {
     const { server, port } = await start({ maxEmptyFramesPerWindow: 100, abuseWindowMs: 60_000 });
     const c = await open(port);
