@@ -405,6 +405,7 @@ export class H2Connection implements FrameSink {
   private recvWindow: number;
   private recvUnacked = 0;
   private blockedStreams: H2Stream[] = [];
+  private awaitingRemoteEnd: H2Stream[] = [];
   /** Queued output (ours + the socket's) above which DATA waits: a quarter of the output bound. */
   private readonly dataHighWaterBytes: number;
 
@@ -745,6 +746,15 @@ export class H2Connection implements FrameSink {
     }
     s.recvWindow -= flowLen;
     if (data.length === 0 && !endStream) this.noteEmptyFrame();
+    if (s.writableEnded && !s.pendingEnd) {
+      // We answered already; the rest of the request is not wanted.
+      this.creditConnection(flowLen);
+      if (endStream) {
+        s.readableEnded = true;
+        this.closeStream(s, ErrorCode.NO_ERROR);
+      }
+      return;
+    }
     // Padding is consumed at once.
     const padBytes = flowLen - data.length;
     if (padBytes > 0) this.consumed(s, padBytes);
@@ -1073,7 +1083,19 @@ export class H2Connection implements FrameSink {
     if (s.readableEnded) {
       this.closeStream(s, ErrorCode.NO_ERROR);
     } else {
-      this.queue(rstStreamFrame(s.id, ErrorCode.NO_ERROR));
+      // Decided at flush time: a request whose END_STREAM comes in the same read (a unary
+      // call's message right behind its HEADERS) needs no RST_STREAM.
+      this.awaitingRemoteEnd.push(s);
+    }
+  }
+
+  /** Streams we ended while the peer had not: closed at flush, with RST_STREAM NO_ERROR if still open. */
+  private settleAwaitingRemoteEnd(): void {
+    const list = this.awaitingRemoteEnd;
+    this.awaitingRemoteEnd = [];
+    for (const s of list) {
+      if (s.closed) continue;
+      if (!s.readableEnded) this.queue(rstStreamFrame(s.id, ErrorCode.NO_ERROR));
       this.closeStream(s, ErrorCode.NO_ERROR);
     }
   }
@@ -1151,6 +1173,7 @@ export class H2Connection implements FrameSink {
   private flush(): void {
     this.flushScheduled = false;
     if (this.state === State.Dead && !this.ending) return;
+    if (this.awaitingRemoteEnd.length > 0) this.settleAwaitingRemoteEnd();
     const out = this.out;
     if (out.length > 0 && !this.socket.destroyed) {
       if (out.length === 1) this.socket.write(out[0]!);

@@ -361,6 +361,19 @@ describe('H2 server against hostile peers', () => {
     expect(trailers).toBeDefined();
   });
 
+  it('answers Trailers-Only without RST_STREAM when the request ends in the same read; with RST_STREAM NO_ERROR when it does not', async () => {
+    const { port } = await start();
+    const c = await open(port);
+    const message = frame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from([0, 0, 0, 0, 0]));
+    // A gRPC unary request: HEADERS, then its message with END_STREAM, in one write.
+    c.send(headers(1, REQUEST(), Flag.END_HEADERS), message);
+    await c.waitFor((f) => f.type === FrameType.HEADERS && f.sid === 1);
+    // A request whose body never comes: the answer is followed by RST_STREAM NO_ERROR (RFC 9113 §8.1).
+    c.send(headers(3, REQUEST(), Flag.END_HEADERS));
+    expect(await c.rstCode(3)).toBe(ErrorCode.NO_ERROR);
+    expect(c.frames.some((f) => f.type === FrameType.RST_STREAM && f.sid === 1)).toBe(false);
+  });
+
   it('destroys a connection that sends no preface in time', async () => {
     const { server, port } = await start({ handshakeTimeoutMs: 200 });
     const c = await open(port, false);
