@@ -8,6 +8,22 @@
  * Output of a connection is queued and written once per event-loop turn
  * (setImmediate): many responses to many streams in one turn are one socket
  * write.
+ *
+ * For a relay written against node's ServerHttp2Stream (src/balancer/proxy.ts):
+ *   'data' + 'end'             -> stream.read((chunk, endStream) => …)
+ *   'drain'                    -> stream.onDrain
+ *   'close' (+ rstCode)        -> stream.onClose(rstCode); stream.rstCode
+ *   'error'                    -> none: failures arrive as onClose(code)
+ *   pause() / resume()         -> the same
+ *   respond(h, {endStream})    -> respond(h | EncodedHeaders, {endStream})
+ *   respond(h, {waitForTrailers}) + 'wantTrailers' + sendTrailers(t)
+ *                              -> respond(h); write(…); end(t) (trailers wait for queued data)
+ *   write(chunk): boolean      -> the same (false at the high-water mark)
+ *   end()                      -> end() (empty DATA with END_STREAM)
+ *   close(code)                -> reset(code)
+ *   headersSent / writableEnded / rstCode -> the same; closed/destroyed -> closed
+ *   headers object             -> method/path/authority/scheme, header(name), rawHeaders
+ *   session.socket.remoteAddress -> connection.remoteAddress
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';

@@ -419,6 +419,19 @@ describe('H2 server against hostile peers', () => {
     await c.waitFor((f) => f.type === FrameType.HEADERS && f.sid === 1 + 2 * bad.length);
   });
 
+  it('does not count a connection with an open stream as idle; GOAWAY follows once its last stream ends', async () => {
+    const { server, port, held } = await start({ idleTimeoutMs: 200 });
+    const c = await open(port);
+    c.send(headers(1, REQUEST('/hold')));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(c.frames.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+    held[0]!.respond({ ':status': 200 }, { endStream: true });
+    const t0 = Date.now();
+    expect(await c.goawayCode()).toBe(ErrorCode.NO_ERROR);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+    expect(server.counters.idleTimeouts).toBe(1);
+  });
+
   it('validates options, naming the field and the range', () => {
     expect(() => createH2Server({ maxConcurrentStreams: 0 }, () => {})).toThrow(/maxConcurrentStreams must be an integer in \[1, /);
     expect(() => createH2Server({ initialWindowSizeBytes: 1000 }, () => {})).toThrow(/initialWindowSizeBytes .*\[65535, 2147483647\]/);
