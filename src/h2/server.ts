@@ -899,6 +899,8 @@ export class H2Connection implements FrameSink {
     if (this.streams.size >= this.opts.maxConcurrentStreams) {
       this.counters.streamsRefused++;
       this.queue(rstStreamFrame(sid, ErrorCode.REFUSED_STREAM));
+      // A client that ignores our limit gets its streams refused at the rate of resets, then GOAWAY.
+      this.countReset();
       return;
     }
     const s = new H2Stream(this, sid, list, this.opts.initialWindowSizeBytes, this.peerInitialWindow);

@@ -318,6 +318,15 @@ describe('H2 server against hostile peers', () => {
     await c.waitFor((f) => f.type === FrameType.HEADERS && f.sid === 7);
   });
 
+  it('GOAWAY ENHANCE_YOUR_CALM for a client that keeps opening streams above MAX_CONCURRENT_STREAMS', async () => {
+    const { server, port } = await start({ maxConcurrentStreams: 1, maxResetsPerWindow: 20, abuseWindowMs: 60_000 });
+    const c = await open(port);
+    c.send(...Array.from({ length: 50 }, (_, i) => headers(1 + 2 * i, REQUEST('/hold'))));
+    expect(await c.goawayCode()).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+    expect(server.counters.streamsRefused).toBe(21);
+    await stillServes(port);
+  });
+
   it('RST_STREAM STREAM_CLOSED for DATA after END_STREAM', async () => {
     const { port, held } = await start();
     const c = await open(port);
