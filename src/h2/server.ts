@@ -88,6 +88,8 @@ export const DEFAULT_STREAM_HIGH_WATER_MARK_BYTES = 64 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Time a connection may have no open stream before GOAWAY (0: never). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+/** Largest DATA frame we send (when the peer allows larger ones). */
+const MAX_DATA_FRAME_BYTES = 65536;
 /** Time a closing connection waits for its socket to flush before destroying it. */
 const CLOSE_LINGER_MS = 1000;
 
@@ -1052,7 +1054,10 @@ export class H2Connection implements FrameSink {
         }
         break;
       }
-      if (allow > this.peerMaxFrameSize) allow = this.peerMaxFrameSize;
+      // Frames beyond 64 KiB buy nothing and would let a peer's huge MAX_FRAME_SIZE push one
+      // frame past the output bound.
+      const maxFrame = this.peerMaxFrameSize < MAX_DATA_FRAME_BYTES ? this.peerMaxFrameSize : MAX_DATA_FRAME_BYTES;
+      if (allow > maxFrame) allow = maxFrame;
       const c = q[0]!;
       const left = c.length - s.pendingOff;
       const n = left < allow ? left : allow;

@@ -383,6 +383,21 @@ describe('H2 server against hostile peers', () => {
     expect(c.frames.some((f) => f.type === FrameType.RST_STREAM && f.sid === 1)).toBe(false);
   });
 
+  it('sends DATA frames of at most 64 KiB to a peer allowing 16 MiB frames, within its windows', async () => {
+    const { server, port } = await start({ maxQueuedOutputBytes: 256 * 1024 }, (s) => {
+      s.respond({ ':status': 200 });
+      s.write(Buffer.alloc(1024 * 1024, 5));
+      s.end({ 'grpc-status': '0' });
+    });
+    const c = await open(port, false);
+    c.send(CLIENT_PREFACE, settingsFrame([[SettingId.MAX_FRAME_SIZE, 16777215], [SettingId.INITIAL_WINDOW_SIZE, 0x7fffffff]]), windowUpdateFrame(0, 0x7fffffff - 65535), headers(1, REQUEST()));
+    await c.waitFor((f) => f.type === FrameType.HEADERS && f.sid === 1 && (f.flags & Flag.END_STREAM) !== 0);
+    const data = c.frames.filter((f) => f.type === FrameType.DATA);
+    expect(data.reduce((n, f) => n + f.payload.length, 0)).toBe(1024 * 1024);
+    expect(Math.max(...data.map((f) => f.payload.length))).toBe(65536);
+    expect(server.counters.outputOverflows).toBe(0);
+  });
+
   it('destroys a connection that sends no preface in time', async () => {
     const { server, port } = await start({ handshakeTimeoutMs: 200 });
     const c = await open(port, false);
