@@ -18,7 +18,10 @@ const replicas: TestReplica[] = [];
 let stub: EchoClient;
 
 beforeAll(async () => {
-  balancer = await startBalancer([{ name: 'echo', granularity: 'per-request', strategy: 'round_robin', reportIntervalMs: 250 }]);
+  // Reports every second: a member whose reports a loaded machine delays past 1.5 intervals is
+  // suspect and leaves the offers, so the client's assignment would name one member or none
+  // (at 250 ms this happened under CI load: 0 calls to A, or "priority policy has empty priority list").
+  balancer = await startBalancer([{ name: 'echo', granularity: 'per-request', strategy: 'round_robin', reportIntervalMs: 1000 }]);
   for (const name of ['A', 'B']) replicas.push(await startReplica(balancer, name));
   process.env['GRPC_XDS_BOOTSTRAP_CONFIG'] = JSON.stringify(xdsBootstrap(balancer.controlAddress, 'echo', NODE_ID));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
