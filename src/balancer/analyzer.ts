@@ -19,6 +19,9 @@ import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 /** Report intervals of silence after which a member is suspect. */
 export const SUSPECT_INTERVALS = 1.5;
 
+/** Least time between two warnings that a group's liveness check ran late, ms. */
+export const LIVENESS_LAG_WARN_INTERVAL_MS = 60_000;
+
 export interface AnalyzerEvents {
   /** Called after each analysis with the moves sent (possibly none). */
   analyzed?(group: Group, moves: readonly Move[], nowMs: number): void;
@@ -47,6 +50,9 @@ export class Analyzer {
   mayAdvise: ((group: string) => boolean) | null = null;
   /** Groups whose advisory state must be restated to every member at the next analysis (leadership just gained). */
   private readonly mustRestate = new Set<string>();
+  /** When a late liveness check was last warned about (scheduler ms), and how many went unwarned since. */
+  private lagWarnedAtMs = Number.NEGATIVE_INFINITY;
+  private lagUnwarned = 0;
 
   constructor(
     private readonly registry: Registry,
@@ -79,27 +85,66 @@ export class Analyzer {
   private startLoop(group: Group): void {
     if (this.loops.has(group.name)) return;
     const interval = group.config.reportIntervalMs;
-    const analysis = timer(interval, interval, this.scheduler).subscribe(() => this.analyze(group, this.scheduler.now()));
     // Liveness is checked four times per interval, so that a silent member is
     // noticed within 2 report intervals whatever the phase of its reports.
     const quarter = Math.max(1, Math.round(interval / 4));
-    analysis.add(timer(quarter, quarter, this.scheduler).subscribe(() => this.checkLiveness(group, this.scheduler.now())));
+    // One of the two timers fires at least every quarter interval. When the
+    // event loop was blocked (or the process starved of its core), the first
+    // timer to fire afterwards runs before the loop gets to read the sockets:
+    // the reports that came meanwhile are still unread. The time by which the
+    // gap between ticks exceeded a quarter is the balancer's own lag; it goes
+    // into the group's livenessLagMs, which checkLiveness does not count
+    // against members.
+    let lastTickMs = this.scheduler.now();
+    const tick = (): number => {
+      const nowMs = this.scheduler.now();
+      const lateMs = nowMs - lastTickMs - quarter;
+      lastTickMs = nowMs;
+      if (lateMs > 0) this.noteLag(group, lateMs, nowMs);
+      return nowMs;
+    };
+    const analysis = timer(interval, interval, this.scheduler).subscribe(() => this.analyze(group, tick()));
+    analysis.add(timer(quarter, quarter, this.scheduler).subscribe(() => this.checkLiveness(group, tick())));
     this.loops.set(group.name, analysis);
+  }
+
+  /** A liveness tick of `group` came `lateMs` after it was due: that time is not counted against its members' silence. */
+  private noteLag(group: Group, lateMs: number, nowMs: number): void {
+    group.livenessLagMs += lateMs;
+    // Small lags (timer jitter, a busy moment) are normal; one of a report interval or more is worth an operator's attention.
+    if (lateMs < group.config.reportIntervalMs) return;
+    if (nowMs - this.lagWarnedAtMs < LIVENESS_LAG_WARN_INTERVAL_MS) {
+      this.lagUnwarned++;
+      return;
+    }
+    this.log.warn(
+      { group: group.name, lateMs, unwarned: this.lagUnwarned },
+      `liveness check of group ${group.name} ran ${lateMs} ms late (the balancer's event loop was blocked or starved of CPU): that time is not counted against its members' silence`,
+    );
+    this.lagWarnedAtMs = nowMs;
+    this.lagUnwarned = 0;
   }
 
   /**
    * A member silent for SUSPECT_INTERVALS report intervals is suspect (no new
    * client); after `missedReports` intervals it is removed and its stream
    * closed. A crashed replica's stream loss removes it at once instead.
+   * Silence runs from the member's last report, or from its attachment (its
+   * hello accepted), and leaves out the time by which this group's liveness
+   * checks ran late since then (group.livenessLagMs): a balancer too busy to
+   * read a report must not take the member for silent. While the balancer
+   * keeps time, a silent member is removed after missedReports intervals.
    */
   checkLiveness(group: Group, nowMs: number): void {
     if (this.registry.sweepIdle(group, nowMs)) return;
     const interval = group.config.reportIntervalMs;
     const deadline = group.config.missedReports * interval;
     for (const member of [...group.members.values()]) {
-      const silentMs = nowMs - member.lastReportAtMs;
+      const lagMs = group.livenessLagMs - member.lagMarkMs;
+      const silentMs = nowMs - member.lastReportAtMs - lagMs;
       if (silentMs > deadline) {
-        const reason = `no load report for ${silentMs} ms (${group.config.missedReports} report intervals of ${interval} ms)`;
+        const lag = lagMs > 0 ? `, not counting ${lagMs} ms in which this balancer's liveness checks ran late` : '';
+        const reason = `no load report for ${nowMs - member.lastReportAtMs} ms (${group.config.missedReports} report intervals of ${interval} ms${lag})`;
         this.registry.detach(member, reason);
         member.sink.close(14 /* UNAVAILABLE */, `rebind: ${reason}`);
       } else if (silentMs > SUSPECT_INTERVALS * interval && member.state !== 'SUSPECT') {
