@@ -89,37 +89,48 @@ export class Analyzer {
     // noticed within 2 report intervals whatever the phase of its reports.
     const quarter = Math.max(1, Math.round(interval / 4));
     // One of the two timers fires at least every quarter interval. When the
-    // event loop was blocked (or the process starved of its core), the first
-    // timer to fire afterwards runs before the loop gets to read the sockets:
-    // the reports that came meanwhile are still unread. The time by which the
-    // gap between ticks exceeded a quarter is the balancer's own lag; it goes
-    // into the group's livenessLagMs, which checkLiveness does not count
-    // against members.
+    // event loop was blocked (or the process starved of its core), the timers
+    // that fell due fire first, before the loop reads the sockets: the reports
+    // that came during the block are still unread. So a check does not count
+    // against members the time by which it ran late (past a quarter since the
+    // previous tick); the reports are read right after it, and the next check,
+    // on time, counts the whole silence again. Ticks that follow each other
+    // within half a quarter (both timers due together, or firing one after
+    // the other after a block) read no socket between them: they share the
+    // larger excuse.
     let lastTickMs = this.scheduler.now();
+    let lastExcusedMs = 0;
     const tick = (): number => {
       const nowMs = this.scheduler.now();
-      const lateMs = nowMs - lastTickMs - quarter;
+      const gapMs = nowMs - lastTickMs;
+      const lateMs = Math.max(0, gapMs - quarter);
+      lastExcusedMs = gapMs < quarter / 2 ? Math.max(lateMs, lastExcusedMs) : lateMs;
       lastTickMs = nowMs;
-      if (lateMs > 0) this.noteLag(group, lateMs, nowMs);
-      return nowMs;
+      if (lateMs >= interval) this.warnLate(group, lateMs, nowMs);
+      return lastExcusedMs;
     };
-    const analysis = timer(interval, interval, this.scheduler).subscribe(() => this.analyze(group, tick()));
-    analysis.add(timer(quarter, quarter, this.scheduler).subscribe(() => this.checkLiveness(group, tick())));
+    const analysis = timer(interval, interval, this.scheduler).subscribe(() => {
+      const excusedMs = tick();
+      this.analyze(group, this.scheduler.now(), excusedMs);
+    });
+    analysis.add(
+      timer(quarter, quarter, this.scheduler).subscribe(() => {
+        const excusedMs = tick();
+        this.checkLiveness(group, this.scheduler.now(), excusedMs);
+      }),
+    );
     this.loops.set(group.name, analysis);
   }
 
-  /** A liveness tick of `group` came `lateMs` after it was due: that time is not counted against its members' silence. */
-  private noteLag(group: Group, lateMs: number, nowMs: number): void {
-    group.livenessLagMs += lateMs;
-    // Small lags (timer jitter, a busy moment) are normal; one of a report interval or more is worth an operator's attention.
-    if (lateMs < group.config.reportIntervalMs) return;
+  /** A liveness check of `group` ran `lateMs` (a report interval or more) late: worth an operator's attention, at most once per LIVENESS_LAG_WARN_INTERVAL_MS. */
+  private warnLate(group: Group, lateMs: number, nowMs: number): void {
     if (nowMs - this.lagWarnedAtMs < LIVENESS_LAG_WARN_INTERVAL_MS) {
       this.lagUnwarned++;
       return;
     }
     this.log.warn(
       { group: group.name, lateMs, unwarned: this.lagUnwarned },
-      `liveness check of group ${group.name} ran ${lateMs} ms late (the balancer's event loop was blocked or starved of CPU): that time is not counted against its members' silence`,
+      `liveness check of group ${group.name} ran ${lateMs} ms late (the balancer's event loop was blocked or starved of CPU): that time was not counted against its members, whose reports it had not read yet`,
     );
     this.lagWarnedAtMs = nowMs;
     this.lagUnwarned = 0;
@@ -129,22 +140,21 @@ export class Analyzer {
    * A member silent for SUSPECT_INTERVALS report intervals is suspect (no new
    * client); after `missedReports` intervals it is removed and its stream
    * closed. A crashed replica's stream loss removes it at once instead.
-   * Silence runs from the member's last report, or from its attachment (its
-   * hello accepted), and leaves out the time by which this group's liveness
-   * checks ran late since then (group.livenessLagMs): a balancer too busy to
-   * read a report must not take the member for silent. While the balancer
-   * keeps time, a silent member is removed after missedReports intervals.
+   * Silence runs from the member's last report read, or from its attachment
+   * (its hello accepted). `excusedMs`: how late this check ran (the
+   * balancer's own lag, see startLoop); reports that came in that time are
+   * not read yet, so it is not counted against the members. A member that
+   * sent nothing during a block is removed at the first check on time after
+   * it; while the balancer keeps time, after missedReports intervals.
    */
-  checkLiveness(group: Group, nowMs: number): void {
+  checkLiveness(group: Group, nowMs: number, excusedMs = 0): void {
     if (this.registry.sweepIdle(group, nowMs)) return;
     const interval = group.config.reportIntervalMs;
     const deadline = group.config.missedReports * interval;
     for (const member of [...group.members.values()]) {
-      const lagMs = group.livenessLagMs - member.lagMarkMs;
-      const silentMs = nowMs - member.lastReportAtMs - lagMs;
+      const silentMs = nowMs - member.lastReportAtMs - excusedMs;
       if (silentMs > deadline) {
-        const lag = lagMs > 0 ? `, not counting ${lagMs} ms in which this balancer's liveness checks ran late` : '';
-        const reason = `no load report for ${nowMs - member.lastReportAtMs} ms (${group.config.missedReports} report intervals of ${interval} ms${lag})`;
+        const reason = `no load report for ${nowMs - member.lastReportAtMs} ms (${group.config.missedReports} report intervals of ${interval} ms${excusedMs > 0 ? `; this check ran ${excusedMs} ms late, not counted` : ''})`;
         this.registry.detach(member, reason);
         member.sink.close(14 /* UNAVAILABLE */, `rebind: ${reason}`);
       } else if (silentMs > SUSPECT_INTERVALS * interval && member.state !== 'SUSPECT') {
@@ -161,9 +171,9 @@ export class Analyzer {
     return false;
   }
 
-  /** One analysis of one group at time `nowMs`. */
-  analyze(group: Group, nowMs: number): Move[] {
-    this.checkLiveness(group, nowMs);
+  /** One analysis of one group at time `nowMs` (`excusedMs`: how late it ran, see checkLiveness). */
+  analyze(group: Group, nowMs: number, excusedMs = 0): Move[] {
+    this.checkLiveness(group, nowMs, excusedMs);
     if (!this.advises(group)) {
       // Not the group's leader: no plan, no advisory. xDS clients of this balancer still learn of a per-request group's new offers.
       if (group.granularity === 'per-request') {

@@ -107,14 +107,6 @@ export class Group {
   /** Since when an auto-created group has had no member (ms), or null. */
   emptySinceMs: number | null = null;
   /**
-   * How late, in total, the analyzer's liveness checks of this group ran
-   * (ms): time in which the balancer's event loop was blocked or starved of
-   * its core, so that it could not have read any report. A member's silence
-   * is counted without the part of this total that accrued since its last
-   * report or attachment (Member.lagMarkMs; see Analyzer.checkLiveness).
-   */
-  livenessLagMs = 0;
-  /**
    * Live balancers binding to this group's members (the registry's
    * `peerBalancers`; 1 without HA): the bind choice counts its own pending
    * binds that many times (see strategies/choose.ts).
@@ -277,7 +269,6 @@ export class Group {
     member.placeIn(this.store, slot);
     member.pending = this.ledger.trackMember(member.id, this.store, slot);
     member.ordinal = this.nextOrdinal++;
-    member.lagMarkMs = this.livenessLagMs;
     if (replaced !== undefined && replaced !== member) for (const clientId of replaced.clients.keys()) this.unindex(replaced, clientId);
     this.members.set(member.id, member);
     // Entries it got before it joined (none, as the registry adds members) are indexed now.
@@ -541,7 +532,6 @@ export class Group {
     this.counters.replicaForwards += report.forwards;
     member.lastSeq = report.seq;
     member.lastReportAtMs = nowMs;
-    member.lagMarkMs = this.livenessLagMs;
     member.latest = report;
     this.ledger.reported(member.id);
     this.updateCapacity(member, report);

@@ -120,8 +120,6 @@ export class Member implements MemberLoad {
   reports = 0;
   lastSeq = 0;
   lastReportAtMs: number;
-  /** The group's livenessLagMs when lastReportAtMs was set (Group.addMember, Group.applyReport). */
-  lagMarkMs = 0;
   latest: LoadReport__Output | null = null;
   /**
    * Movable clients seen in the latest report, with dampened loads. Only the

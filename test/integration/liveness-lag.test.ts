@@ -43,12 +43,13 @@ describe('liveness and the balancer lag', () => {
     const { balancer, removed } = await cluster();
     const group = balancer.registry.groups.get('echo')!;
     const member = [...group.members.values()][0]!;
+    const reportsBefore = member.reports;
     blockLoop(5 * INTERVAL_MS);
     // Several intervals of the loop running again: reports read, checks on time.
     await new Promise((r) => setTimeout(r, 4 * INTERVAL_MS));
     expect(removed).toEqual([]);
     expect(group.members.get(member.id)).toBe(member);
-    expect(group.livenessLagMs).toBeGreaterThan(3 * INTERVAL_MS);
+    expect(member.reports).toBeGreaterThan(reportsBefore);
   }, 20_000);
 
   it('a replica that stops reporting is still removed after missedReports intervals', async () => {
@@ -62,8 +63,8 @@ describe('liveness and the balancer lag', () => {
     await waitFor(() => removed.length > 0, 10_000, 10, 'the silent member removed');
     const tookMs = Date.now() - silentSince;
     expect(removed[0]).toContain(`${a.address}: no load report`);
-    // missedReports intervals from the last report read (at most one interval before silentSince), plus a check period and timer slack.
+    // missedReports intervals from the last report read (at most one interval before silentSince), plus a check period and generous timer slack (a busy machine).
     expect(tookMs).toBeGreaterThan((MISSED - 1) * INTERVAL_MS);
-    expect(tookMs).toBeLessThan((MISSED + 3) * INTERVAL_MS);
+    expect(tookMs).toBeLessThan((MISSED + 5) * INTERVAL_MS);
   }, 20_000);
 });
