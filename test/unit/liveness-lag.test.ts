@@ -20,12 +20,12 @@ const log = pino({ level: 'silent' });
 const INTERVAL_MS = 100;
 const MISSED = 3;
 
-function setup() {
+function setup(logger = log) {
   const parsed = parseBalancerConfig({ groups: [{ name: 'g', reportIntervalMs: INTERVAL_MS, missedReports: MISSED, planMinCalls: 0 }] });
   if (!parsed.ok) throw new Error(parsed.errors.join());
   const scheduler = new LoopScheduler();
   const registry = new Registry(parsed.value, log, () => 0.5);
-  const analyzer = new Analyzer(registry, scheduler, log);
+  const analyzer = new Analyzer(registry, scheduler, logger);
   analyzer.start();
   const group = registry.groups.get('g')!;
   const seqs = new Map<Member, number>();
@@ -125,5 +125,35 @@ describe('liveness and the balancer lag', () => {
     // keep it to about 1050.)
     expect(removedAt.get(quiet)).toBe(800);
     expect(removedAt.has(talker)).toBe(false);
+  });
+
+  it('a check a whole interval late is worth a warn line, at most one a minute', () => {
+    const lines: string[] = [];
+    const { scheduler, join, read, runReading } = setup(pino({ level: 'warn' }, { write: (line: string) => lines.push(line) }));
+    const a = join('10.0.0.1:1');
+    runReading(1000, [a]);
+    // 90 ms late: below an interval, no line.
+    scheduler.block(115);
+    scheduler.runUntil(scheduler.now());
+    read(a);
+    runReading(2000, [a]);
+    expect(lines).toEqual([]);
+    // 135 ms late (the last check before the block was at 1990): a line.
+    scheduler.block(150);
+    scheduler.runUntil(scheduler.now());
+    read(a);
+    runReading(3000, [a]);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ group: 'g', lateMs: 135 });
+    // Again within the minute: none; after it, one that counts the ones left out.
+    scheduler.block(150);
+    scheduler.runUntil(scheduler.now());
+    read(a);
+    runReading(62_000, [a]);
+    expect(lines).toHaveLength(1);
+    scheduler.block(150);
+    scheduler.runUntil(scheduler.now());
+    expect(lines).toHaveLength(2);
+    expect(JSON.parse(lines[1]!)).toMatchObject({ lateMs: 125, unwarned: 1 });
   });
 });
