@@ -28,15 +28,18 @@ import { renderSvg } from './lib/charts';
 import { renderFlameGraph } from './lib/flamegraph';
 import { cpuSeconds, decodeHistogram, machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
 import { pinningUnavailable, pinToCpu, startBalancerProcess, Worker, runBenchCommand, type BalancerProcess } from './lib/processes';
+import { DEFAULT_MISSED_REPORTS } from '../src/balancer/config';
 
 const REPORT_INTERVAL_MS = 1000;
 /**
- * Report intervals a member may stay silent before the balancer drops it.
- * Attaching 10,000 replicas in one go delays reports by seconds (the
- * default, 3, dropped about half of them on the 2-core machine): the
- * benchmark measures a settled fleet, so it gives them more time.
+ * Report intervals a member may stay silent before the balancer drops it
+ * (--missed-reports): the balancer's default. The simulated replicas report
+ * at once on attachment, as the replica runtime does, and the balancer does
+ * not count its own lag against them (src/balancer/analyzer.ts), so a mass
+ * attachment of 10,000 replicas needs no more; each ladder's attachment
+ * record tells how many were dropped while attaching, and why.
  */
-const BENCH_MISSED_REPORTS = 20;
+let missedReports = DEFAULT_MISSED_REPORTS;
 /** The balancer's core and the load generators' core when pinned. */
 const BALANCER_CPU = 0;
 const GENERATOR_CPU = 1;
@@ -203,7 +206,7 @@ async function cluster(replicas: number, setup: Setup, stops: (() => Promise<voi
       listen: '127.0.0.1:0',
       controlListen: '127.0.0.1:0',
       adminListen: '127.0.0.1:0',
-      groups: [{ name: 'scale', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: REPORT_INTERVAL_MS, missedReports: BENCH_MISSED_REPORTS, maxMembers: Math.max(5000, replicas + 100) }],
+      groups: [{ name: 'scale', granularity: 'on-demand', strategy: 'minimum_dispersion', reportIntervalMs: REPORT_INTERVAL_MS, missedReports, maxMembers: Math.max(5000, replicas + 100) }],
       ...(setup.xdsMaxStreams !== undefined ? { xds: { maxStreams: setup.xdsMaxStreams } } : {}),
     }),
   );
@@ -219,26 +222,88 @@ async function cluster(replicas: number, setup: Setup, stops: (() => Promise<voi
     stops.push(() => w.stop());
     pin(w.process.pid!, GENERATOR_CPU);
   }
+  // The balancer's event-loop delay histogram restarts at each scrape: this one starts the attachment's.
+  await scrape(balancer);
+  const attachStart = Date.now();
   const attached = await sims.request({ type: 'attach', n: replicas });
   if (attached.type === 'error') throw new Error(String(attached['error']));
+  const attachSeconds = (Date.now() - attachStart) / 1000;
   // Warm-up binds (JIT of both sides' bind paths, the binder's connections) before anything is measured.
   const warm = await binder.request({ type: 'binds', rate: WARMUP_BINDS_PER_S, durationMs: warmupMs, lateMs: LATE_SEND_MS });
   if (warm.type === 'error') throw new Error(`binder: ${String(warm['error'])}`);
   // Let every replica settle into its reporting rhythm.
   if (settle) await new Promise((r) => setTimeout(r, settleIntervals * REPORT_INTERVAL_MS + 500));
-  await checkReplicas(sims, balancer, replicas);
-  return { balancer, sims, binder, rssBefore, pin, warmedClients: Number(warm['ok']) };
+  const lag = await checkReplicas(sims, balancer, replicas);
+  const attachment = await attachmentRecord(sims, replicas, attachSeconds, lag);
+  say(
+    `  attachment of ${replicas}: ${attachment.attach_s} s, ${attachment.silence_drops} dropped for silence (missedReports ${missedReports}; ${attachment.silence_drops_never_silent} of them never silent that long at their end), ` +
+      `balancer loop delay p99 ${dash(attachment.balancer_loop_lag_p99_ms)} ms (max ${dash(attachment.balancer_loop_lag_max_ms)}), replicas' loop delay max ${attachment.replicas_loop_lag_max_ms} ms, report timers up to ${attachment.report_timer_late_max_ms} ms late`,
+  );
+  return { balancer, sims, binder, rssBefore, pin, warmedClients: Number(warm['ok']), attachment };
 }
 
-/** Waits (up to REPLICAS_WAIT_MS) until all `replicas` are attached, as the simulation and the balancer see it; throws if they never are. */
-async function checkReplicas(sims: Worker, balancer: BalancerProcess, replicas: number): Promise<void> {
+/**
+ * What the mass attachment did, from its start until every replica was a
+ * member: replicas the balancer dropped for silence, and how many of those
+ * had never been silent for missedReports intervals at their own end (their
+ * longest time without writing a report while attached: a drop of such a
+ * replica is the balancer's lag or the network's, not the replica's); the
+ * balancer's event-loop delay (prom-client's histogram, from the scrape just
+ * before the attachment), the simulated replicas' own loop delay and how late
+ * their report timers fired.
+ */
+interface AttachmentRecord {
+  replicas: number;
+  missed_reports: number;
+  attach_s: number;
+  /** Replicas dropped for silence ("no load report for N ms") during the attachment and settling (each attached again). */
+  silence_drops: number;
+  /** Of those, replicas never silent for missedReports intervals at their own end. */
+  silence_drops_never_silent: number;
+  /** The dropped replicas' longest silence at their own end (median, ms). */
+  silence_drop_replica_silent_p50_ms: number | null;
+  balancer_loop_lag_p99_ms: number | null;
+  balancer_loop_lag_max_ms: number | null;
+  replicas_loop_lag_max_ms: number;
+  report_timer_late_max_ms: number;
+}
+
+async function attachmentRecord(sims: Worker, replicas: number, attachSeconds: number, lag: { loopLagP99Ms: number | null; loopLagMaxMs: number | null }): Promise<AttachmentRecord> {
+  const s = await ask(sims, { type: 'stats', deadlineMs: missedReports * REPORT_INTERVAL_MS });
+  return {
+    replicas,
+    missed_reports: missedReports,
+    attach_s: round1(attachSeconds),
+    silence_drops: Number(s['silence_drops']),
+    silence_drops_never_silent: Number(s['silence_drops_never_silent']),
+    silence_drop_replica_silent_p50_ms: s['silence_drop_replica_silent_p50_ms'] === null ? null : Math.round(Number(s['silence_drop_replica_silent_p50_ms'])),
+    balancer_loop_lag_p99_ms: lag.loopLagP99Ms,
+    balancer_loop_lag_max_ms: lag.loopLagMaxMs,
+    replicas_loop_lag_max_ms: Math.round(Number(s['attach_eld_max_ms'])),
+    report_timer_late_max_ms: Math.round(Number(s['report_timer_late_max_ms'])),
+  };
+}
+
+/**
+ * Waits (up to REPLICAS_WAIT_MS) until all `replicas` are attached, as the
+ * simulation and the balancer see it; throws if they never are. Returns the
+ * balancer's event-loop delay since the scrape before this call, as the
+ * largest p99 and maximum of its scrapes (prom-client restarts the histogram
+ * at each scrape), ms.
+ */
+async function checkReplicas(sims: Worker, balancer: BalancerProcess, replicas: number): Promise<{ loopLagP99Ms: number | null; loopLagMaxMs: number | null }> {
   const deadline = Date.now() + REPLICAS_WAIT_MS;
+  const lag = { loopLagP99Ms: null as number | null, loopLagMaxMs: null as number | null };
+  const most = (a: number | null, seconds: number | undefined) => (seconds === undefined ? a : Math.max(a ?? 0, Math.round(seconds * 10000) / 10));
   for (;;) {
     const s = await ask(sims, { type: 'stats' });
-    const members = (await scrape(balancer)).get('rebind_group_members') ?? 0;
+    const m = await scrape(balancer);
+    lag.loopLagP99Ms = most(lag.loopLagP99Ms, m.get('nodejs_eventloop_lag_p99_seconds'));
+    lag.loopLagMaxMs = most(lag.loopLagMaxMs, m.get('nodejs_eventloop_lag_max_seconds'));
+    const members = m.get('rebind_group_members') ?? 0;
     if (Number(s['attached']) === replicas && members === replicas) {
       if (Number(s['lost']) > 0) say(`  ${replicas} replicas: all attached after ${String(s['lost'])} losses (first: ${String(s['first_loss'])})`);
-      return;
+      return lag;
     }
     if (Date.now() > deadline) throw new Error(`${replicas} replicas: ${String(s['attached'])} attached (${String(s['lost'])} lost, first: ${String(s['first_loss'])}), ${members} members at the balancer`);
     await new Promise((r) => setTimeout(r, 1000));
@@ -362,6 +427,8 @@ interface LadderResult {
   rss_idle_mb: number;
   /** The simulated replicas' CPU per report they sent (µs), from the idle point. */
   generator_cpu_us_per_report: number | null;
+  /** The mass attachment of this ladder's replicas (this build's balancer). */
+  attachment: AttachmentRecord;
 }
 
 async function measureReplicas(replicas: number, rates: number[], windowMs: number, setup: Setup, binderMode: string, progress: Progress, ab: AbOptions | null): Promise<LadderResult> {
@@ -406,7 +473,7 @@ async function measureReplicas(replicas: number, rates: number[], windowMs: numb
       // Past the balancer's saturation (or the generators' limit) a higher rate says nothing more.
       if (rate > 0 && (p.saturated || p.generator_limited || p.core_contended)) break;
     }
-    return { points, rss_before_replicas_mb: c.rssBefore, rss_idle_mb: rssIdle, generator_cpu_us_per_report: perReport };
+    return { points, rss_before_replicas_mb: c.rssBefore, rss_idle_mb: rssIdle, generator_cpu_us_per_report: perReport, attachment: c.attachment };
   } finally {
     for (const s of stops.reverse()) await s();
   }
@@ -587,6 +654,7 @@ function derive(ladders: LadderResult[], memory: MemoryPoint[]) {
       bind_p99_us_at_10k: at10k?.bind_p99_us ?? null,
       bytes_per_replica: Math.round(((l.rss_idle_mb - l.rss_before_replicas_mb) * 1048576) / replicas),
       generator_cpu_us_per_report: l.generator_cpu_us_per_report,
+      attachment: l.attachment,
       generator_cpu_us_per_bind: binders.length > 0 ? Math.round(Math.max(...binders.map((p) => ((p.binder_cpu_pct / 100) * 1e6) / p.binds_per_s))) : null,
     };
   });
@@ -694,7 +762,7 @@ function markdown(json: Results, command: string): string {
   return [
     '# Scale',
     '',
-    `\`${command}\` — the balancer alone: one balancer process, simulated replicas over real control streams (one connection each) reporting every ${REPORT_INTERVAL_MS} ms, new rebind clients (each a distinct client id: every request is a bind) at stepped open-loop rates (${json.window_s} s per point), stepping stops at the balancer's saturation (achieved < ${ACHIEVED_LIMIT * 100} % of offered or bind p99 > ${SATURATED_P99_US / 1000} ms while the generators were not limited). Bind latency runs from when the bind was written (binds due within 2 ms go out in one write); binds written late are counted instead. The group allows ${BENCH_MISSED_REPORTS} missed reports (default 3) so that a mass attachment of 10,000 replicas does not drop members whose first reports it delayed; every point checks that all replicas are still members. Machine: ${m.cpus} cores, ${m.model}, Node ${m.node}.`,
+    `\`${command}\` — the balancer alone: one balancer process, simulated replicas over real control streams (one connection each) reporting every ${REPORT_INTERVAL_MS} ms, new rebind clients (each a distinct client id: every request is a bind) at stepped open-loop rates (${json.window_s} s per point), stepping stops at the balancer's saturation (achieved < ${ACHIEVED_LIMIT * 100} % of offered or bind p99 > ${SATURATED_P99_US / 1000} ms while the generators were not limited). Bind latency runs from when the bind was written (binds due within 2 ms go out in one write); binds written late are counted instead. The group allows ${json.derived.per_replicas[0]?.attachment.missed_reports ?? DEFAULT_MISSED_REPORTS} missed reports (default ${DEFAULT_MISSED_REPORTS}); every point checks that all replicas are still members. Machine: ${m.cpus} cores, ${m.model}, Node ${m.node}.`,
     '',
     pin.pinned
       ? `**Pinning:** the balancer on core ${pin.balancer_cpu} (\`taskset -a -p -c ${pin.balancer_cpu}\`), every load generator (replicas, binder, xDS clients) and this orchestrator on core ${pin.generators_cpu}. Balancer CPU is in % of its core; generators' CPU in % of theirs (all generators together).`
@@ -717,6 +785,12 @@ function markdown(json: Results, command: string): string {
         `| ${d.replicas} | ${dash(d.cpu_us_per_report)} | ${dash(d.cpu_us_per_bind)} | ${dash(d.max_binds_per_s_balancer_limited)}${d.balancer_saturation_reached ? '' : ' (not saturated: a lower bound)'} | ${dash(d.bind_p99_us_at_10k)} | ${d.bytes_per_replica} | ${dash(d.generator_cpu_us_per_report)} | ${dash(d.generator_cpu_us_per_bind)} |`,
     ),
     '',
+    '| replicas | attachment s | missedReports | dropped for silence while attaching | of them never that silent at their end | their longest silence at their end, median ms | balancer loop delay p99 / max ms | replicas\' loop delay max ms | replicas\' report timers late, max ms |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...json.derived.per_replicas.map(({ attachment: a }) => `| ${a.replicas} | ${a.attach_s} | ${a.missed_reports} | ${a.silence_drops} | ${a.silence_drops_never_silent} | ${dash(a.silence_drop_replica_silent_p50_ms)} | ${dash(a.balancer_loop_lag_p99_ms)} / ${dash(a.balancer_loop_lag_max_ms)} | ${a.replicas_loop_lag_max_ms} | ${a.report_timer_late_max_ms} |`),
+    '',
+    'Attachment: all replicas attached at once (50 at a time, each on its own connection), until every one was a member. A replica dropped for silence attaches again a second later. "Never that silent at their end": the replica had never gone missedReports intervals without writing a report, so the drop was the balancer\'s lag (or the network\'s), not the replica\'s. Loop delays: the balancer\'s from its /metrics (nodejs_eventloop_lag_*, restarted at each scrape: the largest p99 and maximum of the scrapes from the attachment\'s start until all were members); the replicas\' from their own process, over the same time.',
+    '',
     ...(json.memory.length > 0
       ? [
           '| step | replicas | rebind clients bound | xDS streams (at the balancer) | in the ledger | RSS MB | heap used MB |',
@@ -737,6 +811,7 @@ function markdown(json: Results, command: string): string {
 interface Options {
   quick?: boolean;
   out?: string;
+  missedReports?: string;
   replicas?: string;
   rates?: string;
   ratesLarge?: string;
@@ -799,6 +874,10 @@ async function main(opts: Options): Promise<void> {
   const ratesLarge = list('rates-large', opts.ratesLarge, quick ? rates : [0, 2000, 5000, 10_000, 20_000]);
   const memorySteps = parseMemorySteps(opts.memory ?? (quick ? QUICK_MEMORY_STEPS : DEFAULT_MEMORY_STEPS));
   const memoryReplicas = list('memory-replicas', opts.memoryReplicas, quick ? [20] : [1000])[0] ?? 1000;
+  if (opts.missedReports !== undefined) {
+    missedReports = Number(opts.missedReports);
+    if (!Number.isInteger(missedReports) || missedReports < 1 || missedReports > 1000) throw new Error(`--missed-reports must be an integer 1-1000 (got ${opts.missedReports})`);
+  }
   const windowMs = opts.window !== undefined ? Number(opts.window) * 1000 : quick ? 1500 : 10_000;
   if (!(windowMs >= 500 && windowMs <= 600_000)) throw new Error(`--window must be 0.5-600 seconds (got ${opts.window})`);
   if (opts.binder !== 'raw' && opts.binder !== 'http2') throw new Error(`--binder must be raw or http2 (got ${opts.binder})`);
@@ -868,6 +947,7 @@ const program = new Command('bench:scale')
   .option('--compare-node-args <flags>', "A/B: node flags of the compare side's balancer, space-separated (e.g. '--max-semi-space-size=32'); without --compare-balancer the compare side is this build")
   .option('--balancer-node-args <flags>', "node flags of this build's balancer (every point, and the main side of an A/B), space-separated")
   .option('--ab-rounds <n>', `with --compare-balancer / --compare-node-args: times each point is measured on each balancer (default ${DEFAULT_AB_ROUNDS}, 1-20)`)
+  .option('--missed-reports <n>', `the group's missedReports (default: the balancer's, ${DEFAULT_MISSED_REPORTS})`)
   .option('--out <dir>', 'where to write scale.{json,md,svg} (default bench/results; --quick: a temporary directory)');
 
 runBenchCommand(program, main);

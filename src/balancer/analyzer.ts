@@ -19,6 +19,9 @@ import { VOUCH_MARGIN_MS, type Voucher } from './vouch';
 /** Report intervals of silence after which a member is suspect. */
 export const SUSPECT_INTERVALS = 1.5;
 
+/** Least time between two warnings that a group's liveness check ran late, ms. */
+export const LIVENESS_LAG_WARN_INTERVAL_MS = 60_000;
+
 export interface AnalyzerEvents {
   /** Called after each analysis with the moves sent (possibly none). */
   analyzed?(group: Group, moves: readonly Move[], nowMs: number): void;
@@ -47,6 +50,9 @@ export class Analyzer {
   mayAdvise: ((group: string) => boolean) | null = null;
   /** Groups whose advisory state must be restated to every member at the next analysis (leadership just gained). */
   private readonly mustRestate = new Set<string>();
+  /** When a late liveness check was last warned about (scheduler ms), and how many went unwarned since. */
+  private lagWarnedAtMs = Number.NEGATIVE_INFINITY;
+  private lagUnwarned = 0;
 
   constructor(
     private readonly registry: Registry,
@@ -79,27 +85,76 @@ export class Analyzer {
   private startLoop(group: Group): void {
     if (this.loops.has(group.name)) return;
     const interval = group.config.reportIntervalMs;
-    const analysis = timer(interval, interval, this.scheduler).subscribe(() => this.analyze(group, this.scheduler.now()));
     // Liveness is checked four times per interval, so that a silent member is
     // noticed within 2 report intervals whatever the phase of its reports.
     const quarter = Math.max(1, Math.round(interval / 4));
-    analysis.add(timer(quarter, quarter, this.scheduler).subscribe(() => this.checkLiveness(group, this.scheduler.now())));
+    // One of the two timers fires at least every quarter interval. When the
+    // event loop was blocked (or the process starved of its core), the timers
+    // that fell due fire first, before the loop reads the sockets: the reports
+    // that came during the block are still unread. So a check does not count
+    // against members the time by which it ran late (past a quarter since the
+    // previous tick); the reports are read right after it, and the next check,
+    // on time, counts the whole silence again. Ticks that follow each other
+    // within half a quarter (both timers due together, or firing one after
+    // the other after a block) read no socket between them: they share the
+    // larger excuse.
+    let lastTickMs = this.scheduler.now();
+    let lastExcusedMs = 0;
+    const tick = (): number => {
+      const nowMs = this.scheduler.now();
+      const gapMs = nowMs - lastTickMs;
+      const lateMs = Math.max(0, gapMs - quarter);
+      lastExcusedMs = gapMs < quarter / 2 ? Math.max(lateMs, lastExcusedMs) : lateMs;
+      lastTickMs = nowMs;
+      if (lateMs >= interval) this.warnLate(group, lateMs, nowMs);
+      return lastExcusedMs;
+    };
+    const analysis = timer(interval, interval, this.scheduler).subscribe(() => {
+      const excusedMs = tick();
+      this.analyze(group, this.scheduler.now(), excusedMs);
+    });
+    analysis.add(
+      timer(quarter, quarter, this.scheduler).subscribe(() => {
+        const excusedMs = tick();
+        this.checkLiveness(group, this.scheduler.now(), excusedMs);
+      }),
+    );
     this.loops.set(group.name, analysis);
+  }
+
+  /** A liveness check of `group` ran `lateMs` (a report interval or more) late: worth an operator's attention, at most once per LIVENESS_LAG_WARN_INTERVAL_MS. */
+  private warnLate(group: Group, lateMs: number, nowMs: number): void {
+    if (nowMs - this.lagWarnedAtMs < LIVENESS_LAG_WARN_INTERVAL_MS) {
+      this.lagUnwarned++;
+      return;
+    }
+    this.log.warn(
+      { group: group.name, lateMs, unwarned: this.lagUnwarned },
+      `liveness check of group ${group.name} ran ${lateMs} ms late (the balancer's event loop was blocked or starved of CPU): that time was not counted against its members, whose reports it had not read yet`,
+    );
+    this.lagWarnedAtMs = nowMs;
+    this.lagUnwarned = 0;
   }
 
   /**
    * A member silent for SUSPECT_INTERVALS report intervals is suspect (no new
    * client); after `missedReports` intervals it is removed and its stream
    * closed. A crashed replica's stream loss removes it at once instead.
+   * Silence runs from the member's last report read, or from its attachment
+   * (its hello accepted). `excusedMs`: how late this check ran (the
+   * balancer's own lag, see startLoop); reports that came in that time are
+   * not read yet, so it is not counted against the members. A member that
+   * sent nothing during a block is removed at the first check on time after
+   * it; while the balancer keeps time, after missedReports intervals.
    */
-  checkLiveness(group: Group, nowMs: number): void {
+  checkLiveness(group: Group, nowMs: number, excusedMs = 0): void {
     if (this.registry.sweepIdle(group, nowMs)) return;
     const interval = group.config.reportIntervalMs;
     const deadline = group.config.missedReports * interval;
     for (const member of [...group.members.values()]) {
-      const silentMs = nowMs - member.lastReportAtMs;
+      const silentMs = nowMs - member.lastReportAtMs - excusedMs;
       if (silentMs > deadline) {
-        const reason = `no load report for ${silentMs} ms (${group.config.missedReports} report intervals of ${interval} ms)`;
+        const reason = `no load report for ${nowMs - member.lastReportAtMs} ms (${group.config.missedReports} report intervals of ${interval} ms${excusedMs > 0 ? `; this check ran ${excusedMs} ms late, not counted` : ''})`;
         this.registry.detach(member, reason);
         member.sink.close(14 /* UNAVAILABLE */, `rebind: ${reason}`);
       } else if (silentMs > SUSPECT_INTERVALS * interval && member.state !== 'SUSPECT') {
@@ -116,9 +171,9 @@ export class Analyzer {
     return false;
   }
 
-  /** One analysis of one group at time `nowMs`. */
-  analyze(group: Group, nowMs: number): Move[] {
-    this.checkLiveness(group, nowMs);
+  /** One analysis of one group at time `nowMs` (`excusedMs`: how late it ran, see checkLiveness). */
+  analyze(group: Group, nowMs: number, excusedMs = 0): Move[] {
+    this.checkLiveness(group, nowMs, excusedMs);
     if (!this.advises(group)) {
       // Not the group's leader: no plan, no advisory. xDS clients of this balancer still learn of a per-request group's new offers.
       if (group.granularity === 'per-request') {

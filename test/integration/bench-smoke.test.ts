@@ -99,6 +99,10 @@ describe('benchmark smoke (--quick)', () => {
     expect(json.memory[1]).toMatchObject({ rebind_clients: 500, ledger_bindings: 500 });
     expect(json.memory[2]).toMatchObject({ xds_streams: 50, balancer_xds_streams: 50, ledger_bindings: 550 });
     expect(json.derived.per_replicas[0].generator_cpu_us_per_bind).toBeGreaterThan(0);
+    // The attachment is recorded: 20 replicas under the default missedReports, none dropped, the balancer's loop delay measured.
+    expect(json.derived.per_replicas[0].attachment).toMatchObject({ replicas: 20, missed_reports: 3, silence_drops: 0, silence_drops_never_silent: 0 });
+    expect(json.derived.per_replicas[0].attachment.balancer_loop_lag_max_ms).toBeGreaterThan(0);
+    expect(read('scale.md')).toContain('| dropped for silence while attaching |');
     expect(read('scale.md')).toContain(json.pinning.pinned ? '**Pinning:**' : '**Not pinned**');
     expect(read('scale.md')).toContain('generators CPU %');
     expect(read('scale.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
