@@ -76,6 +76,8 @@ class Demo {
   private data = '';
   private startMs = 0;
   private switchMs = Number.POSITIVE_INFINITY;
+  /** When every trader was running: phase 1 and its warm-up count from here (starting traders takes longer on a loaded machine). */
+  private tradersReadyMs = 0;
   private phase = 'starting';
   private strategyLine = '';
   private stopping: Promise<Summary> | null = null;
@@ -173,10 +175,11 @@ class Demo {
     }
     this.note(`${o.clients} traders started (${Math.ceil(o.clients / 2)} at ${2 * o.rate} sessions/s, ${Math.floor(o.clients / 2)} at ${o.rate}); per-session round-robin`);
     this.phase = 'phase 1/2: per-session round-robin (bindings never move)';
+    this.tradersReadyMs = Date.now();
     const sampler = setInterval(() => void this.sample(), SAMPLE_MS);
     const render = this.live ? setInterval(() => this.render(), 500) : null;
     const perSessionMs = Math.max(5000, 0.4 * o.duration * 1000);
-    await this.sleepUntil(this.startMs + perSessionMs);
+    await this.sleepUntil(this.tradersReadyMs + perSessionMs);
     if (this.stopping === null) {
       await adminCall(this.admin, this.control, 'SetGranularity', { group: GROUP, granularity: 'on-demand' });
       await adminCall(this.admin, this.control, 'SetStrategy', { group: GROUP, strategy: 'minimum_dispersion', paramsJson: '' });
@@ -184,7 +187,8 @@ class Demo {
       this.phase = 'phase 2/2: on-demand, minimum_dispersion (targeted re-binds)';
       this.note('switched the group to on-demand + minimum_dispersion');
     }
-    await this.sleepUntil(this.startMs + o.duration * 1000);
+    // Phase 2 gets the rest of the duration, however long the traders took to start.
+    await this.sleepUntil(this.tradersReadyMs + Math.max(o.duration * 1000, perSessionMs + 5000));
     clearInterval(sampler);
     if (render !== null) clearInterval(render);
     return this.stop();
@@ -288,7 +292,7 @@ class Demo {
   }
 
   private summary(): Summary {
-    const warmUpMs = this.startMs + 3000;
+    const warmUpMs = this.tradersReadyMs + 3000;
     const perSession = this.meanLoads(warmUpMs, Math.min(this.switchMs, Date.now()));
     const end = this.samples.at(-1)?.tMs ?? Date.now();
     // Convergence: the first time after the switch from which the smoothed max/mean stays <= 1.10.
