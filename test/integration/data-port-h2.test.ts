@@ -5,6 +5,7 @@
  * transport's own defences (here: rapid reset, CVE-2023-44487) show on
  * /metrics.
  */
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Balancer } from '../../src/index';
@@ -12,6 +13,7 @@ import { CLIENT_PREFACE, ErrorCode, Flag, frame, FrameReader, FrameType, rstStre
 import { HpackDecoder, HpackEncoder } from '../../src/h2/hpack';
 import { clientUserAgent, FORWARD_STATUS, FORWARD_TRAILER } from '../../src/common/wire';
 import { startBalancer, startReplica, stopReplica } from '../support/cluster';
+import { makePki } from '../support/tls';
 
 const PATH = '/rebind.test.Echo/Unary';
 
@@ -80,8 +82,8 @@ afterEach(async () => {
   cleanups.length = 0;
 });
 
-async function setUp(): Promise<{ balancer: Balancer; replica: string }> {
-  const balancer = await startBalancer([{ name: 'echo', granularity: 'per-session', strategy: 'round_robin', reportIntervalMs: 200 }]);
+async function setUp(extra: Record<string, unknown> = {}): Promise<{ balancer: Balancer; replica: string }> {
+  const balancer = await startBalancer([{ name: 'echo', granularity: 'per-session', strategy: 'round_robin', reportIntervalMs: 200 }], extra);
   cleanups.push(() => balancer.stop());
   const r = await startReplica(balancer, 'A');
   cleanups.push(() => stopReplica(r));
@@ -132,5 +134,49 @@ describe('the data port on rebind’s HTTP/2 transport', () => {
     expect(metrics).toMatch(/^rebind_data_h2_events_total\{event="rapid_reset"\} 1$/m);
     expect(metrics).toMatch(/^rebind_data_h2_goaways_total\{code="ENHANCE_YOUR_CALM"\} 1$/m);
     expect(metrics).toMatch(/^rebind_data_h2_events_total\{event="reset_received"\} 10\d\d$/m);
+  });
+
+  it('closes a connection that keeps getting refused with GOAWAY ENHANCE_YOUR_CALM (data_connection_abusive)', async () => {
+    const { balancer } = await setUp();
+    const c = await open(balancer.address);
+    // Calls to a path no group serves: refusals the caller brings on itself, 50 allowed per 10 s.
+    const block = HpackEncoder.encode([
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', '/nobody.Serves/This'],
+      [':authority', 'balancer'],
+      ['content-type', 'application/grpc'],
+    ]);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 60; i++) frames.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1 + 2 * i, block));
+    c.sock.write(Buffer.concat(frames));
+    const goaway = await c.waitFor((f) => f.type === FrameType.GOAWAY);
+    expect(goaway.payload.readUInt32BE(4)).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+    expect(balancer.refusals.get('data_connection_abusive')).toBe(1);
+    // 51 refusals answered (Trailers-Only UNIMPLEMENTED) before the close.
+    expect(c.frames.filter((f) => f.type === FrameType.HEADERS).length).toBeGreaterThanOrEqual(51);
+  });
+
+  it('with security.dataTls.requireClientCert, binds a client that shows a certificate and refuses one that does not', async () => {
+    const pki = makePki();
+    const { balancer, replica } = await setUp({
+      security: { dataTls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, caFile: pki.caFile, requireClientCert: true } },
+    });
+    const bindOver = (options: http2.SecureClientSessionOptions): Promise<http2.IncomingHttpHeaders | Error> =>
+      new Promise((resolve) => {
+        const session = http2.connect(`https://${balancer.address}`, options);
+        cleanups.push(() => void session.destroy());
+        session.on('error', (e) => resolve(e));
+        const req = session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers', 'user-agent': clientUserAgent('tls-client') });
+        req.on('response', (h) => resolve(h));
+        req.on('error', (e) => resolve(e));
+        req.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+    const ok = await bindOver({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey, servername: 'localhost' });
+    expect(ok).not.toBeInstanceOf(Error);
+    expect((ok as http2.IncomingHttpHeaders)['grpc-status']).toBe(String(FORWARD_STATUS));
+    expect((ok as http2.IncomingHttpHeaders)[FORWARD_TRAILER]).toBe(replica);
+    const refused = await bindOver({ ca: pki.ca, servername: 'localhost' });
+    expect(refused).toBeInstanceOf(Error);
   });
 });
