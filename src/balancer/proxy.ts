@@ -352,7 +352,14 @@ function onClientClose(this: H2Stream): void {
   const call = this.context as RelayedCall;
   if (call.finished) return;
   // The client went away (cancel, deadline on its side, connection loss), or our trailers went out after the replica's.
-  if (!call.upstream.destroyed) call.upstream.close(NGHTTP2_CANCEL);
+  const upstream = call.upstream;
+  // A call complete both ways closes upstream by itself. Our client stream can close before
+  // node:http2 has closed its side (the replica's END_STREAM read, the stream still
+  // half-closed in nghttp2): an RST_STREAM then reaches the replica on a stream it has closed,
+  // and node's server counts those as invalid frames: past 1,000 (maxSessionInvalidFrames) it
+  // ends the connection with GOAWAY INTERNAL_ERROR, failing every call on it.
+  const complete = call.trailers !== null && upstream.readableEnded && upstream.writableEnded;
+  if (!upstream.destroyed && !complete) upstream.close(NGHTTP2_CANCEL);
   call.finish();
 }
 

@@ -12,7 +12,7 @@ import type { Balancer } from '../../src/index';
 import { CLIENT_PREFACE, ErrorCode, Flag, frame, FrameReader, FrameType, rstStreamFrame, settingsFrame, type FrameSink } from '../../src/h2/frames';
 import { HpackDecoder, HpackEncoder } from '../../src/h2/hpack';
 import { clientUserAgent, FORWARD_STATUS, FORWARD_TRAILER } from '../../src/common/wire';
-import { startBalancer, startReplica, stopReplica } from '../support/cluster';
+import { echoClient, startBalancer, startReplica, stopReplica, unary } from '../support/cluster';
 import { makePki } from '../support/tls';
 
 const PATH = '/rebind.test.Echo/Unary';
@@ -179,4 +179,25 @@ describe('the data port on rebind’s HTTP/2 transport', () => {
     const refused = await bindOver({ ca: pki.ca, servername: 'localhost' });
     expect(refused).toBeInstanceOf(Error);
   });
+
+  it('relays 2,000 calls over one upstream connection without losing it (no RST_STREAM on calls complete both ways)', async () => {
+    // A long report interval: a loaded machine must not make the one member look dead mid-run.
+    const balancer = await startBalancer([{ name: 'echo', granularity: 'per-request', strategy: 'round_robin', reportIntervalMs: 1000 }]);
+    cleanups.push(() => balancer.stop());
+    const r = await startReplica(balancer, 'A');
+    cleanups.push(() => stopReplica(r));
+    const client = echoClient(balancer.address);
+    cleanups.push(() => client.close());
+    const errors = new Map<string, number>();
+    // Four callers, 500 calls each, sequentially: past the replica's 1,000 invalid frames if each call ended with an RST_STREAM it no longer knows.
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 500; i++) {
+          await unary(client, { text: 'x' }, undefined, { deadline: Date.now() + 30_000 }).catch((e: Error) => errors.set(e.message, (errors.get(e.message) ?? 0) + 1));
+        }
+      }),
+    );
+    expect([...errors]).toEqual([]);
+    expect(balancer.registry.groups.get('echo')!.counters.proxiedCalls).toBe(2000);
+  }, 120_000);
 });
