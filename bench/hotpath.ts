@@ -39,6 +39,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { machine, say } from './lib/common';
+import { HpackDecoder } from '../src/h2/hpack';
 
 const execFileAsync = promisify(execFile);
 const REPORT_INTERVAL_MS = 1000;
@@ -209,28 +210,63 @@ class Core {
 
   /** Binds one new rebind client through the data port's stream handler. */
   bind(clientId: string, caller: string): void {
-    const stream = fakeStream(caller);
     const headers = { ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', 'user-agent': `grpc-node-js/1.14.0 ${this.impl.clientUserAgent(clientId)}` };
+    const stream = fakeStream(caller, headers);
+    // The data port's handler: onStream(stream) on rebind's own HTTP/2 transport (src/h2), onStream(stream, headers) on node:http2 before it.
     (this.dataPlane as unknown as { onStream(s: unknown, h: unknown): void }).onStream(stream, headers);
     if (stream.status !== '200' || stream.forward === undefined) throw new Error(`bind of ${clientId} was not forwarded`);
   }
 }
 
-function fakeStream(remote: string) {
+/** What a pre-encoded forward (an EncodedHeaders block) says, decoded once per block: the blocks are prepared per member and reused. */
+const decodedBlocks = new WeakMap<Buffer, Record<string, string>>();
+function decodeBlock(block: Buffer): Record<string, string> {
+  let fields = decodedBlocks.get(block);
+  if (fields === undefined) {
+    const list: string[] = [];
+    new HpackDecoder().decode(block, list);
+    fields = {};
+    for (let i = 0; i < list.length; i += 2) fields[list[i]!] = list[i + 1]!;
+    decodedBlocks.set(block, fields);
+  }
+  return fields;
+}
+
+/**
+ * A stand-in for the client stream of a bind: an H2Stream (src/h2: method,
+ * path, header(), rawHeaders, connection, respond(EncodedHeaders | object))
+ * and a node:http2 ServerHttp2Stream (session, on/once/resume) at once, so
+ * that the same fake serves the code before and after the data port moved
+ * onto src/h2.
+ */
+function fakeStream(remote: string, headers: Record<string, string>) {
+  const rawHeaders: string[] = [];
+  for (const [k, v] of Object.entries(headers)) rawHeaders.push(k, v);
   return {
     destroyed: false,
     closed: false,
     headersSent: false,
+    writableEnded: false,
     status: '',
     forward: undefined as string | undefined,
+    method: headers[':method'],
+    path: headers[':path'],
+    rawHeaders,
+    header(name: string): string | undefined {
+      for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i] === name) return rawHeaders[i + 1];
+      return undefined;
+    },
+    connection: { remoteAddress: remote, destroyed: false },
     session: { socket: { remoteAddress: remote } },
     on() {},
     once() {},
     resume() {},
-    respond(h: Record<string, string | number>) {
-      this.status = String(h[':status']);
-      this.forward = h['rebind-forward'] as string | undefined;
+    respond(h: Record<string, string | number> | { block: Buffer }) {
+      const fields = Buffer.isBuffer((h as { block?: unknown }).block) ? decodeBlock((h as { block: Buffer }).block) : (h as Record<string, string | number>);
+      this.status = String(fields[':status']);
+      this.forward = fields['rebind-forward'] as string | undefined;
       this.headersSent = true;
+      this.writableEnded = true;
     },
   };
 }

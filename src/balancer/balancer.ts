@@ -182,6 +182,10 @@ export class Balancer {
         refusals: this.refusals,
         xds: () => (this.xds === null ? null : { streams: this.xds.streamCount, pushes: this.xds.pushes, nacks: this.xds.nacks }),
         ...(this.coordinator !== null ? { ha: haMetrics(this.coordinator, this.registry) } : {}),
+        dataH2: () => {
+          const counters = this.dataPlane.h2Counters();
+          return counters === null ? null : { counters, connections: this.dataPlane.connections };
+        },
       },
       { processMetrics: options.processMetrics ?? true, maxMemberSeries: config.limits.maxMemberSeries, log: moduleLogger('balancer.metrics', options.logger) },
     );

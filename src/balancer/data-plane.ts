@@ -1,6 +1,7 @@
 /**
  * The balancer's data port: the address clients target. It speaks gRPC's
- * HTTP/2 protocol directly (node:http2) and, for each call:
+ * HTTP/2 protocol directly on rebind's own HTTP/2 transport (src/h2: a
+ * bind costs one pre-encoded HEADERS frame) and, for each call:
  *   - answers a rebind-aware client in a per-session or on-demand group with
  *     a forward: a Trailers-Only response naming the chosen replica
  *     (rebind's LOCATION_FORWARD; see ../common/wire.ts), or
@@ -9,13 +10,12 @@
  * It needs no copy of the application's .proto files: replicas advertise the
  * method paths they serve when they attach.
  */
-import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { status as Status } from '@grpc/grpc-js';
+import { createH2Server, ErrorCode, type EncodedHeaders, type H2Connection, type H2Counters, type H2Server, type H2Stream } from '../h2';
 import { formatHostPort, parseListenAddress } from '../common/address';
 import type { Logger } from '../common/logger';
 import { WarnLimiter } from '../common/warn-limiter';
-import { respondPrepared, respondTrailersOnly, trailersOnlyHeaders } from '../common/grpc-http2';
+import { respondPrepared, respondTrailersOnly, trailersOnly } from '../common/grpc-http2';
 import { ABUSE_WINDOW_MS, AbusiveConnections, DEFAULT_MAX_REFUSALS_PER_CONNECTION } from '../common/abusive-connections';
 import {
   AFFINITY_HEADER,
@@ -53,7 +53,16 @@ interface PreparedForward {
   readonly voucher: string;
   readonly publicKey: string;
   readonly publicKeys: string;
-  readonly headers: Readonly<http2.OutgoingHttpHeaders>;
+  /** The Trailers-Only response, HPACK-encoded once. */
+  readonly block: EncodedHeaders;
+}
+
+/** Every value of a request header, joined with ", " as node:http2 joined repeated fields (undefined when absent). */
+function joinedHeader(stream: H2Stream, name: string): string | undefined {
+  const raw = stream.rawHeaders;
+  let out: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) out = out === undefined ? raw[i + 1]! : `${out}, ${raw[i + 1]!}`;
+  return out;
 }
 
 /** Refusals a caller brings on itself (not, say, a group with no member): they count against its connection. */
@@ -89,9 +98,18 @@ export interface DataPlaneOptions {
   proxy?: Partial<ProxyConfig>;
 }
 
+/**
+ * Closes a client connection that keeps getting refused: GOAWAY
+ * ENHANCE_YOUR_CALM, on the next turn of the event loop (the refusal comes
+ * from inside the connection's own frame processing, which goes on using
+ * the stream being refused).
+ */
+function closeAbusive(connection: H2Connection): void {
+  setImmediate(() => connection.closeWithError(ErrorCode.ENHANCE_YOUR_CALM, 'too many refused calls'));
+}
+
 export class DataPlane {
-  private server: http2.Http2Server | http2.Http2SecureServer | null = null;
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private server: H2Server | null = null;
   readonly upstreams: UpstreamPool;
   private readonly limits: DataPortLimits;
   /**
@@ -100,7 +118,7 @@ export class DataPlane {
    * so the map is bounded by the calls the data port holds.
    */
   private readonly proxiedByCaller = new Map<string, number>();
-  private readonly abusive = new AbusiveConnections();
+  private readonly abusive = new AbusiveConnections<H2Connection>(DEFAULT_MAX_REFUSALS_PER_CONNECTION, ABUSE_WINDOW_MS, undefined, closeAbusive);
   /** Warn lines for refused connections, at most one per reason per second. */
   private readonly warnLimited: WarnLimiter;
   /** Each member's prepared forward (see {@link PreparedForward}); goes with the member. */
@@ -123,29 +141,39 @@ export class DataPlane {
     registry.listen({ memberRemoved: (_group, member) => this.upstreams.release(member.address) });
   }
 
-  /** Starts listening (TLS when `tls` is given); resolves with the bound address (port 0 picks one). */
+  /**
+   * Starts listening (TLS when `tls` is given; `requireClientCert` verifies
+   * client certificates against `ca` in the handshake); resolves with the
+   * bound address (port 0 picks one).
+   */
   async listen(address: string, tls: { cert: Buffer; key: Buffer; ca: Buffer | null; requireClientCert: boolean } | null = null): Promise<string> {
     const parsed = parseListenAddress(address);
     if (typeof parsed === 'string') throw new Error(`listen address: ${parsed}`);
-    const port = parsed.port;
-    // A client may hold this many calls open per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
-    const settings: http2.Settings = { enablePush: false, maxConcurrentStreams: this.limits.maxStreamsPerDataConnection };
-    const server: http2.Http2Server | http2.Http2SecureServer =
-      tls === null
-        ? http2.createServer({ settings })
-        : http2.createSecureServer({
-            settings,
-            cert: tls.cert,
-            key: tls.key,
-            ...(tls.ca !== null ? { ca: tls.ca } : {}),
-            requestCert: tls.requireClientCert,
-            rejectUnauthorized: tls.requireClientCert,
-            ALPNProtocols: ['h2'],
-          });
-    server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    const server = createH2Server(
+      {
+        // A client may hold this many calls open per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+        maxConcurrentStreams: this.limits.maxStreamsPerDataConnection,
+        // A connection with no open stream for this long is closed with GOAWAY (an idle
+        // connection costs memory and a slot under maxDataConnections; clients reconnect).
+        idleTimeoutMs: this.limits.dataIdleTimeoutMs,
+        onConnection: this.onConnection,
+        ...(tls === null
+          ? {}
+          : {
+              tls: {
+                cert: tls.cert,
+                key: tls.key,
+                ...(tls.ca !== null ? { ca: tls.ca } : {}),
+                requestCert: tls.requireClientCert,
+                rejectUnauthorized: tls.requireClientCert,
+              },
+            }),
+      },
+      this.onStream,
+    );
     // Connections beyond the cap are closed at accept, before any TLS or HTTP/2 work.
-    server.maxConnections = this.limits.maxDataConnections;
-    server.on('drop', (drop) => {
+    server.server.maxConnections = this.limits.maxDataConnections;
+    server.server.on('drop', (drop) => {
       this.events.refused?.('data_connection_limit');
       this.warnLimited.warn(
         'data_connection_limit',
@@ -153,60 +181,37 @@ export class DataPlane {
         `refused a client connection: the data port holds limits.maxDataConnections (${this.limits.maxDataConnections}) connections already`,
       );
     });
-    server.on('session', (session) => this.watchSession(session));
-    server.on('sessionError', (err) => this.log.debug({ err: err.message }, 'client session error'));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, parsed.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.log.error({ err: err.message }, 'data port error'));
+    server.server.on('tlsClientError', (err: Error) => this.log.debug({ err: err.message }, 'client TLS handshake failed'));
+    const bound = await server.listen(parsed.port, parsed.host);
+    server.server.on('error', (err) => this.log.error({ err: err.message }, 'data port error'));
     this.server = server;
-    const bound = server.address() as AddressInfo;
     return formatHostPort(parsed.host, bound.port);
   }
 
-  /**
-   * Tracks a client connection: a connection with no open stream for
-   * `dataIdleTimeoutMs` is closed with GOAWAY (an idle connection costs
-   * memory and a slot under maxDataConnections; clients reconnect).
-   */
-  private watchSession(session: http2.ServerHttp2Session): void {
-    this.sessions.add(session);
-    let open = 0;
-    const idleMs = this.limits.dataIdleTimeoutMs;
-    // One timer per connection, restarted (refresh: no new timer) each time its last open stream
-    // closes; when it fires with a stream open it does nothing, and that stream's close restarts it.
-    // (A clearTimeout and a setTimeout per call cost a timer object and two timer-list updates per bind.)
-    const idleTimer = setTimeout(() => {
-      if (open > 0 || session.closed || session.destroyed) return;
-      this.events.refused?.('data_idle_timeout');
-      this.log.debug({ idleMs }, 'closing a client connection idle for limits.dataIdleTimeoutMs');
-      session.close();
-    }, idleMs);
-    idleTimer.unref();
-    const disarm = () => clearTimeout(idleTimer);
-    session.on('stream', (stream) => {
-      open++;
-      stream.once('close', () => {
-        open--;
-        if (open === 0 && !session.closed && !session.destroyed) idleTimer.refresh();
-      });
-    });
-    session.on('close', () => {
-      disarm();
-      this.sessions.delete(session);
-    });
-    session.on('error', (err) => this.log.debug({ err: err.message }, 'client connection error'));
+  /** The data port's HTTP/2 transport counters (refused streams, rapid resets, floods, …); null before listen(). */
+  h2Counters(): H2Counters | null {
+    return this.server?.counters ?? null;
   }
+
+  /** Client connections open on the data port. */
+  get connections(): number {
+    return this.server?.connections.size ?? 0;
+  }
+
+  private readonly onConnection = (connection: H2Connection): void => {
+    connection.onIdleTimeout = this.onIdleTimeout;
+  };
+
+  private readonly onIdleTimeout = (): void => {
+    this.events.refused?.('data_idle_timeout');
+    this.log.debug({ idleMs: this.limits.dataIdleTimeoutMs }, 'closing a client connection idle for limits.dataIdleTimeoutMs');
+  };
 
   /**
    * Refuses a proxied call whose replica has `upstreams.limitPerReplica`
    * calls in flight already; true when refused.
    */
-  private atLimit(stream: http2.ServerHttp2Stream, member: Member): boolean {
+  private atLimit(stream: H2Stream, member: Member): boolean {
     const inFlight = this.upstreams.inFlight(member.address);
     if (inFlight < this.upstreams.limitPerReplica) return false;
     this.refuse(stream, 'proxy_replica_limit', Status.RESOURCE_EXHAUSTED, `rebind: replica ${member.address} has ${inFlight} proxied calls in flight (limit ${this.upstreams.limitText})`);
@@ -218,7 +223,7 @@ export class DataPlane {
    * in flight already (so that one party holding calls open cannot take every
    * replica's proxied-call capacity from the others); true when refused.
    */
-  private callerAtLimit(stream: http2.ServerHttp2Stream, caller: string): boolean {
+  private callerAtLimit(stream: H2Stream, caller: string): boolean {
     const inFlight = this.proxiedByCaller.get(caller) ?? 0;
     if (inFlight < this.limits.maxProxiedCallsPerCaller) return false;
     this.refuse(
@@ -231,13 +236,13 @@ export class DataPlane {
   }
 
   /** Relays one call to `member`, counted for its group, the member and the caller. */
-  private proxy(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, group: Group, member: Member, caller: string): void {
+  private proxy(stream: H2Stream, group: Group, member: Member, caller: string): void {
     if (this.atLimit(stream, member)) return;
     group.counters.proxiedCalls++;
     member.proxiedInFlight++;
     this.proxiedByCaller.set(caller, (this.proxiedByCaller.get(caller) ?? 0) + 1);
     this.events.proxied?.(group.name, member.address);
-    proxyStream(this.upstreams, stream, headers, member.address, new ProxiedCallAccount(this.proxiedByCaller, member, caller), member.proxySecret);
+    proxyStream(this.upstreams, stream, member.address, new ProxiedCallAccount(this.proxiedByCaller, member, caller), member.proxySecret);
   }
 
   async close(): Promise<void> {
@@ -245,48 +250,46 @@ export class DataPlane {
     this.server = null;
     this.upstreams.close();
     if (server === null) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const session of this.sessions) session.destroy();
+    const closed = new Promise<void>((resolve) => server.server.close(() => resolve()));
+    for (const connection of [...server.connections]) connection.destroy();
     await closed;
   }
 
-  private refuse(stream: http2.ServerHttp2Stream, reason: string, code: Status, message: string): void {
+  private refuse(stream: H2Stream, reason: string, code: Status, message: string): void {
     this.events.refused?.(reason);
     this.log.debug({ reason }, message);
     respondTrailersOnly(stream, code, message);
     // Refusals the caller brought on itself count against its connection.
-    if (CALLER_FAULTS.has(reason) && this.abusive.refused(stream.session)) {
+    if (CALLER_FAULTS.has(reason) && this.abusive.refused(stream.connection)) {
       this.events.refused?.('data_connection_abusive');
-      this.warnLimited.warn('data_connection_abusive', { peer: stream.session?.socket?.remoteAddress, reason }, `closed a client connection: more than ${DEFAULT_MAX_REFUSALS_PER_CONNECTION} refused calls within ${ABUSE_WINDOW_MS} ms`);
+      this.warnLimited.warn('data_connection_abusive', { peer: stream.connection.remoteAddress, reason }, `closed a client connection: more than ${DEFAULT_MAX_REFUSALS_PER_CONNECTION} refused calls within ${ABUSE_WINDOW_MS} ms`);
     }
   }
 
-  /** One listener for every client stream's errors (not a closure per call). */
-  private readonly onClientStreamError = (err: Error): void => this.log.debug({ err: err.message }, 'client stream error');
-
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', this.onClientStreamError);
-    const method = headers[':method'];
-    const contentType = headers['content-type'];
-    if (method !== 'POST' || typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+  /** Handles one client stream (a bind, a refusal or a proxied call). */
+  private readonly onStream = (stream: H2Stream): void => {
+    const method = stream.method;
+    const contentType = stream.header('content-type');
+    if (method !== 'POST' || contentType === undefined || !contentType.startsWith('application/grpc')) {
       // Not gRPC (gRPC over HTTP/2 spec: 415 for a wrong content type).
       stream.respond({ ':status': method !== 'POST' ? 405 : 415 }, { endStream: true });
       this.events.refused?.('not_grpc');
       return;
     }
-    const path = headers[':path'] ?? '';
+    const path = stream.path;
     const group = this.registry.route(path);
     if (group === undefined) {
       return this.refuse(stream, 'unknown_method', Status.UNIMPLEMENTED, `rebind: no replica group serves ${path.slice(0, 200)}`);
     }
-    const affinity = headers[AFFINITY_HEADER];
-    if (affinity !== undefined) return this.routeAffinity(stream, headers, group, String(affinity));
-    const caller = identifyCaller(headers['user-agent'] as string | undefined);
-    const follows = caller.rebindAware && group.granularity !== 'per-request' && headers[PROXIED_HEADER] === undefined;
-    const avoid = headers[AVOID_HEADER];
+    const affinity = stream.header(AFFINITY_HEADER);
+    if (affinity !== undefined) return this.routeAffinity(stream, group, affinity);
+    const caller = identifyCaller(stream.header('user-agent'));
+    const proxiedMarker = stream.header(PROXIED_HEADER);
+    const follows = caller.rebindAware && group.granularity !== 'per-request' && proxiedMarker === undefined;
+    const avoid = joinedHeader(stream, AVOID_HEADER);
     const avoided = avoid === undefined ? undefined : parseAvoid(avoid);
-    const remote = stream.session?.socket?.remoteAddress ?? '';
-    if (caller.sets && group.granularity === 'per-request' && headers[PROXIED_HEADER] === undefined) {
+    const remote = stream.connection.remoteAddress ?? '';
+    if (caller.sets && group.granularity === 'per-request' && proxiedMarker === undefined) {
       // Per-request at direct-call cost: a client that understands weighted
       // bindings gets every member (of a shard) weighted by capacity, and
       // spreads its calls itself.
@@ -328,18 +331,18 @@ export class DataPlane {
       respondPrepared(stream, this.forwardTo(group, member));
       return;
     }
-    this.proxy(stream, headers, group, member, remote);
-  }
+    this.proxy(stream, group, member, remote);
+  };
 
   /** The forward to `member` (a bind), prepared again only when its voucher or the key ring changed. */
-  private forwardTo(group: Group, member: Member): Readonly<http2.OutgoingHttpHeaders> {
+  private forwardTo(group: Group, member: Member): EncodedHeaders {
     const address = member.address;
     const voucher = this.voucher.vouch(group.name, address, group.config.advisoryExpireMs + VOUCH_MARGIN_MS);
     const publicKey = this.voucher.publicKey;
     const publicKeys = this.voucher.publicKeysTrailer;
     const cached = this.forwards.get(member);
-    if (cached !== undefined && cached.voucher === voucher && cached.address === address && cached.publicKey === publicKey && cached.publicKeys === publicKeys) return cached.headers;
-    const headers = trailersOnlyHeaders(FORWARD_STATUS, `rebind: forward to ${address}`, {
+    if (cached !== undefined && cached.voucher === voucher && cached.address === address && cached.publicKey === publicKey && cached.publicKeys === publicKeys) return cached.block;
+    const block = trailersOnly(FORWARD_STATUS, `rebind: forward to ${address}`, {
       [FORWARD_TRAILER]: address,
       [FORWARD_REASON_TRAILER]: 'bind',
       [RETRY_PUSHBACK_TRAILER]: '0',
@@ -347,8 +350,8 @@ export class DataPlane {
       [BALANCER_KEY_TRAILER]: publicKey,
       [BALANCER_KEYS_TRAILER]: publicKeys,
     });
-    this.forwards.set(member, { address, voucher, publicKey, publicKeys, headers });
-    return headers;
+    this.forwards.set(member, { address, voucher, publicKey, publicKeys, block });
+    return block;
   }
 
   /**
@@ -356,7 +359,7 @@ export class DataPlane {
    * replica whatever the granularity, or refused with FAILED_PRECONDITION
    * when the owner is no longer attached (its state is gone with it).
    */
-  private routeAffinity(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, group: Group, token: string): void {
+  private routeAffinity(stream: H2Stream, group: Group, token: string): void {
     const parsed = parseAffinityToken(token);
     if (typeof parsed === 'string') {
       return this.refuse(stream, 'bad_affinity', Status.INVALID_ARGUMENT, `rebind: malformed ${AFFINITY_HEADER} header: ${parsed}`);
@@ -370,8 +373,8 @@ export class DataPlane {
         `rebind: the replica that owns this call (${parsed.address}, replica ${parsed.replicaId}) is gone: it is no longer attached to group "${group.name}"`,
       );
     }
-    const caller = stream.session?.socket?.remoteAddress ?? '';
+    const caller = stream.connection.remoteAddress ?? '';
     if (this.callerAtLimit(stream, caller)) return;
-    this.proxy(stream, headers, group, owner, caller);
+    this.proxy(stream, group, owner, caller);
   }
 }

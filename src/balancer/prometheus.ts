@@ -18,6 +18,7 @@ import { callerCacheStats, MAX_BINDING_MEMBERS } from '../common/wire';
 import type { Group, GroupCounters } from './group';
 import type { Member } from './member';
 import type { Registry } from './registry';
+import { ErrorCode, type H2Counters } from '../h2';
 
 /** At most one warning per this long that members were left out of /metrics (ms). */
 export const MEMBER_SERIES_WARN_INTERVAL_MS = 60_000;
@@ -30,7 +31,32 @@ export interface MetricSources {
   xds?: () => { streams: number; pushes: number; nacks: number } | null;
   /** The HA coordinator's view (only with `ha`: the rebind_ha_* metrics exist only then). */
   ha?: () => HaMetricSource;
+  /** The data port's HTTP/2 transport: its counters and open connections (null before it listens). */
+  dataH2?: () => { counters: H2Counters; connections: number } | null;
 }
+
+/** The data port's HTTP/2 transport counters exported as rebind_data_h2_events_total{event}. */
+const H2_EVENTS: readonly (readonly [event: string, value: (c: H2Counters) => number])[] = [
+  ['connection_accepted', (c) => c.connectionsAccepted],
+  ['connection_closed', (c) => c.connectionsClosed],
+  ['stream_opened', (c) => c.streamsOpened],
+  ['stream_refused', (c) => c.streamsRefused],
+  ['header_list_too_large', (c) => c.headerListTooLarge],
+  ['malformed_request', (c) => c.malformedRequests],
+  ['continuation_flood', (c) => c.continuationFloods],
+  ['rapid_reset', (c) => c.rapidResets],
+  ['empty_frame_flood', (c) => c.emptyFrameFloods],
+  ['output_overflow', (c) => c.outputOverflows],
+  ['stream_output_overflow', (c) => c.streamOutputOverflows],
+  ['handshake_timeout', (c) => c.handshakeTimeouts],
+  ['idle_timeout', (c) => c.idleTimeouts],
+  ['bad_preface', (c) => c.badPrefaces],
+  ['reset_received', (c) => c.resetsReceived],
+  ['ping_received', (c) => c.pingsReceived],
+];
+
+/** HTTP/2 error code names (RFC 9113 §7) for the goaway metric's label. */
+const H2_ERROR_NAMES = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
 
 /** What the rebind_ha_* metrics read. */
 export interface HaMetricSource {
@@ -403,6 +429,38 @@ export function balancerMetrics(sources: MetricSources, options: BalancerMetrics
     });
   }
 
+  new Gauge({
+    name: 'rebind_data_connections',
+    help: 'Client connections open on the data port',
+    registers: [registry],
+    collect() {
+      this.set(sources.dataH2?.()?.connections ?? 0);
+    },
+  });
+  new Counter({
+    name: 'rebind_data_h2_events_total',
+    help: "The data port's HTTP/2 transport: connections, streams, and what it refused or cut off (refused streams, rapid resets, CONTINUATION and empty-frame floods, output overflows, timeouts), by event",
+    labelNames: ['event'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const h2 = sources.dataH2?.();
+      if (h2 === null || h2 === undefined) return;
+      for (const [event, value] of H2_EVENTS) this.inc({ event }, value(h2.counters));
+    },
+  });
+  new Counter({
+    name: 'rebind_data_h2_goaways_total',
+    help: 'Connection errors the data port sent (GOAWAY with a code other than NO_ERROR), by HTTP/2 error code name',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const h2 = sources.dataH2?.();
+      if (h2 === null || h2 === undefined) return;
+      for (const [code, n] of Object.entries(h2.counters.goawayByCode)) this.inc({ code: H2_ERROR_NAMES.get(Number(code)) ?? `0x${Number(code).toString(16)}` }, n);
+    },
+  });
   new Counter({
     name: 'rebind_refused_inputs_total',
     help: 'Inputs refused (malformed, hostile or out of order control messages, unauthenticated calls, bad requests on the data port), by reason',

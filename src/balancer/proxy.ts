@@ -1,6 +1,7 @@
 /**
  * The per-request path (TAO's front-end dispatcher, Karagkasidis's Front-End
- * Dispatcher): one incoming gRPC stream is relayed to a replica over a
+ * Dispatcher): one incoming gRPC stream (an H2Stream of rebind's own
+ * transport, src/h2) is relayed to a replica over a
  * pooled HTTP/2 connection, headers, DATA frames and trailers piped as they
  * are. The proxy never decodes gRPC framing or messages, so it needs no
  * .proto files and handles all four call kinds alike.
@@ -9,6 +10,7 @@ import * as http2 from 'node:http2';
 import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger';
 import { encodeGrpcMessage, encodeGrpcTimeoutCapped, HOP_BY_HOP, parseGrpcTimeoutMs, respondTrailersOnly, statusForRstCode } from '../common/grpc-http2';
+import type { H2Stream } from '../h2';
 import { MAX_TIMER_DELAY_MS, setLongTimeout, type LongTimer } from '../common/long-timer';
 import { builtinProxy, type ProxyConfig } from './config';
 import { PROXIED_HEADER, REBIND_TRAILERS } from '../common/wire';
@@ -233,36 +235,30 @@ export interface ProxyOutcome {
 }
 
 /**
- * The relay's state for one call, hung on both of its streams under
- * {@link kCall}: the listeners below are shared module-level functions
- * (called with the stream as `this`), so a relayed call allocates one object
- * instead of a dozen closures, and no pipe machinery (which adds and removes
- * seven listeners per call).
+ * The relay's state for one call: the client stream's `context` and the
+ * upstream stream's {@link kCall}. The callbacks below are shared
+ * module-level functions (called with the stream as `this`), so a relayed
+ * call allocates one object instead of a dozen closures, and no pipe
+ * machinery.
  */
 const kCall = Symbol('rebind.relayedCall');
 /** The upstream connection a proxied stream is counted on (see UpstreamPool.open). */
 const kConnection = Symbol('rebind.upstreamConnection');
 
-type ClientSide = http2.ServerHttp2Stream & { [kCall]: RelayedCall };
 type UpstreamSide = http2.ClientHttp2Stream & { [kCall]: RelayedCall; [kConnection]?: UpstreamConnection };
-
-/** Status to end an already started response with, instead of the replica's trailers. */
-interface Failure {
-  code: Status;
-  message: string;
-}
 
 class RelayedCall {
   finished = false;
   /** The replica's response headers were relayed. */
   responded = false;
   trailers: http2.IncomingHttpHeaders | null = null;
-  failure: Failure | null = null;
+  /** The started response was ended with a status of ours (deadline, upstream loss) instead of the replica's trailers. */
+  failed = false;
   timer: NodeJS.Timeout | null = null;
   longTimer: LongTimer | null = null;
 
   constructor(
-    readonly stream: ClientSide,
+    readonly stream: H2Stream,
     readonly upstream: UpstreamSide,
     readonly connection: UpstreamConnection,
     readonly address: string,
@@ -281,14 +277,15 @@ class RelayedCall {
   fail(code: Status, message: string): void {
     const { stream, upstream } = this;
     if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
-    if (!stream.destroyed && !stream.closed) {
+    if (!stream.closed) {
       if (!stream.headersSent) {
         respondTrailersOnly(stream, code, message);
-      } else if (this.failure === null && !stream.writableEnded) {
+      } else if (!this.failed && !stream.writableEnded) {
         // End the started response with a status the client can act on
         // (its replay and retry act on UNAVAILABLE), not with a reset.
-        this.failure = { code, message };
-        stream.end();
+        // The trailers go out after the response data already queued.
+        this.failed = true;
+        stream.end({ 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) });
       }
     }
     this.finish();
@@ -309,10 +306,10 @@ class RelayedCall {
       else if (rst !== 0) this.fail(statusForRstCode(rst), `rebind: replica ${address} reset the call (HTTP/2 code ${rst})`);
       else if (err !== null) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} failed mid-response: ${err.message}`);
       else this.fail(Status.INTERNAL, `rebind: replica ${address} ended the response without trailers`);
-    } else if (stream.closed || stream.destroyed) {
+    } else if (stream.closed) {
       this.finish();
     }
-    // Otherwise a normal end: the client stream's 'close' (onClientClose) finishes the call once our trailers are sent.
+    // Otherwise a normal end: the client stream's close (onClientClose) finishes the call once our trailers are sent.
   }
 }
 
@@ -320,20 +317,24 @@ function onDeadline(call: RelayedCall): void {
   call.fail(Status.DEADLINE_EXCEEDED, `rebind: deadline of ${call.timeoutMs} ms exceeded while proxying to ${call.address}`);
 }
 
-function ignoreError(): void {
-  // The stream's 'close' decides how the call ends.
-}
-
-// Request direction: client -> replica, with backpressure (what pipe did, without its listeners per call).
-function onClientData(this: ClientSide, chunk: Buffer): void {
-  const upstream = this[kCall].upstream;
+// Request direction: client -> replica, with backpressure.
+// A chunk is a view of the socket read it arrived in (or a copy, if it was queued): node allocates
+// a new buffer for every socket read and the transport never reuses one, so the upstream stream
+// may hold it until written without a copy.
+function onClientData(this: H2Stream, chunk: Buffer, endStream: boolean): void {
+  const upstream = (this.context as RelayedCall).upstream;
   if (upstream.destroyed || upstream.writableEnded) return;
-  // Held until 'end' or the next turn of the event loop, whichever comes first. A request whose
-  // END_STREAM came with its last DATA frame (every unary call) ends a few ticks after that
-  // chunk's 'data'; node's http2 puts END_STREAM on the last DATA frame only when end() comes
-  // within the tick of the write. Written at once, a unary request goes out as DATA, then an
-  // empty DATA frame with END_STREAM in another write, and the replica waits for that second
-  // frame before it runs the handler. end() uncorks; a stream that goes on is uncorked by the
+  if (endStream) {
+    // END_STREAM with the last DATA frame (every unary call) goes out the same way: end(chunk)
+    // puts it on the last DATA frame towards the replica (end() also uncorks).
+    if (chunk.length > 0) upstream.end(chunk);
+    else upstream.end();
+    return;
+  }
+  // Held until the end or the next turn of the event loop, whichever comes first: a request
+  // whose END_STREAM arrives in an empty DATA frame of a later read would otherwise go out as
+  // DATA, then an empty DATA frame with END_STREAM in another write, and the replica waits for
+  // that second frame before it runs the handler. A stream that goes on is uncorked by the
   // immediate, in the same turn of the loop.
   if (upstream.writableCorked === 0) {
     upstream.cork();
@@ -347,15 +348,18 @@ function uncork(upstream: UpstreamSide): void {
 function onUpstreamDrain(this: UpstreamSide): void {
   this[kCall].stream.resume();
 }
-function onClientEnd(this: ClientSide): void {
-  const upstream = this[kCall].upstream;
-  if (!upstream.destroyed && !upstream.writableEnded) upstream.end();
-}
-function onClientClose(this: ClientSide): void {
-  const call = this[kCall];
+function onClientClose(this: H2Stream): void {
+  const call = this.context as RelayedCall;
   if (call.finished) return;
   // The client went away (cancel, deadline on its side, connection loss), or our trailers went out after the replica's.
-  if (!call.upstream.destroyed) call.upstream.close(NGHTTP2_CANCEL);
+  const upstream = call.upstream;
+  // A call complete both ways closes upstream by itself. Our client stream can close before
+  // node:http2 has closed its side (the replica's END_STREAM read, the stream still
+  // half-closed in nghttp2): an RST_STREAM then reaches the replica on a stream it has closed,
+  // and node's server counts those as invalid frames: past 1,000 (maxSessionInvalidFrames) it
+  // ends the connection with GOAWAY INTERNAL_ERROR, failing every call on it.
+  const complete = call.trailers !== null && upstream.readableEnded && upstream.writableEnded;
+  if (!upstream.destroyed && !complete) upstream.close(NGHTTP2_CANCEL);
   call.finish();
 }
 
@@ -363,42 +367,36 @@ function onClientClose(this: ClientSide): void {
 function onUpstreamResponse(this: UpstreamSide, responseHeaders: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
   const call = this[kCall];
   const stream = call.stream;
-  if (stream.destroyed || stream.closed) return;
+  // Closed, or already answered by us (a deadline or a failure raced the replica's headers).
+  if (stream.closed || stream.headersSent) return;
   call.responded = true;
   const out = relayedHeaders(responseHeaders);
   out[HTTP2_HEADER_STATUS] = responseHeaders[HTTP2_HEADER_STATUS] ?? 200;
   if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
     // Trailers-Only.
-    stream.respond(out, { endStream: true });
-    stream.resume();
+    stream.respond(out, END_STREAM);
     call.finish();
   } else {
-    stream.respond(out, { waitForTrailers: true });
+    stream.respond(out);
   }
 }
 function onUpstreamData(this: UpstreamSide, chunk: Buffer): void {
   const stream = this[kCall].stream;
-  if (stream.destroyed || stream.closed || !stream.headersSent) return;
+  if (stream.closed || !stream.headersSent || stream.writableEnded) return;
   if (!stream.write(chunk)) this.pause();
 }
-function onClientDrain(this: ClientSide): void {
-  this[kCall].upstream.resume();
+function onClientDrain(this: H2Stream): void {
+  (this.context as RelayedCall).upstream.resume();
 }
 function onUpstreamTrailers(this: UpstreamSide, trailers: http2.IncomingHttpHeaders): void {
   this[kCall].trailers = trailers;
-}
-function onWantTrailers(this: ClientSide): void {
-  const call = this[kCall];
-  if (call.failure !== null) this.sendTrailers({ 'grpc-status': String(call.failure.code), 'grpc-message': encodeGrpcMessage(call.failure.message) });
-  else if (call.trailers !== null) this.sendTrailers(relayedHeaders(call.trailers));
-  else this.sendTrailers({ 'grpc-status': String(Status.INTERNAL), 'grpc-message': `rebind: replica ${call.address} ended the response without trailers` });
 }
 function onUpstreamEnd(this: UpstreamSide): void {
   const call = this[kCall];
   const stream = call.stream;
   // Only a response that ended with the replica's trailers is complete; a
   // stream ended locally because its connection went is judged on 'close'.
-  if (call.trailers !== null && call.responded && stream.headersSent && !stream.writableEnded && !stream.destroyed) stream.end();
+  if (call.trailers !== null && call.responded && stream.headersSent && !stream.writableEnded && !stream.closed) stream.end(relayedHeaders(call.trailers));
 }
 function onUpstreamError(this: UpstreamSide, err: Error): void {
   this[kCall].upstreamGone(err);
@@ -407,16 +405,25 @@ function onUpstreamClose(this: UpstreamSide): void {
   this[kCall].upstreamGone(null);
 }
 
+const END_STREAM = Object.freeze({ endStream: true });
+
 /**
- * The request's headers as sent to the replica: its end-to-end headers, the
+ * The request's headers as sent to the replica: its end-to-end headers
+ * (a repeated field as an array: node:http2 sends each value), the
  * pseudo-headers for `address`, and the proxied marker (replacing any the
  * client sent), built in one pass.
  */
-function upstreamHeaders(headers: http2.IncomingHttpHeaders, scheme: string, address: string, proxiedMarker: string): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': headers[':path'], ':scheme': scheme, ':authority': address };
-  for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key)) continue;
-    out[key] = headers[key];
+function upstreamHeaders(stream: H2Stream, scheme: string, address: string, proxiedMarker: string): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': stream.path, ':scheme': scheme, ':authority': address };
+  const raw = stream.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i]!;
+    if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key) || key === PROXIED_HEADER) continue;
+    const value = raw[i + 1]!;
+    const prev = out[key];
+    if (prev === undefined) out[key] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[key] = [String(prev), value];
   }
   out[PROXIED_HEADER] = proxiedMarker;
   return out;
@@ -428,8 +435,8 @@ function upstreamHeaders(headers: http2.IncomingHttpHeaders, scheme: string, add
  * a proxied call: rebind's trailers on a relayed response can only be
  * forged, and must not reach the client as the balancer's).
  */
-function relayedHeaders(headers: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
+function relayedHeaders(headers: http2.IncomingHttpHeaders): Record<string, string | number | string[] | undefined> {
+  const out: Record<string, string | number | string[] | undefined> = {};
   for (const key in headers) {
     if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key) || REBIND_TRAILERS.has(key)) continue;
     out[key] = headers[key];
@@ -439,8 +446,8 @@ function relayedHeaders(headers: http2.IncomingHttpHeaders): http2.OutgoingHttpH
 
 /**
  * Relays `stream` to `address`. The caller has already chosen the member
- * and checked that it is under `pool.limitPerReplica`, and listens for the
- * stream's 'error'; `outcome.done` is called exactly once at the end.
+ * and checked that it is under `pool.limitPerReplica`; `outcome.done` is
+ * called exactly once at the end.
  *
  * How the call ends when the replica does not complete it: a connection
  * lost (reset, closed, keepalive or connect timeout, member removed) is
@@ -449,18 +456,16 @@ function relayedHeaders(headers: http2.IncomingHttpHeaders): http2.OutgoingHttpH
  */
 export function proxyStream(
   pool: UpstreamPool,
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
+  stream: H2Stream,
   address: string,
   outcome: ProxyOutcome,
   /** The member's proxy secret: the rebind-proxied value that tells it the balancer proxied this call. */
   proxiedMarker: string,
 ): void {
-  const outHeaders = upstreamHeaders(headers, pool.scheme, address, proxiedMarker);
-  const timeoutMs = parseGrpcTimeoutMs(headers['grpc-timeout']);
+  const outHeaders = upstreamHeaders(stream, pool.scheme, address, proxiedMarker);
+  const timeoutMs = parseGrpcTimeoutMs(stream.header('grpc-timeout'));
   // A replica whose timer overflows would fail a longer deadline at once; this proxy still enforces it in full.
   if (timeoutMs !== null && timeoutMs > MAX_TIMER_DELAY_MS) outHeaders['grpc-timeout'] = encodeGrpcTimeoutCapped(timeoutMs);
-  if (stream.listenerCount('error') === 0) stream.on('error', ignoreError);
 
   let opened: ReturnType<UpstreamPool['open']>;
   try {
@@ -476,10 +481,9 @@ export function proxyStream(
     outcome.done();
     return;
   }
-  const client = stream as ClientSide;
   const upstream = opened.stream as UpstreamSide;
-  const call = new RelayedCall(client, upstream, opened.connection, address, outcome, timeoutMs);
-  client[kCall] = call;
+  const call = new RelayedCall(stream, upstream, opened.connection, address, outcome, timeoutMs);
+  stream.context = call;
   upstream[kCall] = call;
 
   if (timeoutMs !== null) {
@@ -488,11 +492,8 @@ export function proxyStream(
     else call.longTimer = setLongTimeout(() => onDeadline(call), timeoutMs);
   }
 
-  client.on('data', onClientData);
-  client.on('end', onClientEnd);
-  client.on('close', onClientClose);
-  client.on('drain', onClientDrain);
-  client.on('wantTrailers', onWantTrailers);
+  stream.onClose = onClientClose;
+  stream.onDrain = onClientDrain;
   upstream.on('drain', onUpstreamDrain);
   upstream.on('response', onUpstreamResponse);
   upstream.on('data', onUpstreamData);
@@ -500,4 +501,6 @@ export function proxyStream(
   upstream.on('end', onUpstreamEnd);
   upstream.on('error', onUpstreamError);
   upstream.on('close', onUpstreamClose);
+  // Last: read() delivers what arrived already (a unary request's message) at once.
+  stream.read(onClientData);
 }

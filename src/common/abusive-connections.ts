@@ -16,20 +16,31 @@ export const DEFAULT_MAX_REFUSALS_PER_CONNECTION = 50;
 /** Window over which a connection's refusals are counted, ms. */
 export const ABUSE_WINDOW_MS = 10_000;
 
-export class AbusiveConnections {
-  private readonly counts = new WeakMap<http2.Http2Session, { refusals: number; sinceMs: number }>();
+/** A connection AbusiveConnections can count refusals on and close. */
+export interface AbuseTarget {
+  readonly destroyed: boolean;
+}
+
+/**
+ * Counts refusals per connection: a node:http2 session (the ORCA server's,
+ * by default) or, with another `close`, the data port's H2Connection.
+ */
+export class AbusiveConnections<C extends AbuseTarget = http2.Http2Session> {
+  private readonly counts = new WeakMap<C, { refusals: number; sinceMs: number }>();
 
   constructor(
     private readonly maxRefusals = DEFAULT_MAX_REFUSALS_PER_CONNECTION,
     private readonly windowMs = ABUSE_WINDOW_MS,
     private readonly nowMs: () => number = () => performance.now(),
+    /** Closes an abusive connection (GOAWAY ENHANCE_YOUR_CALM). */
+    private readonly close: (connection: C) => void = closeConnection as unknown as (connection: C) => void,
   ) {}
 
   /**
-   * Counts one refusal on the connection of `stream`; closes the connection
-   * and returns true when that puts it over the bound.
+   * Counts one refusal on `session` (a stream's connection); closes the
+   * connection and returns true when that puts it over the bound.
    */
-  refused(session: http2.Http2Session | undefined): boolean {
+  refused(session: C | undefined): boolean {
     if (session === undefined || session.destroyed) return false;
     const now = this.nowMs();
     let entry = this.counts.get(session);
@@ -39,7 +50,7 @@ export class AbusiveConnections {
     }
     if (++entry.refusals <= this.maxRefusals) return false;
     this.counts.delete(session);
-    closeConnection(session);
+    this.close(session);
     return true;
   }
 }

@@ -1,13 +1,11 @@
 /**
  * Small pieces of the gRPC-over-HTTP/2 protocol that rebind's data plane
- * speaks directly on node:http2 streams (see
+ * speaks directly on its own HTTP/2 transport's streams (src/h2; see
  * https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md).
  */
-import * as http2 from 'node:http2';
 import { status as Status } from '@grpc/grpc-js';
+import { ErrorCode, H2Headers, type EncodedHeaders, type H2Stream } from '../h2';
 import { MAX_TIMER_DELAY_MS } from './long-timer';
-
-const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_NO_ERROR } = http2.constants;
 
 /** A grpc-message that needs no percent-encoding: printable ASCII without '%'. */
 const PLAIN_GRPC_MESSAGE = /^[\x20-\x24\x26-\x7e]*$/;
@@ -28,99 +26,58 @@ export function encodeGrpcMessage(message: string): string {
 /** Headers that must not be copied from one HTTP/2 hop to the next. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 
-/** Copies the non-pseudo, end-to-end headers of a header block. */
-export function endToEndHeaders(headers: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
-  for (const key of Object.keys(headers)) {
-    if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key)) continue;
-    out[key] = headers[key];
-  }
-  return out;
+/** The fields of a Trailers-Only gRPC response (status, message, extra trailers). */
+function trailersOnlyFields(code: Status, message: string, extra: Record<string, string>): Record<string, string | number> {
+  return { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra };
 }
-
-/**
- * Options of every Trailers-Only answer: the response ends with its one
- * HEADERS frame, and it carries no `date` header (Node adds one by default:
- * 35 bytes a response that HPACK cannot index for more than a second, and
- * work per response; gRPC does not use it).
- */
-const TRAILERS_ONLY_OPTIONS: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true, sendDate: false });
 
 /**
  * The header block of a Trailers-Only response with `code`, `message` and
- * `extra` trailers, ready for {@link respondPrepared}: build it once and
- * reuse it for every answer that says the same (Node copies it; it is never
- * changed).
+ * `extra` trailers, HPACK-encoded once (no dynamic table: valid on any
+ * connection): build it once and answer every stream that says the same
+ * with {@link respondPrepared}.
  */
-export function trailersOnlyHeaders(code: Status, message: string, extra: Record<string, string> = {}): Readonly<http2.OutgoingHttpHeaders> {
-  return Object.freeze({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra });
+export function trailersOnly(code: Status, message: string, extra: Record<string, string> = {}): EncodedHeaders {
+  return H2Headers.encode(trailersOnlyFields(code, message, extra));
 }
 
 /**
- * Answers a stream that has sent nothing yet with a header block from
- * {@link trailersOnlyHeaders}; falls back to {@link respondTrailersOnly} for
- * one whose response has started.
+ * Answers a stream that has sent nothing yet with a block from
+ * {@link trailersOnly}: one HEADERS frame with END_STREAM. The rest of the
+ * request body, if any, is discarded by the transport.
  */
-export function respondPrepared(stream: http2.ServerHttp2Stream, headers: Readonly<http2.OutgoingHttpHeaders>): void {
-  if (stream.destroyed || stream.closed) return;
-  if (stream.headersSent) {
-    // The response has started; end it with the same trailers instead.
-    if (!stream.writableEnded) {
-      const { ':status': _status, 'content-type': _type, ...trailers } = headers;
-      stream.once('wantTrailers', () => stream.sendTrailers(trailers));
-      stream.end();
-    }
-    return;
-  }
-  stream.respond(headers, TRAILERS_ONLY_OPTIONS);
-  // Discard whatever request data still arrives.
-  stream.resume();
+export function respondPrepared(stream: H2Stream, block: EncodedHeaders): void {
+  if (stream.closed || stream.headersSent) return;
+  stream.respond(block, END_STREAM);
 }
+
+const END_STREAM = Object.freeze({ endStream: true });
 
 /**
  * Answers a stream with a Trailers-Only gRPC response: one HEADERS frame
- * with END_STREAM carrying the status and any extra trailers.
+ * with END_STREAM carrying the status and any extra trailers; a stream whose
+ * response has started is ended with those trailers instead.
  */
-export function respondTrailersOnly(
-  stream: http2.ServerHttp2Stream,
-  code: Status,
-  message: string,
-  extra: Record<string, string> = {},
-): void {
-  if (stream.destroyed || stream.closed) return;
+export function respondTrailersOnly(stream: H2Stream, code: Status, message: string, extra: Record<string, string> = {}): void {
+  if (stream.closed) return;
   if (stream.headersSent) {
-    // The response has started; end it with trailers instead.
-    if (!stream.writableEnded) {
-      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra }));
-      stream.end();
-    }
+    if (!stream.writableEnded) stream.end({ 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra });
     return;
   }
-  stream.respond(
-    {
-      ':status': 200,
-      'content-type': 'application/grpc',
-      'grpc-status': String(code),
-      'grpc-message': encodeGrpcMessage(message),
-      ...extra,
-    },
-    TRAILERS_ONLY_OPTIONS,
-  );
-  // Discard whatever request data still arrives.
-  stream.resume();
+  stream.respond(trailersOnlyFields(code, message, extra), END_STREAM);
 }
 
 /** gRPC status for a stream reset with the given HTTP/2 error code (spec table). */
 export function statusForRstCode(rstCode: number): Status {
   switch (rstCode) {
-    case NGHTTP2_NO_ERROR:
-    case NGHTTP2_REFUSED_STREAM:
+    case ErrorCode.NO_ERROR:
+    case ErrorCode.REFUSED_STREAM:
       return Status.UNAVAILABLE;
-    case NGHTTP2_CANCEL:
+    case ErrorCode.CANCEL:
       return Status.CANCELLED;
-    case NGHTTP2_ENHANCE_YOUR_CALM:
+    case ErrorCode.ENHANCE_YOUR_CALM:
       return Status.RESOURCE_EXHAUSTED;
-    case NGHTTP2_INADEQUATE_SECURITY:
+    case ErrorCode.INADEQUATE_SECURITY:
       return Status.PERMISSION_DENIED;
     default:
       return Status.INTERNAL;

@@ -263,13 +263,13 @@ export class H2Stream {
   scheme = '';
 
   /** Body callback, set through read(). */
-  onData: ((chunk: Buffer, endStream: boolean) => void) | null = null;
+  onData: ((this: H2Stream, chunk: Buffer, endStream: boolean) => void) | null = null;
   /** Request trailers (flat list), before the final onData(…, true). */
   onTrailers: ((rawTrailers: string[]) => void) | null = null;
   /** write() returned false and the buffered output is below the high-water mark again. */
-  onDrain: (() => void) | null = null;
-  /** The stream closed: 0 after a clean end, else the RST_STREAM / GOAWAY code. */
-  onClose: ((rstCode: number) => void) | null = null;
+  onDrain: ((this: H2Stream) => void) | null = null;
+  /** The stream closed: 0 after a clean end, else the RST_STREAM / GOAWAY code (called with the stream as `this`). */
+  onClose: ((this: H2Stream, rstCode: number) => void) | null = null;
   /** Free slot for the consumer's per-stream state (avoids closures). */
   context: unknown = undefined;
 
@@ -322,7 +322,7 @@ export class H2Stream {
   }
 
   /** Sets the body callback and delivers what arrived before. */
-  read(onData: (chunk: Buffer, endStream: boolean) => void): void {
+  read(onData: (this: H2Stream, chunk: Buffer, endStream: boolean) => void): void {
     this.onData = onData;
     if (!this.paused) this.connection.deliverQueued(this);
   }
@@ -406,6 +406,8 @@ export class H2Connection implements FrameSink {
   readonly remoteAddress: string | undefined;
   /** Called once when the connection is gone. */
   onClose: (() => void) | null = null;
+  /** Called when the connection is closed for having had no stream for idleTimeoutMs (before its GOAWAY). */
+  onIdleTimeout: (() => void) | null = null;
 
   private readonly opts: ResolvedOptions;
   private readonly reader: FrameReader;
@@ -514,6 +516,17 @@ export class H2Connection implements FrameSink {
     this.goawaySent = true;
     this.queue(goawayFrame(this.lastStreamId, ErrorCode.NO_ERROR));
     this.maybeFinish();
+  }
+
+  /**
+   * Connection error of our choosing (e.g. ENHANCE_YOUR_CALM for a peer
+   * that abuses the server above the transport): GOAWAY `code`, open streams
+   * close with `code`, the socket ends. Counted in goawayByCode. Do not call
+   * it from inside this connection's own stream callbacks when the caller
+   * still uses the stream afterwards: streams close synchronously.
+   */
+  closeWithError(code: number, message = ''): void {
+    this.connectionError(code, message);
   }
 
   /** Destroys the socket at once; open streams close with CANCEL. */
@@ -1154,7 +1167,8 @@ export class H2Connection implements FrameSink {
     s.onClose = null;
     s.onData = null;
     s.onDrain = null;
-    if (cb !== null) cb(code);
+    // Called with the stream as `this`, like onData/onDrain: a consumer can share one function across streams.
+    if (cb !== null) cb.call(s, code);
     if (this.streams.size === 0) {
       this.armIdle();
       this.maybeFinish();
@@ -1261,6 +1275,7 @@ export class H2Connection implements FrameSink {
       return;
     }
     this.counters.idleTimeouts++;
+    this.onIdleTimeout?.();
     this.close();
   }
 
@@ -1277,7 +1292,10 @@ export class H2Connection implements FrameSink {
 
 /** Options of createH2Server: connection options plus optional TLS (ALPN h2 is required then). */
 export interface H2ServerOptions extends H2Options {
+  /** TLS (requestCert + rejectUnauthorized + ca verify client certificates in the handshake). */
   tls?: tls.TlsOptions;
+  /** Called for each accepted connection (after the TLS handshake and ALPN), before any of its frames. */
+  onConnection?: (connection: H2Connection) => void;
 }
 
 /** A listening HTTP/2 server over net.Server or tls.Server. */
@@ -1297,7 +1315,7 @@ export interface H2Server {
 
 /** Creates an HTTP/2 server calling `onStream` for each request stream. */
 export function createH2Server(options: H2ServerOptions, onStream: StreamHandler): H2Server {
-  const { tls: tlsOptions, ...h2 } = options;
+  const { tls: tlsOptions, onConnection, ...h2 } = options;
   const resolved = resolveH2Options(h2);
   const counters = new H2Counters();
   const connections = new Set<H2Connection>();
@@ -1306,6 +1324,7 @@ export function createH2Server(options: H2ServerOptions, onStream: StreamHandler
     const c = new H2Connection(socket, onStream, resolved, counters);
     connections.add(c);
     c.onClose = () => connections.delete(c);
+    onConnection?.(c);
   };
   let server: net.Server | tls.Server;
   if (tlsOptions !== undefined) {

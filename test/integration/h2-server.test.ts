@@ -278,6 +278,32 @@ describe('H2 server with a node:http2 client', () => {
     expect(r.headers[':status']).toBe(200);
     expect(r.headers['x-scheme']).toBe('https');
   });
+
+  it('verifies client certificates (requestCert + rejectUnauthorized): a client without one gets no stream', async () => {
+    const pki = makePki();
+    let served = 0;
+    const { url } = await start(
+      (s) => {
+        served++;
+        s.respond({ ':status': 200 }, { endStream: true });
+      },
+      { tls: { key: pki.serverKey, cert: pki.serverCert, ca: pki.ca, requestCert: true, rejectUnauthorized: true } },
+    );
+    const https = url.replace('http:', 'https:');
+    const withCert = connect(https, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    expect((await request(withCert, { ':path': '/mtls' })).headers[':status']).toBe(200);
+    const without = connect(https, { ca: pki.ca });
+    const failed = await new Promise<boolean>((resolve) => {
+      without.on('error', () => resolve(true));
+      without.on('close', () => resolve(true));
+      const req = without.request({ ':path': '/mtls' });
+      // TLS 1.3: the handshake completes on the client's side; the server's alert fails the request.
+      req.on('error', () => resolve(true));
+      req.on('response', () => resolve(false));
+    });
+    expect(failed).toBe(true);
+    expect(served).toBe(1);
+  });
 });
 
 describe('H2 server with a grpc-js client', () => {

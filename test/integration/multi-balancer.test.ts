@@ -229,7 +229,7 @@ describe('a rebind client given several balancers', () => {
     balancers = await Promise.all([0, 1].map(() => startBalancer(BIND_ONLY)));
     await startMultiReplica(balancers, 'r1');
     await waitFor(() => balancers.every((b) => b.registry.groups.get('echo')!.members.size === 1), 5000, 20, 'member everywhere');
-    const sessions = (b: Balancer) => (b.dataPlane as unknown as { sessions: Set<unknown> }).sessions;
+    const sessions = (b: Balancer) => (b.dataPlane as unknown as { server: { connections: Set<unknown> } }).server.connections;
     const lists = new Map<string, string[]>();
     const listeners = new Map<string, experimental.ResolverListener>();
     const push = (name: string) => {
