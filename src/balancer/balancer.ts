@@ -175,6 +175,7 @@ export class Balancer {
         refusals: this.refusals,
         xds: () => (this.xds === null ? null : { streams: this.xds.streamCount, pushes: this.xds.pushes, nacks: this.xds.nacks }),
         ...(this.coordinator !== null ? { ha: haMetrics(this.coordinator, this.registry) } : {}),
+        controlPort: () => this.controlPort.stats(),
       },
       { processMetrics: options.processMetrics ?? true, maxMemberSeries: config.limits.maxMemberSeries, log: moduleLogger('balancer.metrics', options.logger) },
     );
@@ -402,7 +403,7 @@ export class Balancer {
     this.keyRing?.stop();
     await this.coordinator?.stop();
     await this.adminHttp?.close();
-    this.controlPort.close();
+    await this.controlPort.close();
     this.controlServer.forceShutdown();
     await this.dataPlane.close();
   }

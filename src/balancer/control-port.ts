@@ -161,20 +161,31 @@ export class ControlPort {
     return formatHostPort(parsed.host, (this.server.address() as net.AddressInfo).port);
   }
 
-  /** Stops accepting; GOAWAY to Control connections (then destroyed), connections being routed destroyed, grpc-js's injected sessions closed. */
-  close(): void {
+  /**
+   * Stops accepting; connections being routed are destroyed; Control
+   * connections get GOAWAY and are destroyed once it is written (their
+   * replicas see the stream end and attach again elsewhere or later, as with
+   * grpc-js's forceShutdown); grpc-js's injected sessions are closed.
+   */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.server.close();
     for (const s of this.routing) s.destroy();
     this.routing.clear();
-    for (const c of this.h2Connections) {
-      c.close();
-      // A replica keeps its Attach stream open: GOAWAY lets it finish, then the socket goes.
-      const t = setTimeout(() => c.destroy(), 1000);
-      t.unref();
-    }
+    const gone = [...this.h2Connections].map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          const onClose = c.onClose;
+          c.onClose = () => (onClose?.(), resolve());
+          c.close();
+        }),
+    );
     this.injector.destroy();
+    // GOAWAY is written on the connection's next flush (setImmediate): destroy after it.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const c of [...this.h2Connections]) c.destroy();
+    await Promise.all(gone);
   }
 
   stats(): ControlPortStats {

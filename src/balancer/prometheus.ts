@@ -16,6 +16,7 @@ import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 
 import { DEFAULT_MAX_MEMBER_SERIES } from './config';
 import { callerCacheStats, MAX_BINDING_MEMBERS } from '../common/wire';
 import type { Group, GroupCounters } from './group';
+import type { H2Counters } from '../h2';
 import type { Member } from './member';
 import type { Registry } from './registry';
 
@@ -30,7 +31,36 @@ export interface MetricSources {
   xds?: () => { streams: number; pushes: number; nacks: number } | null;
   /** The HA coordinator's view (only with `ha`: the rebind_ha_* metrics exist only then). */
   ha?: () => HaMetricSource;
+  /** The control port's listener: connections by the server they went to, and the Control connections' transport counters. */
+  controlPort?: () => ControlPortMetricSource;
 }
+
+/** What the rebind_control_* metrics read (ControlPort.stats()). */
+export interface ControlPortMetricSource {
+  routedToH2: number;
+  routedToGrpc: number;
+  h2Connections: number;
+  /** rebind's transport counters of the Control connections. */
+  counters: H2Counters;
+}
+
+/** Transport events of the Control connections exported as rebind_control_h2_events_total{event}: H2Counters fields. */
+const CONTROL_H2_EVENTS = [
+  'streamsOpened',
+  'streamsRefused',
+  'headerListTooLarge',
+  'malformedRequests',
+  'continuationFloods',
+  'rapidResets',
+  'emptyFrameFloods',
+  'outputOverflows',
+  'streamOutputOverflows',
+  'handshakeTimeouts',
+  'idleTimeouts',
+  'badPrefaces',
+  'resetsReceived',
+  'pingsReceived',
+] as const satisfies readonly (keyof H2Counters)[];
 
 /** What the rebind_ha_* metrics read. */
 export interface HaMetricSource {
@@ -362,6 +392,41 @@ export function balancerMetrics(sources: MetricSources, options: BalancerMetrics
       this.inc(sources.xds?.()?.pushes ?? 0);
     },
   });
+
+  const controlPort = sources.controlPort;
+  if (controlPort !== undefined) {
+    new Counter({
+      name: 'rebind_control_connections_total',
+      help: "Connections accepted on the control port, by the server their first call went to: rebind (Control/Attach, rebind's HTTP/2 transport) or grpc-js (Admin, xDS)",
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const s = controlPort();
+        this.inc({ server: 'rebind' }, s.routedToH2);
+        this.inc({ server: 'grpc-js' }, s.routedToGrpc);
+      },
+    });
+    new Gauge({
+      name: 'rebind_control_h2_connections',
+      help: "Control (Attach) connections open on rebind's HTTP/2 transport",
+      registers: [registry],
+      collect() {
+        this.set(controlPort().h2Connections);
+      },
+    });
+    new Counter({
+      name: 'rebind_control_h2_events_total',
+      help: "Transport events of the Control connections (rebind's HTTP/2 transport), by event: streams opened/refused, malformed or oversized requests, floods, timeouts, resets and pings received",
+      labelNames: ['event'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const c = controlPort().counters;
+        for (const event of CONTROL_H2_EVENTS) this.inc({ event }, c[event]);
+      },
+    });
+  }
 
   const ha = sources.ha;
   if (ha !== undefined) {

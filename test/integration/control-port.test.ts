@@ -118,6 +118,21 @@ describe('control port routing', () => {
     const member = [...b.registry.groups.get('echo')!.members.values()][0]!;
     const seq0 = member.lastSeq;
     await waitFor(() => member.lastSeq > seq0, 10_000, 20, 'a load report');
+    const text = await b.metrics.metrics();
+    expect(text).toMatch(/^rebind_control_connections_total\{server="rebind"\} 1$/m);
+    expect(text).toMatch(/^rebind_control_connections_total\{server="grpc-js"\} 0$/m);
+    expect(text).toMatch(/^rebind_control_h2_connections 1$/m);
+    expect(text).toMatch(/^rebind_control_h2_events_total\{event="streamsOpened"\} 1$/m);
+  });
+
+  it("stop() ends the Control connections: the replica's attachment is lost", async () => {
+    const b = await startBalancer(GROUPS);
+    const r = await startReplica(b, 'a');
+    replicas.push(r);
+    expect(b.controlPort.stats().h2Connections).toBe(1);
+    await b.stop();
+    expect(b.controlPort.stats().h2Connections).toBe(0);
+    await waitFor(() => r.replica.state !== 'attached', 10_000, 20, 'the replica to notice');
   });
 
   it('hands a connection whose first call is Admin (ListGroups) to grpc-js', async () => {
@@ -240,7 +255,7 @@ describe('control port router bounds', () => {
     const refused = new Map<string, number>();
     const server = new grpc.Server();
     const p = new ControlPort({ grpcServer: server, tls: null, onAttach: () => undefined, refused: (r) => refused.set(r, (refused.get(r) ?? 0) + 1), ...opts });
-    closers.push(() => (p.close(), server.forceShutdown()));
+    closers.push(() => (void p.close(), server.forceShutdown()));
     return { address: await p.listen('127.0.0.1:0'), refused, port: p };
   }
 
@@ -330,7 +345,7 @@ describe('control port with mTLS', () => {
       },
     });
     const p = new ControlPort({ grpcServer: server, tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requireClientCert: true }, onAttach: () => undefined, refused: () => undefined });
-    closers.push(() => (p.close(), server.forceShutdown()));
+    closers.push(() => (void p.close(), server.forceShutdown()));
     const address = await p.listen('127.0.0.1:0');
     const Client = grpc.makeGenericClientConstructor(service, 'T');
     const client = new Client(address, grpc.credentials.createSsl(pki.ca, pki.clientKey, pki.clientCert));
