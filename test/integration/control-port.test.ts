@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Balancer } from '../../src/index';
 import { controlProto } from '../../src/common/proto';
-import { ControlPort } from '../../src/balancer/control-port';
+import { attachStreamHandler, ControlPort } from '../../src/balancer/control-port';
 import { tokenMetadata } from '../../src/balancer/auth';
 import { startBalancer, startReplica, stopReplica, waitFor, type TestReplica } from '../support/cluster';
 import { startEchoServer } from '../support/echo';
@@ -358,5 +358,58 @@ describe('control port with mTLS', () => {
     expect(seen.auth?.transportSecurityType).toBe('ssl');
     expect(seen.auth?.sslPeerCertificate?.subjectaltname).toBe('IP Address:127.0.0.1');
     expect(p.stats().routedToGrpc).toBe(1);
+  });
+});
+
+describe('Attach call adapter: flow control', () => {
+  it('holds messages a client does not read (writableLength counts them), and sends them in order once it reads', async () => {
+    type Call = { write(m: unknown): boolean; writableLength: number; end(): void; on(e: string, f: (...a: unknown[]) => void): void };
+    let call: Call | null = null;
+    const server = new grpc.Server();
+    const p = new ControlPort({
+      grpcServer: server,
+      tls: null,
+      refused: () => undefined,
+      onAttach: attachStreamHandler({
+        replicaToken: null,
+        authRefused: () => undefined,
+        refused: () => undefined,
+        maxMessageBytes: 1 << 20,
+        // 1,000-byte messages numbered in their first 4 bytes.
+        serialize: (m) => {
+          const b = Buffer.alloc(1000);
+          b.writeUInt32BE((m as { n: number }).n, 0);
+          return b;
+        },
+        attach: ((c: Call) => (call = c)) as (call: never) => void,
+      }),
+    });
+    closers.push(() => (void p.close(), server.forceShutdown()));
+    const address = await p.listen('127.0.0.1:0');
+    const session = connect(address);
+    const req = session.request({ ':method': 'POST', ':path': '/rebind.v1.Control/Attach', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => undefined);
+    req.pause();
+    await waitFor(() => call !== null, 5000, 10, 'the call');
+    const c = call as unknown as Call;
+    let accepted = 0;
+    for (let n = 0; n < 1000; n++) if (c.write({ n })) accepted++;
+    // 1 MB against the client's 64 KiB window and the stream's 64 KiB high-water mark: most are held.
+    expect(accepted).toBeLessThan(1000);
+    expect(c.writableLength).toBeGreaterThan(500);
+    c.end();
+    const data: Buffer[] = [];
+    let trailers: http2.IncomingHttpHeaders = {};
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', (d: Buffer) => data.push(d));
+    const closed = new Promise<void>((resolve) => req.on('close', () => resolve()));
+    req.resume();
+    req.end();
+    await closed;
+    const all = Buffer.concat(data);
+    expect(all.length).toBe(1000 * 1005);
+    for (let n = 0; n < 1000; n++) expect(all.readUInt32BE(n * 1005 + 5)).toBe(n);
+    expect(trailers['grpc-status']).toBe('0');
+    expect(c.writableLength).toBe(0);
   });
 });
