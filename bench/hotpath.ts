@@ -382,9 +382,10 @@ function profileWindow(name: string): () => Promise<void> {
 
 /**
  * (a') µs of this process's CPU per report received over real control
- * streams: the whole balancer (Balancer.start: grpc-js control server with
- * its interceptor and keepalive, the analyzer running), and of it the
- * analyzer's share (its analyses timed in place).
+ * streams: the whole balancer (Balancer.start: its control port, where the
+ * Attach streams are served by rebind's transport since issue 15 and by the
+ * grpc-js server with its interceptor and keepalive before; the analyzer
+ * running), and of it the analyzer's share (its analyses timed in place).
  */
 async function measureGrpcReports(impl: Impl, members: number, windowMs: number): Promise<{ usPerReport: number; analyzerUsPerReport: number; reportsPerS: number; heapPerMember: number; rssPerMemberKb: number }> {
   const balancer = await impl.Balancer.start({

@@ -16,8 +16,9 @@ import { DecisionLog } from './decisions';
 import type { Group } from './group';
 import { balancerMetrics, type HaMetricSource } from './prometheus';
 import { Analyzer } from './analyzer';
-import { isValidatedConfig, MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig, type TlsFiles } from './config';
+import { isValidatedConfig, MIN_TOKEN_LENGTH, parseBalancerConfig, type BalancerConfig } from './config';
 import { controlHandlers, controlServiceDefinition } from './control-service';
+import { attachStreamHandler, ControlPort } from './control-port';
 import { DataPlane, type DataPlaneEvents } from './data-plane';
 import { readFileSync } from 'node:fs';
 import { controlAuthInterceptor } from './auth';
@@ -86,16 +87,6 @@ function roleToken(config: BalancerConfig, role: 'replica' | 'admin'): string | 
   return token;
 }
 
-function serverCredentials(tls: TlsFiles | null): grpc.ServerCredentials {
-  if (tls === null) return grpc.ServerCredentials.createInsecure();
-  const ca = tls.caFile !== null ? readFile(tls.caFile, 'security.controlTls.caFile') : null;
-  return grpc.ServerCredentials.createSsl(
-    ca,
-    [{ cert_chain: readFile(tls.certFile, 'security.controlTls.certFile'), private_key: readFile(tls.keyFile, 'security.controlTls.keyFile') }],
-    tls.requireClientCert,
-  );
-}
-
 export class Balancer {
   /** host:port clients target. */
   address = '';
@@ -119,6 +110,8 @@ export class Balancer {
   /** Inputs refused, by reason (control and data plane). */
   readonly refusals = new Map<string, number>();
   private readonly controlServer: grpc.Server;
+  /** The control port's listener: Attach on rebind's transport, the rest on controlServer (injected). */
+  readonly controlPort: ControlPort;
   /** The xDS management server (ADS, LRS) on the control port; null when `xds.enabled` is false. */
   readonly xds: XdsServer | null = null;
   private readonly log: Logger;
@@ -186,6 +179,7 @@ export class Balancer {
           const counters = this.dataPlane.h2Counters();
           return counters === null ? null : { counters, connections: this.dataPlane.connections };
         },
+        controlPort: () => this.controlPort.stats(),
       },
       { processMetrics: options.processMetrics ?? true, maxMemberSeries: config.limits.maxMemberSeries, log: moduleLogger('balancer.metrics', options.logger) },
     );
@@ -205,21 +199,20 @@ export class Balancer {
     const controlLog = moduleLogger('balancer.control', options.logger);
     const controlWarn = new WarnLimiter(controlLog);
     const controlHost = parseListenAddress(config.controlListen);
+    const authRefused = (reason: string, peer: string) => {
+      refused(reason);
+      controlWarn.warn(reason, { peer, reason }, `refused: control call (${reason})`);
+    };
     this.controlServer = new grpc.Server({
       'grpc.max_receive_message_length': config.limits.maxControlMessageBytes,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       interceptors: [
-        controlAuthInterceptor({ replicaToken, adminToken, loopbackOnly: typeof controlHost !== 'string' && isLoopbackHost(controlHost.host) }, (reason, peer) => {
-          refused(reason);
-          controlWarn.warn(reason, { peer, reason }, `refused: control call (${reason})`);
-        }),
+        controlAuthInterceptor({ replicaToken, adminToken, loopbackOnly: typeof controlHost !== 'string' && isLoopbackHost(controlHost.host) }, authRefused),
       ],
     });
     const proto = controlProto();
-    this.controlServer.addService(
-      controlServiceDefinition(proto.rebind.v1.Control.service),
-      controlHandlers({
+    const control = controlHandlers({
         registry: this.registry,
         analyzer: this.analyzer,
         scheduler,
@@ -232,8 +225,31 @@ export class Balancer {
         maxRefusedPerInterval: config.limits.maxRefusedPerInterval,
         replicaIdentities: config.security.controlTls?.requireClientCert === true ? config.security.replicaIdentities : null,
         refused,
+    });
+    // Attach also stays on grpc-js, for a connection whose first call was something else.
+    this.controlServer.addService(controlServiceDefinition(proto.rebind.v1.Control.service), control);
+    const controlTlsFiles = config.security.controlTls;
+    this.controlPort = new ControlPort({
+      grpcServer: this.controlServer,
+      tls:
+        controlTlsFiles === null
+          ? null
+          : {
+              cert: readFile(controlTlsFiles.certFile, 'security.controlTls.certFile'),
+              key: readFile(controlTlsFiles.keyFile, 'security.controlTls.keyFile'),
+              ca: controlTlsFiles.caFile !== null ? readFile(controlTlsFiles.caFile, 'security.controlTls.caFile') : null,
+              requireClientCert: controlTlsFiles.requireClientCert,
+            },
+      refused,
+      onAttach: attachStreamHandler({
+        replicaToken,
+        authRefused,
+        refused,
+        maxMessageBytes: config.limits.maxControlMessageBytes,
+        serialize: proto.rebind.v1.Control.service.Attach.responseSerialize as (message: unknown) => Buffer,
+        attach: control.Attach as (call: never) => void,
       }),
-    );
+    });
     this.controlServer.addService(proto.rebind.v1.Admin.service, adminHandlers(this.admin));
     if (config.xds.enabled) {
       const xdsLog = moduleLogger('balancer.xds', options.logger);
@@ -351,10 +367,8 @@ export class Balancer {
               requireClientCert: dataTls.requireClientCert,
             },
       );
-      const port = await new Promise<number>((resolve, reject) =>
-        balancer.controlServer.bindAsync(balancer.config.controlListen, serverCredentials(balancer.config.security.controlTls), (err, p) => (err ? reject(err) : resolve(p))),
-      );
-      balancer.controlAddress = balancer.config.controlListen.replace(/:[0-9]+$/, `:${port}`);
+      const port = await balancer.controlPort.listen(balancer.config.controlListen);
+      balancer.controlAddress = balancer.config.controlListen.replace(/:[0-9]+$/, port.slice(port.lastIndexOf(':')));
       if (balancer.adminHttp !== null && balancer.config.adminListen !== null) balancer.adminAddress = await balancer.adminHttp.listen(balancer.config.adminListen);
     } catch (err) {
       await balancer.stop();
@@ -393,6 +407,7 @@ export class Balancer {
     this.keyRing?.stop();
     await this.coordinator?.stop();
     await this.adminHttp?.close();
+    await this.controlPort.close();
     this.controlServer.forceShutdown();
     await this.dataPlane.close();
   }

@@ -33,9 +33,11 @@ export interface MetricSources {
   ha?: () => HaMetricSource;
   /** The data port's HTTP/2 transport: its counters and open connections (null before it listens). */
   dataH2?: () => { counters: H2Counters; connections: number } | null;
+  /** The control port's listener: connections by the server they went to, and the Control connections' transport counters. */
+  controlPort?: () => ControlPortMetricSource;
 }
 
-/** The data port's HTTP/2 transport counters exported as rebind_data_h2_events_total{event}. */
+/** rebind's HTTP/2 transport counters, exported as rebind_data_h2_events_total{event} (data port) and rebind_control_h2_events_total{event} (Control connections). */
 const H2_EVENTS: readonly (readonly [event: string, value: (c: H2Counters) => number])[] = [
   ['connection_accepted', (c) => c.connectionsAccepted],
   ['connection_closed', (c) => c.connectionsClosed],
@@ -57,6 +59,15 @@ const H2_EVENTS: readonly (readonly [event: string, value: (c: H2Counters) => nu
 
 /** HTTP/2 error code names (RFC 9113 §7) for the goaway metric's label. */
 const H2_ERROR_NAMES = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
+
+/** What the rebind_control_* metrics read (ControlPort.stats()). */
+export interface ControlPortMetricSource {
+  routedToH2: number;
+  routedToGrpc: number;
+  h2Connections: number;
+  /** rebind's transport counters of the Control connections. */
+  counters: H2Counters;
+}
 
 /** What the rebind_ha_* metrics read. */
 export interface HaMetricSource {
@@ -388,6 +399,41 @@ export function balancerMetrics(sources: MetricSources, options: BalancerMetrics
       this.inc(sources.xds?.()?.pushes ?? 0);
     },
   });
+
+  const controlPort = sources.controlPort;
+  if (controlPort !== undefined) {
+    new Counter({
+      name: 'rebind_control_connections_total',
+      help: "Connections accepted on the control port, by the server their first call went to: rebind (Control/Attach, rebind's HTTP/2 transport) or grpc-js (Admin, xDS)",
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const s = controlPort();
+        this.inc({ server: 'rebind' }, s.routedToH2);
+        this.inc({ server: 'grpc-js' }, s.routedToGrpc);
+      },
+    });
+    new Gauge({
+      name: 'rebind_control_h2_connections',
+      help: "Control (Attach) connections open on rebind's HTTP/2 transport",
+      registers: [registry],
+      collect() {
+        this.set(controlPort().h2Connections);
+      },
+    });
+    new Counter({
+      name: 'rebind_control_h2_events_total',
+      help: "Transport events of the Control connections (rebind's HTTP/2 transport), by event: streams opened/refused, malformed or oversized requests, floods, timeouts, resets and pings received",
+      labelNames: ['event'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const c = controlPort().counters;
+        for (const [event, value] of H2_EVENTS) this.inc({ event }, value(c));
+      },
+    });
+  }
 
   const ha = sources.ha;
   if (ha !== undefined) {

@@ -459,6 +459,14 @@ export class H2Connection implements FrameSink {
     options: H2Options | ResolvedOptions = {},
     /** Counters to add to (a server passes its shared one). */
     readonly counters: H2Counters = new H2Counters(),
+    /**
+     * Bytes already read from the socket by whoever accepted it (a router
+     * that looked at the first request before choosing a server), from the
+     * client preface on: processed as if they had just arrived, before any
+     * later socket data. Streams they open reach `onStream` during the
+     * constructor.
+     */
+    initialData?: Buffer,
   ) {
     this.opts = resolveH2Options(options);
     this.remoteAddress = (socket as net.Socket).remoteAddress;
@@ -490,6 +498,7 @@ export class H2Connection implements FrameSink {
     if (this.opts.connectionWindowSizeBytes > DEFAULT_WINDOW_BYTES) {
       this.queue(windowUpdateFrame(0, this.opts.connectionWindowSizeBytes - DEFAULT_WINDOW_BYTES));
     }
+    if (initialData !== undefined && initialData.length > 0) this.onSocketData(initialData);
   }
 
   /** Open streams. */

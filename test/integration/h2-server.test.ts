@@ -3,9 +3,10 @@
  * node:http2 (nghttp2) and grpc-js.
  */
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createH2Server, ErrorCode, H2Headers, type H2Server, type H2ServerOptions, type H2Stream } from '../../src/h2/server.js';
+import { createH2Server, ErrorCode, H2Connection, H2Counters, H2Headers, type H2Server, type H2ServerOptions, type H2Stream } from '../../src/h2/server.js';
 import { makePki } from '../support/tls.js';
 
 const servers: H2Server[] = [];
@@ -303,6 +304,45 @@ describe('H2 server with a node:http2 client', () => {
     });
     expect(failed).toBe(true);
     expect(served).toBe(1);
+  });
+});
+
+describe('H2Connection started with bytes read elsewhere (initialData)', () => {
+  it('serves a connection whose preface and first frames were read by the acceptor before it was handed over', async () => {
+    const counters = new H2Counters();
+    let firstChunkBytes = 0;
+    const server = net.createServer((socket) => {
+      // A router's view: take the first bytes off the socket, then hand socket + bytes over.
+      socket.once('data', (first: Buffer) => {
+        firstChunkBytes = first.length;
+        socket.pause();
+        const c = new H2Connection(
+          socket,
+          (s) => {
+            s.respond({ ':status': 200, 'x-path': s.path }, { endStream: true });
+          },
+          {},
+          counters,
+          first,
+        );
+        void c;
+        socket.resume();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const session = connect(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+      const r = await request(session, { ':path': '/first' });
+      const r2 = await request(session, { ':path': '/second' });
+      expect(firstChunkBytes).toBeGreaterThanOrEqual(24);
+      expect(r.headers[':status']).toBe(200);
+      expect(r.headers['x-path']).toBe('/first');
+      expect(r2.headers['x-path']).toBe('/second');
+      expect(counters.badPrefaces).toBe(0);
+      expect(counters.streamsOpened).toBe(2);
+    } finally {
+      server.close();
+    }
   });
 });
 
