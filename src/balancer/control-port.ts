@@ -42,6 +42,14 @@ import { decodeReplicaMessage } from './replica-message-codec';
 export const CONTROL_ROUTE_TIMEOUT_MS = 10_000;
 /** Bytes a connection may send before its first complete request header block; past it the connection is closed. */
 export const MAX_CONTROL_ROUTE_BYTES = 64 * 1024;
+/**
+ * Connections being routed at once (accepted, first request not read yet);
+ * a connection beyond it is closed at accept and counted
+ * (`control_route_overflow`). Bounds what connections that never send a
+ * request can hold for CONTROL_ROUTE_TIMEOUT_MS; above the 10,000 replicas of
+ * a mass (re)attachment, whose first requests follow their connections at once.
+ */
+export const MAX_ROUTING_CONNECTIONS = 20_000;
 /** Largest first header list the router decodes (grpc-js sends a few hundred bytes). */
 const MAX_ROUTE_HEADER_LIST_BYTES = 32 * 1024;
 /** Streams a Control connection may have open (a replica uses one). */
@@ -78,6 +86,7 @@ export interface ControlPortOptions {
   /** Overrides of the router bounds (tests). */
   routeTimeoutMs?: number;
   maxRouteBytes?: number;
+  maxRoutingConnections?: number;
 }
 
 /** Counters of the control port's listener (the H2 side's are in `h2Counters`). */
@@ -110,12 +119,14 @@ export class ControlPort {
   private readonly h2Options: ReturnType<typeof resolveH2Options>;
   private readonly routeTimeoutMs: number;
   private readonly maxRouteBytes: number;
+  private readonly maxRoutingConnections: number;
   private closed = false;
 
   constructor(private readonly options: ControlPortOptions) {
     this.h2Options = resolveH2Options({ maxConcurrentStreams: CONTROL_H2_MAX_CONCURRENT_STREAMS, ...options.h2 });
     this.routeTimeoutMs = options.routeTimeoutMs ?? CONTROL_ROUTE_TIMEOUT_MS;
     this.maxRouteBytes = options.maxRouteBytes ?? MAX_CONTROL_ROUTE_BYTES;
+    this.maxRoutingConnections = options.maxRoutingConnections ?? MAX_ROUTING_CONNECTIONS;
     // TLS (if any) is done by our listener: grpc-js sees an already secured socket (its auth context reads it).
     this.injector = options.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const t = options.tls;
@@ -194,6 +205,11 @@ export class ControlPort {
 
   private accept(socket: net.Socket): void {
     if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    if (this.routing.size >= this.maxRoutingConnections) {
+      this.options.refused('control_route_overflow');
       socket.destroy();
       return;
     }

@@ -251,7 +251,7 @@ describe('gRPC framing on the Attach path', () => {
 });
 
 describe('control port router bounds', () => {
-  async function port(opts: { routeTimeoutMs?: number; maxRouteBytes?: number }): Promise<{ address: string; refused: Map<string, number>; port: ControlPort }> {
+  async function port(opts: { routeTimeoutMs?: number; maxRouteBytes?: number; maxRoutingConnections?: number }): Promise<{ address: string; refused: Map<string, number>; port: ControlPort }> {
     const refused = new Map<string, number>();
     const server = new grpc.Server();
     const p = new ControlPort({ grpcServer: server, tls: null, onAttach: () => undefined, refused: (r) => refused.set(r, (refused.get(r) ?? 0) + 1), ...opts });
@@ -292,6 +292,18 @@ describe('control port router bounds', () => {
     const ms = await closed;
     expect(ms).toBeLessThan(5000);
     expect(refused.get('control_route_too_large')).toBe(1);
+  });
+
+  it('closes a connection beyond the connections being routed at once, counted', async () => {
+    const { address, refused, port: p } = await port({ routeTimeoutMs: 60_000, maxRoutingConnections: 2 });
+    await rawSocket(address);
+    await rawSocket(address);
+    await waitFor(() => p.stats().routing === 2, 5000);
+    const third = await rawSocket(address);
+    const ms = await third.closed;
+    expect(ms).toBeLessThan(5000);
+    expect(refused.get('control_route_overflow')).toBe(1);
+    expect(p.stats().routing).toBe(2);
   });
 
   it('closes a connection that does not start with the HTTP/2 preface, counted', async () => {
