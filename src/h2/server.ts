@@ -114,8 +114,9 @@ export interface H2Options {
 
 type ResolvedOptions = Required<H2Options>;
 
-function intIn(opts: H2Options, field: keyof H2Options, def: number, min: number, max: number): number {
-  const v = opts[field];
+/** @internal Reads an integer option in [min, max] or its default; shared with the client's options. */
+export function intIn<T extends object>(opts: T, field: keyof T & string, def: number, min: number, max: number): number {
+  const v = opts[field] as unknown;
   if (v === undefined) return def;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new RangeError(`h2 option ${field} must be an integer in [${min}, ${max}], got ${String(v)}`);
@@ -202,6 +203,10 @@ export const H2Headers = {
   /** Encodes headers once; the result may be passed to respond()/end() on any stream of any connection. */
   encode(headers: HeadersInit): EncodedHeaders {
     return new EncodedHeaders(HpackEncoder.encode(headers));
+  },
+  /** Encodes a flat `name, value, …` list (pseudo-headers first), e.g. a relayed response's filtered rawHeaders. */
+  encodeFlat(list: readonly string[]): EncodedHeaders {
+    return new EncodedHeaders(HpackEncoder.encodeFlat(list));
   },
 };
 
