@@ -186,6 +186,7 @@ export class Balancer {
           const counters = this.dataPlane.h2Counters();
           return counters === null ? null : { counters, connections: this.dataPlane.connections };
         },
+        upstreamH2: () => ({ counters: this.dataPlane.upstreams.counters, connections: this.dataPlane.upstreams.connections }),
       },
       { processMetrics: options.processMetrics ?? true, maxMemberSeries: config.limits.maxMemberSeries, log: moduleLogger('balancer.metrics', options.logger) },
     );
