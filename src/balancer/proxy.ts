@@ -275,6 +275,9 @@ class RelayedCall {
 
   fail(code: Status, message: string): void {
     const { stream, upstream } = this;
+    // The transport closes a reset stream synchronously: its onClose must not judge the call again
+    // (it would end it with CANCELLED, the code we reset with, instead of `code`).
+    upstream.onClose = null;
     if (!upstream.closed) upstream.reset(ErrorCode.CANCEL);
     if (!stream.closed) {
       if (!stream.headersSent) {
@@ -348,9 +351,9 @@ function onClientClose(this: H2Stream): void {
   // RST_STREAM then: it would reach the replica on a stream it has closed, and node's server
   // counts those as invalid frames: past 1,000 (maxSessionInvalidFrames) it ends the
   // connection with GOAWAY INTERNAL_ERROR, failing every call on it.
+  call.finish();
   if (upstream.readableEnded) upstream.resume();
   else if (!upstream.closed) upstream.reset(ErrorCode.CANCEL);
-  call.finish();
 }
 
 // Response direction: replica -> client.
@@ -362,9 +365,9 @@ function onUpstreamResponse(this: H2ClientStream, rawHeaders: string[], endStrea
   call.responded = true;
   const out = relayedHeaders(rawHeaders);
   if (endStream) {
-    // Trailers-Only.
-    stream.respond(out, END_STREAM);
+    // Trailers-Only. Finished first: the client stream may close inside respond().
     call.finish();
+    stream.respond(out, END_STREAM);
   } else {
     stream.respond(out);
   }

@@ -39,9 +39,9 @@ function session(address: string): http2.ClientHttp2Session {
 }
 
 /** A gRPC-shaped call; resolves with grpc-status and grpc-message (from trailers or Trailers-Only headers). */
-function call(s: http2.ClientHttp2Session, path = '/svc/M'): Promise<{ status: string; message: string }> {
+function call(s: http2.ClientHttp2Session, path = '/svc/M', extra: http2.OutgoingHttpHeaders = {}): Promise<{ status: string; message: string }> {
   return new Promise((resolve) => {
-    const req = s.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    const req = s.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...extra });
     let out = { status: '', message: '' };
     const take = (h: http2.IncomingHttpHeaders) => {
       if (h['grpc-status'] !== undefined) out = { status: String(h['grpc-status']), message: decodeURIComponent(String(h['grpc-message'] ?? '')) };
@@ -151,5 +151,37 @@ describe('relay upstream: a replica that stops answering pings', () => {
     expect(pings.length).toBe(1);
     // One keepalive interval plus the timeout, with room for a loaded machine.
     expect(Date.now() - started).toBeLessThan(5000);
+  }, 20_000);
+});
+
+describe('relay upstream: the deadline', () => {
+  it('a call whose replica does not answer in time ends with DEADLINE_EXCEEDED, before and after the response started', async () => {
+    const replica = http2.createServer();
+    const held: http2.ServerHttp2Stream[] = [];
+    replica.on('session', (s) => s.on('error', () => undefined));
+    replica.on('stream', (stream, headers) => {
+      stream.on('error', () => undefined);
+      held.push(stream);
+      // The second call gets its response headers and one message, then nothing.
+      if (headers[':path'] === '/svc/started') {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+        stream.write(Buffer.from([0, 0, 0, 0, 0]));
+      }
+    });
+    await new Promise<void>((resolve) => replica.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => {
+      for (const s of held) s.session?.destroy();
+      replica.close();
+    });
+    const { address, done } = await relay(`127.0.0.1:${(replica.address() as net.AddressInfo).port}`);
+    const s = session(address);
+    const [before, after] = await Promise.all([call(s, '/svc/silent', { 'grpc-timeout': '300m' }), call(s, '/svc/started', { 'grpc-timeout': '300m' })]);
+    expect(before.status).toBe('4');
+    expect(before.message).toMatch(/deadline of 300 ms exceeded while proxying/);
+    expect(after.status).toBe('4');
+    expect(after.message).toMatch(/deadline of 300 ms exceeded while proxying/);
+    await until(() => done() === 2);
+    // The replica saw both calls cancelled.
+    await until(() => held.every((h) => h.rstCode === http2.constants.NGHTTP2_CANCEL));
   }, 20_000);
 });
