@@ -34,15 +34,18 @@ import {
   ErrorCode,
   Flag,
   FRAME_HEADER_BYTES,
+  dataOf,
   FrameReader,
   FrameType,
   goawayFrame,
   H2ConnectionError,
+  HeaderBlockAssembler,
   headersFrames,
   MAX_MAX_FRAME_SIZE_BYTES,
   MAX_WINDOW_BYTES,
   MIN_MAX_FRAME_SIZE_BYTES,
   pingAckFrame,
+  RateWindow,
   rstStreamFrame,
   SETTINGS_ACK_FRAME,
   SettingId,
@@ -326,14 +329,9 @@ export class H2ClientConnection implements FrameSink {
   /** Incremented at every flush: a frame queued in this generation is still in `out`. */
   private flushGen = 0;
 
-  private contStream = 0;
-  private contFrags: Buffer[] = [];
-  private contBytes = 0;
-  private contCount = 0;
-  private contEndStream = false;
+  private readonly headerBlocks: HeaderBlockAssembler;
 
-  private emptyWindowStart = 0;
-  private emptyCount = 0;
+  private readonly emptyFrames: RateWindow;
   private pingCallbacks: ((ok: boolean) => void)[] = [];
   private pingSeq = 0;
 
@@ -349,6 +347,13 @@ export class H2ClientConnection implements FrameSink {
     this.opts = resolveH2ClientOptions(options);
     this.reader = new FrameReader(this, MIN_MAX_FRAME_SIZE_BYTES);
     this.decoder = new HpackDecoder(this.opts.headerTableSizeBytes, this.opts.maxHeaderListSizeBytes);
+    this.emptyFrames = new RateWindow(this.opts.maxEmptyFramesPerWindow, this.opts.abuseWindowMs);
+    this.headerBlocks = new HeaderBlockAssembler(
+      this.opts.maxContinuationFrames,
+      this.opts.maxHeaderBlockBytes,
+      () => this.counters.continuationFloods++,
+      () => this.noteEmptyFrame(),
+    );
     this.recvWindow = this.opts.connectionWindowSizeBytes;
     this.dataHighWaterBytes = this.opts.maxQueuedOutputBytes >>> 2;
     counters.connectionsOpened++;
@@ -474,7 +479,7 @@ export class H2ClientConnection implements FrameSink {
   /** @internal FrameSink */
   onFrame(type: number, flags: number, sid: number, p: Buffer): void {
     if (this.dead) return;
-    if (this.contStream !== 0 && type !== FrameType.CONTINUATION) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'frame inside a header block');
+    if (this.headerBlocks.stream !== 0 && type !== FrameType.CONTINUATION) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'frame inside a header block');
     if (!this.ready && (type !== FrameType.SETTINGS || (flags & Flag.ACK) !== 0)) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'first frame is not SETTINGS');
     switch (type) {
       case FrameType.DATA:
@@ -611,12 +616,7 @@ export class H2ClientConnection implements FrameSink {
   }
 
   private noteEmptyFrame(): void {
-    const now = Date.now();
-    if (now - this.emptyWindowStart > this.opts.abuseWindowMs) {
-      this.emptyWindowStart = now;
-      this.emptyCount = 0;
-    }
-    if (++this.emptyCount > this.opts.maxEmptyFramesPerWindow) {
+    if (this.emptyFrames.hit()) {
       this.counters.emptyFrameFloods++;
       throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many empty frames');
     }
@@ -633,13 +633,7 @@ export class H2ClientConnection implements FrameSink {
     const flowLen = p.length;
     if (flowLen > this.recvWindow) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window exceeded');
     this.recvWindow -= flowLen;
-    let data = p;
-    if ((flags & Flag.PADDED) !== 0) {
-      if (flowLen === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded DATA without pad length');
-      const pad = p[0]!;
-      if (pad >= flowLen) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padding exceeds DATA');
-      data = p.subarray(1, flowLen - pad);
-    }
+    const data = dataOf(flags, p);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     const s = this.streams.get(sid);
     if (s === undefined) {
@@ -707,44 +701,15 @@ export class H2ClientConnection implements FrameSink {
   private onHeadersFrame(flags: number, sid: number, p: Buffer): void {
     if (sid === 0 || (sid & 1) === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${sid}`);
     if (sid >= this.nextStreamId) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on idle stream ${sid}`);
-    let off = 0;
-    let end = p.length;
-    if ((flags & Flag.PADDED) !== 0) {
-      if (p.length < 1) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded HEADERS without pad length');
-      end -= p[0]!;
-      off = 1;
-    }
-    if ((flags & Flag.PRIORITY) !== 0) off += 5;
-    if (off > end) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS padding/priority exceeds the frame');
-    const frag = p.subarray(off, end);
+    const frag = HeaderBlockAssembler.fragment(flags, p);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     if ((flags & Flag.END_HEADERS) !== 0) return this.onHeaderBlock(sid, frag, endStream);
-    if (frag.length > this.opts.maxHeaderBlockBytes) {
-      this.counters.continuationFloods++;
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
-    }
-    this.contStream = sid;
-    this.contFrags = [Buffer.from(frag)];
-    this.contBytes = frag.length;
-    this.contCount = 0;
-    this.contEndStream = endStream;
+    this.headerBlocks.start(sid, frag, endStream);
   }
 
   private onContinuation(flags: number, sid: number, p: Buffer): void {
-    if (this.contStream === 0 || sid !== this.contStream) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'unexpected CONTINUATION');
-    this.contBytes += p.length;
-    if (++this.contCount > this.opts.maxContinuationFrames || this.contBytes > this.opts.maxHeaderBlockBytes) {
-      this.counters.continuationFloods++;
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many CONTINUATION frames');
-    }
-    const endHeaders = (flags & Flag.END_HEADERS) !== 0;
-    if (p.length === 0 && !endHeaders) this.noteEmptyFrame();
-    this.contFrags.push(Buffer.from(p));
-    if (!endHeaders) return;
-    const block = Buffer.concat(this.contFrags, this.contBytes);
-    this.contFrags = [];
-    this.contStream = 0;
-    this.onHeaderBlock(sid, block, this.contEndStream);
+    const block = this.headerBlocks.continuation(flags, sid, p);
+    if (block !== null) this.onHeaderBlock(sid, block, this.headerBlocks.endStream);
   }
 
   private onHeaderBlock(sid: number, block: Buffer, endStream: boolean): void {

@@ -34,15 +34,18 @@ import {
   ErrorCode,
   Flag,
   FRAME_HEADER_BYTES,
+  dataOf,
   FrameReader,
   FrameType,
   goawayFrame,
   H2ConnectionError,
+  HeaderBlockAssembler,
   headersFrames,
   MAX_MAX_FRAME_SIZE_BYTES,
   MAX_WINDOW_BYTES,
   MIN_MAX_FRAME_SIZE_BYTES,
   pingAckFrame,
+  RateWindow,
   rstStreamFrame,
   SETTINGS_ACK_FRAME,
   SettingId,
@@ -439,16 +442,10 @@ export class H2Connection implements FrameSink {
   private flushScheduled = false;
   private ending = false;
 
-  private contStream = 0;
-  private contFrags: Buffer[] = [];
-  private contBytes = 0;
-  private contCount = 0;
-  private contEndStream = false;
+  private readonly headerBlocks: HeaderBlockAssembler;
 
-  private resetWindowStart = 0;
-  private resetCount = 0;
-  private emptyWindowStart = 0;
-  private emptyCount = 0;
+  private readonly resets: RateWindow;
+  private readonly emptyFrames: RateWindow;
 
   private handshakeTimer: NodeJS.Timeout | null;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -469,6 +466,14 @@ export class H2Connection implements FrameSink {
     this.remoteAddress = (socket as net.Socket).remoteAddress;
     this.reader = new FrameReader(this, MIN_MAX_FRAME_SIZE_BYTES);
     this.decoder = new HpackDecoder(this.opts.headerTableSizeBytes, this.opts.maxHeaderListSizeBytes);
+    this.emptyFrames = new RateWindow(this.opts.maxEmptyFramesPerWindow, this.opts.abuseWindowMs);
+    this.resets = new RateWindow(this.opts.maxResetsPerWindow, this.opts.abuseWindowMs);
+    this.headerBlocks = new HeaderBlockAssembler(
+      this.opts.maxContinuationFrames,
+      this.opts.maxHeaderBlockBytes,
+      () => this.counters.continuationFloods++,
+      () => this.noteEmptyFrame(),
+    );
     this.recvWindow = this.opts.connectionWindowSizeBytes;
     this.dataHighWaterBytes = this.opts.maxQueuedOutputBytes >>> 2;
     counters.connectionsAccepted++;
@@ -591,7 +596,7 @@ export class H2Connection implements FrameSink {
   /** @internal FrameSink */
   onFrame(type: number, flags: number, sid: number, p: Buffer): void {
     if (this.state === State.Dead) return;
-    if (this.contStream !== 0 && type !== FrameType.CONTINUATION) {
+    if (this.headerBlocks.stream !== 0 && type !== FrameType.CONTINUATION) {
       throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'frame inside a header block');
     }
     if (this.state === State.Settings && (type !== FrameType.SETTINGS || (flags & Flag.ACK) !== 0)) {
@@ -721,12 +726,7 @@ export class H2Connection implements FrameSink {
    * is what bounds the work.
    */
   private countReset(): void {
-    const now = Date.now();
-    if (now - this.resetWindowStart > this.opts.abuseWindowMs) {
-      this.resetWindowStart = now;
-      this.resetCount = 0;
-    }
-    if (++this.resetCount > this.opts.maxResetsPerWindow) {
+    if (this.resets.hit()) {
       this.counters.rapidResets++;
       throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many streams reset');
     }
@@ -739,12 +739,7 @@ export class H2Connection implements FrameSink {
   }
 
   private noteEmptyFrame(): void {
-    const now = Date.now();
-    if (now - this.emptyWindowStart > this.opts.abuseWindowMs) {
-      this.emptyWindowStart = now;
-      this.emptyCount = 0;
-    }
-    if (++this.emptyCount > this.opts.maxEmptyFramesPerWindow) {
+    if (this.emptyFrames.hit()) {
       this.counters.emptyFrameFloods++;
       throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many empty frames');
     }
@@ -755,13 +750,7 @@ export class H2Connection implements FrameSink {
     const flowLen = p.length;
     if (flowLen > this.recvWindow) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window exceeded');
     this.recvWindow -= flowLen;
-    let data = p;
-    if ((flags & Flag.PADDED) !== 0) {
-      if (flowLen === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded DATA without pad length');
-      const pad = p[0]!;
-      if (pad >= flowLen) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padding exceeds DATA');
-      data = p.subarray(1, flowLen - pad);
-    }
+    const data = dataOf(flags, p);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     const s = this.streams.get(sid);
     if (s === undefined) {
@@ -836,47 +825,18 @@ export class H2Connection implements FrameSink {
 
   private onHeadersFrame(flags: number, sid: number, p: Buffer): void {
     if (sid === 0 || (sid & 1) === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${sid}`);
-    let off = 0;
-    let end = p.length;
-    if ((flags & Flag.PADDED) !== 0) {
-      if (p.length < 1) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded HEADERS without pad length');
-      end -= p[0]!;
-      off = 1;
-    }
-    if ((flags & Flag.PRIORITY) !== 0) off += 5;
-    if (off > end) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS padding/priority exceeds the frame');
-    const frag = p.subarray(off, end);
+    const frag = HeaderBlockAssembler.fragment(flags, p);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     if ((flags & Flag.END_HEADERS) !== 0) {
       this.onHeaderBlock(sid, frag, endStream);
       return;
     }
-    if (frag.length > this.opts.maxHeaderBlockBytes) {
-      this.counters.continuationFloods++;
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
-    }
-    this.contStream = sid;
-    this.contFrags = [Buffer.from(frag)];
-    this.contBytes = frag.length;
-    this.contCount = 0;
-    this.contEndStream = endStream;
+    this.headerBlocks.start(sid, frag, endStream);
   }
 
   private onContinuation(flags: number, sid: number, p: Buffer): void {
-    if (this.contStream === 0 || sid !== this.contStream) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'unexpected CONTINUATION');
-    this.contBytes += p.length;
-    if (++this.contCount > this.opts.maxContinuationFrames || this.contBytes > this.opts.maxHeaderBlockBytes) {
-      this.counters.continuationFloods++;
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many CONTINUATION frames');
-    }
-    const endHeaders = (flags & Flag.END_HEADERS) !== 0;
-    if (p.length === 0 && !endHeaders) this.noteEmptyFrame();
-    this.contFrags.push(Buffer.from(p));
-    if (!endHeaders) return;
-    const block = Buffer.concat(this.contFrags, this.contBytes);
-    this.contFrags = [];
-    this.contStream = 0;
-    this.onHeaderBlock(sid, block, this.contEndStream);
+    const block = this.headerBlocks.continuation(flags, sid, p);
+    if (block !== null) this.onHeaderBlock(sid, block, this.headerBlocks.endStream);
   }
 
   private onHeaderBlock(sid: number, block: Buffer, endStream: boolean): void {
