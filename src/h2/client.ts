@@ -63,7 +63,10 @@ import {
   DEFAULT_MAX_QUEUED_OUTPUT_BYTES,
   DEFAULT_MAX_STREAM_BUFFERED_OUTPUT_BYTES,
   DEFAULT_STREAM_HIGH_WATER_MARK_BYTES,
+  CONNECTION_HEADERS,
   intIn,
+  validFieldName,
+  validFieldValue,
 } from './server.js';
 
 // ---------------------------------------------------------------------------
@@ -122,6 +125,11 @@ export function resolveH2ClientOptions(opts: H2ClientOptions = {}): ResolvedClie
   };
   resolvedClientOptions.add(resolved);
   return resolved;
+}
+
+/** A regular response field as RFC 9113 §8.2 allows it (name, value, no connection-specific field). */
+function validRegularField(name: string, value: string): boolean {
+  return validFieldName(name) && validFieldValue(value) && !CONNECTION_HEADERS.has(name);
 }
 
 // ---------------------------------------------------------------------------
@@ -724,11 +732,18 @@ export class H2ClientConnection implements FrameSink {
     }
     if (s.readableEnded) return this.streamError(s, ErrorCode.STREAM_CLOSED, 'HEADERS after END_STREAM');
     if (!s.responded) {
-      // Response headers: :status first, the only pseudo-header.
+      // Response headers: :status first, the only pseudo-header; regular fields as RFC 9113 §8.2
+      // wants them (they are relayed: a CR LF or a bad name must not reach the relay's client).
       let status = 0;
       for (let i = 0; i < list.length; i += 2) {
         const name = list[i]!;
-        if (name.charCodeAt(0) !== 58) continue;
+        if (name.charCodeAt(0) !== 58) {
+          if (!validRegularField(name, list[i + 1]!)) {
+            this.counters.malformedResponses++;
+            return this.streamError(s, ErrorCode.PROTOCOL_ERROR, 'malformed response headers');
+          }
+          continue;
+        }
         const v = list[i + 1]!;
         if (name !== ':status' || i !== 0 || status !== 0 || !/^[1-9][0-9][0-9]$/.test(v)) {
           this.counters.malformedResponses++;
@@ -767,9 +782,9 @@ export class H2ClientConnection implements FrameSink {
     // Trailers.
     if (!endStream) return this.streamError(s, ErrorCode.PROTOCOL_ERROR, 'a second header block without END_STREAM');
     for (let i = 0; i < list.length; i += 2) {
-      if (list[i]!.charCodeAt(0) === 58) {
+      if (list[i]!.charCodeAt(0) === 58 || !validRegularField(list[i]!, list[i + 1]!)) {
         this.counters.malformedResponses++;
-        return this.streamError(s, ErrorCode.PROTOCOL_ERROR, 'pseudo-headers in trailers');
+        return this.streamError(s, ErrorCode.PROTOCOL_ERROR, 'malformed trailers');
       }
     }
     s.readableEnded = true;

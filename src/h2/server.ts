@@ -216,7 +216,8 @@ export const H2Headers = {
 const EMPTY = Buffer.alloc(0);
 
 /** RFC 9113 §8.2.1: a regular field name is lower-case visible ASCII without ':' (token characters in practice). */
-function validFieldName(name: string): boolean {
+/** @internal Shared with the client's response checks. */
+export function validFieldName(name: string): boolean {
   for (let k = 0; k < name.length; k++) {
     const c = name.charCodeAt(k);
     if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a) || c === 0x3a) return false;
@@ -225,7 +226,8 @@ function validFieldName(name: string): boolean {
 }
 
 /** RFC 9113 §8.2.1: no NUL, CR or LF in a value, and no leading or trailing space or tab. */
-function validFieldValue(v: string): boolean {
+/** @internal Shared with the client's response checks. */
+export function validFieldValue(v: string): boolean {
   const n = v.length;
   if (n === 0) return true;
   let c = v.charCodeAt(0);
@@ -239,7 +241,8 @@ function validFieldValue(v: string): boolean {
   return true;
 }
 
-const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/** @internal Connection-specific fields a gRPC/HTTP/2 message must not carry (RFC 9113 §8.2.2). */
+export const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 // ---------------------------------------------------------------------------
 // Stream

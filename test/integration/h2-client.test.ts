@@ -351,6 +351,26 @@ describe('H2 client: GOAWAY and hostile servers', () => {
     expect(rst).toEqual([[1, ErrorCode.PROTOCOL_ERROR]]);
   });
 
+  it('response headers or trailers with a CR LF in a value, an upper-case name or a connection header reset their stream as malformed, counted', async () => {
+    const { address, sockets } = await rawServer(() => undefined);
+    const c = client(address);
+    const streams = [c.request(REQUEST)!, c.request(REQUEST)!, c.request(REQUEST)!, c.request(REQUEST)!];
+    const results = streams.map(collect);
+    for (const s of streams) s.end(Buffer.from('x'));
+    await until(() => sockets.length === 1 && c.ready);
+    // HpackEncoder lower-cases names; a literal name is written by hand for the upper-case one.
+    const upper = Buffer.concat([HpackEncoder.encode({ ':status': 200 }), Buffer.from([0x00, 5]), Buffer.from('X-Bad'), Buffer.from([1]), Buffer.from('v')]);
+    sockets[0]!.write(frame(FrameType.HEADERS, Flag.END_HEADERS, 1, HpackEncoder.encode({ ':status': 200, 'x-evil': 'a\r\nset-cookie: b' })));
+    sockets[0]!.write(frame(FrameType.HEADERS, Flag.END_HEADERS, 3, upper));
+    sockets[0]!.write(frame(FrameType.HEADERS, Flag.END_HEADERS, 5, HpackEncoder.encode({ ':status': 200, connection: 'close' })));
+    sockets[0]!.write(frame(FrameType.HEADERS, Flag.END_HEADERS, 7, HpackEncoder.encode({ ':status': 200 })));
+    sockets[0]!.write(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 7, HpackEncoder.encode({ 'grpc-status': '0', 'x-t': 'a\nb' })));
+    const rs = await Promise.all(results);
+    expect(rs.map((r) => r.rstCode)).toEqual([ErrorCode.PROTOCOL_ERROR, ErrorCode.PROTOCOL_ERROR, ErrorCode.PROTOCOL_ERROR, ErrorCode.PROTOCOL_ERROR]);
+    expect(streams.map((s) => s.localError)).toEqual(['malformed response headers', 'malformed response headers', 'malformed response headers', 'malformed trailers']);
+    expect(c.counters.malformedResponses).toBe(4);
+  });
+
   it('a server that does not read: queued output beyond maxQueuedOutputBytes destroys the connection, counted', async () => {
     const { address, sockets } = await rawServer(() => undefined);
     const c = client(address, { maxQueuedOutputBytes: 64 * 1024 });
