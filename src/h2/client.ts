@@ -6,8 +6,9 @@
  * (src/balancer/proxy.ts), which takes a call on an H2Stream of the data port
  * and opens it to a replica here.
  *
- * Framing, HPACK and option checks are shared with the server (frames.ts,
- * hpack.ts, server.ts intIn). Output is queued and written once per
+ * Shared with the server: framing and the input bounds (frames.ts), HPACK
+ * (hpack.ts), output queue, flow control and backpressure (session.ts),
+ * option and field checks (server.ts). Output is queued and written once per
  * event-loop turn (setImmediate), like the server's: a call's HEADERS and its
  * request DATA go out in one socket write, and a request whose END_STREAM is
  * decided in the same turn as its last chunk goes out as one DATA frame with
@@ -55,6 +56,7 @@ import {
   type FrameSink,
 } from './frames.js';
 import { DEFAULT_HEADER_TABLE_SIZE_BYTES, DEFAULT_MAX_HEADER_LIST_SIZE_BYTES, HpackDecoder, HpackError } from './hpack.js';
+import { EMPTY, FlowStream, H2Session } from './session.js';
 import {
   DEFAULT_ABUSE_WINDOW_MS,
   DEFAULT_MAX_CONTINUATION_FRAMES,
@@ -80,11 +82,6 @@ export const DEFAULT_CLIENT_CONNECTION_WINDOW_SIZE_BYTES = 1024 * 1024;
 export const DEFAULT_CLIENT_MAX_CONCURRENT_STREAMS = 1000;
 /** Keepalive PINGs a connection may have unanswered at once; ping() refuses more. */
 const MAX_OUTSTANDING_PINGS = 16;
-/** Largest DATA frame we send (when the peer allows larger ones). */
-const MAX_DATA_FRAME_BYTES = 65536;
-/** Time a closing connection waits for its socket to flush before destroying it. */
-const CLOSE_LINGER_MS = 1000;
-const EMPTY = Buffer.alloc(0);
 
 /** Options of H2ClientConnection / connectH2 (all optional; defaults above and in server.ts). */
 export interface H2ClientOptions {
@@ -180,7 +177,7 @@ export class H2ClientCounters {
  * bounded by the stream window we advertise). `onClose(rstCode)` fires once
  * (0 after a clean end both ways).
  */
-export class H2ClientStream {
+export class H2ClientStream extends FlowStream {
   /** Response `:status` (0 before the response headers). */
   status = 0;
   /** Response headers arrived. */
@@ -188,11 +185,11 @@ export class H2ClientStream {
   /** Response headers: onResponse(rawHeaders, endStream). */
   onResponse: ((this: H2ClientStream, rawHeaders: string[], endStream: boolean) => void) | null = null;
   /** Body callback, set through read(). */
-  onData: ((this: H2ClientStream, chunk: Buffer, endStream: boolean) => void) | null = null;
+  override onData: ((this: H2ClientStream, chunk: Buffer, endStream: boolean) => void) | null = null;
   /** Response trailers (flat list), before the final onData(…, true). */
   onTrailers: ((this: H2ClientStream, rawTrailers: string[]) => void) | null = null;
   /** write() returned false and the buffered output is below the high-water mark again. */
-  onDrain: ((this: H2ClientStream) => void) | null = null;
+  override onDrain: ((this: H2ClientStream) => void) | null = null;
   /** The stream closed: 0 after a clean end, else the RST_STREAM / GOAWAY code. */
   onClose: ((this: H2ClientStream, rstCode: number) => void) | null = null;
   /** Free slot for the consumer's per-call state (avoids closures). */
@@ -200,10 +197,6 @@ export class H2ClientStream {
 
   /** END_STREAM sent or queued by us. */
   writableEnded = false;
-  /** The server ended its side. */
-  readableEnded = false;
-  /** Closed (both ends, or reset). */
-  closed = false;
   /** The code the stream closed with (undefined while open). */
   rstCode: number | undefined = undefined;
   /** Closed by the server's GOAWAY without being processed (its id above last-stream-id): safe to retry. */
@@ -211,33 +204,15 @@ export class H2ClientStream {
   /** Why we reset the stream for the server's fault (a malformed or oversized response), or null. */
   localError: string | null = null;
 
-  /** @internal */ recvWindow: number;
-  /** @internal */ recvUnacked = 0;
-  /** @internal */ sendWindow: number;
-  /** @internal */ paused = false;
-  /** @internal */ inQueue: Buffer[] | null = null;
-  /** @internal */ inQueuedBytes = 0;
-  /** @internal */ inEndPending = false;
-  /** @internal */ pending: Buffer[] | null = null;
-  /** @internal */ pendingOff = 0;
-  /** @internal */ pendingBytes = 0;
-  /** @internal */ pendingEnd = false;
-  /** @internal */ needDrain = false;
-  /** @internal */ blocked = false;
-  /** @internal The header of our last DATA frame, while it is still queued (flushGen): END_STREAM can be set on it. */
-  lastDataHeader: Buffer | null = null;
-  /** @internal */ lastDataGen = -1;
-
   /** @internal */
   constructor(
     readonly connection: H2ClientConnection,
     /** Stream id (odd). */
-    readonly id: number,
+    id: number,
     recvWindow: number,
     sendWindow: number,
   ) {
-    this.recvWindow = recvWindow;
-    this.sendWindow = sendWindow;
+    super(id, recvWindow, sendWindow);
   }
 
   /** Sets the body callback and delivers what arrived before. */
@@ -278,15 +253,6 @@ export class H2ClientStream {
     this.connection.resetStream(this, code);
   }
 
-  /** Unsent request bytes held by this stream. */
-  get bufferedBytes(): number {
-    return this.pendingBytes;
-  }
-
-  /** Response bytes received but not delivered (paused): at most the stream window. */
-  get bufferedInputBytes(): number {
-    return this.inQueuedBytes;
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -297,7 +263,7 @@ export class H2ClientStream {
  * after ALPN h2). Sends the preface and its SETTINGS at once (queued until
  * the socket connects).
  */
-export class H2ClientConnection implements FrameSink {
+export class H2ClientConnection extends H2Session<H2ClientStream> implements FrameSink {
   /** The server's first SETTINGS arrived: its HTTP/2 layer answers. */
   ready = false;
   /** The server sent GOAWAY (no new streams here). */
@@ -317,25 +283,10 @@ export class H2ClientConnection implements FrameSink {
   private readonly opts: ResolvedClientOptions;
   private readonly reader: FrameReader;
   private readonly decoder: HpackDecoder;
-  private dead = false;
-  private ending = false;
-  private readonly streams = new Map<number, H2ClientStream>();
   private nextStreamId = 1;
   private peerMaxConcurrentStreams = 2 ** 31 - 1;
 
-  private sendWindow = DEFAULT_WINDOW_BYTES;
-  private peerInitialWindow = DEFAULT_WINDOW_BYTES;
-  private peerMaxFrameSize = MIN_MAX_FRAME_SIZE_BYTES;
-  private recvWindow: number;
-  private recvUnacked = 0;
-  private blockedStreams: H2ClientStream[] = [];
-  private readonly dataHighWaterBytes: number;
-
-  private out: Buffer[] = [];
-  private outBytes = 0;
-  private flushScheduled = false;
-  /** Incremented at every flush: a frame queued in this generation is still in `out`. */
-  private flushGen = 0;
+  protected readonly endOnLastData = true;
 
   private readonly headerBlocks: HeaderBlockAssembler;
 
@@ -343,16 +294,16 @@ export class H2ClientConnection implements FrameSink {
   private pingCallbacks: ((ok: boolean) => void)[] = [];
   private pingSeq = 0;
 
-  private readonly flushBound = (): void => this.flush();
-
   constructor(
     /** The socket (connected or connecting). */
-    readonly socket: Duplex,
+    socket: Duplex,
     options: H2ClientOptions = {},
     /** Counters to add to (a pool passes its shared one). */
     readonly counters: H2ClientCounters = new H2ClientCounters(),
   ) {
-    this.opts = resolveH2ClientOptions(options);
+    const opts = resolveH2ClientOptions(options);
+    super(socket, opts);
+    this.opts = opts;
     this.reader = new FrameReader(this, MIN_MAX_FRAME_SIZE_BYTES);
     this.decoder = new HpackDecoder(this.opts.headerTableSizeBytes, this.opts.maxHeaderListSizeBytes);
     this.emptyFrames = new RateWindow(this.opts.maxEmptyFramesPerWindow, this.opts.abuseWindowMs);
@@ -362,8 +313,6 @@ export class H2ClientConnection implements FrameSink {
       () => this.counters.continuationFloods++,
       () => this.noteEmptyFrame(),
     );
-    this.recvWindow = this.opts.connectionWindowSizeBytes;
-    this.dataHighWaterBytes = this.opts.maxQueuedOutputBytes >>> 2;
     counters.connectionsOpened++;
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('error', (err: Error) => this.destroy(err));
@@ -578,40 +527,12 @@ export class H2ClientConnection implements FrameSink {
           break; // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. Others: advisory.
       }
     }
-    if (initialWindow >= 0 && initialWindow !== this.peerInitialWindow) {
-      const delta = initialWindow - this.peerInitialWindow;
-      this.peerInitialWindow = initialWindow;
-      for (const s of this.streams.values()) {
-        s.sendWindow += delta;
-        if (s.sendWindow > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'stream window overflow');
-      }
-      if (delta > 0) for (const s of [...this.streams.values()]) if (s.pendingBytes > 0 || s.pendingEnd) this.pump(s);
-    }
+    if (initialWindow >= 0) this.applyInitialWindow(initialWindow);
     this.queue(SETTINGS_ACK_FRAME);
     if (!this.ready) {
       this.ready = true;
       this.onReady?.();
     }
-  }
-
-  private onWindowUpdate(sid: number, p: Buffer): void {
-    if (p.length !== 4) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'WINDOW_UPDATE length');
-    const inc = p.readUInt32BE(0) & 0x7fffffff;
-    if (sid === 0) {
-      if (inc === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
-      if (this.sendWindow + inc > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window overflow');
-      this.sendWindow += inc;
-      this.unblockStreams();
-      return;
-    }
-    const s = this.streams.get(sid);
-    if (s === undefined) {
-      if (sid >= this.nextStreamId) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream');
-      return;
-    }
-    if (inc === 0 || s.sendWindow + inc > MAX_WINDOW_BYTES) return this.streamError(s, inc === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR, 'a bad WINDOW_UPDATE');
-    s.sendWindow += inc;
-    if (s.pendingBytes > 0 || s.pendingEnd) this.pump(s);
   }
 
   private onRstStream(sid: number, p: Buffer): void {
@@ -682,28 +603,8 @@ export class H2ClientConnection implements FrameSink {
     if (endStream) this.maybeCloseStream(s);
   }
 
-  /** @internal Delivers queued response data (read()/resume()). */
-  deliverQueued(s: H2ClientStream): void {
-    const q = s.inQueue;
-    if (s.onData === null) return;
-    if (q !== null) {
-      while (q.length > 0 && !s.paused && !s.closed) {
-        const c = q.shift()!;
-        s.inQueuedBytes -= c.length;
-        const last = q.length === 0 && s.inEndPending;
-        if (last) s.inEndPending = false;
-        s.onData(c, last);
-        if (!s.closed) this.consumed(s, c.length);
-        else this.creditConnection(c.length);
-      }
-      if (q.length === 0) s.inQueue = null;
-    }
-    if (s.inQueue === null && s.inEndPending && !s.paused && !s.closed) {
-      s.inEndPending = false;
-      s.onData(EMPTY, true);
-    }
+  protected override afterDeliver(s: H2ClientStream): void {
     if (!s.closed) this.maybeCloseStream(s);
-    this.scheduleFlushIfNeeded();
   }
 
   private onHeadersFrame(flags: number, sid: number, p: Buffer): void {
@@ -799,132 +700,46 @@ export class H2ClientConnection implements FrameSink {
     this.maybeCloseStream(s);
   }
 
-  // --- flow control (input) ---------------------------------------------
-
-  private creditConnection(n: number): void {
-    this.recvUnacked += n;
-    if (this.recvUnacked >= this.opts.connectionWindowSizeBytes >>> 1) {
-      this.queue(windowUpdateFrame(0, this.recvUnacked));
-      this.recvWindow += this.recvUnacked;
-      this.recvUnacked = 0;
-    }
-  }
-
-  private consumed(s: H2ClientStream, n: number): void {
-    this.creditConnection(n);
-    if (s.readableEnded || s.closed) return;
-    s.recvUnacked += n;
-    if (s.recvUnacked >= this.opts.initialWindowSizeBytes >>> 1) {
-      this.queue(windowUpdateFrame(s.id, s.recvUnacked));
-      s.recvWindow += s.recvUnacked;
-      s.recvUnacked = 0;
-    }
-  }
-
   // --- output ----------------------------------------------------------------
 
   /** @internal */
   writeData(s: H2ClientStream, chunk: Buffer, end: boolean): boolean {
-    if (chunk.length > 0) {
-      if (s.pending === null) s.pending = [];
-      s.pending.push(chunk);
-      s.pendingBytes += chunk.length;
-      if (s.pendingBytes > this.opts.maxStreamBufferedOutputBytes) {
-        this.counters.streamOutputOverflows++;
-        this.resetStream(s, ErrorCode.CANCEL);
-        return false;
-      }
-    }
-    if (end) s.pendingEnd = true;
-    this.pump(s);
-    if (s.pendingBytes >= this.opts.streamHighWaterMarkBytes) {
-      s.needDrain = true;
-      return false;
-    }
-    return true;
+    return this.enqueueData(s, chunk, end);
   }
 
-  private unblockStreams(): void {
-    if (this.blockedStreams.length === 0 || this.dead) return;
-    const list = this.blockedStreams;
-    this.blockedStreams = [];
-    for (const s of list) {
-      s.blocked = false;
-      if (!s.closed) this.pump(s);
+  /** END_STREAM on our last DATA frame if it is still queued, else on an empty DATA frame. */
+  protected finishOutput(s: H2ClientStream): void {
+    const h = s.lastDataHeader;
+    if (h !== null && s.lastDataGen === this.flushGen) {
+      h[4] = h[4]! | Flag.END_STREAM;
+    } else {
+      const f = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+      writeFrameHeader(f, 0, 0, FrameType.DATA, Flag.END_STREAM, s.id);
+      this.queue(f);
     }
+    s.lastDataHeader = null;
+    this.localEnded(s);
   }
 
-  /**
-   * Sends what the server's windows allow of a stream's pending request
-   * bytes; END_STREAM goes on the frame that carries the last of them (or on
-   * our last DATA frame if it is still queued, or on an empty DATA frame).
-   */
-  private pump(s: H2ClientStream): void {
-    const q = s.pending;
-    while (q !== null && s.pendingBytes > 0) {
-      let allow = s.sendWindow < this.sendWindow ? s.sendWindow : this.sendWindow;
-      if (allow <= 0) break;
-      if (this.outBytes + this.socket.writableLength >= this.dataHighWaterBytes) {
-        if (!s.blocked) {
-          s.blocked = true;
-          this.blockedStreams.push(s);
-        }
-        break;
-      }
-      const maxFrame = this.peerMaxFrameSize < MAX_DATA_FRAME_BYTES ? this.peerMaxFrameSize : MAX_DATA_FRAME_BYTES;
-      if (allow > maxFrame) allow = maxFrame;
-      const c = q[0]!;
-      const left = c.length - s.pendingOff;
-      const n = left < allow ? left : allow;
-      const last = s.pendingEnd && n === s.pendingBytes;
-      const hdr = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      writeFrameHeader(hdr, 0, n, FrameType.DATA, last ? Flag.END_STREAM : 0, s.id);
-      this.queue(hdr);
-      this.queue(n === c.length ? c : c.subarray(s.pendingOff, s.pendingOff + n));
-      if (this.dead) return;
-      s.lastDataHeader = hdr;
-      s.lastDataGen = this.flushGen;
-      s.pendingOff += n;
-      s.pendingBytes -= n;
-      s.sendWindow -= n;
-      this.sendWindow -= n;
-      if (s.pendingOff === c.length) {
-        q.shift();
-        s.pendingOff = 0;
-      }
-      if (last) {
-        s.pendingEnd = false;
-        s.pending = null;
-        s.lastDataHeader = null;
-        this.localEnded(s);
-        return;
-      }
-    }
-    if (s.pendingBytes > 0) {
-      if (this.sendWindow <= 0 && s.sendWindow > 0 && !s.blocked) {
-        s.blocked = true;
-        this.blockedStreams.push(s);
-      }
-    } else if (s.pendingEnd) {
-      s.pendingEnd = false;
-      s.pending = null;
-      const h = s.lastDataHeader;
-      if (h !== null && s.lastDataGen === this.flushGen) {
-        // Our last DATA frame has not been written yet: END_STREAM goes on it.
-        h[4] = h[4]! | Flag.END_STREAM;
-      } else {
-        const f = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-        writeFrameHeader(f, 0, 0, FrameType.DATA, Flag.END_STREAM, s.id);
-        this.queue(f);
-      }
-      s.lastDataHeader = null;
-      this.localEnded(s);
-      return;
-    }
-    if (s.needDrain && s.pendingBytes < this.opts.streamHighWaterMarkBytes) {
-      s.needDrain = false;
-      s.onDrain?.();
-    }
+  protected outputEnded(s: H2ClientStream): void {
+    this.localEnded(s);
+  }
+
+  protected outputOverflow(): void {
+    this.counters.outputOverflows++;
+    this.destroy(new Error(`more than ${this.opts.maxQueuedOutputBytes} bytes of output queued (the server does not read)`));
+  }
+
+  protected streamOutputOverflow(): void {
+    this.counters.streamOutputOverflows++;
+  }
+
+  protected windowUpdateError(s: H2ClientStream, code: number): void {
+    this.streamError(s, code, 'a bad WINDOW_UPDATE');
+  }
+
+  protected isIdleStream(sid: number): boolean {
+    return sid >= this.nextStreamId;
   }
 
   /** Our END_STREAM is queued: close if the response is complete and delivered. */
@@ -988,57 +803,6 @@ export class H2ClientConnection implements FrameSink {
     const cbs = this.pingCallbacks;
     this.pingCallbacks = [];
     for (const cb of cbs) cb(false);
-  }
-
-  /** Our queued output plus the socket's (tests, stats). */
-  get queuedOutputBytes(): number {
-    return this.outBytes + this.socket.writableLength;
-  }
-
-  private queue(buf: Buffer): void {
-    if (this.dead) return;
-    this.out.push(buf);
-    this.outBytes += buf.length;
-    if (this.outBytes + this.socket.writableLength > this.opts.maxQueuedOutputBytes) {
-      this.counters.outputOverflows++;
-      this.destroy(new Error(`more than ${this.opts.maxQueuedOutputBytes} bytes of output queued (the server does not read)`));
-      return;
-    }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
-  }
-
-  private scheduleFlushIfNeeded(): void {
-    if (!this.flushScheduled && (this.outBytes > 0 || this.ending)) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    this.flushGen++;
-    if (this.dead && !this.ending) return;
-    const out = this.out;
-    if (out.length > 0 && !this.socket.destroyed) {
-      if (out.length === 1) this.socket.write(out[0]!);
-      else if (this.outBytes <= 65536) this.socket.write(Buffer.concat(out, this.outBytes));
-      else {
-        (this.socket as net.Socket).cork?.();
-        for (const b of out) this.socket.write(b);
-        (this.socket as net.Socket).uncork?.();
-      }
-    }
-    this.out = [];
-    this.outBytes = 0;
-    if (this.blockedStreams.length > 0 && this.socket.writableLength < this.dataHighWaterBytes) this.unblockStreams();
-    if (this.ending && this.streams.size === 0 && !this.socket.destroyed) {
-      this.socket.end();
-      const t = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
-      t.unref();
-    }
   }
 
   /** After a GOAWAY (ours or the server's) with no stream left: flush and end the socket. */

@@ -1,7 +1,8 @@
 /**
  * rebind's HTTP/2 transport for gRPC: server.ts (the data port's side),
- * client.ts (the relay's side towards replicas), hpack.ts and frames.ts for
- * the codec both share.
+ * client.ts (the relay's side towards replicas); what both share: session.ts
+ * (output queue, flow control, backpressure), hpack.ts and frames.ts (codec,
+ * input bounds).
  */
 export {
   createH2Server,
