@@ -284,6 +284,8 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
   private readonly reader: FrameReader;
   private readonly decoder: HpackDecoder;
   private nextStreamId = 1;
+  /** close() was called: no new streams. */
+  private closing = false;
   private peerMaxConcurrentStreams = 2 ** 31 - 1;
 
   protected readonly endOnLastData = true;
@@ -318,8 +320,9 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
     socket.on('error', (err: Error) => this.destroy(err));
     socket.on('close', () => this.onSocketClose());
     socket.on('drain', () => this.unblockStreams());
-    // The server ended its side: no response can complete any more.
-    socket.on('end', () => this.destroy(new Error('the server closed the connection')));
+    // The server ended its side: no response can complete any more (after our own graceful
+    // close, or its GOAWAY with no stream left, that is the normal end).
+    socket.on('end', () => (this.ending ? this.destroy() : this.destroy(new Error('the server closed the connection'))));
     this.queue(CLIENT_PREFACE);
     this.queue(
       settingsFrame([
@@ -355,6 +358,7 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
       !this.dead &&
       !this.ending &&
       !this.goawayReceived &&
+      !this.closing &&
       this.streams.size < this.peerMaxConcurrentStreams &&
       this.streams.size < this.opts.maxConcurrentStreams &&
       this.nextStreamId <= 2 ** 31 - 1
@@ -393,7 +397,7 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
   close(): void {
     if (this.dead || this.ending) return;
     this.queue(goawayFrame(0, ErrorCode.NO_ERROR));
-    this.goawayReceived = true; // no new streams from here on
+    this.closing = true;
     this.maybeFinish();
   }
 
@@ -807,7 +811,7 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
 
   /** After a GOAWAY (ours or the server's) with no stream left: flush and end the socket. */
   private maybeFinish(): void {
-    if (this.ending || this.streams.size > 0 || !this.goawayReceived) return;
+    if (this.ending || this.streams.size > 0 || (!this.goawayReceived && !this.closing)) return;
     this.ending = true;
     this.scheduleFlushIfNeeded();
   }

@@ -242,6 +242,26 @@ describe('H2 client with a node:http2 server', () => {
     expect(await new Promise<boolean>((resolve) => c.ping(resolve))).toBe(true);
   });
 
+  it('close(): GOAWAY to the server, no new stream, the stream in flight finishes, then the connection ends cleanly', async () => {
+    const held: http2.ServerHttp2Stream[] = [];
+    let goaway = false;
+    const { address, server } = await nodeServer((s) => held.push(s));
+    server.on('session', (session) => session.on('goaway', () => (goaway = true)));
+    const c = client(address);
+    const s = c.request(REQUEST)!;
+    const r = collect(s);
+    s.end(Buffer.from('x'));
+    await until(() => held.length === 1);
+    c.close();
+    expect(c.canOpen).toBe(false);
+    expect(c.request(REQUEST)).toBeNull();
+    await until(() => goaway);
+    const closed = new Promise<Error | null>((resolve) => (c.onClose = resolve));
+    held[0]!.respond({ ':status': 200 }, { endStream: true });
+    expect((await r).status).toBe(200);
+    expect(await closed).toBeNull();
+  });
+
   it("respects the server's MAX_CONCURRENT_STREAMS", async () => {
     const { address } = await nodeServer(() => undefined, { maxConcurrentStreams: 2 });
     const c = client(address);
