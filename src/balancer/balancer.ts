@@ -180,6 +180,7 @@ export class Balancer {
           return counters === null ? null : { counters, connections: this.dataPlane.connections };
         },
         controlPort: () => this.controlPort.stats(),
+        upstreamH2: () => ({ counters: this.dataPlane.upstreams.counters, connections: this.dataPlane.upstreams.connections }),
       },
       { processMetrics: options.processMetrics ?? true, maxMemberSeries: config.limits.maxMemberSeries, log: moduleLogger('balancer.metrics', options.logger) },
     );

@@ -18,7 +18,7 @@ import { callerCacheStats, MAX_BINDING_MEMBERS } from '../common/wire';
 import type { Group, GroupCounters } from './group';
 import type { Member } from './member';
 import type { Registry } from './registry';
-import { ErrorCode, type H2Counters } from '../h2';
+import { ErrorCode, type H2ClientCounters, type H2Counters } from '../h2';
 
 /** At most one warning per this long that members were left out of /metrics (ms). */
 export const MEMBER_SERIES_WARN_INTERVAL_MS = 60_000;
@@ -35,6 +35,8 @@ export interface MetricSources {
   dataH2?: () => { counters: H2Counters; connections: number } | null;
   /** The control port's listener: connections by the server they went to, and the Control connections' transport counters. */
   controlPort?: () => ControlPortMetricSource;
+  /** The relay's upstream HTTP/2 client (UpstreamPool): its counters and open connections to replicas. */
+  upstreamH2?: () => { counters: H2ClientCounters; connections: number };
 }
 
 /** rebind's HTTP/2 transport counters, exported as rebind_data_h2_events_total{event} (data port) and rebind_control_h2_events_total{event} (Control connections). */
@@ -53,6 +55,23 @@ const H2_EVENTS: readonly (readonly [event: string, value: (c: H2Counters) => nu
   ['handshake_timeout', (c) => c.handshakeTimeouts],
   ['idle_timeout', (c) => c.idleTimeouts],
   ['bad_preface', (c) => c.badPrefaces],
+  ['reset_received', (c) => c.resetsReceived],
+  ['ping_received', (c) => c.pingsReceived],
+];
+
+/** The relay's upstream HTTP/2 client counters exported as rebind_upstream_h2_events_total{event}. */
+const UPSTREAM_H2_EVENTS: readonly (readonly [event: string, value: (c: H2ClientCounters) => number])[] = [
+  ['connection_opened', (c) => c.connectionsOpened],
+  ['connection_closed', (c) => c.connectionsClosed],
+  ['stream_opened', (c) => c.streamsOpened],
+  ['header_list_too_large', (c) => c.headerListTooLarge],
+  ['malformed_response', (c) => c.malformedResponses],
+  ['continuation_flood', (c) => c.continuationFloods],
+  ['empty_frame_flood', (c) => c.emptyFrameFloods],
+  ['output_overflow', (c) => c.outputOverflows],
+  ['stream_output_overflow', (c) => c.streamOutputOverflows],
+  ['goaway_received', (c) => c.goawaysReceived],
+  ['stream_refused_by_goaway', (c) => c.streamsRefusedByGoaway],
   ['reset_received', (c) => c.resetsReceived],
   ['ping_received', (c) => c.pingsReceived],
 ];
@@ -504,6 +523,38 @@ export function balancerMetrics(sources: MetricSources, options: BalancerMetrics
       this.reset();
       const h2 = sources.dataH2?.();
       if (h2 === null || h2 === undefined) return;
+      for (const [code, n] of Object.entries(h2.counters.goawayByCode)) this.inc({ code: H2_ERROR_NAMES.get(Number(code)) ?? `0x${Number(code).toString(16)}` }, n);
+    },
+  });
+  new Gauge({
+    name: 'rebind_upstream_connections',
+    help: "The relay's HTTP/2 connections to replicas (per-request path)",
+    registers: [registry],
+    collect() {
+      this.set(sources.upstreamH2?.().connections ?? 0);
+    },
+  });
+  new Counter({
+    name: 'rebind_upstream_h2_events_total',
+    help: "The relay's HTTP/2 client towards replicas: connections, streams, GOAWAYs and resets received, and what it cut off (malformed or oversized responses, CONTINUATION and empty-frame floods, output overflows), by event",
+    labelNames: ['event'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const h2 = sources.upstreamH2?.();
+      if (h2 === undefined) return;
+      for (const [event, value] of UPSTREAM_H2_EVENTS) this.inc({ event }, value(h2.counters));
+    },
+  });
+  new Counter({
+    name: 'rebind_upstream_h2_goaways_total',
+    help: "Connection errors the relay sent to replicas (GOAWAY with a code other than NO_ERROR: the replica broke the protocol), by HTTP/2 error code name",
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const h2 = sources.upstreamH2?.();
+      if (h2 === undefined) return;
       for (const [code, n] of Object.entries(h2.counters.goawayByCode)) this.inc({ code: H2_ERROR_NAMES.get(Number(code)) ?? `0x${Number(code).toString(16)}` }, n);
     },
   });

@@ -6,37 +6,26 @@
  * are. The proxy never decodes gRPC framing or messages, so it needs no
  * .proto files and handles all four call kinds alike.
  */
-import * as http2 from 'node:http2';
 import { status as Status } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger';
 import { encodeGrpcMessage, encodeGrpcTimeoutCapped, HOP_BY_HOP, parseGrpcTimeoutMs, respondTrailersOnly, statusForRstCode } from '../common/grpc-http2';
-import type { H2Stream } from '../h2';
+import { connectH2, ErrorCode, H2ClientCounters, H2Headers, HpackEncoder, type EncodedHeaders, type H2ClientConnection, type H2ClientStream, type H2Stream } from '../h2';
+import { MAX_WINDOW_BYTES } from '../h2/frames';
 import { MAX_TIMER_DELAY_MS, setLongTimeout, type LongTimer } from '../common/long-timer';
 import { builtinProxy, type ProxyConfig } from './config';
 import { PROXIED_HEADER, REBIND_TRAILERS } from '../common/wire';
 
-const { NGHTTP2_CANCEL, HTTP2_HEADER_STATUS, NGHTTP2_FLAG_END_STREAM } = http2.constants;
-
 /** HTTP/2's initial connection window (RFC 9113 §6.9.2); the connection window never goes below it. */
 const HTTP2_DEFAULT_WINDOW_BYTES = 65_535;
 
-/** A proxied stream is over: its connection no longer counts it (a shared listener: no closure per call). */
-function untrackUpstream(this: http2.ClientHttp2Stream & { [kConnection]?: UpstreamConnection }): void {
-  this[kConnection]?.streams.delete(this);
-}
-
-/** One upstream HTTP/2 connection and the proxied calls it carries. */
+/** One upstream HTTP/2 connection (rebind's own client transport, src/h2/client.ts) and the proxied calls it carries. */
 export class UpstreamConnection {
-  /** Proxied calls open on this connection. */
-  readonly streams = new Set<http2.ClientHttp2Stream>();
   /**
    * Why the pool gave this connection up (keepalive or connect timeout, the
    * member was removed, a connection error), as a phrase following
    * "replica <address>"; null while it is healthy.
    */
   lostReason: string | null = null;
-  /** The replica's HTTP/2 SETTINGS arrived: its HTTP/2 layer answers. */
-  ready = false;
   pingOutstanding = false;
   /** The replica sent GOAWAY: calls in flight finish here, new ones go elsewhere. */
   goingAway = false;
@@ -44,8 +33,18 @@ export class UpstreamConnection {
 
   constructor(
     readonly address: string,
-    readonly session: http2.ClientHttp2Session,
+    readonly h2: H2ClientConnection,
   ) {}
+
+  /** The replica's HTTP/2 SETTINGS arrived: its HTTP/2 layer answers. */
+  get ready(): boolean {
+    return this.h2.ready;
+  }
+
+  /** Proxied calls open on this connection. */
+  get calls(): number {
+    return this.h2.openStreams;
+  }
 
   /**
    * Why the calls on this connection cannot complete, or null when the
@@ -55,7 +54,7 @@ export class UpstreamConnection {
    */
   loss(): string | null {
     if (this.lostReason !== null) return this.lostReason;
-    if (this.session.destroyed || this.session.closed) return 'lost its connection';
+    if (this.h2.destroyed) return this.h2.error !== null ? `connection failed: ${this.h2.error.message}` : 'lost its connection';
     return null;
   }
 }
@@ -63,15 +62,21 @@ export class UpstreamConnection {
 /**
  * Upstream HTTP/2 connections to replicas: up to `maxConnectionsPerReplica`
  * per replica address, each carrying up to `maxStreamsPerConnection` proxied
- * calls. Each call's response window is `streamWindowBytes` and each
- * connection's window is at least streams x that, so calls whose clients
- * stop reading park at most one window each and cannot starve the others.
- * While a connection carries calls it is pinged every `keepaliveTimeMs`; an
- * unanswered ping (a hung replica) or a handshake not done within
- * `connectTimeoutMs` (a stopped process still accepts TCP) gives it up and
- * fails its calls with UNAVAILABLE.
+ * calls (fewer if the replica's MAX_CONCURRENT_STREAMS says so). Each call's
+ * response window is `streamWindowBytes` and each connection's window is at
+ * least streams x that, so calls whose clients stop reading park at most one
+ * window each and cannot starve the others. While a connection carries
+ * calls it is pinged every `keepaliveTimeMs`; an unanswered ping (a hung
+ * replica) or a handshake not done within `connectTimeoutMs` (a stopped
+ * process still accepts TCP) gives it up and fails its calls with
+ * UNAVAILABLE. The connections run on rebind's own HTTP/2 client
+ * (src/h2/client.ts): a call is a plain object with callbacks, its headers
+ * one pre-encoded block, and its output one socket write per turn of the
+ * event loop.
  */
 export class UpstreamPool {
+  /** The upstream transport's counters (all connections of the pool). */
+  readonly counters = new H2ClientCounters();
   private readonly byAddress = new Map<string, UpstreamConnection[]>();
   private readonly options: ProxyConfig;
 
@@ -101,52 +106,61 @@ export class UpstreamPool {
   /** Proxied calls in flight to `address`. */
   inFlight(address: string): number {
     let n = 0;
-    for (const connection of this.byAddress.get(address) ?? []) n += connection.streams.size;
+    for (const connection of this.byAddress.get(address) ?? []) n += connection.calls;
+    return n;
+  }
+
+  /** Upstream connections open (all replicas). */
+  get connections(): number {
+    let n = 0;
+    for (const list of this.byAddress.values()) n += list.length;
     return n;
   }
 
   /**
-   * Opens one proxied call to `address` on a connection with room, opening
-   * a connection if none has room; null when the replica already has
-   * `limitPerReplica` calls in flight. Throws when a request cannot be
-   * started at all.
+   * Opens one proxied call to `address` with an HPACK header block
+   * (HpackEncoder: valid on any connection) on a connection with room,
+   * opening a connection if none has room; null when the replica already has
+   * `limitPerReplica` calls in flight (or its own stream limit is reached on
+   * every connection). Throws when a request cannot be started at all.
    */
-  open(address: string, headers: http2.OutgoingHttpHeaders): { stream: http2.ClientHttp2Stream; connection: UpstreamConnection } | null {
+  open(address: string, headerBlock: Buffer): { stream: H2ClientStream; connection: UpstreamConnection } | null {
     const connections = this.byAddress.get(address) ?? [];
-    let connection = connections.find((c) => !c.goingAway && c.loss() === null && c.streams.size < this.options.maxStreamsPerConnection);
+    const max = this.options.maxStreamsPerConnection;
+    let connection: UpstreamConnection | undefined;
+    let active = 0;
+    for (const c of connections) {
+      if (c.goingAway) continue;
+      active++;
+      if (connection === undefined && c.lostReason === null && c.h2.canOpen && c.calls < max) connection = c;
+    }
     if (connection === undefined) {
-      if (connections.filter((c) => !c.goingAway).length >= this.options.maxConnectionsPerReplica) return null;
+      if (active >= this.options.maxConnectionsPerReplica) return null;
       connection = this.connect(address);
     }
-    const stream = connection.session.request(headers, { endStream: false }) as http2.ClientHttp2Stream & { [kConnection]?: UpstreamConnection };
-    connection.streams.add(stream);
-    stream[kConnection] = connection;
-    stream.on('close', untrackUpstream);
+    const stream = connection.h2.request(headerBlock);
+    if (stream === null) return null;
     return { stream, connection };
   }
 
   private connect(address: string): UpstreamConnection {
     const { streamWindowBytes, maxStreamsPerConnection, connectTimeoutMs, keepaliveTimeMs } = this.options;
-    const settings: http2.Settings = { enablePush: false, initialWindowSize: streamWindowBytes };
-    const session =
-      this.ca === null
-        ? http2.connect(`http://${address}`, { settings })
-        : http2.connect(`https://${address}`, { settings, ca: this.ca, ALPNProtocols: ['h2'] });
-    const connection = new UpstreamConnection(address, session);
+    const h2 = connectH2(
+      address,
+      {
+        initialWindowSizeBytes: streamWindowBytes,
+        // The connection window is the sum of its calls' windows: calls that stop
+        // reading use up their own window, never the one the other calls need.
+        connectionWindowSizeBytes: Math.min(MAX_WINDOW_BYTES, Math.max(HTTP2_DEFAULT_WINDOW_BYTES, streamWindowBytes * maxStreamsPerConnection)),
+        maxConcurrentStreams: maxStreamsPerConnection,
+        ...(this.ca !== null ? { tls: { ca: this.ca } } : {}),
+      },
+      this.counters,
+    );
+    const connection = new UpstreamConnection(address, h2);
     const list = this.byAddress.get(address);
     if (list === undefined) this.byAddress.set(address, [connection]);
     else list.push(connection);
-    session.on('connect', () => {
-      // Node emits 'connect' on a session destroyed while its socket was connecting (its member
-      // was removed meanwhile); setLocalWindowSize would throw and take the balancer down.
-      if (session.destroyed) return;
-      // The connection window is the sum of its calls' windows: calls that stop
-      // reading use up their own window, never the one the other calls need.
-      session.setLocalWindowSize(Math.max(HTTP2_DEFAULT_WINDOW_BYTES, streamWindowBytes * maxStreamsPerConnection));
-    });
-    session.once('remoteSettings', () => {
-      connection.ready = true;
-    });
     const connectTimer = setTimeout(() => {
       if (!connection.ready) this.lose(connection, `did not complete the HTTP/2 handshake within ${connectTimeoutMs} ms (proxy.connectTimeoutMs)`);
     }, connectTimeoutMs);
@@ -154,42 +168,33 @@ export class UpstreamPool {
     connectTimer.unref();
     keepalive.unref();
     connection.timers.push(connectTimer, keepalive);
-    session.on('error', (err) => {
-      this.log.debug({ address, err: err.message }, 'upstream connection error');
-      connection.lostReason ??= `connection failed: ${err.message}`;
-      this.forget(connection);
-      this.stopTimers(connection);
-    });
-    // A GOAWAY lets the calls in flight finish (still under keepalive); new ones go to another connection.
-    session.on('goaway', () => {
+    // A GOAWAY lets the calls in flight finish (still under keepalive); new ones go to another
+    // connection. Calls above its last-stream-id were closed by the transport as refused.
+    h2.onGoaway = () => {
       connection.goingAway = true;
-    });
-    session.on('close', () => {
-      connection.lostReason ??= 'closed the connection';
+    };
+    h2.onClose = (err) => {
+      if (err !== null) this.log.debug({ address, err: err.message }, 'upstream connection error');
+      connection.lostReason ??= err !== null ? `connection failed: ${err.message}` : 'closed the connection';
       this.forget(connection);
       this.stopTimers(connection);
-    });
-    session.unref();
+    };
+    (h2.socket as { unref?: () => void }).unref?.();
     return connection;
   }
 
   /** Keepalive: one ping at a time, only while the connection carries calls. */
   private ping(connection: UpstreamConnection): void {
-    if (connection.streams.size === 0 || connection.pingOutstanding || !connection.ready || connection.lostReason !== null || connection.session.destroyed) return;
+    if (connection.calls === 0 || connection.pingOutstanding || !connection.ready || connection.lostReason !== null || connection.h2.destroyed) return;
     const timeoutMs = this.options.keepaliveTimeoutMs;
     connection.pingOutstanding = true;
     const timer = setTimeout(() => this.lose(connection, `did not answer a keepalive ping within ${timeoutMs} ms`), timeoutMs);
     timer.unref();
-    let sent = false;
-    try {
-      sent = connection.session.ping((err) => {
-        clearTimeout(timer);
-        connection.pingOutstanding = false;
-        if (err !== null) this.log.debug({ address: connection.address, err: err.message }, 'upstream keepalive ping failed');
-      });
-    } catch (err) {
-      this.log.debug({ address: connection.address, err: (err as Error).message }, 'upstream keepalive ping not sent');
-    }
+    const sent = connection.h2.ping((ok) => {
+      clearTimeout(timer);
+      connection.pingOutstanding = false;
+      if (!ok) this.log.debug({ address: connection.address }, 'upstream keepalive ping failed: the connection went');
+    });
     if (!sent) {
       clearTimeout(timer);
       connection.pingOutstanding = false;
@@ -199,10 +204,10 @@ export class UpstreamPool {
   /** Gives a connection up: its calls fail with UNAVAILABLE and `reason`. */
   private lose(connection: UpstreamConnection, reason: string): void {
     if (connection.lostReason === null) connection.lostReason = reason;
-    this.log.debug({ address: connection.address, reason, calls: connection.streams.size }, 'upstream connection given up');
+    this.log.debug({ address: connection.address, reason, calls: connection.calls }, 'upstream connection given up');
     this.forget(connection);
     this.stopTimers(connection);
-    if (!connection.session.destroyed) connection.session.destroy();
+    if (!connection.h2.destroyed) connection.h2.destroy();
   }
 
   private stopTimers(connection: UpstreamConnection): void {
@@ -235,23 +240,17 @@ export interface ProxyOutcome {
 }
 
 /**
- * The relay's state for one call: the client stream's `context` and the
- * upstream stream's {@link kCall}. The callbacks below are shared
- * module-level functions (called with the stream as `this`), so a relayed
- * call allocates one object instead of a dozen closures, and no pipe
- * machinery.
+ * The relay's state for one call: the `context` of both the client's stream
+ * and the upstream stream. The callbacks below are shared module-level
+ * functions (called with the stream as `this`), so a relayed call allocates
+ * one object instead of a dozen closures, and no pipe machinery.
  */
-const kCall = Symbol('rebind.relayedCall');
-/** The upstream connection a proxied stream is counted on (see UpstreamPool.open). */
-const kConnection = Symbol('rebind.upstreamConnection');
-
-type UpstreamSide = http2.ClientHttp2Stream & { [kCall]: RelayedCall; [kConnection]?: UpstreamConnection };
-
 class RelayedCall {
   finished = false;
   /** The replica's response headers were relayed. */
   responded = false;
-  trailers: http2.IncomingHttpHeaders | null = null;
+  /** The replica's trailers (flat list), once they arrived. */
+  trailers: string[] | null = null;
   /** The started response was ended with a status of ours (deadline, upstream loss) instead of the replica's trailers. */
   failed = false;
   timer: NodeJS.Timeout | null = null;
@@ -259,7 +258,7 @@ class RelayedCall {
 
   constructor(
     readonly stream: H2Stream,
-    readonly upstream: UpstreamSide,
+    readonly upstream: H2ClientStream,
     readonly connection: UpstreamConnection,
     readonly address: string,
     readonly outcome: ProxyOutcome,
@@ -276,7 +275,10 @@ class RelayedCall {
 
   fail(code: Status, message: string): void {
     const { stream, upstream } = this;
-    if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
+    // The transport closes a reset stream synchronously: its onClose must not judge the call again
+    // (it would end it with CANCELLED, the code we reset with, instead of `code`).
+    upstream.onClose = null;
+    if (!upstream.closed) upstream.reset(ErrorCode.CANCEL);
     if (!stream.closed) {
       if (!stream.headersSent) {
         respondTrailersOnly(stream, code, message);
@@ -291,20 +293,21 @@ class RelayedCall {
     this.finish();
   }
 
-  /** The upstream stream is over (error or close): end the client's call accordingly. */
-  upstreamGone(err: Error | null): void {
+  /** The upstream stream closed with `rst` (0: cleanly): end the client's call accordingly. */
+  upstreamGone(rst: number): void {
     if (this.finished) return;
     const { upstream, stream, address } = this;
-    const rst = upstream.rstCode ?? 0;
     const loss = this.connection.loss();
     if (!this.responded) {
       if (loss !== null) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} before answering`);
+      else if (upstream.localError !== null) this.fail(Status.INTERNAL, `rebind: replica ${address} sent ${upstream.localError}`);
+      else if (upstream.refused) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} went away (GOAWAY) before taking the call`);
       else if (rst !== 0) this.fail(statusForRstCode(rst), `rebind: replica ${address} reset the call before answering (HTTP/2 code ${rst})`);
-      else this.fail(Status.UNAVAILABLE, `rebind: replica ${address} failed before answering${err !== null ? `: ${err.message}` : ''}`);
+      else this.fail(Status.UNAVAILABLE, `rebind: replica ${address} failed before answering`);
     } else if (this.trailers === null) {
       if (loss !== null) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} ${loss} mid-response`);
+      else if (upstream.localError !== null) this.fail(Status.INTERNAL, `rebind: replica ${address} sent ${upstream.localError}`);
       else if (rst !== 0) this.fail(statusForRstCode(rst), `rebind: replica ${address} reset the call (HTTP/2 code ${rst})`);
-      else if (err !== null) this.fail(Status.UNAVAILABLE, `rebind: replica ${address} failed mid-response: ${err.message}`);
       else this.fail(Status.INTERNAL, `rebind: replica ${address} ended the response without trailers`);
     } else if (stream.closed) {
       this.finish();
@@ -323,125 +326,105 @@ function onDeadline(call: RelayedCall): void {
 // may hold it until written without a copy.
 function onClientData(this: H2Stream, chunk: Buffer, endStream: boolean): void {
   const upstream = (this.context as RelayedCall).upstream;
-  if (upstream.destroyed || upstream.writableEnded) return;
+  if (upstream.closed || upstream.writableEnded) return;
   if (endStream) {
-    // END_STREAM with the last DATA frame (every unary call) goes out the same way: end(chunk)
-    // puts it on the last DATA frame towards the replica (end() also uncorks).
-    if (chunk.length > 0) upstream.end(chunk);
-    else upstream.end();
+    // END_STREAM goes on the DATA frame carrying the last chunk (every unary call: HEADERS and
+    // one DATA frame with END_STREAM, in one socket write). If it comes in an empty DATA frame
+    // of a later read in the same turn of the event loop, the transport sets END_STREAM on the
+    // DATA frame still queued: the replica runs a unary handler only once it has END_STREAM.
+    upstream.end(chunk.length > 0 ? chunk : undefined);
     return;
-  }
-  // Held until the end or the next turn of the event loop, whichever comes first: a request
-  // whose END_STREAM arrives in an empty DATA frame of a later read would otherwise go out as
-  // DATA, then an empty DATA frame with END_STREAM in another write, and the replica waits for
-  // that second frame before it runs the handler. A stream that goes on is uncorked by the
-  // immediate, in the same turn of the loop.
-  if (upstream.writableCorked === 0) {
-    upstream.cork();
-    setImmediate(uncork, upstream);
   }
   if (!upstream.write(chunk)) this.pause();
 }
-function uncork(upstream: UpstreamSide): void {
-  if (!upstream.destroyed && upstream.writableCorked > 0) upstream.uncork();
-}
-function onUpstreamDrain(this: UpstreamSide): void {
-  this[kCall].stream.resume();
+function onUpstreamDrain(this: H2ClientStream): void {
+  (this.context as RelayedCall).stream.resume();
 }
 function onClientClose(this: H2Stream): void {
   const call = this.context as RelayedCall;
   if (call.finished) return;
   // The client went away (cancel, deadline on its side, connection loss), or our trailers went out after the replica's.
   const upstream = call.upstream;
-  // A call complete both ways closes upstream by itself. Our client stream can close before
-  // node:http2 has closed its side (the replica's END_STREAM read, the stream still
-  // half-closed in nghttp2): an RST_STREAM then reaches the replica on a stream it has closed,
-  // and node's server counts those as invalid frames: past 1,000 (maxSessionInvalidFrames) it
-  // ends the connection with GOAWAY INTERNAL_ERROR, failing every call on it.
-  const complete = call.trailers !== null && upstream.readableEnded && upstream.writableEnded;
-  if (!upstream.destroyed && !complete) upstream.close(NGHTTP2_CANCEL);
+  // A response the replica has ended closes upstream by itself (the transport closes the stream
+  // once the end is delivered, with RST_STREAM NO_ERROR if our request was still open); our
+  // client stream can close first, inside the delivery of the replica's trailers. No
+  // RST_STREAM then: it would reach the replica on a stream it has closed, and node's server
+  // counts those as invalid frames: past 1,000 (maxSessionInvalidFrames) it ends the
+  // connection with GOAWAY INTERNAL_ERROR, failing every call on it.
   call.finish();
+  if (upstream.readableEnded) upstream.resume();
+  else if (!upstream.closed) upstream.reset(ErrorCode.CANCEL);
 }
 
 // Response direction: replica -> client.
-function onUpstreamResponse(this: UpstreamSide, responseHeaders: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
-  const call = this[kCall];
+function onUpstreamResponse(this: H2ClientStream, rawHeaders: string[], endStream: boolean): void {
+  const call = this.context as RelayedCall;
   const stream = call.stream;
   // Closed, or already answered by us (a deadline or a failure raced the replica's headers).
   if (stream.closed || stream.headersSent) return;
   call.responded = true;
-  const out = relayedHeaders(responseHeaders);
-  out[HTTP2_HEADER_STATUS] = responseHeaders[HTTP2_HEADER_STATUS] ?? 200;
-  if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
-    // Trailers-Only.
-    stream.respond(out, END_STREAM);
+  const out = relayedHeaders(rawHeaders);
+  if (endStream) {
+    // Trailers-Only. Finished first: the client stream may close inside respond().
     call.finish();
+    stream.respond(out, END_STREAM);
   } else {
     stream.respond(out);
   }
 }
-function onUpstreamData(this: UpstreamSide, chunk: Buffer): void {
-  const stream = this[kCall].stream;
+function onUpstreamData(this: H2ClientStream, chunk: Buffer, endStream: boolean): void {
+  const call = this.context as RelayedCall;
+  const stream = call.stream;
   if (stream.closed || !stream.headersSent || stream.writableEnded) return;
-  if (!stream.write(chunk)) this.pause();
+  if (chunk.length > 0 && !stream.write(chunk)) this.pause();
+  // Only a response that ended with the replica's trailers is complete; one ended without them
+  // is judged when the upstream stream closes.
+  if (endStream && call.trailers !== null && call.responded && !stream.writableEnded && !stream.closed) stream.end(relayedHeaders(call.trailers));
 }
 function onClientDrain(this: H2Stream): void {
   (this.context as RelayedCall).upstream.resume();
 }
-function onUpstreamTrailers(this: UpstreamSide, trailers: http2.IncomingHttpHeaders): void {
-  this[kCall].trailers = trailers;
+function onUpstreamTrailers(this: H2ClientStream, trailers: string[]): void {
+  (this.context as RelayedCall).trailers = trailers;
 }
-function onUpstreamEnd(this: UpstreamSide): void {
-  const call = this[kCall];
-  const stream = call.stream;
-  // Only a response that ended with the replica's trailers is complete; a
-  // stream ended locally because its connection went is judged on 'close'.
-  if (call.trailers !== null && call.responded && stream.headersSent && !stream.writableEnded && !stream.closed) stream.end(relayedHeaders(call.trailers));
-}
-function onUpstreamError(this: UpstreamSide, err: Error): void {
-  this[kCall].upstreamGone(err);
-}
-function onUpstreamClose(this: UpstreamSide): void {
-  this[kCall].upstreamGone(null);
+function onUpstreamClose(this: H2ClientStream, rstCode: number): void {
+  (this.context as RelayedCall).upstreamGone(rstCode);
 }
 
 const END_STREAM = Object.freeze({ endStream: true });
 
 /**
- * The request's headers as sent to the replica: its end-to-end headers
- * (a repeated field as an array: node:http2 sends each value), the
- * pseudo-headers for `address`, and the proxied marker (replacing any the
- * client sent), built in one pass.
+ * The request's header block as sent to the replica: the pseudo-headers for
+ * `address`, the client's end-to-end headers in order (a repeated field
+ * repeated), the proxied marker (replacing any the client sent), and a
+ * grpc-timeout a replica's 32-bit timer can hold; one flat list, encoded once.
  */
-function upstreamHeaders(stream: H2Stream, scheme: string, address: string, proxiedMarker: string): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': stream.path, ':scheme': scheme, ':authority': address };
+function upstreamHeaderBlock(stream: H2Stream, scheme: string, address: string, proxiedMarker: string, cappedTimeout: string | null): Buffer {
+  const out: string[] = [':method', 'POST', ':scheme', scheme, ':path', stream.path, ':authority', address];
   const raw = stream.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const key = raw[i]!;
     if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key) || key === PROXIED_HEADER) continue;
-    const value = raw[i + 1]!;
-    const prev = out[key];
-    if (prev === undefined) out[key] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[key] = [String(prev), value];
+    out.push(key, cappedTimeout !== null && key === 'grpc-timeout' ? cappedTimeout : raw[i + 1]!);
   }
-  out[PROXIED_HEADER] = proxiedMarker;
-  return out;
+  out.push(PROXIED_HEADER, proxiedMarker);
+  return HpackEncoder.encodeFlat(out);
 }
 
 /**
- * A replica's response headers or trailers as relayed to the client: its
- * end-to-end headers without rebind's own trailers (a replica never forwards
- * a proxied call: rebind's trailers on a relayed response can only be
- * forged, and must not reach the client as the balancer's).
+ * A replica's response headers (`:status` kept) or trailers as relayed to
+ * the client: its end-to-end fields without rebind's own trailers (a replica
+ * never forwards a proxied call: rebind's trailers on a relayed response can
+ * only be forged, and must not reach the client as the balancer's).
  */
-function relayedHeaders(headers: http2.IncomingHttpHeaders): Record<string, string | number | string[] | undefined> {
-  const out: Record<string, string | number | string[] | undefined> = {};
-  for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(key) || REBIND_TRAILERS.has(key)) continue;
-    out[key] = headers[key];
+function relayedHeaders(raw: string[]): EncodedHeaders {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const key = raw[i]!;
+    if (key.charCodeAt(0) === 58 /* ':' */ ? key !== ':status' : HOP_BY_HOP.has(key) || REBIND_TRAILERS.has(key)) continue;
+    out.push(key, raw[i + 1]!);
   }
-  return out;
+  return H2Headers.encodeFlat(out);
 }
 
 /**
@@ -462,14 +445,13 @@ export function proxyStream(
   /** The member's proxy secret: the rebind-proxied value that tells it the balancer proxied this call. */
   proxiedMarker: string,
 ): void {
-  const outHeaders = upstreamHeaders(stream, pool.scheme, address, proxiedMarker);
   const timeoutMs = parseGrpcTimeoutMs(stream.header('grpc-timeout'));
   // A replica whose timer overflows would fail a longer deadline at once; this proxy still enforces it in full.
-  if (timeoutMs !== null && timeoutMs > MAX_TIMER_DELAY_MS) outHeaders['grpc-timeout'] = encodeGrpcTimeoutCapped(timeoutMs);
+  const cappedTimeout = timeoutMs !== null && timeoutMs > MAX_TIMER_DELAY_MS ? encodeGrpcTimeoutCapped(timeoutMs) : null;
 
   let opened: ReturnType<UpstreamPool['open']>;
   try {
-    opened = pool.open(address, outHeaders);
+    opened = pool.open(address, upstreamHeaderBlock(stream, pool.scheme, address, proxiedMarker, cappedTimeout));
   } catch (err) {
     respondTrailersOnly(stream, Status.UNAVAILABLE, `rebind: cannot reach replica ${address}: ${(err as Error).message}`);
     outcome.done();
@@ -481,10 +463,10 @@ export function proxyStream(
     outcome.done();
     return;
   }
-  const upstream = opened.stream as UpstreamSide;
+  const upstream = opened.stream;
   const call = new RelayedCall(stream, upstream, opened.connection, address, outcome, timeoutMs);
   stream.context = call;
-  upstream[kCall] = call;
+  upstream.context = call;
 
   if (timeoutMs !== null) {
     // The client's deadline can be anything up to 99999999 hours: beyond setTimeout's range.
@@ -494,13 +476,11 @@ export function proxyStream(
 
   stream.onClose = onClientClose;
   stream.onDrain = onClientDrain;
-  upstream.on('drain', onUpstreamDrain);
-  upstream.on('response', onUpstreamResponse);
-  upstream.on('data', onUpstreamData);
-  upstream.on('trailers', onUpstreamTrailers);
-  upstream.on('end', onUpstreamEnd);
-  upstream.on('error', onUpstreamError);
-  upstream.on('close', onUpstreamClose);
+  upstream.onDrain = onUpstreamDrain;
+  upstream.onResponse = onUpstreamResponse;
+  upstream.onTrailers = onUpstreamTrailers;
+  upstream.onClose = onUpstreamClose;
+  upstream.read(onUpstreamData);
   // Last: read() delivers what arrived already (a unary request's message) at once.
   stream.read(onClientData);
 }

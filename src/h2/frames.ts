@@ -281,3 +281,103 @@ export function headersFrames(streamId: number, block: Buffer, endStream: boolea
   }
   return b;
 }
+
+// ---------------------------------------------------------------------------
+// Input helpers shared by the server's and the client's connections
+
+/** The data of a DATA frame's payload without its padding. @throws H2ConnectionError (PROTOCOL_ERROR) */
+export function dataOf(flags: number, p: Buffer): Buffer {
+  if ((flags & Flag.PADDED) === 0) return p;
+  if (p.length === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded DATA without pad length');
+  const pad = p[0]!;
+  if (pad >= p.length) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padding exceeds DATA');
+  return p.subarray(1, p.length - pad);
+}
+
+/** Counts events in fixed windows: `hit()` is true once more than `limit` fell in the current one. */
+export class RateWindow {
+  private start = 0;
+  private count = 0;
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  hit(): boolean {
+    const now = Date.now();
+    if (now - this.start > this.windowMs) {
+      this.start = now;
+      this.count = 0;
+    }
+    return ++this.count > this.limit;
+  }
+}
+
+/**
+ * Assembles header blocks across HEADERS + CONTINUATION frames, bounded in
+ * CONTINUATION frames and bytes per block (the CONTINUATION flood): beyond
+ * either, `onFlood` is called and a connection error ENHANCE_YOUR_CALM thrown.
+ */
+export class HeaderBlockAssembler {
+  /** Stream of the block in progress (0: none; then only CONTINUATION may follow). */
+  stream = 0;
+  /** END_STREAM of the HEADERS frame that started the block in progress. */
+  endStream = false;
+  private frags: Buffer[] = [];
+  private bytes = 0;
+  private count = 0;
+
+  constructor(
+    private readonly maxContinuationFrames: number,
+    private readonly maxHeaderBlockBytes: number,
+    private readonly onFlood: () => void,
+    /** A zero-length CONTINUATION without END_HEADERS (counted against the empty-frame bound). */
+    private readonly onEmpty: () => void,
+  ) {}
+
+  /** The header block fragment of a HEADERS payload (padding and priority removed). @throws H2ConnectionError */
+  static fragment(flags: number, p: Buffer): Buffer {
+    let off = 0;
+    let end = p.length;
+    if ((flags & Flag.PADDED) !== 0) {
+      if (p.length < 1) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded HEADERS without pad length');
+      end -= p[0]!;
+      off = 1;
+    }
+    if ((flags & Flag.PRIORITY) !== 0) off += 5;
+    if (off > end) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS padding/priority exceeds the frame');
+    return p.subarray(off, end);
+  }
+
+  /** A HEADERS frame without END_HEADERS: starts a block (the fragment is copied). */
+  start(sid: number, frag: Buffer, endStream: boolean): void {
+    if (frag.length > this.maxHeaderBlockBytes) {
+      this.onFlood();
+      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
+    }
+    this.stream = sid;
+    this.frags = [Buffer.from(frag)];
+    this.bytes = frag.length;
+    this.count = 0;
+    this.endStream = endStream;
+  }
+
+  /** A CONTINUATION frame: the whole block at END_HEADERS, else null. @throws H2ConnectionError */
+  continuation(flags: number, sid: number, p: Buffer): Buffer | null {
+    if (this.stream === 0 || sid !== this.stream) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'unexpected CONTINUATION');
+    this.bytes += p.length;
+    if (++this.count > this.maxContinuationFrames || this.bytes > this.maxHeaderBlockBytes) {
+      this.onFlood();
+      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many CONTINUATION frames');
+    }
+    const endHeaders = (flags & Flag.END_HEADERS) !== 0;
+    if (p.length === 0 && !endHeaders) this.onEmpty();
+    this.frags.push(Buffer.from(p));
+    if (!endHeaders) return null;
+    const block = Buffer.concat(this.frags, this.bytes);
+    this.frags = [];
+    this.stream = 0;
+    return block;
+  }
+}

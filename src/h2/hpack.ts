@@ -511,4 +511,13 @@ export class HpackEncoder {
     encBuf.copy(out, 0, 0, encPos);
     return out;
   }
+
+  /** Encodes a flat `name, value, …` list (as decoded, pseudo-headers first): no pair arrays to build. */
+  static encodeFlat(list: readonly string[]): Buffer {
+    encPos = 0;
+    for (let i = 0; i + 1 < list.length; i += 2) encField(list[i]!, list[i + 1]!);
+    const out = Buffer.allocUnsafe(encPos);
+    encBuf.copy(out, 0, 0, encPos);
+    return out;
+  }
 }

@@ -1,6 +1,8 @@
 /**
- * rebind's server-side HTTP/2 transport for gRPC: see server.ts for the
- * connection and stream API, hpack.ts and frames.ts for the codec.
+ * rebind's HTTP/2 transport for gRPC: server.ts (the data port's side),
+ * client.ts (the relay's side towards replicas); what both share: session.ts
+ * (output queue, flow control, backpressure), hpack.ts and frames.ts (codec,
+ * input bounds).
  */
 export {
   createH2Server,
@@ -30,5 +32,18 @@ export {
   type H2ServerOptions,
   type StreamHandler,
 } from './server.js';
+export {
+  connectH2,
+  H2ClientConnection,
+  H2ClientCounters,
+  H2ClientStream,
+  resolveH2ClientOptions,
+  splitHostPort,
+  DEFAULT_CLIENT_CONNECTION_WINDOW_SIZE_BYTES,
+  DEFAULT_CLIENT_INITIAL_WINDOW_SIZE_BYTES,
+  DEFAULT_CLIENT_MAX_CONCURRENT_STREAMS,
+  type H2ClientOptions,
+  type H2ConnectOptions,
+} from './client.js';
 export { ErrorCode } from './frames.js';
 export { HpackDecoder, HpackEncoder, HpackError, type HeadersInit } from './hpack.js';

@@ -7,7 +7,8 @@
  *
  * Output of a connection is queued and written once per event-loop turn
  * (setImmediate): many responses to many streams in one turn are one socket
- * write.
+ * write. The output queue, flow control and backpressure are shared with
+ * the client (session.ts: H2Session, FlowStream).
  *
  * For a relay written against node's ServerHttp2Stream (src/balancer/proxy.ts):
  *   'data' + 'end'             -> stream.read((chunk, endStream) => …)
@@ -34,15 +35,18 @@ import {
   ErrorCode,
   Flag,
   FRAME_HEADER_BYTES,
+  dataOf,
   FrameReader,
   FrameType,
   goawayFrame,
   H2ConnectionError,
+  HeaderBlockAssembler,
   headersFrames,
   MAX_MAX_FRAME_SIZE_BYTES,
   MAX_WINDOW_BYTES,
   MIN_MAX_FRAME_SIZE_BYTES,
   pingAckFrame,
+  RateWindow,
   rstStreamFrame,
   SETTINGS_ACK_FRAME,
   SettingId,
@@ -52,6 +56,7 @@ import {
   type FrameSink,
 } from './frames.js';
 import { DEFAULT_HEADER_TABLE_SIZE_BYTES, DEFAULT_MAX_HEADER_LIST_SIZE_BYTES, HpackDecoder, HpackEncoder, HpackError, type HeadersInit } from './hpack.js';
+import { EMPTY, FlowStream, H2Session } from './session.js';
 
 export { ErrorCode } from './frames.js';
 
@@ -88,10 +93,6 @@ export const DEFAULT_STREAM_HIGH_WATER_MARK_BYTES = 64 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Time a connection may have no open stream before GOAWAY (0: never). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
-/** Largest DATA frame we send (when the peer allows larger ones). */
-const MAX_DATA_FRAME_BYTES = 65536;
-/** Time a closing connection waits for its socket to flush before destroying it. */
-const CLOSE_LINGER_MS = 1000;
 
 /** Options of H2Connection / createH2Server (all optional; defaults above). */
 export interface H2Options {
@@ -114,8 +115,9 @@ export interface H2Options {
 
 type ResolvedOptions = Required<H2Options>;
 
-function intIn(opts: H2Options, field: keyof H2Options, def: number, min: number, max: number): number {
-  const v = opts[field];
+/** @internal Reads an integer option in [min, max] or its default; shared with the client's options. */
+export function intIn<T extends object>(opts: T, field: keyof T & string, def: number, min: number, max: number): number {
+  const v = opts[field] as unknown;
   if (v === undefined) return def;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new RangeError(`h2 option ${field} must be an integer in [${min}, ${max}], got ${String(v)}`);
@@ -203,12 +205,16 @@ export const H2Headers = {
   encode(headers: HeadersInit): EncodedHeaders {
     return new EncodedHeaders(HpackEncoder.encode(headers));
   },
+  /** Encodes a flat `name, value, …` list (pseudo-headers first), e.g. a relayed response's filtered rawHeaders. */
+  encodeFlat(list: readonly string[]): EncodedHeaders {
+    return new EncodedHeaders(HpackEncoder.encodeFlat(list));
+  },
 };
 
-const EMPTY = Buffer.alloc(0);
 
 /** RFC 9113 §8.2.1: a regular field name is lower-case visible ASCII without ':' (token characters in practice). */
-function validFieldName(name: string): boolean {
+/** @internal Shared with the client's response checks. */
+export function validFieldName(name: string): boolean {
   for (let k = 0; k < name.length; k++) {
     const c = name.charCodeAt(k);
     if (c <= 0x20 || c >= 0x7f || (c >= 0x41 && c <= 0x5a) || c === 0x3a) return false;
@@ -217,7 +223,8 @@ function validFieldName(name: string): boolean {
 }
 
 /** RFC 9113 §8.2.1: no NUL, CR or LF in a value, and no leading or trailing space or tab. */
-function validFieldValue(v: string): boolean {
+/** @internal Shared with the client's response checks. */
+export function validFieldValue(v: string): boolean {
   const n = v.length;
   if (n === 0) return true;
   let c = v.charCodeAt(0);
@@ -231,7 +238,8 @@ function validFieldValue(v: string): boolean {
   return true;
 }
 
-const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/** @internal Connection-specific fields a gRPC/HTTP/2 message must not carry (RFC 9113 §8.2.2). */
+export const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 // ---------------------------------------------------------------------------
 // Stream
@@ -252,7 +260,7 @@ const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connectio
  * `onDrain`), `end(trailers?)`, `reset(code)`. `onClose(rstCode)` fires once
  * when the stream ends (0 after a clean end both ways).
  */
-export class H2Stream {
+export class H2Stream extends FlowStream {
   /** Request method (`:method`). */
   method = '';
   /** Request path (`:path`). */
@@ -263,11 +271,11 @@ export class H2Stream {
   scheme = '';
 
   /** Body callback, set through read(). */
-  onData: ((this: H2Stream, chunk: Buffer, endStream: boolean) => void) | null = null;
+  override onData: ((this: H2Stream, chunk: Buffer, endStream: boolean) => void) | null = null;
   /** Request trailers (flat list), before the final onData(…, true). */
   onTrailers: ((rawTrailers: string[]) => void) | null = null;
   /** write() returned false and the buffered output is below the high-water mark again. */
-  onDrain: ((this: H2Stream) => void) | null = null;
+  override onDrain: ((this: H2Stream) => void) | null = null;
   /** The stream closed: 0 after a clean end, else the RST_STREAM / GOAWAY code (called with the stream as `this`). */
   onClose: ((this: H2Stream, rstCode: number) => void) | null = null;
   /** Free slot for the consumer's per-stream state (avoids closures). */
@@ -277,41 +285,23 @@ export class H2Stream {
   headersSent = false;
   /** END_STREAM sent or queued by us (end() called or respond with endStream). */
   writableEnded = false;
-  /** The peer ended its side (END_STREAM received). */
-  readableEnded = false;
-  /** The stream is closed (both ends, or reset). */
-  closed = false;
   /** The code the stream closed with (undefined while open). */
   rstCode: number | undefined = undefined;
 
-  /** @internal */ recvWindow: number;
-  /** @internal */ recvUnacked = 0;
-  /** @internal */ sendWindow: number;
-  /** @internal */ paused = false;
-  /** @internal */ inQueue: Buffer[] | null = null;
-  /** @internal */ inQueuedBytes = 0;
-  /** @internal */ inEndPending = false;
-  /** @internal */ pending: Buffer[] | null = null;
-  /** @internal */ pendingOff = 0;
-  /** @internal */ pendingBytes = 0;
-  /** @internal */ pendingEnd = false;
   /** @internal */ pendingTrailers: Buffer | null = null;
-  /** @internal */ needDrain = false;
-  /** @internal */ blocked = false;
 
   /** @internal */
   constructor(
     /** The connection the stream belongs to. */
     readonly connection: H2Connection,
     /** Stream id (odd). */
-    readonly id: number,
+    id: number,
     /** Decoded request headers, flat `name, value, …` (pseudo-headers first). */
     readonly rawHeaders: string[],
     recvWindow: number,
     sendWindow: number,
   ) {
-    this.recvWindow = recvWindow;
-    this.sendWindow = sendWindow;
+    super(id, recvWindow, sendWindow);
   }
 
   /** First value of a regular (non-pseudo) request header, lower-case name. */
@@ -373,15 +363,6 @@ export class H2Stream {
     this.connection.resetStream(this, code);
   }
 
-  /** Request body bytes received but not yet delivered (paused, or no read() yet): at most the stream window. */
-  get bufferedInputBytes(): number {
-    return this.inQueuedBytes;
-  }
-
-  /** Unsent response bytes held by this stream. */
-  get bufferedBytes(): number {
-    return this.pendingBytes;
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -401,7 +382,7 @@ export type StreamHandler = (stream: H2Stream) => void;
  * Serves HTTP/2 on one connected Duplex (net.Socket, or tls.TLSSocket after
  * ALPN h2). Sends its SETTINGS at once.
  */
-export class H2Connection implements FrameSink {
+export class H2Connection extends H2Session<H2Stream> implements FrameSink {
   /** Peer address of the socket. */
   readonly remoteAddress: string | undefined;
   /** Called once when the connection is gone. */
@@ -414,47 +395,27 @@ export class H2Connection implements FrameSink {
   private readonly decoder: HpackDecoder;
   private state = State.Preface;
   private prefaceFill = 0;
-  private readonly streams = new Map<number, H2Stream>();
   private lastStreamId = 0;
   private goawaySent = false;
   private peerGoaway = false;
 
-  private sendWindow = DEFAULT_WINDOW_BYTES;
-  private peerInitialWindow = DEFAULT_WINDOW_BYTES;
-  private peerMaxFrameSize = MIN_MAX_FRAME_SIZE_BYTES;
-  private recvWindow: number;
-  private recvUnacked = 0;
-  private blockedStreams: H2Stream[] = [];
   private awaitingRemoteEnd: H2Stream[] = [];
-  /** Queued output (ours + the socket's) above which DATA waits: a quarter of the output bound. */
-  private readonly dataHighWaterBytes: number;
+  protected readonly endOnLastData = false;
 
-  private out: Buffer[] = [];
-  private outBytes = 0;
-  private flushScheduled = false;
-  private ending = false;
+  private readonly headerBlocks: HeaderBlockAssembler;
 
-  private contStream = 0;
-  private contFrags: Buffer[] = [];
-  private contBytes = 0;
-  private contCount = 0;
-  private contEndStream = false;
-
-  private resetWindowStart = 0;
-  private resetCount = 0;
-  private emptyWindowStart = 0;
-  private emptyCount = 0;
+  private readonly resets: RateWindow;
+  private readonly emptyFrames: RateWindow;
 
   private handshakeTimer: NodeJS.Timeout | null;
   private idleTimer: NodeJS.Timeout | null = null;
   private idleSince = 0;
 
-  private readonly flushBound = (): void => this.flush();
   private readonly checkIdleBound = (): void => this.checkIdle();
 
   constructor(
     /** The connected socket. */
-    readonly socket: Duplex,
+    socket: Duplex,
     private readonly onStream: StreamHandler,
     options: H2Options | ResolvedOptions = {},
     /** Counters to add to (a server passes its shared one). */
@@ -468,12 +429,20 @@ export class H2Connection implements FrameSink {
      */
     initialData?: Buffer,
   ) {
-    this.opts = resolveH2Options(options);
+    const opts = resolveH2Options(options);
+    super(socket, opts);
+    this.opts = opts;
     this.remoteAddress = (socket as net.Socket).remoteAddress;
     this.reader = new FrameReader(this, MIN_MAX_FRAME_SIZE_BYTES);
     this.decoder = new HpackDecoder(this.opts.headerTableSizeBytes, this.opts.maxHeaderListSizeBytes);
-    this.recvWindow = this.opts.connectionWindowSizeBytes;
-    this.dataHighWaterBytes = this.opts.maxQueuedOutputBytes >>> 2;
+    this.emptyFrames = new RateWindow(this.opts.maxEmptyFramesPerWindow, this.opts.abuseWindowMs);
+    this.resets = new RateWindow(this.opts.maxResetsPerWindow, this.opts.abuseWindowMs);
+    this.headerBlocks = new HeaderBlockAssembler(
+      this.opts.maxContinuationFrames,
+      this.opts.maxHeaderBlockBytes,
+      () => this.counters.continuationFloods++,
+      () => this.noteEmptyFrame(),
+    );
     counters.connectionsAccepted++;
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('error', () => this.destroy());
@@ -540,7 +509,8 @@ export class H2Connection implements FrameSink {
 
   /** Destroys the socket at once; open streams close with CANCEL. */
   destroy(): void {
-    if (this.state !== State.Dead) this.state = State.Dead;
+    this.state = State.Dead;
+    this.dead = true;
     this.reader.stopped = true;
     this.clearTimers();
     this.closeAll(ErrorCode.CANCEL);
@@ -583,6 +553,7 @@ export class H2Connection implements FrameSink {
 
   private onSocketClose(): void {
     this.state = State.Dead;
+    this.dead = true;
     this.reader.stopped = true;
     this.clearTimers();
     this.closeAll(ErrorCode.CANCEL);
@@ -595,7 +566,7 @@ export class H2Connection implements FrameSink {
   /** @internal FrameSink */
   onFrame(type: number, flags: number, sid: number, p: Buffer): void {
     if (this.state === State.Dead) return;
-    if (this.contStream !== 0 && type !== FrameType.CONTINUATION) {
+    if (this.headerBlocks.stream !== 0 && type !== FrameType.CONTINUATION) {
       throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'frame inside a header block');
     }
     if (this.state === State.Settings && (type !== FrameType.SETTINGS || (flags & Flag.ACK) !== 0)) {
@@ -669,15 +640,7 @@ export class H2Connection implements FrameSink {
           break; // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. Others: advisory.
       }
     }
-    if (initialWindow >= 0 && initialWindow !== this.peerInitialWindow) {
-      const delta = initialWindow - this.peerInitialWindow;
-      this.peerInitialWindow = initialWindow;
-      for (const s of this.streams.values()) {
-        s.sendWindow += delta;
-        if (s.sendWindow > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'stream window overflow');
-      }
-      if (delta > 0) for (const s of this.streams.values()) if (s.pendingBytes > 0 || s.pendingEnd) this.pump(s);
-    }
+    if (initialWindow >= 0) this.applyInitialWindow(initialWindow);
     this.queue(SETTINGS_ACK_FRAME);
     if (this.state === State.Settings) {
       this.state = State.Open;
@@ -685,27 +648,6 @@ export class H2Connection implements FrameSink {
       this.handshakeTimer = null;
       this.armIdle();
     }
-  }
-
-  private onWindowUpdate(sid: number, p: Buffer): void {
-    if (p.length !== 4) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'WINDOW_UPDATE length');
-    const inc = p.readUInt32BE(0) & 0x7fffffff;
-    if (sid === 0) {
-      if (inc === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');
-      if (this.sendWindow + inc > MAX_WINDOW_BYTES) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window overflow');
-      this.sendWindow += inc;
-      this.unblockStreams();
-      return;
-    }
-    const s = this.streams.get(sid);
-    if (s === undefined) {
-      if (sid > this.lastStreamId) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream');
-      return; // A stream we closed: ignored.
-    }
-    if (inc === 0) return this.peerStreamError(s, ErrorCode.PROTOCOL_ERROR);
-    if (s.sendWindow + inc > MAX_WINDOW_BYTES) return this.peerStreamError(s, ErrorCode.FLOW_CONTROL_ERROR);
-    s.sendWindow += inc;
-    if (s.pendingBytes > 0 || s.pendingEnd) this.pump(s);
   }
 
   private onRstStream(sid: number, p: Buffer): void {
@@ -725,12 +667,7 @@ export class H2Connection implements FrameSink {
    * is what bounds the work.
    */
   private countReset(): void {
-    const now = Date.now();
-    if (now - this.resetWindowStart > this.opts.abuseWindowMs) {
-      this.resetWindowStart = now;
-      this.resetCount = 0;
-    }
-    if (++this.resetCount > this.opts.maxResetsPerWindow) {
+    if (this.resets.hit()) {
       this.counters.rapidResets++;
       throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many streams reset');
     }
@@ -743,12 +680,7 @@ export class H2Connection implements FrameSink {
   }
 
   private noteEmptyFrame(): void {
-    const now = Date.now();
-    if (now - this.emptyWindowStart > this.opts.abuseWindowMs) {
-      this.emptyWindowStart = now;
-      this.emptyCount = 0;
-    }
-    if (++this.emptyCount > this.opts.maxEmptyFramesPerWindow) {
+    if (this.emptyFrames.hit()) {
       this.counters.emptyFrameFloods++;
       throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many empty frames');
     }
@@ -759,13 +691,7 @@ export class H2Connection implements FrameSink {
     const flowLen = p.length;
     if (flowLen > this.recvWindow) throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'connection window exceeded');
     this.recvWindow -= flowLen;
-    let data = p;
-    if ((flags & Flag.PADDED) !== 0) {
-      if (flowLen === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded DATA without pad length');
-      const pad = p[0]!;
-      if (pad >= flowLen) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padding exceeds DATA');
-      data = p.subarray(1, flowLen - pad);
-    }
+    const data = dataOf(flags, p);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     const s = this.streams.get(sid);
     if (s === undefined) {
@@ -815,72 +741,20 @@ export class H2Connection implements FrameSink {
     if (endStream) this.maybeCloseStream(s);
   }
 
-  /** @internal Delivers queued request data to onData (read()/resume()). */
-  deliverQueued(s: H2Stream): void {
-    const q = s.inQueue;
-    if (s.onData === null) return;
-    if (q !== null) {
-      while (q.length > 0 && !s.paused && !s.closed) {
-        const c = q.shift()!;
-        s.inQueuedBytes -= c.length;
-        const last = q.length === 0 && s.inEndPending;
-        if (last) s.inEndPending = false;
-        s.onData(c, last);
-        if (!s.closed) this.consumed(s, c.length);
-        else this.creditConnection(c.length);
-      }
-      if (q.length === 0) s.inQueue = null;
-    }
-    if (s.inQueue === null && s.inEndPending && !s.paused && !s.closed) {
-      s.inEndPending = false;
-      s.onData(EMPTY, true);
-    }
-    this.scheduleFlushIfNeeded();
-  }
-
   private onHeadersFrame(flags: number, sid: number, p: Buffer): void {
     if (sid === 0 || (sid & 1) === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${sid}`);
-    let off = 0;
-    let end = p.length;
-    if ((flags & Flag.PADDED) !== 0) {
-      if (p.length < 1) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'padded HEADERS without pad length');
-      end -= p[0]!;
-      off = 1;
-    }
-    if ((flags & Flag.PRIORITY) !== 0) off += 5;
-    if (off > end) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS padding/priority exceeds the frame');
-    const frag = p.subarray(off, end);
+    const frag = HeaderBlockAssembler.fragment(flags, p);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     if ((flags & Flag.END_HEADERS) !== 0) {
       this.onHeaderBlock(sid, frag, endStream);
       return;
     }
-    if (frag.length > this.opts.maxHeaderBlockBytes) {
-      this.counters.continuationFloods++;
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
-    }
-    this.contStream = sid;
-    this.contFrags = [Buffer.from(frag)];
-    this.contBytes = frag.length;
-    this.contCount = 0;
-    this.contEndStream = endStream;
+    this.headerBlocks.start(sid, frag, endStream);
   }
 
   private onContinuation(flags: number, sid: number, p: Buffer): void {
-    if (this.contStream === 0 || sid !== this.contStream) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, 'unexpected CONTINUATION');
-    this.contBytes += p.length;
-    if (++this.contCount > this.opts.maxContinuationFrames || this.contBytes > this.opts.maxHeaderBlockBytes) {
-      this.counters.continuationFloods++;
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many CONTINUATION frames');
-    }
-    const endHeaders = (flags & Flag.END_HEADERS) !== 0;
-    if (p.length === 0 && !endHeaders) this.noteEmptyFrame();
-    this.contFrags.push(Buffer.from(p));
-    if (!endHeaders) return;
-    const block = Buffer.concat(this.contFrags, this.contBytes);
-    this.contFrags = [];
-    this.contStream = 0;
-    this.onHeaderBlock(sid, block, this.contEndStream);
+    const block = this.headerBlocks.continuation(flags, sid, p);
+    if (block !== null) this.onHeaderBlock(sid, block, this.headerBlocks.endStream);
   }
 
   private onHeaderBlock(sid: number, block: Buffer, endStream: boolean): void {
@@ -990,29 +864,6 @@ export class H2Connection implements FrameSink {
     return true;
   }
 
-  // --- flow control (input) ---------------------------------------------
-
-  private creditConnection(n: number): void {
-    this.recvUnacked += n;
-    if (this.recvUnacked >= this.opts.connectionWindowSizeBytes >>> 1) {
-      this.queue(windowUpdateFrame(0, this.recvUnacked));
-      this.recvWindow += this.recvUnacked;
-      this.recvUnacked = 0;
-    }
-  }
-
-  /** The consumer took `n` bytes of stream `s`: credit the connection and the stream. */
-  private consumed(s: H2Stream, n: number): void {
-    this.creditConnection(n);
-    if (s.readableEnded || s.closed) return;
-    s.recvUnacked += n;
-    if (s.recvUnacked >= this.opts.initialWindowSizeBytes >>> 1) {
-      this.queue(windowUpdateFrame(s.id, s.recvUnacked));
-      s.recvWindow += s.recvUnacked;
-      s.recvUnacked = 0;
-    }
-  }
-
   // --- output ----------------------------------------------------------------
 
   /** @internal */
@@ -1023,20 +874,7 @@ export class H2Connection implements FrameSink {
 
   /** @internal */
   writeData(s: H2Stream, chunk: Buffer): boolean {
-    if (s.pending === null) s.pending = [];
-    s.pending.push(chunk);
-    s.pendingBytes += chunk.length;
-    if (s.pendingBytes > this.opts.maxStreamBufferedOutputBytes) {
-      this.counters.streamOutputOverflows++;
-      this.resetStream(s, ErrorCode.CANCEL);
-      return false;
-    }
-    this.pump(s);
-    if (s.pendingBytes >= this.opts.streamHighWaterMarkBytes) {
-      s.needDrain = true;
-      return false;
-    }
-    return true;
+    return this.enqueueData(s, chunk, false);
   }
 
   /** @internal */
@@ -1046,81 +884,42 @@ export class H2Connection implements FrameSink {
     this.pump(s);
   }
 
-  /** Retries streams held back by the connection window or a backed-up socket. */
-  private unblockStreams(): void {
-    if (this.blockedStreams.length === 0 || this.state === State.Dead) return;
-    const list = this.blockedStreams;
-    this.blockedStreams = [];
-    for (const s of list) {
-      s.blocked = false;
-      if (!s.closed) this.pump(s);
+  protected finishOutput(s: H2Stream): void {
+    const t = s.pendingTrailers;
+    s.pendingTrailers = null;
+    if (t !== null) {
+      this.queue(headersFrames(s.id, t, true, this.peerMaxFrameSize));
+    } else {
+      const f = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+      writeFrameHeader(f, 0, 0, FrameType.DATA, Flag.END_STREAM, s.id);
+      this.queue(f);
     }
+    this.localEnded(s);
   }
 
-  /**
-   * Sends what the windows allow of a stream's pending output; then its
-   * END_STREAM. DATA is also held back while the connection's queued output
-   * is at its high-water mark, so a slow reader with large windows backs up
-   * into the streams (write() returning false) rather than into the
-   * connection's output bound, which is for control frames.
-   */
-  private pump(s: H2Stream): void {
-    const q = s.pending;
-    while (q !== null && s.pendingBytes > 0) {
-      let allow = s.sendWindow < this.sendWindow ? s.sendWindow : this.sendWindow;
-      if (allow <= 0) break;
-      if (this.outBytes + this.socket.writableLength >= this.dataHighWaterBytes) {
-        if (!s.blocked) {
-          s.blocked = true;
-          this.blockedStreams.push(s);
-        }
-        break;
-      }
-      // Frames beyond 64 KiB buy nothing and would let a peer's huge MAX_FRAME_SIZE push one
-      // frame past the output bound.
-      const maxFrame = this.peerMaxFrameSize < MAX_DATA_FRAME_BYTES ? this.peerMaxFrameSize : MAX_DATA_FRAME_BYTES;
-      if (allow > maxFrame) allow = maxFrame;
-      const c = q[0]!;
-      const left = c.length - s.pendingOff;
-      const n = left < allow ? left : allow;
-      const hdr = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-      writeFrameHeader(hdr, 0, n, FrameType.DATA, 0, s.id);
-      this.queue(hdr);
-      this.queue(n === c.length ? c : c.subarray(s.pendingOff, s.pendingOff + n));
-      s.pendingOff += n;
-      s.pendingBytes -= n;
-      s.sendWindow -= n;
-      this.sendWindow -= n;
-      if (s.pendingOff === c.length) {
-        q.shift();
-        s.pendingOff = 0;
-      }
-      if (this.state === State.Dead) return;
-    }
-    if (s.pendingBytes > 0) {
-      if (this.sendWindow <= 0 && s.sendWindow > 0 && !s.blocked) {
-        s.blocked = true;
-        this.blockedStreams.push(s);
-      }
-    } else if (s.pendingEnd) {
-      s.pendingEnd = false;
-      s.pending = null;
-      const t = s.pendingTrailers;
-      s.pendingTrailers = null;
-      if (t !== null) {
-        this.queue(headersFrames(s.id, t, true, this.peerMaxFrameSize));
-      } else {
-        const f = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-        writeFrameHeader(f, 0, 0, FrameType.DATA, Flag.END_STREAM, s.id);
-        this.queue(f);
-      }
-      this.localEnded(s);
-      return;
-    }
-    if (s.needDrain && s.pendingBytes < this.opts.streamHighWaterMarkBytes) {
-      s.needDrain = false;
-      s.onDrain?.();
-    }
+  protected outputEnded(s: H2Stream): void {
+    this.localEnded(s);
+  }
+
+  protected outputOverflow(): void {
+    this.counters.outputOverflows++;
+    this.destroy();
+  }
+
+  protected streamOutputOverflow(): void {
+    this.counters.streamOutputOverflows++;
+  }
+
+  protected windowUpdateError(s: H2Stream, code: number): void {
+    this.peerStreamError(s, code);
+  }
+
+  protected isIdleStream(sid: number): boolean {
+    return sid > this.lastStreamId;
+  }
+
+  protected override beforeFlush(): void {
+    if (this.awaitingRemoteEnd.length > 0) this.settleAwaitingRemoteEnd();
   }
 
   /** Our END_STREAM is queued: close if the peer is done, else ask it to stop (RST NO_ERROR, §8.1). */
@@ -1190,56 +989,6 @@ export class H2Connection implements FrameSink {
     for (const s of [...this.streams.values()]) this.closeStream(s, code);
   }
 
-  private queuedOutputBytes(): number {
-    return this.outBytes + this.socket.writableLength;
-  }
-
-  private queue(buf: Buffer): void {
-    if (this.state === State.Dead) return;
-    this.out.push(buf);
-    this.outBytes += buf.length;
-    if (this.outBytes + this.socket.writableLength > this.opts.maxQueuedOutputBytes) {
-      this.counters.outputOverflows++;
-      this.destroy();
-      return;
-    }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
-  }
-
-  private scheduleFlushIfNeeded(): void {
-    if (!this.flushScheduled && (this.outBytes > 0 || this.ending)) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.state === State.Dead && !this.ending) return;
-    if (this.awaitingRemoteEnd.length > 0) this.settleAwaitingRemoteEnd();
-    const out = this.out;
-    if (out.length > 0 && !this.socket.destroyed) {
-      if (out.length === 1) this.socket.write(out[0]!);
-      else if (this.outBytes <= 65536) this.socket.write(Buffer.concat(out, this.outBytes));
-      else {
-        (this.socket as net.Socket).cork?.();
-        for (const b of out) this.socket.write(b);
-        (this.socket as net.Socket).uncork?.();
-      }
-    }
-    this.out = [];
-    this.outBytes = 0;
-    if (this.blockedStreams.length > 0 && this.socket.writableLength < this.dataHighWaterBytes) this.unblockStreams();
-    if (this.ending && !this.socket.destroyed) {
-      this.socket.end();
-      const t = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
-      t.unref();
-    }
-  }
-
   /** After GOAWAY (ours or the peer's) with no stream left: flush and end the socket. */
   private maybeFinish(): void {
     if (this.ending || this.streams.size > 0) return;
@@ -1258,6 +1007,7 @@ export class H2Connection implements FrameSink {
     this.out.push(frame);
     this.outBytes += frame.length;
     this.state = State.Dead;
+    this.dead = true;
     this.ending = true;
     this.clearTimers();
     this.closeAll(code);

@@ -199,5 +199,11 @@ describe('the data port on rebind’s HTTP/2 transport', () => {
     );
     expect([...errors]).toEqual([]);
     expect(balancer.registry.groups.get('echo')!.counters.proxiedCalls).toBe(2000);
+    // The relay's own HTTP/2 client towards the replica, on /metrics: one connection carried them all.
+    const metrics = await (await fetch(`http://${balancer.adminAddress}/metrics`)).text();
+    expect(metrics).toMatch(/^rebind_upstream_h2_events_total\{event="stream_opened"\} 2000$/m);
+    expect(metrics).toMatch(/^rebind_upstream_h2_events_total\{event="connection_opened"\} 1$/m);
+    expect(metrics).toMatch(/^rebind_upstream_h2_events_total\{event="goaway_received"\} 0$/m);
+    expect(metrics).toMatch(/^rebind_upstream_connections 1$/m);
   }, 120_000);
 });

@@ -10,6 +10,7 @@ import * as http2 from 'node:http2';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamPool } from '../../src/balancer/proxy';
+import { HpackEncoder } from '../../src/h2';
 import { attach, type Balancer } from '../../src/index';
 import { EchoService, echoImplementation, startEchoServer, type EchoClient, type EchoStats } from '../support/echo';
 import { echoClient, sleep, startBalancer, unary, waitFor } from '../support/cluster';
@@ -286,9 +287,9 @@ describe('proxy: a member removed while its upstream connection is connecting', 
     process.prependListener('uncaughtException', onUncaught);
     cleanups.push(() => process.off('uncaughtException', onUncaught));
     const pool = new UpstreamPool(pino({ level: 'silent' }));
-    const opened = pool.open(address, { ':method': 'POST', ':path': '/rebind.test.Echo/Unary' })!;
-    const closed = new Promise<void>((resolve) => opened.stream.once('close', () => resolve()));
-    opened.stream.on('error', () => undefined);
+    const block = HpackEncoder.encode({ ':method': 'POST', ':scheme': 'http', ':authority': address, ':path': '/rebind.test.Echo/Unary' });
+    const opened = pool.open(address, block)!;
+    const closed = new Promise<void>((resolve) => (opened.stream.onClose = () => resolve()));
     pool.release(address);
     await closed;
     // The connect event comes a tick after the socket's; give it a few.
@@ -296,8 +297,8 @@ describe('proxy: a member removed while its upstream connection is connecting', 
     expect(thrown.map((e) => e.message)).toEqual([]);
     expect(pool.inFlight(address)).toBe(0);
     // The pool still opens calls to the same replica afterwards.
-    const again = pool.open(address, { ':method': 'POST', ':path': '/rebind.test.Echo/Unary' })!;
-    const status = await new Promise<unknown>((resolve) => again.stream.once('response', (headers) => resolve(headers[':status'])));
+    const again = pool.open(address, block)!;
+    const status = await new Promise<number>((resolve) => (again.stream.onResponse = function () { resolve(this.status); }));
     again.stream.end();
     expect(status).toBe(200);
     pool.close();
