@@ -15,7 +15,7 @@ import type { GroupConfig, Granularity } from './config';
 import { BindingLedger, type BindingShare, type TransitLeg } from './ledger';
 import { dampen, shiftLoad } from './load-table';
 import { loadOf, perCallShare } from './metrics';
-import { Member, MemberStore, type MemberClient } from './member';
+import { keepReport, Member, MemberStore, type MemberClient } from './member';
 import { strategyFactory } from './strategies/index';
 import type { ChooseInput, ClientLoad, CompactLoads, Move, PlanInput, Strategy } from './strategies/types';
 
@@ -532,7 +532,7 @@ export class Group {
     this.counters.replicaForwards += report.forwards;
     member.lastSeq = report.seq;
     member.lastReportAtMs = nowMs;
-    member.latest = report;
+    member.latest = keepReport(member.latest, report);
     this.ledger.reported(member.id);
     this.updateCapacity(member, report);
     if (member.settleLeft > 0) member.settleLeft--;
