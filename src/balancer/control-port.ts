@@ -36,7 +36,7 @@ import { EncodedHeaders, ErrorCode, H2Connection, H2Counters, H2Headers, HpackDe
 import { CLIENT_PREFACE, Flag, FRAME_HEADER_BYTES, frame, FrameType } from '../h2/frames';
 import { formatHostPort, parseListenAddress } from '../common/address';
 import { bearer, checkBearer, AUTH_HEADER } from './auth';
-import { decodeReplicaMessage } from './replica-message-codec';
+import { decodeReplicaMessageInto, newReplicaMessageScratch } from './replica-message-codec';
 
 /** Time from accept (after TLS) to the first complete request header block; past it the connection is closed. */
 export const CONTROL_ROUTE_TIMEOUT_MS = 10_000;
@@ -412,6 +412,13 @@ const RESPONSE_HEADERS = H2Headers.encode({ ':status': '200', 'content-type': 'a
 const OK_TRAILERS = H2Headers.encode({ 'grpc-status': '0' });
 /** The gRPC message prefix: compressed flag (1 byte) + length (4 bytes, big-endian). */
 const PREFIX_BYTES = 5;
+/**
+ * The one scratch every Attach stream's reports are decoded into: a message
+ * is decoded and handled (AttachSession: validated, applied; Group copies
+ * what it keeps) synchronously before the next is decoded, so one is enough,
+ * and a report allocates no objects of its own.
+ */
+const SCRATCH = newReplicaMessageScratch();
 
 function statusHeaders(code: number, message: string, trailersOnly: boolean): Record<string, string> {
   const h: Record<string, string> = trailersOnly ? { ':status': '200', 'content-type': 'application/grpc+proto' } : {};
@@ -667,7 +674,7 @@ class H2AttachCall extends EventEmitter {
     // Messages and codes as grpc-js's server gives them.
     let decoded: unknown;
     try {
-      decoded = decodeReplicaMessage(bytes);
+      decoded = decodeReplicaMessageInto(bytes, SCRATCH);
     } catch (err) {
       return this.fail('control_bad_message', Status.INTERNAL, `Error deserializing request: ${(err as Error).message}`);
     }

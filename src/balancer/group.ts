@@ -15,7 +15,7 @@ import type { GroupConfig, Granularity } from './config';
 import { BindingLedger, type BindingShare, type TransitLeg } from './ledger';
 import { dampen, shiftLoad } from './load-table';
 import { loadOf, perCallShare } from './metrics';
-import { Member, MemberStore, type MemberClient } from './member';
+import { keepReport, Member, MemberStore, type MemberClient } from './member';
 import { strategyFactory } from './strategies/index';
 import type { ChooseInput, ClientLoad, CompactLoads, Move, PlanInput, Strategy } from './strategies/types';
 
@@ -75,6 +75,15 @@ export const AVOIDS_TO_SET_ASIDE = 2;
 export const SLOW_LATENCY_FACTOR = 4;
 /** Client ids remembered per member as having avoided it (enough to count to {@link AVOIDS_TO_SET_ASIDE}). */
 const MAX_AVOIDERS_PER_MEMBER = 8;
+
+/** Up to this many top clients in a report, whether a client is listed is found by a scan (no set per report). */
+const SMALL_TOP_CLIENTS = 16;
+
+/** Whether `id` is among `top`'s client ids. */
+function listedIn(top: readonly { clientId: string }[], id: string): boolean {
+  for (let i = 0; i < top.length; i++) if (top[i]!.clientId === id) return true;
+  return false;
+}
 
 /**
  * A peer count as the bind choice uses it: an integer 1..MAX_BALANCERS (a
@@ -517,12 +526,16 @@ export class Group {
     const d = this.dampening;
     const share = perCallShare(report, this.config.metric);
     let raw = loadOf(report, this.config.metric);
-    const listed = new Set<string>();
-    for (const c of report.topClients) {
-      listed.add(c.clientId);
+    const top = report.topClients;
+    // The listed clients as a set only when a lookup by id is needed many times (many top clients,
+    // or transits to settle); the usual few are scanned: no set per report.
+    const listed = top.length > SMALL_TOP_CLIENTS || this.ledger.transitCount > 0 ? new Set<string>() : null;
+    for (const c of top) {
+      listed?.add(c.clientId);
       if (this.ledger.transitOf(c.clientId)?.legs.has(member.id)) raw -= c.callsPerS * share;
     }
-    raw += this.ledger.settleTransits(member.id, listed, nowMs);
+    // With no transit, settleTransits has nothing to settle and adds nothing.
+    if (listed !== null && this.ledger.transitCount > 0) raw += this.ledger.settleTransits(member.id, listed, nowMs);
     raw = Math.max(0, raw);
     member.rawLoad = raw;
     this.setLoad(member, dampen(member.reported ? member.load : undefined, raw, d));
@@ -532,7 +545,7 @@ export class Group {
     this.counters.replicaForwards += report.forwards;
     member.lastSeq = report.seq;
     member.lastReportAtMs = nowMs;
-    member.latest = report;
+    member.latest = keepReport(member.latest, report);
     this.ledger.reported(member.id);
     this.updateCapacity(member, report);
     if (member.settleLeft > 0) member.settleLeft--;
@@ -547,13 +560,15 @@ export class Group {
         previous.sets = c.sets;
       }
     }
-    for (const [id, c] of member.clients) {
+    // Ids, then a lookup: iterating entries makes a [id, client] pair per client per report.
+    for (const id of member.clients.keys()) {
+      const c = member.clients.get(id)!;
       // An xDS client is not in replicas' reports: its load comes from LRS, and goes when LRS stops telling it.
       if (c.lrsAtMs !== undefined) {
         if (nowMs - c.lrsAtMs > 3 * this.config.reportIntervalMs) this.deleteClient(member, id);
         continue;
       }
-      if (!listed.has(id) && !((this.ledger.transitOf(id)?.legs.get(member.id)?.load ?? 0) > 0)) this.deleteClient(member, id);
+      if (!(listed !== null ? listed.has(id) : listedIn(top, id)) && !((this.ledger.transitOf(id)?.legs.get(member.id)?.load ?? 0) > 0)) this.deleteClient(member, id);
     }
     if (report.draining) this.setState(member, 'DRAINING');
     else if (member.state === 'ATTACHED' || member.state === 'SUSPECT' || (member.state === 'SHEDDING' && member.settleLeft === 0)) this.setState(member, 'NOMINAL');

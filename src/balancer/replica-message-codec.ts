@@ -209,8 +209,15 @@ function checkEnd(end: number): void {
   if (pos !== end) outOfRange(end, 0);
 }
 
-function decodeClientLoad(end: number): ClientLoad__Output {
-  const out: ClientLoad__Output = { clientId: '', callsPerS: 0, sets: false };
+function newClientLoad(): ClientLoad__Output {
+  return { clientId: '', callsPerS: 0, sets: false };
+}
+
+/** Decodes a ClientLoad into `out` (reset first: a reused object ends as a fresh one would). */
+function decodeClientLoad(end: number, out: ClientLoad__Output): ClientLoad__Output {
+  out.clientId = '';
+  out.callsPerS = 0;
+  out.sets = false;
   while (pos < end) {
     const tag = uint32(end);
     const wire = tag & 7;
@@ -252,9 +259,9 @@ const LOAD_REPORT_FIELDS: Record<number, [string, number]> = {
   14: ['client_count', WIRE_VARINT],
 };
 
-function decodeLoadReport(end: number): LoadReport__Output {
+function newLoadReport(): LoadReport__Output {
   // Keys in proto-loader's order (toObject: repeated first, then the defaults).
-  const out: LoadReport__Output = {
+  return {
     topClients: [],
     seq: 0,
     intervalMs: 0,
@@ -270,6 +277,32 @@ function decodeLoadReport(end: number): LoadReport__Output {
     draining: false,
     clientCount: 0,
   };
+}
+
+/**
+ * The pooled ClientLoad objects of the scratch being decoded into (null:
+ * decoding fresh objects). Module-level like the cursor: set for the
+ * duration of one decodeReplicaMessageInto.
+ */
+let clientPool: ClientLoad__Output[] | null = null;
+
+/** Decodes a LoadReport into `out` (reset first: a reused object ends as a fresh one would). */
+function decodeLoadReport(end: number, out: LoadReport__Output): LoadReport__Output {
+  // A report field seen twice is replaced, not merged: every field back to its default.
+  out.topClients.length = 0;
+  out.seq = 0;
+  out.intervalMs = 0;
+  out.callsPerS = 0;
+  out.inFlight = 0;
+  out.latencyMs = 0;
+  out.eventLoopUtilization = 0;
+  out.cpuCores = 0;
+  out.custom = 0;
+  out.hasCustom = false;
+  out.otherCallsPerS = 0;
+  out.forwards = 0;
+  out.draining = false;
+  out.clientCount = 0;
   while (pos < end) {
     const tag = uint32(end);
     const field = tag >>> 3;
@@ -309,7 +342,7 @@ function decodeLoadReport(end: number): LoadReport__Output {
         out.hasCustom = uint32(end) !== 0;
         break;
       case 10:
-        out.topClients.push(decodeClientLoad(nestedEnd(end)));
+        out.topClients.push(decodeClientLoad(nestedEnd(end), nextClientLoad(out.topClients.length)));
         break;
       case 11:
         out.otherCallsPerS = double(end);
@@ -413,9 +446,65 @@ function decodeDetach(end: number): Detach__Output {
  * that are not a valid encoding.
  */
 export function decodeReplicaMessage(bytes: Buffer): ReplicaMessage__Output {
+  return decode(bytes, null);
+}
+
+/**
+ * Top clients whose ClientLoad objects a scratch keeps for reuse; a report
+ * listing more gets fresh objects beyond these (collected with the message),
+ * and a scratch whose list grew past it gets a new list at its next decode:
+ * what a replica's one large report leaves in the scratch is bounded.
+ */
+export const MAX_SCRATCH_TOP_CLIENTS = 64;
+
+/**
+ * Reused objects for {@link decodeReplicaMessageInto}: one LoadReport, its
+ * pooled ClientLoads, and the message wrapping it.
+ */
+export interface ReplicaMessageScratch {
+  /** @internal */ readonly report: LoadReport__Output;
+  /** @internal */ readonly clients: ClientLoad__Output[];
+  /** @internal */ readonly message: ReplicaMessage__Output;
+}
+
+/** A scratch for {@link decodeReplicaMessageInto}. */
+export function newReplicaMessageScratch(): ReplicaMessageScratch {
+  const report = newLoadReport();
+  return { report, clients: [], message: { report, body: 'report' } };
+}
+
+/**
+ * As {@link decodeReplicaMessage} (the same values, the same errors), but a
+ * LoadReport is decoded into `scratch`'s reused objects: a report costs no
+ * allocation but its client id strings. The result (and its `report`) is
+ * valid until the next decode into the same scratch: a consumer copies what
+ * it keeps (Group.applyReport copies the report into its member's own
+ * snapshot). Hello and Detach are fresh objects, as they are kept.
+ */
+export function decodeReplicaMessageInto(bytes: Buffer, scratch: ReplicaMessageScratch): ReplicaMessage__Output {
+  const report = scratch.report;
+  if (report.topClients.length > MAX_SCRATCH_TOP_CLIENTS) (report as { topClients: ClientLoad__Output[] }).topClients = [];
+  return decode(bytes, scratch);
+}
+
+/** The ClientLoad to decode the `i`th top client into: pooled while decoding into a scratch (up to its bound), else fresh. */
+function nextClientLoad(i: number): ClientLoad__Output {
+  const pool = clientPool;
+  if (pool === null || i >= MAX_SCRATCH_TOP_CLIENTS) return newClientLoad();
+  let c = pool[i];
+  if (c === undefined) {
+    c = newClientLoad();
+    pool.push(c);
+  }
+  return c;
+}
+
+function decode(bytes: Buffer, scratch: ReplicaMessageScratch | null): ReplicaMessage__Output {
   buf = bytes;
   pos = 0;
   const end = bytes.length;
+  const reportInto = scratch === null ? null : scratch.report;
+  clientPool = scratch === null ? null : scratch.clients;
   let hello: Hello__Output | undefined;
   let report: LoadReport__Output | undefined;
   let detach: Detach__Output | undefined;
@@ -430,7 +519,7 @@ export function decodeReplicaMessage(bytes: Buffer): ReplicaMessage__Output {
           break;
         case 2:
           if (wire !== WIRE_LENGTH) wrongWireType('ReplicaMessage', 2, 'report', wire, WIRE_LENGTH);
-          report = decodeLoadReport(nestedEnd(end));
+          report = decodeLoadReport(nestedEnd(end), reportInto ?? newLoadReport());
           break;
         case 3:
           if (wire !== WIRE_LENGTH) wrongWireType('ReplicaMessage', 3, 'detach', wire, WIRE_LENGTH);
@@ -442,9 +531,10 @@ export function decodeReplicaMessage(bytes: Buffer): ReplicaMessage__Output {
     }
   } finally {
     buf = EMPTY; // nothing of the message kept alive by the decoder
+    clientPool = null;
   }
   // The common case (one report, nothing else) first: one object of one shape.
-  if (report !== undefined && hello === undefined && detach === undefined) return { report, body: 'report' };
+  if (report !== undefined && hello === undefined && detach === undefined) return scratch !== null ? scratch.message : { report, body: 'report' };
   // proto-loader (oneofs): every member present is kept; `body` names the last in field order.
   const out: ReplicaMessage__Output = {};
   if (hello !== undefined) {

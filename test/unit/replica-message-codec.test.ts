@@ -9,7 +9,7 @@
 import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { controlProto } from '../../src/common/proto';
-import { decodeReplicaMessage, ReplicaMessageDecodeError } from '../../src/balancer/replica-message-codec';
+import { decodeReplicaMessage, decodeReplicaMessageInto, MAX_SCRATCH_TOP_CLIENTS, newReplicaMessageScratch, ReplicaMessageDecodeError } from '../../src/balancer/replica-message-codec';
 
 const RUNS = Number(process.env['REBIND_PROPERTY_RUNS'] ?? 400);
 const attach = controlProto().rebind.v1.Control.service.Attach;
@@ -230,5 +230,58 @@ describe('hand-written ReplicaMessage decoder = proto-loader', () => {
     for (let i = 0; i < 102; i++) group = encodeFields([{ no: 50, wire: 3, bytes: group }]);
     expectSame(group);
     expect(() => decodeReplicaMessage(group)).toThrow('maximum nesting depth exceeded');
+  });
+});
+
+describe('decodeReplicaMessageInto (reused scratch) = decodeReplicaMessage', () => {
+  /** One scratch for a whole sequence of messages, as the control port uses it: each result equals a fresh decode. */
+  function expectSameSequence(scratch: ReturnType<typeof newReplicaMessageScratch>, messages: Buffer[]): void {
+    for (const bytes of messages) {
+      const fresh = run(() => decodeReplicaMessage(bytes));
+      const reused = run(() => decodeReplicaMessageInto(bytes, scratch));
+      if (fresh.ok) {
+        expect(reused, `bytes ${bytes.toString('hex')}`).toEqual(fresh);
+        expect(Object.keys(reused.ok ? (reused.value as object) : {}).sort()).toEqual(Object.keys(fresh.value as object).sort());
+      } else {
+        expect(reused.ok, `bytes ${bytes.toString('hex')}`).toBe(false);
+        expect(String((reused as { error: unknown }).error)).toBe(String(fresh.error));
+      }
+    }
+  }
+
+  it('valid, truncated and mutated encodings in sequence through one scratch: the same objects, the same errors', () => {
+    const mutate = (bytes: Buffer, changes: [number, number][], cut: number) => {
+      const m = Buffer.from(bytes.subarray(0, bytes.length === 0 ? 0 : 1 + (cut % bytes.length)));
+      if (m.length > 0) for (const [at, value] of changes) m[at % m.length] = value;
+      return m;
+    };
+    const itemArb = fc.oneof(
+      { weight: 3, arbitrary: replicaMessageArb },
+      { weight: 2, arbitrary: fc.tuple(replicaMessageArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.nat()).map(([b, c, cut]) => mutate(b, c, cut)) },
+      { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)) },
+    );
+    const scratch = newReplicaMessageScratch();
+    fc.assert(fc.property(fc.array(itemArb, { minLength: 1, maxLength: 8 }), (messages) => expectSameSequence(scratch, messages)), { numRuns: RUNS });
+  });
+
+  it('a report with fewer top clients after one with more: nothing of the earlier one is left', () => {
+    const scratch = newReplicaMessageScratch();
+    const many = serialize({ report: { seq: 1, callsPerS: 5, draining: true, topClients: [1, 2, 3].map((i) => ({ clientId: `client-${i}`, callsPerS: i, sets: true })) } });
+    const few = serialize({ report: { seq: 2, topClients: [{ clientId: 'other', callsPerS: 9 }] } });
+    expectSameSequence(scratch, [many, few, many, Buffer.from(few.subarray(0, few.length - 2)), few]);
+  });
+
+  it('what a scratch keeps is bounded: a report of 10,000 top clients leaves at most MAX_SCRATCH_TOP_CLIENTS pooled and a small list after', () => {
+    const scratch = newReplicaMessageScratch();
+    const big = serialize({ report: { seq: 1, topClients: Array.from({ length: 10_000 }, (_, i) => ({ clientId: `c${i}`, callsPerS: 1 })) } });
+    const decoded = decodeReplicaMessageInto(big, scratch);
+    expect(decoded).toEqual(decodeReplicaMessage(big));
+    expect(scratch.clients.length).toBe(MAX_SCRATCH_TOP_CLIENTS);
+    const bigList = decoded.report!.topClients;
+    const small = serialize({ report: { seq: 2, topClients: [{ clientId: 'x', callsPerS: 1 }] } });
+    expect(decodeReplicaMessageInto(small, scratch)).toEqual(decodeReplicaMessage(small));
+    // The 10,000-long list was dropped (a list keeps its capacity when truncated), not reused.
+    expect(scratch.report.topClients).not.toBe(bigList);
+    expect(scratch.clients.length).toBe(MAX_SCRATCH_TOP_CLIENTS);
   });
 });
