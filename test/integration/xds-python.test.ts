@@ -36,12 +36,12 @@ interface PyResult {
   errors: string[];
 }
 
-/** Runs the Python xDS client as node `nodeId`: `calls` calls, one every `periodMs`. */
-function pythonClient(balancer: Balancer, nodeId: string, calls: number, periodMs: number): Promise<PyResult> {
+/** Runs the Python xDS client as node `nodeId`: `calls` calls, one every `periodMs` (`target`: another target than xds:///echo, e.g. the balancer's data port). */
+function pythonClient(balancer: Balancer, nodeId: string, calls: number, periodMs: number, target = 'xds:///echo'): Promise<PyResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(xdsBootstrap(balancer.controlAddress, 'echo', nodeId)) };
   delete env['GRPC_XDS_BOOTSTRAP'];
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [CLIENT, 'xds:///echo', String(calls), String(periodMs)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, [CLIENT, target, String(calls), String(periodMs)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     cleanups.push(() => void child.kill('SIGKILL'));
     let out = '';
     let err = '';
@@ -119,4 +119,19 @@ describe('a Python grpcio client through xDS (xds:///echo)', () => {
     const results = await Promise.all(runs);
     expect(results.reduce((sum, r) => sum + r.failed, 0), results.flatMap((r) => r.errors).join('; ')).toBe(0);
   }, 90_000);
+});
+
+describe('a Python grpcio client (gRPC C core) on the data port, plain target', () => {
+  it("is relayed by rebind's HTTP/2 transport (server side to the client, client side to the replicas), spread over both, none failed", async () => {
+    expect(pythonGrpc()).toMatch(/^1\./);
+    const { balancer } = await cluster('per-request', ['A', 'B']);
+    const result = await pythonClient(balancer, 'py-plain-1', 60, 0, balancer.address);
+    expect(result.failed, result.errors.join('; ')).toBe(0);
+    expect(result.ok).toBe(60);
+    expect(result.served['A']).toBeGreaterThan(15);
+    expect(result.served['B']).toBeGreaterThan(15);
+    const group = balancer.registry.groups.get('echo')!;
+    expect(group.counters.proxiedCalls).toBe(60);
+    expect(balancer.xds?.streamCount ?? 0).toBe(0);
+  }, 60_000);
 });
