@@ -767,35 +767,18 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
     }
   }
 
-  /** @internal Resets a stream: RST_STREAM to the server and close. */
-  resetStream(s: H2ClientStream, code: number): void {
-    if (s.closed) return;
-    this.queue(rstStreamFrame(s.id, code));
-    this.closeStream(s, code);
-  }
-
-  private closeStream(s: H2ClientStream, code: number): void {
-    if (s.closed) return;
-    s.closed = true;
+  protected streamClosed(s: H2ClientStream, code: number): void {
     s.rstCode = code;
-    this.streams.delete(s.id);
-    if (s.inQueuedBytes > 0) {
-      this.creditConnection(s.inQueuedBytes);
-      s.inQueuedBytes = 0;
-    }
-    s.inQueue = null;
-    s.pending = null;
-    s.pendingBytes = 0;
     s.lastDataHeader = null;
     const cb = s.onClose;
     s.onClose = null;
-    s.onData = null;
-    s.onDrain = null;
     s.onResponse = null;
     s.onTrailers = null;
     if (cb !== null) cb.call(s, code);
-    if (this.streams.size === 0) this.maybeFinish();
-    this.scheduleFlushIfNeeded();
+  }
+
+  protected streamsEmptied(): void {
+    this.maybeFinish();
   }
 
   private closeAll(code: number): void {

@@ -950,38 +950,18 @@ export class H2Connection extends H2Session<H2Stream> implements FrameSink {
     }
   }
 
-  /** @internal Resets a stream: RST_STREAM to the peer and close. */
-  resetStream(s: H2Stream, code: number): void {
-    if (s.closed) return;
-    this.queue(rstStreamFrame(s.id, code));
-    this.closeStream(s, code);
-  }
-
-  private closeStream(s: H2Stream, code: number): void {
-    if (s.closed) return;
-    s.closed = true;
+  protected streamClosed(s: H2Stream, code: number): void {
     s.rstCode = code;
-    this.streams.delete(s.id);
-    // Input the consumer never took still counts against the connection window: give it back.
-    if (s.inQueuedBytes > 0) {
-      this.creditConnection(s.inQueuedBytes);
-      s.inQueuedBytes = 0;
-    }
-    s.inQueue = null;
-    s.pending = null;
-    s.pendingBytes = 0;
     s.pendingTrailers = null;
     const cb = s.onClose;
     s.onClose = null;
-    s.onData = null;
-    s.onDrain = null;
     // Called with the stream as `this`, like onData/onDrain: a consumer can share one function across streams.
     if (cb !== null) cb.call(s, code);
-    if (this.streams.size === 0) {
-      this.armIdle();
-      this.maybeFinish();
-    }
-    this.scheduleFlushIfNeeded();
+  }
+
+  protected streamsEmptied(): void {
+    this.armIdle();
+    this.maybeFinish();
   }
 
   private closeAll(code: number): void {

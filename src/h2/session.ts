@@ -8,7 +8,7 @@
  */
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_HEADER_BYTES, FrameType, H2ConnectionError, MAX_WINDOW_BYTES, MIN_MAX_FRAME_SIZE_BYTES, windowUpdateFrame, writeFrameHeader } from './frames.js';
+import { DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_HEADER_BYTES, FrameType, H2ConnectionError, MAX_WINDOW_BYTES, MIN_MAX_FRAME_SIZE_BYTES, rstStreamFrame, windowUpdateFrame, writeFrameHeader } from './frames.js';
 
 /** Largest DATA frame we send (when the peer allows larger ones). */
 const MAX_DATA_FRAME_BYTES = 65536;
@@ -118,8 +118,10 @@ export abstract class H2Session<S extends FlowStream> {
   protected abstract outputOverflow(): void;
   /** A stream's unsent output exceeded maxStreamBufferedOutputBytes: count it (the stream is then reset). */
   protected abstract streamOutputOverflow(): void;
-  /** Resets a stream: RST_STREAM and close. */
-  abstract resetStream(s: S, code: number): void;
+  /** A stream closed (see closeStream): the side's own fields cleared, its rstCode set and its onClose called. */
+  protected abstract streamClosed(s: S, code: number): void;
+  /** The last open stream closed. */
+  protected abstract streamsEmptied(): void;
   /** A stream's pending output is all queued and its END_STREAM is due (trailers, or an empty DATA frame). */
   protected abstract finishOutput(s: S): void;
   /** END_STREAM went out on a stream's last DATA frame (endOnLastData). */
@@ -134,6 +136,38 @@ export abstract class H2Session<S extends FlowStream> {
   protected afterDeliver(_s: S): void {}
 
   // --- input credit ------------------------------------------------------
+
+  /** @internal Resets a stream: RST_STREAM to the peer and close. */
+  resetStream(s: S, code: number): void {
+    if (s.closed) return;
+    this.queue(rstStreamFrame(s.id, code));
+    this.closeStream(s, code);
+  }
+
+  /**
+   * Closes a stream on both sides' terms: forgotten, the input the consumer
+   * never took given back to the connection window (it still counted
+   * against it), its queues dropped, its callbacks cleared; then the side's
+   * own part (streamClosed: rstCode, onClose) and, with no stream left,
+   * streamsEmptied.
+   */
+  protected closeStream(s: S, code: number): void {
+    if (s.closed) return;
+    s.closed = true;
+    this.streams.delete(s.id);
+    if (s.inQueuedBytes > 0) {
+      this.creditConnection(s.inQueuedBytes);
+      s.inQueuedBytes = 0;
+    }
+    s.inQueue = null;
+    s.pending = null;
+    s.pendingBytes = 0;
+    s.onData = null;
+    s.onDrain = null;
+    this.streamClosed(s, code);
+    if (this.streams.size === 0) this.streamsEmptied();
+    this.scheduleFlushIfNeeded();
+  }
 
   /** Input bytes of the connection taken by a consumer (or dropped): WINDOW_UPDATE at half the window. */
   protected creditConnection(n: number): void {
