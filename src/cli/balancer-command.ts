@@ -4,6 +4,7 @@ import { Balancer } from '../balancer/balancer';
 import { parseBalancerConfig, serializeBalancerConfig } from '../balancer/config';
 import { readConfigFile } from '../balancer/config-file';
 import { rootLogger } from '../common/logger';
+import { availableCpus, oneCoreAdvice } from '../common/runtime';
 import { onShutdown } from './lifecycle';
 import { hostPort } from './options';
 
@@ -51,6 +52,8 @@ export function registerBalancerCommand(program: Command): void {
         process.exit(1);
       }
       const scheme = config.security.controlTls !== null ? 'https' : 'http';
+      const advice = oneCoreAdvice(availableCpus(), process.execArgv);
+      if (advice !== null) rootLogger().warn({ cpus: availableCpus(), execArgv: process.execArgv }, advice);
       console.log(`balancer listening: data ${balancer.address}, control ${balancer.controlAddress}${balancer.adminAddress ? `, admin ${scheme}://${balancer.adminAddress}/` : ''}`);
       onShutdown(async (reason) => {
         rootLogger().info({ reason }, 'balancer stopping');

@@ -53,6 +53,7 @@ import {
   settingsFrame,
   windowUpdateFrame,
   writeFrameHeader,
+  youngList,
   type FrameSink,
 } from './frames.js';
 import { DEFAULT_HEADER_TABLE_SIZE_BYTES, DEFAULT_MAX_HEADER_LIST_SIZE_BYTES, HpackDecoder, HpackError } from './hpack.js';
@@ -598,7 +599,7 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
       else if (data.length > 0) this.creditConnection(data.length);
     } else {
       if (data.length > 0) {
-        if (s.inQueue === null) s.inQueue = [];
+        if (s.inQueue === null) s.inQueue = youngList();
         s.inQueue.push(Buffer.from(data));
         s.inQueuedBytes += data.length;
       }
@@ -626,7 +627,8 @@ export class H2ClientConnection extends H2Session<H2ClientStream> implements Fra
   }
 
   private onHeaderBlock(sid: number, block: Buffer, endStream: boolean): void {
-    const list: string[] = [];
+    // Born young (see youngList): a long-lived stream's list must not get this site pretenured for every other stream's.
+    const list: string[] = youngList();
     // Always decode: the HPACK table must stay in sync even for streams we closed.
     const fits = this.decoder.decode(block, list);
     const s = this.streams.get(sid);

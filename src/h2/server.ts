@@ -53,6 +53,7 @@ import {
   settingsFrame,
   windowUpdateFrame,
   writeFrameHeader,
+  youngList,
   type FrameSink,
 } from './frames.js';
 import { DEFAULT_HEADER_TABLE_SIZE_BYTES, DEFAULT_MAX_HEADER_LIST_SIZE_BYTES, HpackDecoder, HpackEncoder, HpackError, type HeadersInit } from './hpack.js';
@@ -399,7 +400,7 @@ export class H2Connection extends H2Session<H2Stream> implements FrameSink {
   private goawaySent = false;
   private peerGoaway = false;
 
-  private awaitingRemoteEnd: H2Stream[] = [];
+  private awaitingRemoteEnd: H2Stream[] = youngList();
   protected readonly endOnLastData = false;
 
   private readonly headerBlocks: HeaderBlockAssembler;
@@ -732,7 +733,7 @@ export class H2Connection extends H2Session<H2Stream> implements FrameSink {
     } else {
       // Queued until read()/resume(); copied so a small chunk does not pin a large socket buffer.
       if (data.length > 0) {
-        if (s.inQueue === null) s.inQueue = [];
+        if (s.inQueue === null) s.inQueue = youngList();
         s.inQueue.push(Buffer.from(data));
         s.inQueuedBytes += data.length;
       }
@@ -758,7 +759,8 @@ export class H2Connection extends H2Session<H2Stream> implements FrameSink {
   }
 
   private onHeaderBlock(sid: number, block: Buffer, endStream: boolean): void {
-    const list: string[] = [];
+    // Born young (see youngList): a long-lived stream's list must not get this site pretenured for every other stream's.
+    const list: string[] = youngList();
     // Always decode: the HPACK table must stay in sync even for streams we refuse.
     const fits = this.decoder.decode(block, list);
     const existing = this.streams.get(sid);
@@ -936,7 +938,7 @@ export class H2Connection extends H2Session<H2Stream> implements FrameSink {
   /** Streams we ended while the peer had not: closed at flush, with RST_STREAM NO_ERROR if still open. */
   private settleAwaitingRemoteEnd(): void {
     const list = this.awaitingRemoteEnd;
-    this.awaitingRemoteEnd = [];
+    this.awaitingRemoteEnd = youngList();
     for (const s of list) {
       if (s.closed) continue;
       if (!s.readableEnded) this.queue(rstStreamFrame(s.id, ErrorCode.NO_ERROR));

@@ -8,7 +8,7 @@
  */
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_HEADER_BYTES, FrameType, H2ConnectionError, MAX_WINDOW_BYTES, MIN_MAX_FRAME_SIZE_BYTES, rstStreamFrame, windowUpdateFrame, writeFrameHeader } from './frames.js';
+import { DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FRAME_HEADER_BYTES, FrameType, H2ConnectionError, MAX_WINDOW_BYTES, MIN_MAX_FRAME_SIZE_BYTES, rstStreamFrame, windowUpdateFrame, writeFrameHeader, youngList } from './frames.js';
 
 /** Largest DATA frame we send (when the peer allows larger ones). */
 const MAX_DATA_FRAME_BYTES = 65536;
@@ -88,10 +88,10 @@ export abstract class H2Session<S extends FlowStream> {
   protected peerMaxFrameSize = MIN_MAX_FRAME_SIZE_BYTES;
   protected recvWindow: number;
   protected recvUnacked = 0;
-  protected blockedStreams: S[] = [];
+  protected blockedStreams: S[] = youngList();
   /** Queued output (ours + the socket's) above which DATA waits: a quarter of the output bound. */
   protected readonly dataHighWaterBytes: number;
-  protected out: Buffer[] = [];
+  protected out: Buffer[] = youngList();
   protected outBytes = 0;
   protected flushScheduled = false;
   /** Incremented at every flush: a frame queued in this generation is still in `out`. */
@@ -260,7 +260,7 @@ export abstract class H2Session<S extends FlowStream> {
   /** Queues a stream's output bytes (and its end); false when the caller should wait for onDrain. */
   protected enqueueData(s: S, chunk: Buffer, end: boolean): boolean {
     if (chunk.length > 0) {
-      if (s.pending === null) s.pending = [];
+      if (s.pending === null) s.pending = youngList();
       s.pending.push(chunk);
       s.pendingBytes += chunk.length;
       if (s.pendingBytes > this.limits.maxStreamBufferedOutputBytes) {
@@ -282,7 +282,7 @@ export abstract class H2Session<S extends FlowStream> {
   protected unblockStreams(): void {
     if (this.blockedStreams.length === 0 || this.dead) return;
     const list = this.blockedStreams;
-    this.blockedStreams = [];
+    this.blockedStreams = youngList();
     for (const s of list) {
       s.blocked = false;
       if (!s.closed) this.pump(s);
@@ -399,7 +399,8 @@ export abstract class H2Session<S extends FlowStream> {
         (this.socket as net.Socket).uncork?.();
       }
     }
-    this.out = [];
+    // A new list per flush, born young (see youngList): the socket may still hold the buffers.
+    this.out = youngList();
     this.outBytes = 0;
     if (this.blockedStreams.length > 0 && this.socket.writableLength < this.dataHighWaterBytes) this.unblockStreams();
     if (this.ending && !this.socket.destroyed) {
