@@ -29,6 +29,7 @@ import { renderFlameGraph } from './lib/flamegraph';
 import { cpuSeconds, decodeHistogram, machine, Progress, RESULTS_DIR, say, writeResults } from './lib/common';
 import { pinningUnavailable, pinToCpu, startBalancerProcess, Worker, runBenchCommand, type BalancerProcess } from './lib/processes';
 import { DEFAULT_MISSED_REPORTS } from '../src/balancer/config';
+import { ONE_CORE_NODE_FLAGS } from '../src/common/runtime';
 
 const REPORT_INTERVAL_MS = 1000;
 /**
@@ -723,6 +724,8 @@ async function chart(points: Point[]): Promise<string> {
 interface Results {
   machine: ReturnType<typeof machine>;
   pinning: Pinning;
+  /** Node flags the balancer ran with (default: the one-core flags). */
+  balancer_node_args: string[];
   window_s: number;
   points: Point[];
   memory: MemoryPoint[];
@@ -767,6 +770,10 @@ function markdown(json: Results, command: string): string {
     pin.pinned
       ? `**Pinning:** the balancer on core ${pin.balancer_cpu} (\`taskset -a -p -c ${pin.balancer_cpu}\`), every load generator (replicas, binder, xDS clients) and this orchestrator on core ${pin.generators_cpu}. Balancer CPU is in % of its core; generators' CPU in % of theirs (all generators together).`
       : `**Not pinned** (${pin.why_not}): the balancer and the load generators shared the cores, so a saturation may be the machine's rather than the balancer's.`,
+    '',
+    json.balancer_node_args.length > 0
+      ? `**Balancer node flags:** \`${json.balancer_node_args.join(' ')}\`${json.balancer_node_args.join(' ') === ONE_CORE_NODE_FLAGS.join(' ') ? " — the README's one-core deployment (\"Running on one core\"): V8's garbage collection on the balancer's main thread, a 4 MiB young generation" : ''}. \`--balancer-node-args ''\` runs it with V8's defaults.`
+      : "**Balancer node flags:** none (V8's defaults: parallel and concurrent GC threads on the balancer's one core).",
     '',
     `**Generator-limited points** (generators together at ≥ ${GENERATOR_CPU_LIMIT * 100} % of their core, more than ${GENERATOR_LATE_LIMIT * 100} % of binds sent over ${LATE_SEND_MS} ms late, or replicas short of ${REPORTS_KEPT_LIMIT * 100} % of their reports) measure the generators, not the balancer: ${limited.length === 0 ? 'none.' : limited.map((p) => `${p.replicas} replicas at ${p.offered_binds_per_s} binds/s (${p.generator_limited_why})`).join('; ') + '.'}`,
     '',
@@ -827,8 +834,8 @@ interface Options {
 }
 
 /** Splits a --*-node-args value into node flags (each must start with '-'). */
-function parseNodeArgs(name: string, text: string | undefined): string[] {
-  if (text === undefined) return [];
+function parseNodeArgs(name: string, text: string | undefined, fallback: readonly string[] = []): string[] {
+  if (text === undefined) return [...fallback];
   const args = text.split(/\s+/).filter((a) => a.length > 0);
   const bad = args.find((a) => !a.startsWith('-'));
   if (bad !== undefined) throw new Error(`--${name}: node flags separated by spaces, each starting with '-' (got ${JSON.stringify(bad)})`);
@@ -888,8 +895,10 @@ async function main(opts: Options): Promise<void> {
     profile = { replicas: Number(m[1]), rate: Number(m[2]) };
   }
   let ab: AbOptions | null = null;
-  const balancerNodeArgs = parseNodeArgs('balancer-node-args', opts.balancerNodeArgs);
-  const compareNodeArgs = parseNodeArgs('compare-node-args', opts.compareNodeArgs);
+  // The balancer runs as the README's one-core deployment; --balancer-node-args '' gives it V8's defaults.
+  const balancerNodeArgs = parseNodeArgs('balancer-node-args', opts.balancerNodeArgs, ONE_CORE_NODE_FLAGS);
+  // The compare side runs with the same flags unless told otherwise.
+  const compareNodeArgs = parseNodeArgs('compare-node-args', opts.compareNodeArgs, balancerNodeArgs);
   if (opts.compareBalancer !== undefined || opts.compareNodeArgs !== undefined) {
     if (opts.compareBalancer !== undefined && !existsSync(opts.compareBalancer)) throw new Error(`--compare-balancer: no such file ${opts.compareBalancer} (the compiled CLI entry of another build, e.g. /tmp/old/dist/src/cli/main.js)`);
     const rounds = opts.abRounds !== undefined ? Number(opts.abRounds) : DEFAULT_AB_ROUNDS;
@@ -921,7 +930,7 @@ async function main(opts: Options): Promise<void> {
     }
     progress.stop();
     const points = ladders.flatMap((l) => l.points);
-    const json: Results = { machine: machine(), pinning, window_s: windowMs / 1000, points, memory, derived: derive(ladders, memory), ab: ab !== null ? { compare_balancer: ab.cli ?? 'this build', balancer_node_args: balancerNodeArgs, compare_node_args: compareNodeArgs, rounds: ab.rounds, summary: abSummary(points) } : null, profiles };
+    const json: Results = { machine: machine(), pinning, balancer_node_args: balancerNodeArgs, window_s: windowMs / 1000, points, memory, derived: derive(ladders, memory), ab: ab !== null ? { compare_balancer: ab.cli ?? 'this build', balancer_node_args: balancerNodeArgs, compare_node_args: compareNodeArgs, rounds: ab.rounds, summary: abSummary(points) } : null, profiles };
     const command = `npm run bench:scale${quick ? ' -- --quick' : ''}`;
     const md = markdown(json, command);
     const files = writeResults(out, 'scale', json, md, await chart(points));
@@ -944,8 +953,8 @@ const program = new Command('bench:scale')
   .option('--cpu-prof <replicas:rate>', 'also profile one point with node --cpu-prof (e.g. 1000:10000, 10000:0) into <out>/profiles/')
   .option('--binder <mode>', 'how binds are sent: raw (HTTP/2 frames, cheapest) or http2 (node:http2 client)', 'raw')
   .option('--compare-balancer <main.js>', "A/B: also run another build's balancer (its compiled CLI entry, e.g. /tmp/old/dist/src/cli/main.js) and measure every bind-ladder point on both, alternately")
-  .option('--compare-node-args <flags>', "A/B: node flags of the compare side's balancer, space-separated (e.g. '--max-semi-space-size=32'); without --compare-balancer the compare side is this build")
-  .option('--balancer-node-args <flags>', "node flags of this build's balancer (every point, and the main side of an A/B), space-separated")
+  .option('--compare-node-args <flags>', "A/B: node flags of the compare side's balancer, space-separated (e.g. '' for V8's defaults; default: the same as --balancer-node-args); without --compare-balancer the compare side is this build")
+  .option('--balancer-node-args <flags>', `node flags of this build's balancer (every point, and the main side of an A/B), space-separated (default: the one-core flags, ${ONE_CORE_NODE_FLAGS.join(' ')}; '' for V8's defaults)`)
   .option('--ab-rounds <n>', `with --compare-balancer / --compare-node-args: times each point is measured on each balancer (default ${DEFAULT_AB_ROUNDS}, 1-20)`)
   .option('--missed-reports <n>', `the group's missedReports (default: the balancer's, ${DEFAULT_MISSED_REPORTS})`)
   .option('--out <dir>', 'where to write scale.{json,md,svg} (default bench/results; --quick: a temporary directory)');
