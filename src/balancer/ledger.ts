@@ -18,6 +18,8 @@
  * binding).
  */
 
+import { ClientBindings } from './client-bindings';
+
 /** Callers whose pending-bind credit the ledger tracks per report interval; a caller beyond them gets no credit. */
 export const MAX_CREDIT_CALLERS = 10_000;
 
@@ -119,10 +121,16 @@ function sameMembers(a: readonly BindingShare[], b: readonly BindingShare[]): bo
   return true;
 }
 
-function names(binding: Binding, memberId: string): boolean {
-  for (const m of binding.members) if (m.memberId === memberId) return true;
+function names(members: readonly BindingShare[], memberId: string): boolean {
+  for (const m of members) if (m.memberId === memberId) return true;
   return false;
 }
+
+// What bound() returns, shared (a bind allocates no outcome).
+const CREDITED_FIRST: BindOutcome = Object.freeze({ credited: true, rebind: false });
+const CREDITED_REBIND: BindOutcome = Object.freeze({ credited: true, rebind: true });
+const UNCREDITED_FIRST: BindOutcome = Object.freeze({ credited: false, rebind: false });
+const UNCREDITED_REBIND: BindOutcome = Object.freeze({ credited: false, rebind: true });
 
 function settled(transit: Transit): boolean {
   for (const leg of transit.legs.values()) if (leg.load > 0 ? leg.reportsListing < 2 : !leg.left) return false;
@@ -143,40 +151,28 @@ export class BindingLedger {
   readonly counters: LedgerCounters = { bindingsEvicted: 0, recentBindsEvicted: 0, creditRefused: 0 };
 
   /**
-   * Each client's last binding, least recently bound first. Bounded by
+   * Each client's last binding, least recently bound first, and which of
+   * them were bound recently: flat arrays, no Map churn per bind (see
+   * ClientBindings). Remembered bindings are bounded by
    * {@link MAX_REMEMBERED_BINDINGS}: a new client beyond it evicts the least
    * recently bound one (counted in `bindingsEvicted`); that client's next
-   * bind then counts as a first bind, not a re-bind.
+   * bind then counts as a first bind, not a re-bind. Recent binds (so that a
+   * client whose first calls race each other gets the same member for all of
+   * them within one report interval) are bounded by {@link MAX_RECENT_BINDS}:
+   * each bind drops the recent binds older than a report interval, oldest
+   * first, and when the table is still full (a flood of new clients) the
+   * oldest fresh one is forgotten (counted in `recentBindsEvicted`), so the
+   * newest binds keep their protection. Recent binds naming a member that
+   * left are dropped with it; a plan's binding is not recent.
    */
-  private readonly bindings = new Map<string, Binding>();
+  private readonly clients = new ClientBindings(MAX_REMEMBERED_BINDINGS, MAX_RECENT_BINDS);
   /**
    * Remembered bindings by number of members (index n: bindings of n
-   * members), kept as `bindings` changes so that reading it (each /metrics
+   * members), kept as bindings change so that reading it (each /metrics
    * scrape, each dashboard snapshot) costs O(binding sizes), not a walk of
    * up to {@link MAX_REMEMBERED_BINDINGS} entries.
    */
   private readonly sizeCounts: number[] = [0];
-  /** Where the last eviction from `bindings` stopped (see {@link evictOldestBinding}). */
-  private evictCursor: Iterator<string> | null = null;
-  /**
-   * Clients bound recently (the same Binding objects as in `bindings`), so
-   * that a client whose first calls race each other gets the same member for
-   * all of them within one report interval. Bounded by
-   * {@link MAX_RECENT_BINDS}: each bind drops the binds older than a report
-   * interval from the front (the table is in bind order), and when it is
-   * still full (a flood of new clients) the oldest fresh one is forgotten
-   * (counted in `recentBindsEvicted`), so the newest binds keep their
-   * protection. Entries naming a member that left are dropped with it.
-   */
-  private readonly recent = new Map<string, Binding>();
-  /**
-   * Where the oldest entry of `recent` is looked for (see {@link oldestRecent}):
-   * one iterator kept across binds, as for `bindings` (a fresh one would skip
-   * every entry deleted from the front since the last rehash).
-   */
-  private recentCursor: Iterator<[string, Binding]> | null = null;
-  /** The entry the cursor stopped at: the oldest in `recent` while it is still there. */
-  private recentHead: [string, Binding] | null = null;
   /**
    * Clients held where they are until the given time (ms): a plan moves a
    * client at most once per hold time. Made only by plans (at most the
@@ -213,12 +209,12 @@ export class BindingLedger {
 
   /** Clients whose last binding is remembered. */
   get bindingCount(): number {
-    return this.bindings.size;
+    return this.clients.size;
   }
 
   /** Clients bound recently (see {@link recentBinding}), counting stale entries not yet dropped. */
   get recentCount(): number {
-    return this.recent.size;
+    return this.clients.recentSize;
   }
 
   /** Members with a pending record (tracked and not forgotten, or bound to since). */
@@ -233,7 +229,14 @@ export class BindingLedger {
 
   /** The client's last binding, if remembered. */
   bindingOf(clientId: string): Binding | undefined {
-    return this.bindings.get(clientId);
+    const slot = this.clients.find(clientId);
+    return slot < 0 ? undefined : this.bindingAt(slot);
+  }
+
+  /** The binding kept at a slot, as an object (made on each read: the ledger keeps no object per client). */
+  private bindingAt(slot: number): Binding {
+    const c = this.clients;
+    return { members: c.membersOf(slot), sinceMs: c.sinceOf(slot), via: c.viaOf(slot) };
   }
 
   /**
@@ -241,8 +244,9 @@ export class BindingLedger {
    * and none of its members has left since: a racing first call gets it again.
    */
   recentBinding(clientId: string, nowMs: number): Binding | undefined {
-    const binding = this.recent.get(clientId);
-    return binding !== undefined && nowMs - binding.sinceMs < this.reportIntervalMs() ? binding : undefined;
+    const slot = this.clients.find(clientId);
+    if (slot < 0 || !this.clients.isRecent(slot) || nowMs - this.clients.sinceOf(slot) >= this.reportIntervalMs()) return undefined;
+    return this.bindingAt(slot);
   }
 
   /**
@@ -258,24 +262,23 @@ export class BindingLedger {
     // A bind to a set adds to each member its share of a client.
     if (credited) for (const m of members) this.addPending(m.memberId, m.share, 0);
     else this.counters.creditRefused++;
-    if (clientId === null) return { credited, rebind: false };
-    const binding: Binding = { members, sinceMs: nowMs, via };
+    if (clientId === null) return credited ? CREDITED_FIRST : UNCREDITED_FIRST;
     this.forgetOldBinds(nowMs);
-    // Re-inserted last, so that the table stays in bind order (oldest first): see forgetOldBinds.
-    this.recent.delete(clientId);
-    this.recent.set(clientId, binding);
-    const previous = this.bindings.get(clientId);
+    const c = this.clients;
+    let slot = c.find(clientId);
     let rebind = false;
-    if (previous !== undefined) {
-      rebind = !sameMembers(previous.members, binding.members);
-      this.bindings.delete(clientId); // re-inserted last: most recently bound
-      this.countSize(previous.members.length, -1);
-    } else if (this.bindings.size >= MAX_REMEMBERED_BINDINGS) {
-      this.evictOldestBinding();
+    if (slot >= 0) {
+      const previous = c.membersOf(slot);
+      rebind = !sameMembers(previous, members);
+      this.countSize(previous.length, -1);
+      c.rebind(slot, members, nowMs, via); // now the most recently bound
+    } else {
+      if (c.size >= MAX_REMEMBERED_BINDINGS) this.evictOldestBinding();
+      slot = c.add(clientId, members, nowMs, via);
     }
-    this.bindings.set(clientId, binding);
+    c.markRecent(slot);
     this.countSize(members.length, 1);
-    return { credited, rebind };
+    return credited ? (rebind ? CREDITED_REBIND : CREDITED_FIRST) : rebind ? UNCREDITED_REBIND : UNCREDITED_FIRST;
   }
 
   /**
@@ -284,18 +287,24 @@ export class BindingLedger {
    * client's load is already in the group's view) and not recent.
    */
   planned(clientId: string, members: readonly BindingShare[], nowMs: number): void {
-    const previous = this.bindings.get(clientId);
-    if (previous !== undefined) {
-      this.bindings.delete(clientId);
-      this.countSize(previous.members.length, -1);
-    } else if (this.bindings.size >= MAX_REMEMBERED_BINDINGS) this.evictOldestBinding();
-    this.bindings.set(clientId, { members, sinceMs: nowMs, via: 'plan' });
+    const c = this.clients;
+    const slot = c.find(clientId);
+    if (slot >= 0) {
+      this.countSize(c.membersOf(slot).length, -1);
+      // What the client was bound to a moment ago is no longer where it goes.
+      c.forgetRecent(slot);
+      c.rebind(slot, members, nowMs, 'plan');
+    } else {
+      if (c.size >= MAX_REMEMBERED_BINDINGS) this.evictOldestBinding();
+      c.add(clientId, members, nowMs, 'plan');
+    }
     this.countSize(members.length, 1);
   }
 
-  /** Every remembered binding, least recently made first. */
-  entries(): IterableIterator<[string, Binding]> {
-    return this.bindings.entries();
+  /** Every remembered binding, least recently made first (objects made as they are read). */
+  *entries(): IterableIterator<[string, Binding]> {
+    const c = this.clients;
+    for (const slot of c.inOrder()) yield [c.idOf(slot), this.bindingAt(slot)];
   }
 
   /**
@@ -396,7 +405,10 @@ export class BindingLedger {
   forgetMember(memberId: string): void {
     this.pending.delete(memberId);
     this.soleShares.delete(memberId);
-    for (const [clientId, binding] of this.recent) if (names(binding, memberId)) this.recent.delete(clientId);
+    const c = this.clients;
+    c.forEachRecent((slot) => {
+      if (names(c.membersOf(slot), memberId)) c.forgetRecent(slot);
+    });
     for (const [clientId, t] of this.transits) if (t.legs.has(memberId)) this.transits.delete(clientId);
   }
 
@@ -472,63 +484,29 @@ export class BindingLedger {
     return true;
   }
 
-  /**
-   * Forgets the least recently bound client. A fresh `keys().next()` would
-   * skip every entry deleted from the front since the table was last
-   * rehashed (V8 keeps them as holes): about 40 µs per eviction at 100,000
-   * bindings. One iterator kept across evictions resumes where it stopped;
-   * every entry before it has been evicted through it (re-bound clients are
-   * re-inserted at the end), so its next entry is the oldest there is.
-   */
+  /** Forgets the least recently bound client (counted). */
   private evictOldestBinding(): void {
-    let next = this.evictCursor?.next();
-    if (next === undefined || next.done === true) {
-      this.evictCursor = this.bindings.keys();
-      next = this.evictCursor.next();
-    }
-    if (next.done !== true) {
-      const evicted = this.bindings.get(next.value);
-      this.bindings.delete(next.value);
-      if (evicted !== undefined) this.countSize(evicted.members.length, -1);
+    const c = this.clients;
+    const slot = c.oldestSlot();
+    if (slot >= 0) {
+      this.countSize(c.membersOf(slot).length, -1);
+      c.remove(slot);
     }
     this.counters.bindingsEvicted++;
   }
 
   /**
-   * The oldest entry of `recent`, or null when it is empty. Every entry
-   * before the cursor has been deleted (through it, by a re-bind that moved
-   * the client to the end, or with a member that left), and entries are only
-   * added at the end, so the first entry still there from the cursor on is
-   * the oldest. O(1) amortized: each entry is passed once.
-   */
-  private oldestRecent(): [string, Binding] | null {
-    for (;;) {
-      const head = this.recentHead;
-      if (head !== null && this.recent.get(head[0]) === head[1]) return head;
-      let next = this.recentCursor?.next();
-      if (next === undefined || next.done === true) {
-        // A spent iterator never sees later entries: start over from the front.
-        if (this.recent.size === 0) return (this.recentHead = null);
-        this.recentCursor = this.recent.entries();
-        next = this.recentCursor.next();
-      }
-      this.recentHead = next.done === true ? null : next.value;
-      if (this.recentHead === null) return null;
-    }
-  }
-
-  /**
    * Before a bind is added: drops the recent binds older than a report
-   * interval from the front (they answer nothing any more), then, while the
+   * interval, oldest first (they answer nothing any more), then, while the
    * table is full of fresh ones, forgets the oldest (counted).
    */
   private forgetOldBinds(nowMs: number): void {
+    const c = this.clients;
     const interval = this.reportIntervalMs();
-    for (let head = this.oldestRecent(); head !== null; head = this.oldestRecent()) {
-      const fresh = nowMs - head[1].sinceMs < interval;
-      if (fresh && this.recent.size < MAX_RECENT_BINDS) break;
-      this.recent.delete(head[0]);
-      this.recentHead = null;
+    for (let slot = c.oldestRecent(); slot >= 0; slot = c.oldestRecent()) {
+      const fresh = nowMs - c.sinceOf(slot) < interval;
+      if (fresh && c.recentSize < MAX_RECENT_BINDS) break;
+      c.forgetRecent(slot);
       if (fresh) this.counters.recentBindsEvicted++;
     }
   }
