@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ClientBindings } from '../../src/balancer/client-bindings';
 import type { BindingShare } from '../../src/balancer/ledger';
+import { seededRandom } from '../../src/sim/rng';
 
 const to = (memberId: string): readonly BindingShare[] => [{ memberId, share: 1 }];
-
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('ClientBindings (the ledger flat store)', () => {
   it('agrees with a Map model through adds, re-binds, removals of the oldest and of any client, growth and index rehashes', () => {
@@ -22,7 +11,7 @@ describe('ClientBindings (the ledger flat store)', () => {
     const store = new ClientBindings(max, 100);
     // The model: insertion order is bind order (a re-bind deletes and re-inserts).
     const model = new Map<string, { member: string; since: number }>();
-    const random = prng(7);
+    const random = seededRandom(7);
     for (let step = 0; step < 60_000; step++) {
       const r = random();
       const id = `client-${Math.floor(random() * 8000)}`;
