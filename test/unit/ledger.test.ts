@@ -123,6 +123,19 @@ describe('BindingLedger: recent binds (racing first calls)', () => {
     expect(l.recentBinding('other', 1000)).toBeUndefined();
   });
 
+  it("a plan's binding ends the recent entry: a racing call no longer gets where the bind had sent the client", () => {
+    const l = ledger();
+    l.bound('c1', 'm1', 1000);
+    expect(l.recentCount).toBe(1);
+    l.planned('c1', [{ memberId: 'm2', share: 1 }], 1100);
+    expect(l.recentBinding('c1', 1200)).toBeUndefined();
+    expect(l.recentCount).toBe(0);
+    expect(l.bindingOf('c1')).toEqual({ members: [{ memberId: 'm2', share: 1 }], sinceMs: 1100, via: 'plan' });
+    // A bind after the plan is recent again.
+    l.bound('c1', 'm3', 1300);
+    expect(l.recentBinding('c1', 1400)?.members[0]?.memberId).toBe('m3');
+  });
+
   it('reads the report interval at each use', () => {
     let interval = 1000;
     const l = new BindingLedger(() => interval);
