@@ -12,6 +12,7 @@
  * hashing and formatting were ~17 µs per member per scrape); the
  * bindings-size histogram is kept by the ledger as bindings change.
  */
+import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import { DEFAULT_MAX_MEMBER_SERIES } from './config';
 import { callerCacheStats, MAX_BINDING_MEMBERS } from '../common/wire';
@@ -569,6 +570,48 @@ export function balancerMetrics(sources: MetricSources, options: BalancerMetrics
     },
   });
 
-  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (options.processMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    boundProcessMetrics(registry);
+  }
   return registry;
+}
+
+/** How long a process_open_fds reading is reused (ms): reading it lists /proc/self/fd. */
+export const OPEN_FDS_MAX_AGE_MS = 30_000;
+
+/**
+ * Takes out prom-client's default metrics that cost O(connections) on the
+ * event loop at every scrape: nodejs_active_handles and
+ * nodejs_active_handles_total (each lists every libuv handle, one per socket)
+ * and process_open_fds (lists /proc/self/fd). At 10,000 attached replicas
+ * they took ~30 ms of each scrape (bench:scale profile, 10,000 replicas
+ * idle), a stall for every bind and report behind it. The connections are
+ * counted by rebind's own gauges (rebind_data_connections,
+ * rebind_upstream_connections, rebind_control_h2_connections);
+ * process_open_fds comes back read at most every {@link OPEN_FDS_MAX_AGE_MS}.
+ */
+function boundProcessMetrics(registry: PromRegistry, nowMs: () => number = Date.now): void {
+  for (const name of ['nodejs_active_handles', 'nodejs_active_handles_total', 'process_open_fds']) registry.removeSingleMetric(name);
+  if (process.platform !== 'linux') return;
+  let readAtMs = Number.NEGATIVE_INFINITY;
+  let open = 0;
+  new Gauge({
+    name: 'process_open_fds',
+    help: `Number of open file descriptors (read from /proc/self/fd at most every ${OPEN_FDS_MAX_AGE_MS / 1000} s: the read is O(open descriptors)).`,
+    registers: [registry],
+    collect() {
+      const now = nowMs();
+      if (now - readAtMs >= OPEN_FDS_MAX_AGE_MS) {
+        try {
+          // Minus the descriptor readdir itself held.
+          open = readdirSync('/proc/self/fd').length - 1;
+          readAtMs = now;
+        } catch {
+          return;
+        }
+      }
+      this.set(open);
+    },
+  });
 }

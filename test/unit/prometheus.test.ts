@@ -117,6 +117,9 @@ describe('per-member series are bounded by limits.maxMemberSeries', () => {
     // With prom-client's process metrics: the whole exposition, theirs and ours, is valid.
     const text = await balancerMetrics({ registry, refusals: new Map() }, { processMetrics: true, maxMemberSeries: 10 }).metrics();
     expect(text).toContain('process_cpu_user_seconds_total');
+    // Not the default metrics that list every libuv handle at each scrape (O(connections)).
+    expect(text).not.toContain('nodejs_active_handles');
+    if (process.platform === 'linux') expect(value(text, 'process_open_fds')).toBeGreaterThan(0);
     expectValidExposition(text);
     expect(samples(text, 'rebind_member_load').filter((l) => l.includes('group="a"'))).toHaveLength(8);
     expect(samples(text, 'rebind_member_load').filter((l) => l.includes('group="b"'))).toHaveLength(2);
