@@ -52,8 +52,9 @@ export function registerBalancerCommand(program: Command): void {
         process.exit(1);
       }
       const scheme = config.security.controlTls !== null ? 'https' : 'http';
-      const advice = oneCoreAdvice(availableCpus(), process.execArgv);
-      if (advice !== null) rootLogger().warn({ cpus: availableCpus(), execArgv: process.execArgv }, advice);
+      const cpus = availableCpus();
+      const advice = oneCoreAdvice(cpus, process.execArgv);
+      if (advice !== null) rootLogger().warn({ cpus, execArgv: process.execArgv }, advice);
       console.log(`balancer listening: data ${balancer.address}, control ${balancer.controlAddress}${balancer.adminAddress ? `, admin ${scheme}://${balancer.adminAddress}/` : ''}`);
       onShutdown(async (reason) => {
         rootLogger().info({ reason }, 'balancer stopping');
